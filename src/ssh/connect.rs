@@ -1,0 +1,251 @@
+//! Opening one verified, authenticated connection to a host (optionally through a jump host).
+
+use super::endpoint::Endpoint;
+use super::error::SshError;
+use super::known_hosts::{self, HostKeyStatus};
+use russh::client;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The russh event handler: verifies the server key against known_hosts and keeps the verdict
+/// so the caller can explain a refusal precisely (russh itself only reports "unknown key").
+pub(crate) struct Verifier {
+    host: String,
+    lookup_host: String,
+    port: u16,
+    files: Vec<std::path::PathBuf>,
+    accept_new: bool,
+    verdict: Arc<Mutex<Option<SshError>>>,
+}
+
+impl Verifier {
+    fn refuse(&self, e: SshError) -> bool {
+        if let Ok(mut v) = self.verdict.lock() {
+            *v = Some(e);
+        }
+        false
+    }
+
+    fn verify(&self, key: &PublicKey) -> bool {
+        let offered = known_hosts::fingerprint(key);
+        let lookup = known_hosts::lookup_name(&self.lookup_host, self.port);
+        match known_hosts::check(&self.files, &self.lookup_host, self.port, key) {
+            HostKeyStatus::Known { .. } => true,
+            HostKeyStatus::Revoked { file, line } => self.refuse(SshError::HostKeyRevoked {
+                host: self.host.clone(),
+                offered,
+                file,
+                line,
+            }),
+            HostKeyStatus::Mismatch { known } => {
+                let first = &known[0];
+                self.refuse(SshError::HostKeyMismatch {
+                    host: self.host.clone(),
+                    lookup,
+                    offered,
+                    known: first.fingerprint.clone(),
+                    file: first.file.clone(),
+                    line: first.line,
+                    text: first.text.clone(),
+                })
+            }
+            HostKeyStatus::Unknown if self.accept_new => match self.files.first() {
+                Some(f) => match known_hosts::append(f, &self.lookup_host, self.port, key) {
+                    Ok(()) => {
+                        tracing::warn!(host = %self.host, fingerprint = %offered, file = %f.display(), "accepted new host key");
+                        true
+                    }
+                    Err(e) => self.refuse(SshError::Protocol(format!(
+                        "cannot record host key in {}: {e}",
+                        f.display()
+                    ))),
+                },
+                None => self.refuse(SshError::Protocol("no known_hosts file configured".into())),
+            },
+            HostKeyStatus::Unknown => self.refuse(SshError::HostKeyUnknown {
+                host: self.host.clone(),
+                lookup,
+                offered,
+                files: self
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+}
+
+impl client::Handler for Verifier {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        match key {
+            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => Ok(self.verify(key)),
+            russh::keys::PublicKeyOrCertificate::Certificate(_) => Ok(self.refuse(SshError::Protocol(
+                "host certificates are not supported; list the host's plain key in known_hosts".into(),
+            ))),
+        }
+    }
+}
+
+/// An open, authenticated connection. Cheap to share: channels are opened per operation, so
+/// a log tail and a restart can run on it at the same time.
+pub struct Connection {
+    pub(crate) handle: client::Handle<Verifier>,
+    pub(crate) endpoint: Endpoint,
+    /// How long key exchange plus authentication took.
+    pub handshake: Duration,
+    // Keeps the tunnel's carrier connection alive as long as this one.
+    _jump: Option<Arc<Connection>>,
+}
+
+fn config(keepalive: bool) -> Arc<client::Config> {
+    Arc::new(client::Config {
+        keepalive_interval: keepalive.then(|| Duration::from_secs(15)),
+        keepalive_max: 3,
+        nodelay: true,
+        ..Default::default()
+    })
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl Connection {
+    /// Connect, verify the host key and authenticate, all within the endpoint's connect timeout.
+    pub fn open(ep: &Endpoint) -> BoxFut<'_, Result<Connection, SshError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let jump = match &ep.jump {
+                Some(j) => Some(Arc::new(Connection::open(j).await.map_err(|e| SshError::Jump {
+                    jump: j.name.clone(),
+                    source: Box::new(e),
+                })?)),
+                None => None,
+            };
+            let verdict = Arc::new(Mutex::new(None));
+            let verifier = Verifier {
+                host: ep.name.clone(),
+                lookup_host: ep.address.clone(),
+                port: ep.port,
+                files: ep.known_hosts.clone(),
+                accept_new: ep.accept_new,
+                verdict: verdict.clone(),
+            };
+            let fut = async {
+                let handle = match &jump {
+                    None => {
+                        let sock = tokio::net::TcpStream::connect((ep.address.as_str(), ep.port))
+                            .await
+                            .map_err(|source| SshError::Connect { addr: ep.addr(), source })?;
+                        client::connect_stream(config(true), sock, verifier).await
+                    }
+                    Some(j) => {
+                        let ch = j
+                            .handle
+                            .channel_open_direct_tcpip(ep.address.clone(), ep.port as u32, "127.0.0.1", 0)
+                            .await
+                            .map_err(|e| SshError::Jump {
+                                jump: j.endpoint.name.clone(),
+                                source: Box::new(SshError::Protocol(format!(
+                                    "cannot open a tunnel to {}: {e}",
+                                    ep.addr()
+                                ))),
+                            })?;
+                        client::connect_stream(config(true), ch.into_stream(), verifier).await
+                    }
+                };
+                let mut handle = match handle {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let refused = verdict.lock().ok().and_then(|mut v| v.take());
+                        return Err(refused.unwrap_or_else(|| SshError::from(e)));
+                    }
+                };
+                authenticate(&mut handle, ep).await?;
+                Ok(handle)
+            };
+            let handle = tokio::time::timeout(ep.connect_timeout, fut)
+                .await
+                .map_err(|_| SshError::ConnectTimeout { addr: ep.addr(), after: ep.connect_timeout })??;
+            Ok(Connection { handle, endpoint: ep.clone(), handshake: started.elapsed(), _jump: jump })
+        })
+    }
+
+    /// The endpoint this connection reaches.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// True once the transport has gone away.
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// Say goodbye politely (best effort).
+    pub async fn close(&self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "bellwether done", "en")
+            .await;
+    }
+}
+
+fn passphrase() -> Option<String> {
+    std::env::var("BELLWETHER_KEY_PASSPHRASE").ok()
+}
+
+async fn authenticate(handle: &mut client::Handle<Verifier>, ep: &Endpoint) -> Result<(), SshError> {
+    let mut tried = Vec::new();
+    let rsa_hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+    for path in &ep.identities {
+        if !path.exists() {
+            continue;
+        }
+        let key = match russh::keys::load_secret_key(path, passphrase().as_deref()) {
+            Ok(k) => k,
+            Err(russh::keys::Error::KeyIsEncrypted) => {
+                return Err(SshError::Identity {
+                    path: path.clone(),
+                    reason: "the key is encrypted; set BELLWETHER_KEY_PASSPHRASE or load it into ssh-agent".into(),
+                })
+            }
+            Err(e) => return Err(SshError::Identity { path: path.clone(), reason: e.to_string() }),
+        };
+        tried.push(path.display().to_string());
+        let res = handle
+            .authenticate_publickey(ep.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+            .await?;
+        if res.success() {
+            return Ok(());
+        }
+    }
+    if ep.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
+            let ids = agent.request_identities().await.unwrap_or_default();
+            for id in ids {
+                let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = id else {
+                    continue;
+                };
+                tried.push(format!("agent:{}", if comment.is_empty() { "key" } else { &comment }));
+                let res = handle
+                    .authenticate_publickey_with(ep.user.clone(), key, rsa_hash, &mut agent)
+                    .await;
+                if matches!(res, Ok(r) if r.success()) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    if tried.is_empty() {
+        tried.push("no usable identity file and no ssh-agent key".into());
+    }
+    Err(SshError::Auth { user: ep.user.clone(), tried: tried.join(", ") })
+}

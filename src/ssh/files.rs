@@ -1,0 +1,148 @@
+//! Reading and atomically replacing files on a host through `sh` over an exec channel.
+//!
+//! SFTP would need the posix-rename extension for an atomic replace and silently skips fsync
+//! on servers without it, so writes are an honest shell script instead: the new bytes go to a
+//! temp file in the same directory, their hash is checked there (a connection dropped
+//! mid-write leaves a short temp file, never a short target), the file is fsynced, given the
+//! old file's mode and owner, renamed over the target, and the result is hashed again.
+
+use super::connect::Connection;
+use super::error::SshError;
+use super::quote::quote;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// sha256 of bytes as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A file as read from a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteFile {
+    pub bytes: Vec<u8>,
+    /// Permission bits, e.g. 0o640.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub sha256: String,
+}
+
+/// What a write must preserve or check.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Mode for the new file; None keeps the existing file's mode (or the umask default).
+    pub mode: Option<u32>,
+    /// Owner for the new file; None keeps the existing file's owner.
+    pub owner: Option<(u32, u32)>,
+    /// Refuse unless the current content has this hash (`Some(None)`: the file must not exist).
+    pub expect: Option<Option<String>>,
+}
+
+const IO_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn expect_check(path_q: &str, expect: &Option<Option<String>>) -> String {
+    match expect {
+        None => String::new(),
+        Some(want) => {
+            let want = want.clone().unwrap_or_else(|| "absent".into());
+            format!(
+                "if [ -e {path_q} ]; then cur=$(sha256sum < {path_q} | cut -c1-64); else cur=absent; fi\n\
+                 if [ \"$cur\" != {w} ]; then echo \"CHANGED $cur\"; exit 17; fi\n",
+                w = quote(&want)
+            )
+        }
+    }
+}
+
+impl Connection {
+    /// Read a file: bytes, mode, owner and hash; `None` if it does not exist.
+    pub async fn read_file(&self, path: &str) -> Result<Option<RemoteFile>, SshError> {
+        let p = quote(path);
+        let script = format!(
+            "if [ -e {p} ]; then stat -c '%a %u %g' -- {p} || exit 3; exec cat -- {p}; else echo MISSING; fi"
+        );
+        let out = self.run(&script, None, IO_TIMEOUT, None).await?;
+        if out.status != 0 {
+            return Err(SshError::Remote { what: format!("read {path}"), status: out.status, stderr: out.stderr_text() });
+        }
+        let nl = out.stdout.iter().position(|b| *b == b'\n').unwrap_or(out.stdout.len());
+        let header = String::from_utf8_lossy(&out.stdout[..nl]).to_string();
+        if header == "MISSING" {
+            return Ok(None);
+        }
+        let bytes = out.stdout.get(nl + 1..).unwrap_or_default().to_vec();
+        let mut f = header.split_whitespace();
+        let bad = || SshError::Protocol(format!("unexpected stat output for {path}: {header:?}"));
+        let mode = u32::from_str_radix(f.next().ok_or_else(bad)?, 8).map_err(|_| bad())?;
+        let uid = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let gid = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        Ok(Some(RemoteFile { sha256: sha256_hex(&bytes), bytes, mode, uid, gid }))
+    }
+
+    /// Atomically replace `path` with `bytes`; returns the sha256 read back from the host.
+    pub async fn write_file(&self, path: &str, bytes: &[u8], opts: &WriteOptions) -> Result<String, SshError> {
+        let p = quote(path);
+        let want = sha256_hex(bytes);
+        let mut script = String::from("set -e\n");
+        script.push_str(&format!("d=$(dirname -- {p})\n"));
+        script.push_str("[ -d \"$d\" ] || { echo \"directory $d does not exist\" >&2; exit 3; }\n");
+        script.push_str(&expect_check(&p, &opts.expect));
+        script.push_str("t=$(mktemp \"$d/.bellwether.XXXXXX\")\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\"\n");
+        script.push_str(&format!(
+            "got=$(sha256sum < \"$t\" | cut -c1-64)\n[ \"$got\" = {w} ] || {{ echo \"incomplete upload ($got)\" >&2; exit 18; }}\n",
+            w = quote(&want)
+        ));
+        script.push_str(&format!(
+            "if [ -e {p} ]; then chmod --reference={p} \"$t\"; chown --reference={p} \"$t\" 2>/dev/null || true; fi\n"
+        ));
+        if let Some(m) = opts.mode {
+            script.push_str(&format!("chmod {m:o} \"$t\"\n"));
+        }
+        if let Some((u, g)) = opts.owner {
+            script.push_str(&format!("chown {u}:{g} \"$t\" 2>/dev/null || [ \"$(stat -c %u:%g \"$t\")\" = {u}:{g} ]\n"));
+        }
+        script.push_str(&format!(
+            "sync \"$t\"\nmv -f \"$t\" {p}\ntrap - EXIT\nsync \"$d\" 2>/dev/null || true\nsha256sum < {p} | cut -c1-64\n"
+        ));
+        let out = self.run(&script, Some(bytes), IO_TIMEOUT, None).await?;
+        let stdout = out.stdout_text();
+        if out.status == 17 {
+            let found = stdout.trim().strip_prefix("CHANGED ").unwrap_or("?").to_string();
+            let expected = opts.expect.clone().flatten().unwrap_or_else(|| "absent".into());
+            return Err(SshError::Changed { path: path.to_string(), expected, found });
+        }
+        if out.status != 0 {
+            return Err(SshError::Remote { what: format!("write {path}"), status: out.status, stderr: out.stderr_text() });
+        }
+        let found = stdout.trim().to_string();
+        if found != want {
+            return Err(SshError::Verify { path: path.to_string(), expected: want, found });
+        }
+        Ok(found)
+    }
+
+    /// Remove a file this run created (revert of a `create = true` edit), refusing if it was
+    /// changed since by someone else.
+    pub async fn remove_file(&self, path: &str, expect: Option<&str>) -> Result<(), SshError> {
+        let p = quote(path);
+        let mut script = String::new();
+        if let Some(e) = expect {
+            script.push_str(&expect_check(&p, &Some(Some(e.to_string()))));
+        }
+        script.push_str(&format!("rm -f -- {p}\n[ ! -e {p} ]"));
+        let out = self.run(&script, None, IO_TIMEOUT, None).await?;
+        if out.status == 17 {
+            return Err(SshError::Changed {
+                path: path.to_string(),
+                expected: expect.unwrap_or("").to_string(),
+                found: out.stdout_text().trim().trim_start_matches("CHANGED ").to_string(),
+            });
+        }
+        if out.status != 0 {
+            return Err(SshError::Remote { what: format!("remove {path}"), status: out.status, stderr: out.stderr_text() });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,20 @@
+//! SSH transport on russh: verified connections, streamed exec, atomic file writes.
+//!
+//! One [`Connection`] per host is opened once and reused for every step of a run; each
+//! operation opens its own channel on it, so a log tail can run while a restart runs.
+
+pub mod connect;
+pub mod endpoint;
+pub mod error;
+pub mod exec;
+pub mod files;
+pub mod known_hosts;
+pub mod pool;
+pub mod quote;
+pub mod ssh_config;
+
+pub use connect::Connection;
+pub use endpoint::Endpoint;
+pub use error::SshError;
+pub use exec::{LineStream, Output, Stream};
+pub use files::{sha256_hex, RemoteFile, WriteOptions};
