@@ -5,7 +5,11 @@
 //! own module named after the nouns of `docs/` (config, ssh, edit, watch, rollout, record).
 
 pub mod calendar;
+pub mod cli;
+pub mod cmd;
 pub mod config;
-pub mod ssh;
 pub mod edit;
+pub mod exit;
+pub mod ssh;
+pub mod ui;
 pub mod watch;

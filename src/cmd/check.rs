@@ -1,0 +1,80 @@
+//! `bellwether check`: validate every input file and show what each playbook targets.
+
+use super::context;
+use crate::cli::Global;
+use crate::config::{load::playbook_files, load::playbook_path, load_playbook, Playbook};
+use crate::exit::{Exit, Failure};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Warnings an operator should see before running a playbook.
+pub fn warnings(pb: &Playbook) -> Vec<String> {
+    let mut w = Vec::new();
+    if pb.apply.health.is_none() {
+        w.push("no apply.health command: a dead agent is only caught by the log gates".to_string());
+    }
+    match &pb.watch {
+        None => w.push("no [watch] table: the canary is judged by health alone".to_string()),
+        Some(wa) if wa.log.is_none() => w.push("[watch] has no log source: error, silence and metric gates cannot run".to_string()),
+        _ => {}
+    }
+    if pb.apply.command.is_none() {
+        w.push("no apply.command: the agent will not be told to pick up the change".to_string());
+    }
+    w
+}
+
+/// Run the check.
+pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
+    let lf = context::fleet(g)?;
+    let fleet = &lf.fleet;
+    let paths = if names.is_empty() {
+        playbook_files(&lf.path.parent().unwrap_or(Path::new(".")).join("playbooks"))
+    } else {
+        names.iter().map(|n| playbook_path(n, &lf.path)).collect()
+    };
+    // Load everything before printing anything, so an error is the only output.
+    let mut loaded = Vec::new();
+    for path in paths {
+        let pb = load_playbook(&path, fleet)?;
+        loaded.push((path, pb));
+    }
+    println!(
+        "fleet {}: {} hosts, {} regions, {} groups",
+        lf.path.display(),
+        fleet.hosts.len(),
+        fleet.regions().len(),
+        fleet.groups().len()
+    );
+    println!("calendar {}: {} freeze windows", lf.calendar_path.display(), lf.calendar.freeze.len());
+    for (path, pb) in loaded {
+        let hosts = pb.targets.resolve(fleet);
+        let mut by_region: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
+        for h in &hosts {
+            *by_region.entry(h.region.clone().unwrap_or_else(|| "(none)".into())).or_default() += 1;
+            for gname in &h.groups {
+                *by_group.entry(gname.clone()).or_default() += 1;
+            }
+        }
+        let fmt = |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        println!("\nplaybook {} ({}): {} {} {}, {} strategy", pb.id, path.display(), pb.tier, pb.component, if pb.edits.len() == 1 { "1 edit".to_string() } else { format!("{} edits", pb.edits.len()) }, strategy_name(pb.rollout.strategy));
+        println!("  targets: {} hosts", hosts.len());
+        println!("  by region: {}", fmt(&by_region));
+        println!("  by group: {}", fmt(&by_group));
+        for w in warnings(&pb) {
+            println!("  warning: {w}");
+        }
+    }
+    println!("\nok");
+    Ok(Exit::Done)
+}
+
+fn strategy_name(s: crate::config::playbook::Strategy) -> &'static str {
+    use crate::config::playbook::Strategy::*;
+    match s {
+        Canary => "canary",
+        BlueGreen => "blue_green",
+        AllAtOnce => "all_at_once",
+    }
+}

@@ -1,0 +1,110 @@
+//! What most commands need first: the loaded fleet and a way to reach each host.
+
+use crate::cli::Global;
+use crate::config::{load_fleet, Host, LoadedFleet, TargetSpec};
+use crate::exit::Failure;
+use crate::ssh::{ssh_config, Endpoint};
+use std::path::{Path, PathBuf};
+
+/// Load the fleet named by `--fleet`.
+pub fn fleet(g: &Global) -> Result<LoadedFleet, Failure> {
+    Ok(load_fleet(&g.fleet)?)
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
+}
+
+/// Expand `~/` and make relative paths relative to the fleet file's folder.
+pub fn expand(p: &str, base: &Path) -> PathBuf {
+    if let (Some(rest), Some(h)) = (p.strip_prefix("~/"), home()) {
+        return h.join(rest);
+    }
+    let pb = PathBuf::from(p);
+    if pb.is_absolute() {
+        pb
+    } else {
+        base.join(pb)
+    }
+}
+
+/// Concurrency in force: `-j`, else the fleet's.
+pub fn concurrency(g: &Global, lf: &LoadedFleet) -> usize {
+    g.concurrency.unwrap_or(lf.fleet.defaults.concurrency).max(1)
+}
+
+/// Resolve the hosts a CLI selector names; an unknown name is bad input.
+pub fn select<'f>(lf: &'f LoadedFleet, words: &[String]) -> Result<Vec<&'f Host>, Failure> {
+    let spec = TargetSpec::parse_cli(words);
+    let problems = spec.validate(&lf.fleet, &crate::config::error::FieldPath::root().key("TARGETS"));
+    if let Some(p) = problems.first() {
+        return Err(Failure::input(format!("TARGETS: {}", p.message)));
+    }
+    Ok(spec.resolve(&lf.fleet))
+}
+
+/// Build the SSH endpoint for a fleet host: host fields, then `~/.ssh/config`, then defaults.
+pub fn endpoint(lf: &LoadedFleet, host: &Host, accept_new: bool) -> Endpoint {
+    endpoint_depth(lf, host, accept_new, 0)
+}
+
+fn endpoint_depth(lf: &LoadedFleet, host: &Host, accept_new: bool, depth: usize) -> Endpoint {
+    let d = &lf.fleet.defaults;
+    let base = lf.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let sc = if d.ssh_config { ssh_config::resolve(host.addr()) } else { Default::default() };
+    let address = host
+        .address
+        .clone()
+        .or(sc.hostname.clone())
+        .unwrap_or_else(|| host.name.clone());
+    let mut ep = Endpoint::new(&host.name, &address, host.user.as_deref().or(sc.user.as_deref()).unwrap_or(&d.user));
+    ep.port = host.port.or(sc.port).unwrap_or(d.port);
+    let ids: Vec<PathBuf> = match &host.identity {
+        Some(v) => v.iter().map(|p| expand(p, &base)).collect(),
+        None => d.identity.iter().map(|p| expand(p, &base)).chain(sc.identity_files.clone()).collect(),
+    };
+    ep.identities = ids;
+    ep.known_hosts = vec![match &d.known_hosts {
+        Some(k) => expand(k, &base),
+        None => home().unwrap_or_default().join(".ssh/known_hosts"),
+    }];
+    ep.accept_new = accept_new;
+    ep.connect_timeout = d.connect_timeout.get();
+    ep.become_root = host.become_root.unwrap_or(d.become_root);
+    ep.use_agent = d.agent;
+    let jump = host.jump.clone().or(d.jump.clone()).or(sc.proxy_jump.clone());
+    if let Some(j) = jump.filter(|j| j != &host.name && depth < 3) {
+        ep.jump = Some(Box::new(jump_endpoint(lf, &j, accept_new, depth)));
+    }
+    ep
+}
+
+/// A jump host named by a fleet host name, an `~/.ssh/config` alias or `user@host:port`.
+fn jump_endpoint(lf: &LoadedFleet, spec: &str, accept_new: bool, depth: usize) -> Endpoint {
+    if let Some(h) = lf.fleet.host(spec) {
+        let mut ep = endpoint_depth(lf, h, accept_new, depth + 1);
+        ep.become_root = false;
+        return ep;
+    }
+    let (user, rest) = match spec.split_once('@') {
+        Some((u, r)) => (Some(u.to_string()), r),
+        None => (None, spec),
+    };
+    let (alias, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse().ok()),
+        _ => (rest, None),
+    };
+    let fake = Host {
+        name: alias.to_string(),
+        address: None,
+        port,
+        user,
+        region: None,
+        groups: vec![],
+        vars: Default::default(),
+        jump: None,
+        become_root: Some(false),
+        identity: None,
+    };
+    endpoint_depth(lf, &fake, accept_new, depth + 1)
+}

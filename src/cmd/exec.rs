@@ -1,0 +1,82 @@
+//! `bellwether exec`: an ad-hoc command on every target, output prefixed by host.
+
+use super::context;
+use crate::cli::Global;
+use crate::config::units::Dur;
+use crate::exit::{Exit, Failure};
+use crate::ssh::{Connection, Stream};
+use futures::stream::{self, StreamExt};
+use std::io::Write;
+
+/// Run the command.
+pub async fn run(g: &Global, args: &[String], group: bool, timeout: &str) -> Result<Exit, Failure> {
+    let timeout = Dur::parse(timeout).map_err(|e| Failure::input(format!("--timeout: {e}")))?.get();
+    let (sel, cmd) = match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (&args[..0], args),
+    };
+    if cmd.is_empty() {
+        return Err(Failure::input("no command given; usage: bellwether exec [TARGETS] -- COMMAND"));
+    }
+    let command = cmd.join(" ");
+    let lf = context::fleet(g)?;
+    let hosts = context::select(&lf, sel)?;
+    let eps: Vec<_> = hosts.iter().map(|h| context::endpoint(&lf, h, g.accept_new)).collect();
+    let width = eps.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    let results: Vec<_> = stream::iter(eps.iter())
+        .map(|ep| {
+            let command = command.clone();
+            async move {
+                let conn = match Connection::open(ep).await {
+                    Ok(c) => c,
+                    Err(e) => return (ep, Err(e)),
+                };
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let name = ep.name.clone();
+                let printer = tokio::spawn(async move {
+                    let mut block = Vec::new();
+                    while let Some((s, line)) = rx.recv().await {
+                        if group {
+                            block.push((s, line));
+                        } else {
+                            let mut out = std::io::stdout().lock();
+                            let sep = if s == Stream::Stderr { "!" } else { "|" };
+                            let _ = writeln!(out, "{name:<width$} {sep} {line}");
+                        }
+                    }
+                    block
+                });
+                let r = conn.run(&command, None, timeout, Some(tx)).await;
+                let block = printer.await.unwrap_or_default();
+                if group {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "== {} ==", ep.name);
+                    for (_, l) in block {
+                        let _ = writeln!(out, "{l}");
+                    }
+                }
+                conn.close().await;
+                (ep, r)
+            }
+        })
+        .buffer_unordered(context::concurrency(g, &lf))
+        .collect()
+        .await;
+    let mut ok = 0;
+    let mut bad = Vec::new();
+    for (ep, r) in &results {
+        match r {
+            Ok(o) if o.status == 0 => ok += 1,
+            Ok(o) => bad.push(format!("  {}: exit status {}", ep.name, o.status)),
+            Err(e) => bad.push(format!("  {}: {} ({e})", ep.name, e.class())),
+        }
+    }
+    println!("{ok} of {} hosts succeeded", results.len());
+    if bad.is_empty() {
+        Ok(Exit::Done)
+    } else {
+        bad.sort();
+        println!("failed:\n{}", bad.join("\n"));
+        Ok(Exit::Preflight)
+    }
+}

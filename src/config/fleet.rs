@@ -1,0 +1,193 @@
+//! `fleet.toml`: the inventory (hosts, addresses, regions, groups, vars) and SSH defaults.
+
+use super::error::{FieldPath, Invalid};
+use super::units::Dur;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// The whole fleet file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default, rename = "host")]
+    pub hosts: Vec<Host>,
+    /// A calendar file, relative to the fleet file (its windows add to inline ones).
+    #[serde(default)]
+    pub calendar: Option<String>,
+    /// Inline freeze windows (`[[freeze]]`).
+    #[serde(default)]
+    pub freeze: Vec<crate::calendar::FreezeWindow>,
+    /// Inline tier rules (`[tiers.TN]`).
+    #[serde(default)]
+    pub tiers: Option<crate::calendar::TierOverrides>,
+    /// Inline emergency profile (`[emergency]`).
+    #[serde(default)]
+    pub emergency: Option<crate::calendar::EmergencyProfile>,
+}
+
+/// SSH and run defaults for every host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default = "default_user")]
+    pub user: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Private key files tried in order, then ssh-agent.
+    #[serde(default)]
+    pub identity: Vec<String>,
+    /// known_hosts file; default `~/.ssh/known_hosts`.
+    #[serde(default)]
+    pub known_hosts: Option<String>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    /// Hosts worked on at once (connect, preflight, a batch).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Run remote commands through `sudo -n`.
+    #[serde(default, rename = "become")]
+    pub become_root: bool,
+    /// Jump host for every host: a fleet host name or an `~/.ssh/config` alias.
+    #[serde(default)]
+    pub jump: Option<String>,
+    /// Use ssh-agent keys after the identity files.
+    #[serde(default = "yes")]
+    pub agent: bool,
+    /// Read `~/.ssh/config` for aliases, users, ports, identities and ProxyJump.
+    #[serde(default = "yes")]
+    pub ssh_config: bool,
+}
+
+fn default_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "root".into())
+}
+fn default_port() -> u16 {
+    22
+}
+fn default_connect_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(10))
+}
+fn default_concurrency() -> usize {
+    50
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            user: default_user(),
+            port: 22,
+            identity: Vec::new(),
+            known_hosts: None,
+            connect_timeout: default_connect_timeout(),
+            concurrency: default_concurrency(),
+            become_root: false,
+            jump: None,
+            agent: true,
+            ssh_config: true,
+        }
+    }
+}
+
+/// One agent host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    pub name: String,
+    /// IP or DNS name; defaults to `name` (which may be an `~/.ssh/config` alias).
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Free-form values for templates: `{{ vars.agent_unit }}`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    #[serde(default)]
+    pub jump: Option<String>,
+    #[serde(default, rename = "become")]
+    pub become_root: Option<bool>,
+    #[serde(default)]
+    pub identity: Option<Vec<String>>,
+}
+
+impl Host {
+    /// The address to dial (the name itself when no address is given).
+    pub fn addr(&self) -> &str {
+        self.address.as_deref().unwrap_or(&self.name)
+    }
+}
+
+impl Fleet {
+    /// Look a host up by name.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// Every group name used by some host.
+    pub fn groups(&self) -> Vec<String> {
+        let mut g: Vec<String> = self.hosts.iter().flat_map(|h| h.groups.clone()).collect();
+        g.sort();
+        g.dedup();
+        g
+    }
+
+    /// Every region used by some host.
+    pub fn regions(&self) -> Vec<String> {
+        let mut r: Vec<String> = self.hosts.iter().filter_map(|h| h.region.clone()).collect();
+        r.sort();
+        r.dedup();
+        r
+    }
+
+    /// Semantic checks: duplicate names and addresses, empty names, zero concurrency.
+    pub fn validate(&self) -> Vec<Invalid> {
+        let mut out = Vec::new();
+        let root = FieldPath::root();
+        if self.defaults.concurrency == 0 {
+            out.push(Invalid::new(root.key("defaults").key("concurrency"), "must be at least 1"));
+        }
+        if self.hosts.is_empty() {
+            out.push(Invalid::new(root.key("host"), "the fleet has no hosts; add at least one [[host]] table"));
+        }
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut addrs: HashMap<(String, u16), usize> = HashMap::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            let p = root.key("host").index(i);
+            if h.name.trim().is_empty() || h.name.contains(char::is_whitespace) {
+                out.push(Invalid::new(p.key("name"), "a host name must be non-empty and contain no spaces"));
+            }
+            if let Some(j) = names.insert(&h.name, i) {
+                out.push(Invalid::new(
+                    p.key("name"),
+                    format!("duplicate host name {:?} (also host[{j}])", h.name),
+                ));
+            }
+            let key = (h.addr().to_string(), h.port.unwrap_or(self.defaults.port));
+            if let Some(j) = addrs.insert(key.clone(), i) {
+                out.push(Invalid::new(
+                    p.key(if h.address.is_some() { "address" } else { "name" }),
+                    format!(
+                        "duplicate address {}:{} (also host[{j}] {:?}); two entries would be changed twice",
+                        key.0, key.1, self.hosts[j].name
+                    ),
+                ));
+            }
+            if let Some(j) = &h.jump {
+                if j == &h.name {
+                    out.push(Invalid::new(p.key("jump"), "a host cannot be its own jump host"));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,124 @@
+//! Reading the files from disk: parse, validate, locate every problem.
+
+use super::error::{FieldPath, Invalid};
+use super::fleet::Fleet;
+use super::locate::{locate, parse_toml, ConfigError};
+use super::playbook::Playbook;
+use crate::calendar::CalendarSpec;
+use std::path::{Path, PathBuf};
+
+/// A fleet together with where it came from and its effective calendar.
+#[derive(Debug, Clone)]
+pub struct LoadedFleet {
+    pub path: PathBuf,
+    pub fleet: Fleet,
+    pub calendar: CalendarSpec,
+    /// Where the calendar came from (the fleet file itself when inline only).
+    pub calendar_path: PathBuf,
+}
+
+fn read(path: &Path, what: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::file(path, format!("cannot read the {what} file: {e}"))
+    })
+}
+
+fn first(file: &Path, text: &str, problems: Vec<Invalid>) -> Result<(), ConfigError> {
+    match problems.into_iter().next() {
+        Some(p) => Err(locate(file, text, &p)),
+        None => Ok(()),
+    }
+}
+
+/// Load a calendar file on its own.
+pub fn load_calendar(path: &Path) -> Result<CalendarSpec, ConfigError> {
+    let text = read(path, "calendar")?;
+    let cal: CalendarSpec = parse_toml(path, &text)?;
+    first(path, &text, cal.validate(&FieldPath::root()))?;
+    Ok(cal)
+}
+
+/// Load and validate `fleet.toml` and the calendar it names or holds.
+pub fn load_fleet(path: &Path) -> Result<LoadedFleet, ConfigError> {
+    let text = read(path, "fleet")?;
+    let fleet: Fleet = parse_toml(path, &text)?;
+    first(path, &text, fleet.validate())?;
+    let inline = CalendarSpec {
+        freeze: fleet.freeze.clone(),
+        tiers: fleet.tiers.unwrap_or_default(),
+        emergency: fleet.emergency.unwrap_or_default(),
+    };
+    first(path, &text, inline.validate(&FieldPath::root()))?;
+    let (calendar, calendar_path) = match &fleet.calendar {
+        None => (inline, path.to_path_buf()),
+        Some(rel) => {
+            let cpath = path.parent().unwrap_or(Path::new(".")).join(rel);
+            let mut cal = load_calendar(&cpath)?;
+            cal.freeze.extend(inline.freeze);
+            if fleet.tiers.is_some() {
+                cal.tiers = inline.tiers;
+            }
+            if fleet.emergency.is_some() {
+                cal.emergency = inline.emergency;
+            }
+            let ids: Vec<_> = cal.freeze.iter().map(|w| w.id.clone()).collect();
+            for (i, id) in ids.iter().enumerate() {
+                if ids[..i].contains(id) {
+                    return Err(locate(
+                        path,
+                        &text,
+                        &Invalid::new(FieldPath::root().key("freeze"), format!("freeze window id {id:?} is defined both here and in {}", cpath.display())),
+                    ));
+                }
+            }
+            (cal, cpath)
+        }
+    };
+    Ok(LoadedFleet { path: path.to_path_buf(), fleet, calendar, calendar_path })
+}
+
+/// Load and validate a playbook against the fleet (targets must name real hosts/groups).
+pub fn load_playbook(path: &Path, fleet: &Fleet) -> Result<Playbook, ConfigError> {
+    let text = read(path, "playbook")?;
+    let pb: Playbook = parse_toml(path, &text)?;
+    let mut problems = pb.validate();
+    problems.extend(pb.targets.validate(fleet, &FieldPath::root().key("targets")));
+    for (i, h) in pb.rollout.canary_hosts.iter().enumerate() {
+        if fleet.host(h).is_none() {
+            problems.push(Invalid::new(
+                FieldPath::root().key("rollout").key("canary_hosts").index(i),
+                format!("unknown host {h:?}"),
+            ));
+        }
+    }
+    first(path, &text, problems)?;
+    Ok(pb)
+}
+
+/// The playbook files in a folder, sorted (for `check` with no names).
+pub fn playbook_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Resolve a playbook argument: a path, or a bare name looked up in `playbooks/`.
+pub fn playbook_path(arg: &str, fleet_path: &Path) -> PathBuf {
+    let p = PathBuf::from(arg);
+    if p.exists() {
+        return p;
+    }
+    let dir = fleet_path.parent().unwrap_or(Path::new(".")).join("playbooks");
+    let named = dir.join(format!("{arg}.toml"));
+    if named.exists() {
+        named
+    } else {
+        p
+    }
+}

@@ -1,0 +1,269 @@
+//! `playbooks/NAME.toml`: one change — what to edit, how to apply and judge it, how to roll it.
+
+use super::error::{FieldPath, Invalid};
+use super::targets::TargetSpec;
+use super::units::Dur;
+use crate::calendar::Tier;
+use crate::edit::spec::EditSpec;
+use crate::watch::WatchSpec;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A playbook file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Playbook {
+    pub id: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    pub tier: Tier,
+    /// What the change touches (model, provider, config, prompts, ...); freezes may scope to it.
+    pub component: String,
+    #[serde(default)]
+    pub targets: TargetSpec,
+    #[serde(rename = "edit")]
+    pub edits: Vec<EditSpec>,
+    #[serde(default)]
+    pub apply: ApplySpec,
+    #[serde(default)]
+    pub watch: Option<WatchSpec>,
+    #[serde(default)]
+    pub rollout: RolloutSpec,
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// Extra key-name regexes whose values are secrets (added to the defaults).
+    #[serde(default)]
+    pub redact: Vec<String>,
+}
+
+/// How the host picks the change up and how its health is judged.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplySpec {
+    /// e.g. `systemctl restart {{ vars.agent_unit }}`; templated per host.
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default = "d60")]
+    pub timeout: Dur,
+    /// Exit 0 means healthy; retried until `health_timeout`.
+    #[serde(default)]
+    pub health: Option<String>,
+    #[serde(default = "d30")]
+    pub health_timeout: Dur,
+}
+
+fn d60() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+fn d30() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+fn d10m() -> Dur {
+    Dur(Duration::from_secs(600))
+}
+fn d2m() -> Dur {
+    Dur(Duration::from_secs(120))
+}
+
+impl Default for ApplySpec {
+    fn default() -> Self {
+        ApplySpec { command: None, timeout: d60(), health: None, health_timeout: d30() }
+    }
+}
+
+/// How the change moves through the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// One host (or a few) first, observed, then batches.
+    #[default]
+    Canary,
+    /// Stage into the idle slot, flip a symlink; revert flips back.
+    BlueGreen,
+    /// Every target in one batch, still observed and reverted on failure.
+    AllAtOnce,
+}
+
+/// A host count or a percentage of targets: `1`, `"5%"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Amount {
+    Count(usize),
+    Percent(f64),
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(i64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n >= 0 => Ok(Amount::Count(n as usize)),
+            Raw::N(n) => Err(serde::de::Error::custom(format!("{n} is negative; expected a host count or a percentage like \"10%\""))),
+            Raw::S(s) => {
+                if let Ok(n) = s.trim().parse::<usize>() {
+                    return Ok(Amount::Count(n));
+                }
+                super::units::Percent::parse(&s).map(|p| Amount::Percent(p.0)).map_err(serde::de::Error::custom)
+            }
+        }
+    }
+}
+
+impl Amount {
+    /// Resolve against `total` hosts; percentages round up (10% of 3 hosts is 1 host).
+    pub fn of(&self, total: usize) -> usize {
+        match self {
+            Amount::Count(n) => (*n).min(total),
+            Amount::Percent(p) => ((total as f64) * p / 100.0).ceil() as usize,
+        }
+    }
+}
+
+/// `[rollout]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSpec {
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// How many hosts form the canary (count or percent of targets).
+    #[serde(default = "one")]
+    pub canary: Amount,
+    /// Preferred canary hosts, in order (first reachable one wins).
+    #[serde(default)]
+    pub canary_hosts: Vec<String>,
+    /// How long the canary is watched before promotion.
+    #[serde(default = "d10m")]
+    pub observe: Dur,
+    /// Cumulative share of the remaining hosts changed after each batch; ends at 100%.
+    #[serde(default = "default_batches")]
+    pub batches: Vec<Amount>,
+    #[serde(default = "d2m")]
+    pub batch_observe: Dur,
+    /// Hosts that may fail (unreachable at preflight, or failing in a batch) before the run
+    /// reverts; 0 means any failure reverts.
+    #[serde(default)]
+    pub max_failed_hosts: usize,
+    /// Hosts changed at once within a batch (default: the fleet's concurrency).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub blue_green: Option<BlueGreenSpec>,
+}
+
+fn one() -> Amount {
+    Amount::Count(1)
+}
+fn default_batches() -> Vec<Amount> {
+    vec![Amount::Percent(10.0), Amount::Percent(50.0), Amount::Percent(100.0)]
+}
+
+impl Default for RolloutSpec {
+    fn default() -> Self {
+        RolloutSpec {
+            strategy: Strategy::Canary,
+            canary: one(),
+            canary_hosts: Vec::new(),
+            observe: d10m(),
+            batches: default_batches(),
+            batch_observe: d2m(),
+            max_failed_hosts: 0,
+            concurrency: None,
+            blue_green: None,
+        }
+    }
+}
+
+/// `[rollout.blue_green]`: two slot directories and the symlink that names the live one.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlueGreenSpec {
+    /// The symlink the agent reads through, e.g. `/etc/agent/current`.
+    pub link: String,
+    /// The two slot directories, e.g. `["/etc/agent/blue", "/etc/agent/green"]`.
+    pub slots: [String; 2],
+}
+
+/// Commands run on each host around the change (templated like `apply.command`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// Run before a host's files are written; a failure stops that host (nothing written).
+    #[serde(default)]
+    pub before: Vec<String>,
+    /// Run after a host passed apply and health.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// Run on each host after it was reverted.
+    #[serde(default)]
+    pub on_revert: Vec<String>,
+}
+
+impl Playbook {
+    /// Semantic checks beyond types: edits, batches, watch, strategy-specific fields.
+    pub fn validate(&self) -> Vec<Invalid> {
+        let root = FieldPath::root();
+        let mut out = Vec::new();
+        if self.id.trim().is_empty() || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            out.push(Invalid::new(root.key("id"), "must be non-empty and use only letters, digits, '-', '_' and '.'"));
+        }
+        if self.edits.is_empty() {
+            out.push(Invalid::new(root.key("edit"), "a playbook needs at least one [[edit]]"));
+        }
+        for (i, e) in self.edits.iter().enumerate() {
+            out.extend(e.validate(&root.key("edit").index(i)));
+        }
+        if let Some(w) = &self.watch {
+            out.extend(w.validate(&root.key("watch")));
+        }
+        let r = &self.rollout;
+        let rp = root.key("rollout");
+        if r.batches.is_empty() {
+            out.push(Invalid::new(rp.key("batches"), "needs at least one step, and the last must be \"100%\""));
+        }
+        let mut last = 0.0;
+        for (i, b) in r.batches.iter().enumerate() {
+            if let Amount::Percent(p) = b {
+                if *p <= last {
+                    out.push(Invalid::new(
+                        rp.key("batches").index(i),
+                        format!("batch steps are cumulative and must increase: {p}% after {last}%"),
+                    ));
+                }
+                last = *p;
+            }
+        }
+        if let Some(Amount::Percent(p)) = r.batches.last() {
+            if *p < 100.0 {
+                out.push(Invalid::new(
+                    rp.key("batches").index(r.batches.len() - 1),
+                    format!("the batch plan ends at {p}%; the last step must be \"100%\" so every target is covered"),
+                ));
+            }
+        } else if let Some(Amount::Count(_)) = r.batches.last() {
+            out.push(Invalid::new(
+                rp.key("batches").index(r.batches.len() - 1),
+                "the last batch step must be \"100%\" so every target is covered",
+            ));
+        }
+        if matches!(r.canary, Amount::Count(0)) && r.strategy == Strategy::Canary {
+            out.push(Invalid::new(rp.key("canary"), "the canary strategy needs at least 1 canary host"));
+        }
+        if r.concurrency == Some(0) {
+            out.push(Invalid::new(rp.key("concurrency"), "must be at least 1"));
+        }
+        if r.strategy == Strategy::BlueGreen && r.blue_green.is_none() {
+            out.push(Invalid::new(rp.key("strategy"), "strategy \"blue_green\" needs a [rollout.blue_green] table with `link` and `slots`"));
+        }
+        out
+    }
+
+    /// The apply command's timeout.
+    pub fn apply_timeout(&self) -> Duration {
+        self.apply.timeout.get()
+    }
+}

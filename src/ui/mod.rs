@@ -1,0 +1,4 @@
+//! Output for people and machines: logging, tables, progress.
+
+pub mod log;
+pub mod table;

@@ -1,0 +1,287 @@
+//! Shared fixture: real OpenSSH `sshd` processes on distinct 127.x.y.z addresses, throw-away
+//! host and user keys, a matching known_hosts, and per-host homes running the fake agent.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh loopback address no other test in any test binary is using: the process id picks
+/// the second octet's block, a counter the rest.
+pub fn fresh_addr() -> String {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    format!("127.{}.{}.{}", 1 + (pid % 200), 1 + (n / 250) % 250, 1 + n % 250)
+}
+
+fn free_port(addr: &str) -> u16 {
+    TcpListener::bind((addr, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind loopback")
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "bellwether-test", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen (install openssh-client)");
+    assert!(st.success());
+}
+
+/// Path of the real sshd binary.
+pub fn sshd_bin() -> PathBuf {
+    for p in ["/usr/sbin/sshd", "/usr/local/sbin/sshd"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("sshd not found: install openssh-server (.ci/run does)");
+}
+
+/// One running sshd standing for one host.
+pub struct Sshd {
+    pub name: String,
+    pub addr: String,
+    pub port: u16,
+    pub home: PathBuf,
+    pub dir: PathBuf,
+    pub host_pub: String,
+    child: Child,
+}
+
+impl Sshd {
+    /// Start sshd for `name` under `base`, accepting `authorized` keys, with its own home.
+    pub fn start(base: &Path, name: &str, authorized: &Path) -> Sshd {
+        let dir = base.join(format!("sshd-{name}"));
+        let home = base.join(format!("home-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(home.join("agent")).unwrap();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let hk = dir.join("host_key");
+        keygen(&hk);
+        let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+        let addr = fresh_addr();
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            let port = free_port(&addr);
+            let cfg = dir.join("sshd_config");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "ListenAddress {addr}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {auth}\n\
+                     StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                     PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nAllowTcpForwarding yes\n\
+                     MaxSessions 100\nMaxStartups 200\nLogLevel ERROR\n\
+                     ForceCommand cd {home} && exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+                    hk = hk.display(),
+                    pid = dir.join("sshd.pid").display(),
+                    auth = authorized.display(),
+                    home = home.display(),
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new(sshd_bin())
+                .args(["-D", "-e", "-f"])
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start sshd");
+            // sshd -D does not print when it listens at LogLevel ERROR; poll the port briefly.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if std::net::TcpStream::connect((addr.as_str(), port)).is_ok() {
+                    let stderr = child.stderr.take();
+                    if let Some(s) = stderr {
+                        std::thread::spawn(move || for l in BufReader::new(s).lines().map_while(Result::ok) { eprintln!("sshd: {l}") });
+                    }
+                    return Sshd { name: name.into(), addr, port, home, dir, host_pub, child };
+                }
+                if let Ok(Some(st)) = child.try_wait() {
+                    let mut s = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        use std::io::Read;
+                        let _ = e.read_to_string(&mut s);
+                    }
+                    last_err = format!("sshd exited {st}: {s}");
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    last_err = "sshd did not listen within 10s".into();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("could not start sshd for {name}: {last_err}");
+    }
+
+    /// The known_hosts line for this host.
+    pub fn known_hosts_line(&self) -> String {
+        let mut parts = self.host_pub.split_whitespace();
+        format!("[{}]:{} {} {}", self.addr, self.port, parts.next().unwrap(), parts.next().unwrap())
+    }
+
+    /// Stop this sshd (the host becomes unreachable).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = Command::new(self.home.join("agentctl")).arg("stop").status();
+        self.stop();
+    }
+}
+
+/// A whole test fleet: N sshd hosts, a client key, known_hosts, a fleet.toml.
+pub struct TestFleet {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub hosts: Vec<Sshd>,
+    pub key: PathBuf,
+    pub known_hosts: PathBuf,
+}
+
+/// The agent config every host starts with (the model swap changes `name`).
+pub const AGENT_CONFIG: &str = r#"# Hermes agent configuration (hand-written; keep the comments)
+[agent]
+id = "hermes"
+max_concurrency = 8   # per host
+
+[model]
+name = "claude-sonnet-4"      # the model this agent talks to
+provider = "anthropic"
+temperature = 0.2
+
+[provider]
+base_url = "https://api.anthropic.com"
+api_key = "sk-ant-test-SECRET-123"   # test secret; must never appear in records
+"#;
+
+impl TestFleet {
+    /// Start `n` hosts named h01..hNN with the fake agent installed and running.
+    pub fn start(n: usize) -> TestFleet {
+        Self::start_with(n, |_| vec!["prod".into()])
+    }
+
+    /// Like [`start`], with the groups of each host chosen by index.
+    pub fn start_with(n: usize, groups: impl Fn(usize) -> Vec<String>) -> TestFleet {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let key = dir.join("id_ed25519");
+        keygen(&key);
+        let auth = dir.join("authorized_keys");
+        std::fs::copy(dir.join("id_ed25519.pub"), &auth).unwrap();
+        let mut hosts = Vec::new();
+        for i in 0..n {
+            let h = Sshd::start(&dir, &format!("h{:02}", i + 1), &auth);
+            std::fs::write(h.home.join("agent/config.toml"), AGENT_CONFIG).unwrap();
+            std::fs::copy(fixture("agentctl"), h.home.join("agentctl")).unwrap();
+            std::fs::write(h.home.join("agent/broken_models"), "claude-broken-9\n").unwrap();
+            hosts.push(h);
+        }
+        let known_hosts = dir.join("known_hosts");
+        let lines: Vec<String> = hosts.iter().map(|h| h.known_hosts_line()).collect();
+        std::fs::write(&known_hosts, lines.join("\n") + "\n").unwrap();
+        let f = TestFleet { tmp, dir, hosts, key, known_hosts };
+        f.write_fleet(&groups);
+        f
+    }
+
+    fn write_fleet(&self, groups: &impl Fn(usize) -> Vec<String>) {
+        let user = std::env::var("USER").unwrap_or_else(|_| whoami());
+        let mut s = format!(
+            "[defaults]\nuser = \"{user}\"\nidentity = [\"{}\"]\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\nconcurrency = 8\nagent = false\nssh_config = false\n\n",
+            self.key.display(),
+            self.known_hosts.display()
+        );
+        let regions = ["us-east-1", "eu-west-1", "ap-south-1"];
+        for (i, h) in self.hosts.iter().enumerate() {
+            let g: Vec<String> = groups(i).iter().map(|g| format!("\"{g}\"")).collect();
+            s.push_str(&format!(
+                "[[host]]\nname = \"{}\"\naddress = \"{}\"\nport = {}\nregion = \"{}\"\ngroups = [{}]\n\n",
+                h.name,
+                h.addr,
+                h.port,
+                regions[i % 3],
+                g.join(", ")
+            ));
+        }
+        std::fs::write(self.fleet_path(), s).unwrap();
+    }
+
+    pub fn fleet_path(&self) -> PathBuf {
+        self.dir.join("fleet.toml")
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.dir.join("runs")
+    }
+
+    /// Start the fake agent on every host.
+    pub fn start_agents(&self) {
+        for h in &self.hosts {
+            let st = Command::new(h.home.join("agentctl")).arg("start").status().unwrap();
+            assert!(st.success());
+        }
+    }
+
+    /// Contents of a host's agent config.
+    pub fn config(&self, i: usize) -> Vec<u8> {
+        std::fs::read(self.hosts[i].home.join("agent/config.toml")).unwrap()
+    }
+
+    /// The bellwether binary with this fleet and runs dir.
+    pub fn bw(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bellwether"));
+        c.arg("--fleet").arg(self.fleet_path()).arg("--runs-dir").arg(self.runs_dir());
+        c.env_remove("SSH_AUTH_SOCK").env("NO_COLOR", "1").stdin(Stdio::null());
+        c
+    }
+
+    /// Write a playbook into the fleet's `playbooks/` folder; returns its path.
+    pub fn playbook(&self, name: &str, text: &str) -> PathBuf {
+        let d = self.dir.join("playbooks");
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join(format!("{name}.toml"));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TestFleet {
+    fn drop(&mut self) {
+        for h in &mut self.hosts {
+            let _ = Command::new(h.home.join("agentctl")).arg("stop").status();
+        }
+    }
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Path of a file under tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// Run a command, returning (exit code, stdout, stderr).
+pub fn run(mut c: Command) -> (i32, String, String) {
+    let out = c.output().expect("run bellwether");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
