@@ -1,0 +1,143 @@
+//! A validated `[watch]` table with its regexes compiled once, shared by every observer of a
+//! run (regex handles are reference-counted, so cloning one per host is cheap).
+
+use super::spec::{BaselineSpec, MetricSpec, WatchSpec};
+use crate::config::error::{FieldPath, Invalid};
+use regex::{Regex, RegexSet};
+
+/// The `[watch]` table failed validation; each entry names its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid [watch] table:\n{}", render(.0))]
+pub struct InvalidWatch(pub Vec<Invalid>);
+
+fn render(problems: &[Invalid]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A metric with its capture regex compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledMetric {
+    /// The metric as written in the playbook.
+    pub spec: MetricSpec,
+    pub(crate) capture: Regex,
+}
+
+/// A validated watch table ready to classify lines.
+#[derive(Debug, Clone)]
+pub struct CompiledWatch {
+    spec: WatchSpec,
+    /// One set for all patterns: one pass over the line however many patterns there are.
+    pub(crate) errors: RegexSet,
+    pub(crate) ignore: RegexSet,
+    pub(crate) metrics: Vec<CompiledMetric>,
+}
+
+impl WatchSpec {
+    /// Validate (fields located under `watch`) and compile every regex once.
+    pub fn compiled(&self) -> Result<CompiledWatch, InvalidWatch> {
+        let problems = self.validate(&FieldPath::root().key("watch"));
+        if !problems.is_empty() {
+            return Err(InvalidWatch(problems));
+        }
+        // validate() compiled each pattern already; a failure here would be a regex crate
+        // limit on the combined set (e.g. size), reported on the list it concerns.
+        let set = |key: &str, pats: &[String]| {
+            RegexSet::new(pats).map_err(|e| {
+                InvalidWatch(vec![Invalid::new(
+                    FieldPath::root().key("watch").key(key),
+                    format!("cannot compile the patterns together: {e}"),
+                )])
+            })
+        };
+        let metrics = self
+            .metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Regex::new(&m.capture)
+                    .map(|capture| CompiledMetric {
+                        spec: m.clone(),
+                        capture,
+                    })
+                    .map_err(|e| {
+                        let p = FieldPath::root().key("watch").key("metrics").index(i);
+                        InvalidWatch(vec![Invalid::new(p.key("capture"), e.to_string())])
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CompiledWatch {
+            errors: set("errors", &self.errors)?,
+            ignore: set("ignore", &self.ignore)?,
+            metrics,
+            spec: self.clone(),
+        })
+    }
+}
+
+impl CompiledWatch {
+    /// The table this was compiled from.
+    pub fn spec(&self) -> &WatchSpec {
+        &self.spec
+    }
+
+    /// The baseline comparison, when configured.
+    pub fn baseline(&self) -> Option<&BaselineSpec> {
+        self.spec.baseline.as_ref()
+    }
+
+    /// The compiled metrics, in playbook order.
+    pub fn metrics(&self) -> &[CompiledMetric] {
+        &self.metrics
+    }
+
+    /// Whether `line` is an error line: matches an `errors` pattern and no `ignore` pattern.
+    pub fn is_error(&self, line: &str) -> bool {
+        self.errors.is_match(line) && !self.ignore.is_match(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiles_a_valid_table_and_classifies_lines() {
+        let w = WatchSpec {
+            log: Some(super::super::spec::LogSource {
+                file: Some("/x".into()),
+                command: None,
+            }),
+            errors: vec!["ERROR".into(), "(?i)traceback".into()],
+            ignore: vec!["rate limit".into()],
+            ..WatchSpec::default()
+        };
+        let c = w.compiled().unwrap();
+        assert!(c.is_error("ERROR model not found"));
+        assert!(c.is_error("TRACEBACK (most recent call last)"));
+        assert!(!c.is_error("ERROR 429 retrying after rate limit"));
+        assert!(!c.is_error("INFO ok latency_ms=120"));
+    }
+
+    #[test]
+    fn invalid_table_lists_every_problem() {
+        let w = WatchSpec {
+            errors: vec!["(".into()],
+            ..WatchSpec::default()
+        };
+        let e = w.compiled().unwrap_err();
+        assert_eq!(e.0.len(), 2);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("invalid [watch] table:\n  - field `watch.log`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("field `watch.errors[0]`: invalid regex \"(\""),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! SSH transport against real OpenSSH sshd processes on loopback addresses.
+
+mod common;
+
+use bellwether::ssh::{Connection, Endpoint, SshError, WriteOptions};
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+fn user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "root".into())
+}
+
+fn endpoint(f: &TestFleet, i: usize) -> Endpoint {
+    let h = &f.hosts[i];
+    let mut ep = Endpoint::new(&h.name, &h.addr, &user());
+    ep.port = h.port;
+    ep.identities = vec![f.key.clone()];
+    ep.known_hosts = vec![f.known_hosts.clone()];
+    ep.use_agent = false;
+    ep.connect_timeout = Duration::from_secs(5);
+    ep
+}
+
+#[test]
+fn ping_twenty_hosts() {
+    let f = TestFleet::start(20);
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.arg("ping");
+        c
+    });
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("20 of 20 hosts answered"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains(" ok ")).count(), 20, "{out}");
+}
+
+#[test]
+fn exec_prefixes_output_and_reports_exit_codes() {
+    let f = TestFleet::start(3);
+    let (code, out, _) = run({
+        let mut c = f.bw();
+        c.args(["exec", "--", "echo hello from $(basename $PWD); [ $(basename $PWD) != home-h02 ]"]);
+        c
+    });
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("h01 | hello from home-h01"), "{out}");
+    assert!(out.contains("h03 | hello from home-h03"), "{out}");
+    assert!(out.contains("2 of 3 hosts succeeded"), "{out}");
+    assert!(out.contains("h02: exit status 1"), "{out}");
+    let (code, out, _) = run({
+        let mut c = f.bw();
+        c.args(["exec", "h01,h03", "--", "true"]);
+        c
+    });
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 of 2 hosts succeeded"), "{out}");
+}
+
+#[test]
+fn wrong_host_key_is_refused_and_nothing_runs() {
+    let f = TestFleet::start(2);
+    // Give h01's known_hosts entry h02's key.
+    let kh = std::fs::read_to_string(&f.known_hosts).unwrap();
+    let h2key: Vec<&str> = f.hosts[1].host_pub.split_whitespace().collect();
+    let bad = kh.replacen(
+        &f.hosts[0].known_hosts_line(),
+        &format!("[{}]:{} {} {}", f.hosts[0].addr, f.hosts[0].port, h2key[0], h2key[1]),
+        1,
+    );
+    std::fs::write(&f.known_hosts, bad).unwrap();
+    let marker = f.hosts[0].home.join("ran");
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.args(["exec", "h01", "--", "touch ran"]);
+        c
+    });
+    assert_ne!(code, 0);
+    assert!(out.contains("host-key"), "{out}");
+    assert!(!marker.exists(), "the command must not run on a host with a wrong key");
+    // The library error names offered and known fingerprints and the known_hosts line.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let e = rt.block_on(Connection::open(&endpoint(&f, 0))).err().expect("refused");
+    let msg = e.to_string();
+    assert!(matches!(e, SshError::HostKeyMismatch { line: 1, .. }), "{msg}");
+    assert!(msg.contains("HOST KEY MISMATCH for h01"), "{msg}");
+    assert!(msg.matches("SHA256:").count() >= 2, "{msg}");
+    assert!(msg.contains(&format!("{}:1", f.known_hosts.display())), "{msg}");
+    let _ = err;
+}
+
+#[test]
+fn unknown_host_refused_then_accepted_with_accept_new() {
+    let f = TestFleet::start(1);
+    std::fs::write(&f.known_hosts, "").unwrap();
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.arg("ping");
+        c
+    });
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(err.contains("is not known") && err.contains("--accept-new"), "{err}");
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.args(["ping", "--accept-new"]);
+        c
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    let kh = std::fs::read_to_string(&f.known_hosts).unwrap();
+    assert!(kh.contains(&format!("[{}]:{} ssh-ed25519", f.hosts[0].addr, f.hosts[0].port)), "{kh}");
+    // Recorded: a plain run now succeeds.
+    let (code, _, _) = run({
+        let mut c = f.bw();
+        c.arg("ping");
+        c
+    });
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn unreachable_address_fails_within_the_connect_timeout() {
+    let f = TestFleet::start(1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A listener that accepts TCP but never speaks SSH: the handshake must time out.
+    let addr = fresh_addr();
+    let l = std::net::TcpListener::bind((addr.as_str(), 0)).unwrap();
+    let mut ep = endpoint(&f, 0);
+    ep.address = addr.clone();
+    ep.port = l.local_addr().unwrap().port();
+    ep.connect_timeout = Duration::from_secs(1);
+    let t = Instant::now();
+    let e = rt.block_on(Connection::open(&ep)).err().expect("must fail");
+    assert!(matches!(e, SshError::ConnectTimeout { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // A closed port is refused at once.
+    drop(l);
+    let e = rt.block_on(Connection::open(&ep)).err().expect("must fail");
+    assert_eq!(e.class(), "refused", "{e}");
+}
+
+#[test]
+fn auth_failure_says_what_was_tried() {
+    let f = TestFleet::start(1);
+    let other = f.dir.join("other_key");
+    std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status().unwrap();
+    let mut ep = endpoint(&f, 0);
+    ep.identities = vec![other.clone()];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let e = rt.block_on(Connection::open(&ep)).err().expect("must fail");
+    let msg = e.to_string();
+    assert!(matches!(e, SshError::Auth { .. }), "{msg}");
+    assert!(msg.contains(&other.display().to_string()), "{msg}");
+    assert!(msg.contains(&format!("authentication as {} failed", user())), "{msg}");
+}
+
+#[test]
+fn reaches_a_host_through_a_jump_host() {
+    let f = TestFleet::start(2);
+    // h02 only accepts connections from h01 in spirit: we dial it through h01's sshd.
+    let mut ep = endpoint(&f, 1);
+    ep.jump = Some(Box::new(endpoint(&f, 0)));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let out = rt.block_on(async {
+        let c = Connection::open(&ep).await.unwrap();
+        c.run("basename $PWD", None, Duration::from_secs(10), None).await.unwrap()
+    });
+    assert_eq!(out.stdout_text().trim(), "home-h02");
+    // And through the CLI, with `jump = "h01"` in the fleet.
+    let fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    let fleet = fleet.replacen("name = \"h02\"\n", "name = \"h02\"\njump = \"h01\"\n", 1);
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.args(["exec", "h02", "--", "basename $PWD"]);
+        c
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("h02 | home-h02"), "{out}");
+}
+
+#[test]
+fn one_mib_write_reads_back_identical_and_keeps_mode() {
+    let f = TestFleet::start(1);
+    let path = f.hosts[0].home.join("agent/big.bin");
+    std::fs::write(&path, b"old").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let data: Vec<u8> = (0..1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
+        let sha = c.write_file("agent/big.bin", &data, &WriteOptions::default()).await.unwrap();
+        assert_eq!(sha, bellwether::ssh::sha256_hex(&data));
+        let back = c.read_file("agent/big.bin").await.unwrap().unwrap();
+        assert_eq!(back.bytes, data);
+        assert_eq!(back.mode, 0o640);
+        assert!(c.read_file("agent/none").await.unwrap().is_none());
+    });
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+    // No temp files are left beside it.
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".bellwether")).collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn write_refuses_a_file_changed_since_it_was_read() {
+    let f = TestFleet::start(1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
+        let before = c.read_file("agent/config.toml").await.unwrap().unwrap();
+        std::fs::write(f.hosts[0].home.join("agent/config.toml"), "changed by someone\n").unwrap();
+        let opts = WriteOptions { expect: Some(Some(before.sha256.clone())), ..Default::default() };
+        let e = c.write_file("agent/config.toml", b"new", &opts).await.unwrap_err();
+        assert!(matches!(e, SshError::Changed { .. }), "{e}");
+    });
+    assert_eq!(std::fs::read_to_string(f.hosts[0].home.join("agent/config.toml")).unwrap(), "changed by someone\n");
+}
+
+#[test]
+fn hostile_paths_are_quoted() {
+    let f = TestFleet::start(1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let names = ["with space.toml", "it's.toml", "$HOME.toml", "semi;rm -rf x.toml", "`id`.toml"];
+    rt.block_on(async {
+        let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
+        for n in names {
+            let p = format!("agent/{n}");
+            c.write_file(&p, n.as_bytes(), &WriteOptions::default()).await.unwrap();
+            let back = c.read_file(&p).await.unwrap().unwrap();
+            assert_eq!(back.bytes, n.as_bytes());
+        }
+    });
+    for n in names {
+        assert_eq!(std::fs::read_to_string(f.hosts[0].home.join("agent").join(n)).unwrap(), n);
+    }
+}
+
+#[test]
+fn cancelled_stream_leaves_no_process_behind() {
+    let f = TestFleet::start(1);
+    let tag = format!("bwtail{}.log", std::process::id());
+    let log = f.hosts[0].home.join("agent").join(&tag);
+    std::fs::write(&log, "").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
+        // A distinctive long-running command we can look for in the process table.
+        let mut s = c.stream(&format!("tail -n0 -F agent/{tag}")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::write(&log, "line one\nline two\n").unwrap();
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), s.next()).await.unwrap().as_deref(), Some("line one"));
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), s.next()).await.unwrap().as_deref(), Some("line two"));
+        s.cancel().await;
+        // The connection stays usable for other work.
+        let out = c.run("echo still here", None, Duration::from_secs(5), None).await.unwrap();
+        assert_eq!(out.stdout_text().trim(), "still here");
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ps = std::process::Command::new("pgrep").args(["-f", &tag]).output().unwrap();
+        if ps.stdout.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "remote tail still running: {}", String::from_utf8_lossy(&ps.stdout));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
