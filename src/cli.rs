@@ -330,6 +330,15 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Check { playbooks } => crate::cmd::check::run(&g, &playbooks),
         Command::Ping { targets } => crate::cmd::ping::run(&g, &targets).await,
         Command::Exec { args, group, timeout } => crate::cmd::exec::run(&g, &args, group, &timeout).await,
+        Command::Rollout(a) => crate::cmd::rollout::run(&g, &a).await,
+        Command::Plan(a) => crate::cmd::plan::run(&g, &a).await,
+        Command::Revert { run, yes } => crate::cmd::revert::revert(&g, &run, yes).await,
+        Command::Resume { run, yes } => crate::cmd::revert::resume(&g, &run, yes).await,
+        Command::Runs { json } => crate::cmd::runs::list(&g, json),
+        Command::Show { run, json } => crate::cmd::runs::show(&g, &run, json),
+        Command::Status { json } => crate::cmd::runs::status(&g, json),
+        Command::Gate(a) => crate::cmd::gate::run(&g, &a),
+        Command::Calendar { days, tz, at } => crate::cmd::calendar::run(&g, days, tz.as_deref(), at.as_deref()),
         other => Err(Failure::input(format!(
             "`{}` is not built yet in this version of bellwether",
             command_name(&other)

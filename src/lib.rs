@@ -10,6 +10,8 @@ pub mod cmd;
 pub mod config;
 pub mod edit;
 pub mod exit;
+pub mod record;
+pub mod rollout;
 pub mod ssh;
 pub mod ui;
 pub mod watch;

@@ -1,6 +1,12 @@
 //! One file per subcommand; each returns the exit outcome or a [`crate::exit::Failure`].
 
+pub mod calendar;
 pub mod check;
 pub mod context;
 pub mod exec;
+pub mod gate;
 pub mod ping;
+pub mod plan;
+pub mod revert;
+pub mod runs;
+pub mod rollout;

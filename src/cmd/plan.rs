@@ -1,0 +1,115 @@
+//! `bellwether plan`: everything a rollout would do, read-only.
+
+use super::context;
+use crate::calendar::{decide, parse_at};
+use crate::cli::{Global, PlanArgs};
+use crate::config::{load::playbook_path, load_playbook};
+use crate::exit::{Exit, Failure};
+use crate::rollout::plan::make_plan;
+use crate::rollout::setup;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Colour a unified diff for a terminal.
+fn colour(diff: &str) -> String {
+    diff.lines()
+        .map(|l| {
+            if l.starts_with("+++") || l.starts_with("---") {
+                format!("\x1b[1m{l}\x1b[0m")
+            } else if l.starts_with('+') {
+                format!("\x1b[32m{l}\x1b[0m")
+            } else if l.starts_with('-') {
+                format!("\x1b[31m{l}\x1b[0m")
+            } else if l.starts_with("@@") {
+                format!("\x1b[36m{l}\x1b[0m")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Compress a list of host names for display: `h02..h12 (11 hosts)` when contiguous in order.
+pub fn host_range(hosts: &[String]) -> String {
+    match hosts {
+        [] => String::new(),
+        [one] => one.clone(),
+        [a, .., b] if hosts.len() > 3 => format!("{a}..{b} ({} hosts)", hosts.len()),
+        _ => hosts.join(", "),
+    }
+}
+
+/// Run the plan.
+pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
+    let lf = context::fleet(g)?;
+    let pb_path = playbook_path(&a.playbook, &lf.path);
+    let pb = load_playbook(&pb_path, &lf.fleet)?;
+    let now = chrono::Utc::now();
+    let at = match &a.at {
+        Some(s) => parse_at(s, now).map_err(|e| Failure::input(format!("--at: {e}")))?,
+        None => now,
+    };
+    let targets = pb.targets.resolve(&lf.fleet);
+    let decision = decide(&lf.calendar, &setup::gate_request(&pb, &targets, at, None));
+    let conc = context::concurrency(g, &lf);
+    let base = pb_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let (prepared, failures, conns) = setup::preflight_all(&lf, &targets, &pb, &base, g.accept_new, conc).await;
+    for c in conns.values() {
+        c.close().await;
+    }
+    let order: Vec<String> = targets.iter().map(|h| h.name.clone()).filter(|n| prepared.get(n).is_some_and(|p| !p.unchanged())).collect();
+    let unchanged: Vec<String> = targets.iter().map(|h| h.name.clone()).filter(|n| prepared.get(n).is_some_and(|p| p.unchanged())).collect();
+    let plan = make_plan(&order, &pb.rollout, a.canary.as_deref(), None).map_err(Failure::input)?;
+    // Group hosts whose diffs are identical.
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut per_host: BTreeMap<String, String> = BTreeMap::new();
+    for n in &order {
+        let p = &prepared[n];
+        let d: String = p.files.iter().filter(|f| f.changes()).map(|f| setup::file_diff(&f.path, f.before.as_ref().map(|b| b.bytes.as_slice()), &f.after)).collect::<Vec<_>>().join("\n");
+        per_host.insert(n.clone(), d.clone());
+        match groups.iter_mut().find(|(x, _)| *x == d) {
+            Some((_, hs)) => hs.push(n.clone()),
+            None => groups.push((d, vec![n.clone()])),
+        }
+    }
+    let exit = if failures.is_empty() { Exit::Done } else { Exit::Preflight };
+    if a.json {
+        let doc = json!({
+            "playbook": pb.id, "tier": pb.tier.to_string(), "component": pb.component,
+            "calendar": decision,
+            "plan": plan,
+            "unchanged": unchanged,
+            "preflight_failures": failures.iter().map(|(h, e)| json!({"host": h, "error": e})).collect::<Vec<_>>(),
+            "diffs": per_host,
+            "exit": exit.code(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(exit);
+    }
+    println!("playbook {} ({} {}), {} target(s)", pb.id, pb.tier, pb.component, targets.len());
+    println!("calendar: {}", decision.summary());
+    for r in &decision.reasons {
+        println!("  {r}");
+    }
+    for (phase, hosts) in plan.phases() {
+        println!("{phase}: {}", hosts.join(", "));
+    }
+    if !unchanged.is_empty() {
+        println!("already up to date: {}", unchanged.join(", "));
+    }
+    let col = g.colored();
+    for (diff, hosts) in &groups {
+        let who = if hosts.len() > 1 { format!("{}: same diff", host_range(hosts)) } else { hosts[0].clone() };
+        println!("\n== {who}");
+        println!("{}", if col { colour(diff) } else { diff.clone() });
+    }
+    if !failures.is_empty() {
+        println!("\npreflight FAILED on {} host(s):", failures.len());
+        for (h, e) in &failures {
+            println!("  {h}: {e}");
+        }
+    }
+    Ok(exit)
+}

@@ -1,0 +1,169 @@
+//! `bellwether revert RUN` and `bellwether resume RUN`: finishing a run from its folder.
+
+use super::context;
+use crate::cli::Global;
+use crate::config::{load_playbook, Host};
+use crate::exit::{Exit, Failure};
+use crate::record::history::outstanding;
+use crate::record::lock::username;
+use crate::record::{read_events, EventKind, RunDir};
+use crate::rollout::ctx::{interactive, say, RunCtx};
+use crate::rollout::engine::{revert_all, run_phases, CalendarCheck};
+use crate::rollout::markers;
+use crate::ssh::Connection;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn open(g: &Global, id: &str) -> Result<RunDir, Failure> {
+    RunDir::open(&g.runs_dir(), id).map_err(|e| Failure::input(e.to_string()))
+}
+
+fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
+    if !yes && !interactive() {
+        return Err(Failure::input(format!("refusing to {what} without --yes: there is no terminal to confirm on")));
+    }
+    if !yes {
+        use std::io::Write;
+        print!("{what}? [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut l = String::new();
+        let _ = std::io::stdin().read_line(&mut l);
+        if !matches!(l.trim(), "y" | "Y" | "yes") {
+            return Err(Failure::input("not confirmed: nothing was changed"));
+        }
+    }
+    Ok(())
+}
+
+async fn connect(g: &Global, lf: &crate::config::LoadedFleet, names: &[String]) -> (BTreeMap<String, Arc<Connection>>, Vec<String>) {
+    let mut conns = BTreeMap::new();
+    let mut missing = Vec::new();
+    let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
+    for n in names {
+        if lf.fleet.host(n).is_none() {
+            missing.push(format!("{n}: no longer in {}", lf.path.display()));
+        }
+    }
+    let eps: Vec<_> = hosts.iter().map(|h| context::endpoint(lf, h, g.accept_new)).collect();
+    let res = crate::ssh::pool::connect_all(&eps, context::concurrency(g, lf)).await;
+    for (ep, r) in eps.iter().zip(res) {
+        match r {
+            Ok(c) => {
+                conns.insert(ep.name.clone(), c);
+            }
+            Err(e) => missing.push(format!("{}: {e}", ep.name)),
+        }
+    }
+    (conns, missing)
+}
+
+/// Put back every file the run changed and has not restored.
+pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
+    let lf = context::fleet(g)?;
+    let run = open(g, id)?;
+    let events = read_events(&run.dir).map_err(|e| Failure::input(e.to_string()))?;
+    let files = outstanding(&events);
+    if files.is_empty() {
+        println!("run {}: nothing to revert (every file it changed is already restored)", run.id);
+        return Ok(Exit::Done);
+    }
+    let mut hosts: Vec<String> = files.iter().map(|f| f.host.clone()).collect();
+    hosts.dedup();
+    hosts.sort();
+    hosts.dedup();
+    need_yes(yes, &format!("Revert {} file(s) on {} host(s) changed by run {}", files.len(), hosts.len(), run.id))?;
+    let (_lock, _) = super::rollout::lock(&g.runs_dir(), &run.id, hosts.clone(), true)?;
+    let (conns, unreachable) = connect(g, &lf, &hosts).await;
+    let plan = crate::rollout::summary::load_plan(&run);
+    let Some(record) = plan else {
+        return Err(Failure::new(Exit::NeedsAttention, format!("{}: plan.json is missing; cannot know the apply/health commands. Restore the files from {}/snapshots by hand", run.dir.display(), run.dir.display())));
+    };
+    let _ = run.emit(EventKind::RunStarted {
+        run_id: run.id.clone(),
+        playbook: record.playbook_id.clone(),
+        playbook_path: record.playbook_path.clone(),
+        tier: record.tier.clone(),
+        component: record.component.clone(),
+        user: username(),
+        pid: std::process::id(),
+        targets: hosts.clone(),
+        resumed: true,
+    });
+    let conc = context::concurrency(g, &lf);
+    let mut ctx = RunCtx { run, record, conns, prepared: BTreeMap::new(), watch: None, concurrency: conc, interrupt: crate::rollout::ctx::interrupts(), calendar: None, json: false };
+    for u in &unreachable {
+        say(false, &format!("cannot reach {u}"));
+    }
+    let reason = format!("revert of run {} requested by {}", ctx.run.id, username());
+    let o = revert_all(&mut ctx, &reason).await;
+    for c in ctx.conns.values() {
+        markers::remove(c, &ctx.run.id, false).await;
+    }
+    let (exit, outcome) = if o.exit == Exit::Reverted && unreachable.is_empty() { (Exit::Done, "reverted") } else { (Exit::NeedsAttention, "revert_failed") };
+    let _ = ctx.run.emit(EventKind::RunFinished { outcome: outcome.into(), exit: exit.code(), message: o.message.clone() });
+    crate::rollout::summary::write(&ctx.run);
+    say(false, &o.message);
+    if exit == Exit::Done {
+        Ok(Exit::Done)
+    } else {
+        Err(Failure::new(exit, format!("{}\nunreachable: {}\nretry with: bellwether revert {}", o.message, unreachable.join("; "), ctx.run.id)))
+    }
+}
+
+/// Continue an interrupted run from its first phase that did not pass.
+pub async fn resume(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
+    let lf = context::fleet(g)?;
+    let run = open(g, id)?;
+    let events = read_events(&run.dir).map_err(|e| Failure::input(e.to_string()))?;
+    let record = crate::rollout::summary::load_plan(&run).ok_or_else(|| Failure::input(format!("{}: no plan.json; the run never got past preflight, start a new rollout", run.dir.display())))?;
+    if let Some(EventKind::RunFinished { outcome, .. }) = events.iter().rev().map(|e| &e.kind).find(|k| matches!(k, EventKind::RunFinished { .. })) {
+        if outcome != "paused" && outcome != "interrupted" {
+            return Err(Failure::input(format!("run {} already finished ({outcome}); nothing to resume", run.id)));
+        }
+    }
+    let passed: Vec<String> = events.iter().filter_map(|e| if let EventKind::PhasePassed { phase } = &e.kind { Some(phase.clone()) } else { None }).collect();
+    let phases = record.plan.phases();
+    let from = phases.iter().position(|(p, _)| !passed.contains(p)).unwrap_or(phases.len());
+    need_yes(yes, &format!("Resume run {} from {}", run.id, phases.get(from).map(|p| p.0.as_str()).unwrap_or("the end")))?;
+    let pb_path = PathBuf::from(&record.playbook_path);
+    let pb = load_playbook(&pb_path, &lf.fleet)?;
+    let mut names: Vec<String> = phases.iter().skip(from).flat_map(|(_, h)| h.clone()).collect();
+    names.extend(record.baseline.iter().cloned());
+    names.sort();
+    names.dedup();
+    let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
+    let (_lock, _) = super::rollout::lock(&g.runs_dir(), &run.id, names.clone(), true)?;
+    let _ = run.emit(EventKind::RunStarted {
+        run_id: run.id.clone(),
+        playbook: pb.id.clone(),
+        playbook_path: record.playbook_path.clone(),
+        tier: pb.tier.to_string(),
+        component: pb.component.clone(),
+        user: username(),
+        pid: std::process::id(),
+        targets: names.clone(),
+        resumed: true,
+    });
+    let conc = context::concurrency(g, &lf);
+    let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let (prepared, failures, conns) = crate::rollout::setup::preflight_all(&lf, &hosts, &pb, &base, g.accept_new, conc).await;
+    if !failures.is_empty() {
+        let list = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect::<Vec<_>>().join("\n");
+        return Err(Failure::new(Exit::Preflight, format!("cannot resume: preflight failed:\n{list}\nthe run is unchanged; retry, or `bellwether revert {}`", run.id)));
+    }
+    for p in prepared.values() {
+        if let Err(holder) = markers::place(&p.conn, &run.id, &username()).await {
+            return Err(Failure::new(Exit::Locked, format!("{} is held by run {holder}", p.name)));
+        }
+    }
+    let req = crate::rollout::setup::gate_request(&pb, &hosts, chrono::Utc::now(), None);
+    let cal = CalendarCheck { calendar: lf.calendar.clone(), request: req, offset: chrono::Duration::zero() };
+    let mut ctx = RunCtx { run, record, conns, prepared, watch: None, concurrency: conc, interrupt: crate::rollout::ctx::interrupts(), calendar: Some(cal), json: false };
+    if let Some(w) = pb.watch.as_ref().filter(|w| w.log.is_some()) {
+        ctx.watch = Some(w.compiled().map_err(|e| Failure::input(e.to_string()))?);
+    }
+    say(false, &format!("resuming run {} at {}", ctx.run.id, phases.get(from).map(|p| p.0.as_str()).unwrap_or("the end")));
+    let o = run_phases(&mut ctx, from, true).await;
+    super::rollout::finish(&mut ctx, o, false).await
+}

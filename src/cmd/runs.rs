@@ -1,0 +1,73 @@
+//! `bellwether runs`, `show RUN` and `status`: reading the run records.
+
+use crate::cli::Global;
+use crate::exit::{Exit, Failure};
+use crate::record::history::{outstanding, summarize};
+use crate::record::{read_events, run_dir, RunDir};
+
+/// `runs`: one line per run.
+pub fn list(g: &Global, json: bool) -> Result<Exit, Failure> {
+    let runs = g.runs_dir();
+    let ids = run_dir::list_ids(&runs);
+    let sums: Vec<_> = ids.iter().map(|id| summarize(id, &read_events(&runs.join(id)).unwrap_or_default())).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sums).unwrap_or_default());
+        return Ok(Exit::Done);
+    }
+    if sums.is_empty() {
+        println!("no runs in {}", runs.display());
+        return Ok(Exit::Done);
+    }
+    let rows: Vec<Vec<String>> = sums
+        .iter()
+        .map(|s| vec![s.id.clone(), s.playbook.clone(), s.started.clone(), s.outcome.clone(), s.hosts_changed.to_string(), s.hosts_reverted.to_string()])
+        .collect();
+    print!("{}", crate::ui::table::render(&["RUN", "PLAYBOOK", "STARTED (UTC)", "OUTCOME", "CHANGED", "REVERTED"], &rows));
+    Ok(Exit::Done)
+}
+
+/// `show RUN`: the summary (regenerated from the events, so it is current after a revert).
+pub fn show(g: &Global, id: &str, json: bool) -> Result<Exit, Failure> {
+    let run = RunDir::open(&g.runs_dir(), id).map_err(|e| Failure::input(e.to_string()))?;
+    let events = read_events(&run.dir).map_err(|e| Failure::input(format!("{}: {e}", run.dir.display())))?;
+    if json {
+        let doc = serde_json::json!({
+            "run": summarize(&run.id, &events),
+            "plan": crate::rollout::summary::load_plan(&run),
+            "outstanding": outstanding(&events),
+            "events": events,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        print!("{}", crate::rollout::summary::render(&run.id, &events, crate::rollout::summary::load_plan(&run).as_ref()));
+    }
+    Ok(Exit::Done)
+}
+
+/// `status`: the lock holder and runs that left hosts changed.
+pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
+    let runs = g.runs_dir();
+    let lock = crate::record::lock::read(&runs);
+    let mut attention = Vec::new();
+    for id in run_dir::list_ids(&runs) {
+        let evs = read_events(&runs.join(&id)).unwrap_or_default();
+        let s = summarize(&id, &evs);
+        let left = outstanding(&evs);
+        if s.outcome != "done" && !left.is_empty() {
+            attention.push((id, s.outcome, left.len()));
+        }
+    }
+    if json {
+        let doc = serde_json::json!({"lock": lock, "unfinished": attention.iter().map(|(i, o, n)| serde_json::json!({"run": i, "outcome": o, "files_changed": n})).collect::<Vec<_>>()});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(Exit::Done);
+    }
+    match &lock {
+        Some(l) => println!("in progress: {}{}", l.describe(), if l.is_stale() { " — STALE (process gone)" } else { "" }),
+        None => println!("no run in progress"),
+    }
+    for (id, outcome, n) in &attention {
+        println!("run {id} ({outcome}) left {n} file(s) changed: `bellwether resume {id}` or `bellwether revert {id}`");
+    }
+    Ok(Exit::Done)
+}

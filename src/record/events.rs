@@ -1,0 +1,117 @@
+//! The append-only event log of a run (`events.jsonl`).
+//!
+//! Every transition is written and fsynced BEFORE the action it announces, and its result
+//! after, so a run killed at any instant can be finished or reverted from its folder alone.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// One line of `events.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub ts: DateTime<Utc>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. Host-level events name the host; file-level events also the path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted { run_id: String, playbook: String, playbook_path: String, tier: String, component: String, user: String, pid: u32, targets: Vec<String>, resumed: bool },
+    Gate { allowed: bool, summary: String, exception: Option<String>, approver: Option<String>, emergency: bool },
+    LockBroken { holder: String },
+    Preflight { host: String, ok: bool, detail: String },
+    Skipped { host: String, reason: String },
+    Unchanged { host: String },
+    PhaseStarted { phase: String, hosts: Vec<String> },
+    /// The previous bytes of `path` are saved under `snapshots/` (mode/owner/hash here).
+    Snapshot { host: String, path: String, missing: bool, sha256: Option<String>, mode: Option<u32>, uid: Option<u32>, gid: Option<u32>, file: Option<String> },
+    /// About to replace `path`: from here on the host may hold the new bytes.
+    WriteIntent { host: String, path: String, before: Option<String>, after: String },
+    Written { host: String, path: String, sha256: String },
+    Apply { host: String, command: String, status: Option<u32>, ok: bool, detail: String },
+    Health { host: String, ok: bool, attempts: u32, detail: String },
+    Hook { host: String, hook: String, ok: bool, detail: String },
+    ObserveStarted { phase: String, hosts: Vec<String>, baseline: Vec<String>, window_ms: u64 },
+    Verdict { phase: String, host: String, passed: bool, verdict: serde_json::Value },
+    HostFailed { host: String, phase: String, reason: String },
+    PhasePassed { phase: String },
+    Paused { reason: String },
+    Interrupted { reason: String },
+    RevertStarted { hosts: Vec<String>, reason: String },
+    Reverted { host: String, path: String, sha256: Option<String>, verified: bool },
+    RevertFailed { host: String, path: String, error: String },
+    HostRestored { host: String, apply_ok: bool, health_ok: bool },
+    RunFinished { outcome: String, exit: i32, message: String },
+}
+
+/// Appends events, flushing and fsyncing each one.
+pub struct EventLog {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl EventLog {
+    /// Open (create or append) `events.jsonl` in `dir`.
+    pub fn open(dir: &Path) -> std::io::Result<EventLog> {
+        let path = dir.join("events.jsonl");
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok(EventLog { path, file: Mutex::new(file) })
+    }
+
+    /// Append one event durably.
+    pub fn emit(&self, kind: EventKind) -> std::io::Result<()> {
+        let ev = Event { ts: Utc::now(), kind };
+        let mut line = serde_json::to_string(&ev).map_err(std::io::Error::other)?;
+        line.push('\n');
+        let mut f = self.file.lock().map_err(|_| std::io::Error::other("event log lock poisoned"))?;
+        f.write_all(line.as_bytes())?;
+        f.sync_data()
+    }
+
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Read every event of a run; a torn last line (killed mid-write) is ignored.
+pub fn read_events(dir: &Path) -> std::io::Result<Vec<Event>> {
+    let f = File::open(dir.join("events.jsonl"))?;
+    let mut out = Vec::new();
+    for line in BufReader::new(f).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Ok(ev) = serde_json::from_str::<Event>(&line) {
+            out.push(ev);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_torn_line() {
+        let d = tempfile::tempdir().unwrap();
+        let log = EventLog::open(d.path()).unwrap();
+        log.emit(EventKind::PhaseStarted { phase: "canary".into(), hosts: vec!["h01".into()] }).unwrap();
+        log.emit(EventKind::Written { host: "h01".into(), path: "/a b".into(), sha256: "ff".into() }).unwrap();
+        std::fs::OpenOptions::new().append(true).open(log.path()).unwrap().write_all(b"{\"ts\":\"2026").unwrap();
+        let evs = read_events(d.path()).unwrap();
+        assert_eq!(evs.len(), 2);
+        assert!(matches!(&evs[1].kind, EventKind::Written { path, .. } if path == "/a b"));
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(text.starts_with("{\"ts\":"), "{text}");
+        assert!(text.contains("\"event\":\"phase_started\""), "{text}");
+    }
+}

@@ -1,0 +1,114 @@
+//! Reading a run back from its events: what it was, how it ended, and which files it left
+//! changed (the input of `revert RUN`).
+
+use super::events::{Event, EventKind};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A file this run may have changed, with what is needed to put it back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangedFile {
+    pub host: String,
+    pub path: String,
+    /// sha256 before the change (None: the file did not exist).
+    pub before: Option<String>,
+    /// sha256 the run wrote.
+    pub after: String,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Snapshot file relative to the run folder (None: the file did not exist).
+    pub snapshot: Option<String>,
+}
+
+/// One run in a listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub playbook: String,
+    pub started: String,
+    pub outcome: String,
+    pub exit: Option<i32>,
+    pub hosts_changed: usize,
+    pub hosts_reverted: usize,
+    pub message: String,
+}
+
+/// Files written (intent recorded) and not restored since, in the order they were changed.
+pub fn outstanding(events: &[Event]) -> Vec<ChangedFile> {
+    let mut snaps: BTreeMap<(String, String), (bool, Option<String>, Option<u32>, Option<u32>, Option<u32>, Option<String>)> = BTreeMap::new();
+    let mut changed: Vec<ChangedFile> = Vec::new();
+    for ev in events {
+        match &ev.kind {
+            EventKind::Snapshot { host, path, missing, sha256, mode, uid, gid, file } => {
+                snaps.insert((host.clone(), path.clone()), (*missing, sha256.clone(), *mode, *uid, *gid, file.clone()));
+            }
+            EventKind::WriteIntent { host, path, before, after } => {
+                let s = snaps.get(&(host.clone(), path.clone())).cloned();
+                changed.retain(|c| !(c.host == *host && c.path == *path));
+                changed.push(ChangedFile {
+                    host: host.clone(),
+                    path: path.clone(),
+                    before: before.clone(),
+                    after: after.clone(),
+                    mode: s.as_ref().and_then(|s| s.2),
+                    uid: s.as_ref().and_then(|s| s.3),
+                    gid: s.as_ref().and_then(|s| s.4),
+                    snapshot: s.and_then(|s| s.5),
+                });
+            }
+            EventKind::Reverted { host, path, verified: true, .. } => {
+                changed.retain(|c| !(c.host == *host && c.path == *path));
+            }
+            _ => {}
+        }
+    }
+    changed
+}
+
+/// Hosts with at least one written file, in the order first changed.
+pub fn changed_hosts(events: &[Event]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for ev in events {
+        if let EventKind::WriteIntent { host, .. } = &ev.kind {
+            if !seen.contains(host) {
+                seen.push(host.clone());
+            }
+        }
+    }
+    seen
+}
+
+/// Summarise a run for `bellwether runs`.
+pub fn summarize(id: &str, events: &[Event]) -> RunSummary {
+    let mut s = RunSummary {
+        id: id.to_string(),
+        playbook: String::new(),
+        started: String::new(),
+        outcome: "running or interrupted".into(),
+        exit: None,
+        hosts_changed: changed_hosts(events).len(),
+        hosts_reverted: 0,
+        message: String::new(),
+    };
+    let mut reverted = BTreeSet::new();
+    for ev in events {
+        match &ev.kind {
+            EventKind::RunStarted { playbook, .. } if s.playbook.is_empty() => {
+                s.playbook = playbook.clone();
+                s.started = ev.ts.format("%Y-%m-%d %H:%M:%S").to_string();
+            }
+            EventKind::Reverted { host, verified: true, .. } => {
+                reverted.insert(host.clone());
+            }
+            EventKind::RunFinished { outcome, exit, message } => {
+                s.outcome = outcome.clone();
+                s.exit = Some(*exit);
+                s.message = message.clone();
+            }
+            _ => {}
+        }
+    }
+    s.hosts_reverted = reverted.len();
+    s
+}

@@ -1,0 +1,10 @@
+//! Run records: plain files under `runs/RUN_ID/` that can be committed and read by people,
+//! and from which `revert` and `resume` work after a crash.
+
+pub mod events;
+pub mod history;
+pub mod lock;
+pub mod run_dir;
+
+pub use events::{read_events, Event, EventKind, EventLog};
+pub use run_dir::{new_run_id, RunDir};

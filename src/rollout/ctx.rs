@@ -1,0 +1,91 @@
+//! Shared state of a run in progress: the record, connections, prepared hosts, interrupts.
+
+use super::host::Prepared;
+use super::record_plan::PlanRecord;
+use super::revert::RestoreCommands;
+use crate::record::RunDir;
+use crate::ssh::Connection;
+use crate::watch::CompiledWatch;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Everything the phases need.
+pub struct RunCtx {
+    pub run: RunDir,
+    pub record: PlanRecord,
+    pub conns: BTreeMap<String, Arc<Connection>>,
+    pub prepared: BTreeMap<String, Prepared>,
+    pub watch: Option<CompiledWatch>,
+    pub concurrency: usize,
+    /// 0 = running, 1 = first Ctrl-C (stop and revert), 2 = second (leave as is).
+    pub interrupt: watch::Receiver<u8>,
+    pub calendar: Option<super::engine::CalendarCheck>,
+    pub json: bool,
+}
+
+impl RunCtx {
+    /// Restore commands per host from the plan record.
+    pub fn restore_commands(&self) -> BTreeMap<String, RestoreCommands> {
+        self.record
+            .hosts
+            .iter()
+            .map(|(h, p)| {
+                (
+                    h.clone(),
+                    RestoreCommands {
+                        apply: p.apply.clone(),
+                        health: p.health.clone(),
+                        apply_timeout: Duration::from_millis(p.apply_timeout_ms),
+                        health_timeout: Duration::from_millis(p.health_timeout_ms),
+                        on_revert: p.on_revert.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The interrupt level now.
+    pub fn interrupted(&self) -> u8 {
+        *self.interrupt.borrow()
+    }
+
+    /// Progress line for the operator (timestamped; stdout, or stderr under --json).
+    pub fn say(&self, msg: &str) {
+        say(self.json, msg);
+    }
+}
+
+/// Print a timestamped progress line (to stderr when stdout carries JSON).
+pub fn say(json: bool, msg: &str) {
+    let line = format!("{} {msg}", chrono::Utc::now().format("%H:%M:%S"));
+    if json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// Install the Ctrl-C handler: the first press asks for a stop-and-revert, the second for an
+/// immediate stop that leaves hosts as they are.
+pub fn interrupts() -> watch::Receiver<u8> {
+    let (tx, rx) = watch::channel(0u8);
+    tokio::spawn(async move {
+        let mut n = 0u8;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            n = n.saturating_add(1);
+            if n == 1 {
+                eprintln!("\ninterrupt: stopping promotion and reverting what this run changed (press Ctrl-C again to stop at once and leave hosts as they are)");
+            }
+            let _ = tx.send(n);
+        }
+    });
+    rx
+}
+
+/// Is stdin a terminal (may we ask)?
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal()
+}

@@ -1,0 +1,22 @@
+//! The rollout: plan (batches), engine (state machine), per-host steps, observation, revert.
+
+pub mod ctx;
+pub mod engine;
+pub mod host;
+pub mod markers;
+pub mod observe;
+pub mod plan;
+pub mod record_plan;
+pub mod revert;
+pub mod setup;
+pub mod summary;
+
+/// Redact secrets from a line before it reaches a log, a diff or a run record.
+pub fn redact_line(line: &str) -> String {
+    crate::edit::redact::Redactor::default().redact_text(line)
+}
+
+/// A unified, redacted diff of one file.
+pub fn diff_text(path: &str, before: Option<&[u8]>, after: &[u8]) -> String {
+    crate::edit::unified_diff(path, before, after, &crate::edit::Redactor::default(), false)
+}

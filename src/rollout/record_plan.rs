@@ -1,0 +1,50 @@
+//! `plan.json`: the frozen plan of a run, with each host's rendered commands, so `revert` and
+//! `resume` work from the run folder even if the playbook changes later.
+
+use super::plan::BatchPlan;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A file change as planned (hashes and a redacted diff).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FilePlan {
+    pub path: String,
+    pub before: Option<String>,
+    pub after: String,
+    pub diff: String,
+}
+
+/// One host's plan.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct HostPlan {
+    pub apply: Option<String>,
+    pub health: Option<String>,
+    pub apply_timeout_ms: u64,
+    pub health_timeout_ms: u64,
+    #[serde(default)]
+    pub on_revert: Vec<String>,
+    #[serde(default)]
+    pub after_hooks: Vec<String>,
+    pub log_command: Option<String>,
+    pub files: Vec<FilePlan>,
+}
+
+/// The whole plan record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanRecord {
+    pub run_id: String,
+    pub playbook_id: String,
+    pub playbook_path: String,
+    pub tier: String,
+    pub component: String,
+    pub plan: BatchPlan,
+    pub baseline: Vec<String>,
+    pub observe_ms: u64,
+    pub batch_observe_ms: u64,
+    pub before_ms: Option<u64>,
+    pub max_failed_hosts: usize,
+    pub emergency: bool,
+    pub skipped: Vec<(String, String)>,
+    pub unchanged: Vec<String>,
+    pub hosts: BTreeMap<String, HostPlan>,
+}
