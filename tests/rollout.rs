@@ -230,3 +230,174 @@ fn wait_for(f: &TestFleet, needle: &str, limit: Duration) {
 fn spawn(c: &mut Command) -> std::process::Child {
     c.spawn().unwrap()
 }
+
+fn originals(f: &TestFleet) -> Vec<Vec<u8>> {
+    (0..f.hosts.len()).map(|i| f.config(i)).collect()
+}
+
+fn assert_all_restored(f: &TestFleet, orig: &[Vec<u8>]) {
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host h{:02} restored byte for byte", i + 1);
+    }
+}
+
+#[test]
+fn failure_in_the_second_batch_reverts_every_changed_host() {
+    let f = TestFleet::start(6);
+    // h04 (alone in batch 2) cannot serve the new model.
+    std::fs::write(f.hosts[3].home.join("agent/broken_models"), format!("{GOOD}\n")).unwrap();
+    f.start_agents();
+    let orig = originals(&f);
+    let pb = f.playbook("swap", &playbook(GOOD, "", "batches = [\"25%\", \"50%\", \"100%\"]"));
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_all_restored(&f, &orig);
+    let ev = events(&latest_run(&f));
+    for h in ["h01", "h02", "h03", "h04"] {
+        assert!(ev.contains(&format!("\"event\":\"reverted\",\"host\":\"{h}\"")), "{h} reverted: {ev}");
+    }
+    assert!(!ev.contains("\"event\":\"written\",\"host\":\"h05\""), "batch 3 never started");
+    assert!(out.contains("batch 2 failed on h04"), "{out}");
+}
+
+#[test]
+fn p95_latency_gate_fails_a_slow_model_and_passes_a_fast_one() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig = originals(&f);
+    let gate = "metrics = [{ name = \"latency_ms\", capture = 'latency_ms=(\\d+)', p95_max = 800 }]";
+    let pb = f.playbook("slow", &playbook("slow-model", gate, ""));
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_all_restored(&f, &orig);
+    let ev = events(&latest_run(&f));
+    assert!(ev.contains("\"gate\":\"metric\""), "{ev}");
+    assert!(ev.contains("p95"), "{ev}");
+    let pb = f.playbook("fast", &playbook(GOOD, gate, ""));
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 0, "{out}\n{err}");
+}
+
+#[test]
+fn error_rate_gate_fails_a_flaky_model_and_passes_under_a_looser_limit() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig = originals(&f);
+    let pb = f.playbook("flaky", &playbook("flaky-model", "max_errors = 1000\nmax_error_rate = \"3%\"", ""));
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_all_restored(&f, &orig);
+    assert!(events(&latest_run(&f)).contains("\"gate\":\"error_rate\""));
+    let pb = f.playbook("flaky2", &playbook("flaky-model", "max_errors = 1000\nmax_error_rate = \"25%\"", ""));
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 0, "{out}\n{err}");
+}
+
+#[test]
+fn baseline_outage_everywhere_passes_canary_only_errors_fail() {
+    let f = TestFleet::start(4);
+    for h in &f.hosts {
+        std::fs::write(h.home.join("agent/outage"), "").unwrap();
+    }
+    f.start_agents();
+    let base = "baseline = { hosts = 2, max_error_rate_increase = \"5%\" }";
+    let pb = f.playbook("outage", &playbook(GOOD, base, "observe = \"4s\""));
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 0, "a provider outage on every host must not fail the canary:\n{out}\n{err}");
+    // Now the outage is over, and the canary alone is broken.
+    for h in &f.hosts {
+        std::fs::remove_file(h.home.join("agent/outage")).unwrap();
+    }
+    f.start_agents();
+    let orig = originals(&f);
+    let pb = f.playbook("canary-only", &playbook(BROKEN, base, "observe = \"4s\""));
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_all_restored(&f, &orig);
+    let ev = events(&latest_run(&f));
+    assert!(ev.contains("\"baseline\":[\"h02\",\"h03\"]"), "{ev}");
+}
+
+#[test]
+fn kill_9_during_batch_1_then_revert_run_restores_every_changed_host() {
+    let f = TestFleet::start(5);
+    f.start_agents();
+    let orig = originals(&f);
+    let pb = f.playbook("swap", &playbook(GOOD, "", "batches = [\"50%\", \"100%\"]\nbatch_observe = \"60s\""));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    wait_for(&f, "\"event\":\"observe_started\",\"phase\":\"batch 1\"", Duration::from_secs(40));
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert_ne!(f.config(1), orig[1], "batch 1 host was changed before the kill");
+    let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
+    let (code, out, err) = run_cmd(&f, &["revert", &run_id, "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_all_restored(&f, &orig);
+    assert!(!f.hosts[0].home.join(".bellwether.lock").exists(), "markers removed");
+    let (code, out, _) = run_cmd(&f, &["revert", &run_id, "--yes"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to revert"), "{out}");
+}
+
+#[test]
+fn resume_after_a_kill_in_the_canary_window_completes_the_rollout() {
+    let f = TestFleet::start(3);
+    f.start_agents();
+    let pb = f.playbook("swap", &playbook(GOOD, "", "observe = \"6s\""));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    wait_for(&f, "\"event\":\"observe_started\",\"phase\":\"canary\"", Duration::from_secs(30));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
+    let (code, out, err) = run_cmd(&f, &["resume", &run_id, "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for i in 0..3 {
+        assert!(String::from_utf8(f.config(i)).unwrap().contains(&format!("name = \"{GOOD}\"")), "host {i}");
+    }
+    let ev = events(&latest_run(&f));
+    assert!(ev.contains("\"resumed\":true"), "{ev}");
+    assert!(ev.contains("\"outcome\":\"done\""), "{ev}");
+}
+
+#[test]
+fn a_second_rollout_while_one_runs_exits_4_naming_the_holder() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let pb = f.playbook("swap", &playbook(GOOD, "", "observe = \"30s\""));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::null()).stderr(Stdio::null());
+    let child = c.spawn().unwrap();
+    wait_for(&f, "\"event\":\"observe_started\"", Duration::from_secs(30));
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 4, "{out}\n{err}");
+    let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
+    assert!(err.contains(&run_id) && err.contains("started") && err.contains(&format!("pid {}", child.id())), "{err}");
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn host_unreachable_in_batch_2_reverts_everything_with_max_failed_hosts_0() {
+    let mut f = TestFleet::start(5);
+    f.start_agents();
+    let orig = originals(&f);
+    let pb = f.playbook("swap", &playbook(GOOD, "", "observe = \"5s\"\nbatches = [\"50%\", \"100%\"]\nmax_failed_hosts = 0"));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_for(&f, "\"event\":\"observe_started\",\"phase\":\"canary\"", Duration::from_secs(30));
+    f.hosts[3].kill_hard(); // h04, in batch 2
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for i in [0, 1, 2, 4] {
+        assert_eq!(f.config(i), orig[i], "host {i}");
+    }
+    assert!(stdout.contains("batch 2") && stdout.contains("h04") && stdout.contains("connection was lost"), "{stdout}");
+    assert!(stdout.contains("every changed host (3) was reverted and verified"), "{stdout}");
+}

@@ -139,6 +139,15 @@ async fn wait_window(ctx: &mut RunCtx, window: Duration) -> bool {
     }
 }
 
+/// Baseline hosts for batch `idx`: unchanged hosts of later batches first (the true control),
+/// then hosts that already took the change and passed (so the last batch of a run during a
+/// fleet-wide outage is compared with hosts showing the same outage, not judged alone).
+fn batch_baseline(phases: &[(String, Vec<String>)], idx: usize, k: usize) -> Vec<String> {
+    let later = phases.iter().skip(idx + 1).flat_map(|(_, h)| h.iter().cloned());
+    let earlier = phases.iter().take(idx).flat_map(|(_, h)| h.iter().cloned());
+    later.chain(earlier).take(k).collect()
+}
+
 /// Run every phase from `from` on; `resumed` continues a run recorded earlier.
 pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome {
     let phases = ctx.record.plan.phases();
@@ -166,7 +175,7 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
             let mk = |names: &[String]| -> Vec<_> {
                 names.iter().filter_map(|n| ctx.prepared.get(n)).filter_map(|p| p.log_command.clone().map(|c| (p.name.clone(), p.conn.clone(), c))).collect()
             };
-            let base = if is_canary { mk(&ctx.record.baseline) } else { vec![] };
+            let base = if is_canary { mk(&ctx.record.baseline) } else { mk(&batch_baseline(&phases, idx, ctx.record.baseline.len())) };
             match observe::start(mk(hosts), base).await {
                 Ok(mut t) => {
                     if let (true, Some(b)) = (is_canary, ctx.record.before_ms) {
@@ -210,6 +219,12 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
         if phase_failures.is_empty() || !is_canary {
             // Observe.
             ctx.say(&format!("{phase}: observing for {}", humantime::format_duration(window)));
+            let _ = ctx.run.emit(EventKind::ObserveStarted {
+                phase: phase.clone(),
+                hosts: hosts.clone(),
+                baseline: if is_canary { ctx.record.baseline.clone() } else { batch_baseline(&phases, idx, ctx.record.baseline.len()) },
+                window_ms: window.as_millis() as u64,
+            });
             let interrupted;
             if let (Some(t), Some(w)) = (tails.as_mut(), ctx.watch.clone()) {
                 let mut intr = ctx.interrupt.clone();

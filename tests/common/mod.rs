@@ -128,6 +128,13 @@ impl Sshd {
         format!("[{}]:{} {} {}", self.addr, self.port, parts.next().unwrap(), parts.next().unwrap())
     }
 
+    /// Make the host unreachable at once: kill the listener and every session it forked,
+    /// so established connections drop too.
+    pub fn kill_hard(&mut self) {
+        let _ = Command::new("pkill").args(["-KILL", "-P", &self.child.id().to_string()]).status();
+        self.stop();
+    }
+
     /// Stop this sshd (the host becomes unreachable).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
