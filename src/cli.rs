@@ -67,7 +67,11 @@ impl Global {
     /// The runs folder to use.
     pub fn runs_dir(&self) -> PathBuf {
         self.runs_dir.clone().unwrap_or_else(|| {
-            self.fleet.parent().filter(|p| !p.as_os_str().is_empty()).map(|p| p.join("runs")).unwrap_or_else(|| PathBuf::from("runs"))
+            self.fleet
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| p.join("runs"))
+                .unwrap_or_else(|| PathBuf::from("runs"))
         })
     }
 
@@ -99,9 +103,7 @@ pub enum Command {
     /// TARGETS: host names or globs, group:NAME, region:NAME, !TERM to exclude (default all).
     ///
     /// Example: bellwether ping group:prod '!use1-c'
-    Ping {
-        targets: Vec<String>,
-    },
+    Ping { targets: Vec<String> },
     /// Run an ad-hoc command on every target, output prefixed by host.
     ///
     /// Example: bellwether exec region:eu-west-1 -- systemctl is-active hermes

@@ -38,7 +38,10 @@ pub struct Failure {
 impl Failure {
     /// A failure with `exit` and `message`.
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        Failure { exit, message: message.into() }
+        Failure {
+            exit,
+            message: message.into(),
+        }
     }
     /// Bad input (exit 2).
     pub fn input(message: impl Into<String>) -> Self {

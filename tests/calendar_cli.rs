@@ -63,11 +63,7 @@ fn decision(dir: &Path) -> Value {
 }
 
 fn strings(v: &Value) -> Vec<&str> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect()
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect()
 }
 
 fn window_ids(d: &Value) -> Vec<&str> {
@@ -159,10 +155,7 @@ fn outside_every_window_allows() {
         stdout.starts_with("ALLOW: T2 change may ship at 2026-11-18T12:00:00Z\n"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("  windows: none active for this change"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("  windows: none active for this change"), "{stdout}");
     let j = decision(d.path());
     assert_eq!(j["decision"], "allow");
     assert_eq!(j["allowed"], true);
@@ -212,9 +205,7 @@ fn the_operators_zone_is_shown_beside_utc_and_at_takes_a_zone() {
     let (code, stdout, stderr) = run_tz(d.path(), "America/New_York", &args);
     assert_eq!(code, 3, "{stdout}\n{stderr}");
     assert!(
-        stdout.starts_with(
-            "BLOCK: T2 change may not ship at 2026-11-28T12:00:00Z (2026-11-28 07:00 EST)\n"
-        ),
+        stdout.starts_with("BLOCK: T2 change may not ship at 2026-11-28T12:00:00Z (2026-11-28 07:00 EST)\n"),
         "{stdout}"
     );
 }
@@ -244,9 +235,7 @@ fn t0_passes_a_hard_freeze_only_with_an_approved_exception() {
     let (code, stdout, stderr) = run(d.path(), &with);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
-        stdout.contains(
-            "  window peak_q4_black_friday: hard freeze, allows this tier under the exception\n"
-        ),
+        stdout.contains("  window peak_q4_black_friday: hard freeze, allows this tier under the exception\n"),
         "{stdout}"
     );
     assert!(
@@ -254,9 +243,7 @@ fn t0_passes_a_hard_freeze_only_with_an_approved_exception() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(
-            "  emergency profile: canary 5% of targets (at least 1 host), observe at least 10m\n"
-        ),
+        stdout.contains("  emergency profile: canary 5% of targets (at least 1 host), observe at least 10m\n"),
         "{stdout}"
     );
     let j = decision(d.path());
@@ -339,17 +326,16 @@ fn the_playbook_supplies_tier_component_and_regions() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("  frozen regions: eu-west-1, us-east-1 (rollout --skip-frozen may proceed on hosts elsewhere)\n"),
+        stdout.contains(
+            "  frozen regions: eu-west-1, us-east-1 (rollout --skip-frozen may proceed on hosts elsewhere)\n"
+        ),
         "{stdout}"
     );
     let j = decision(d.path());
     assert_eq!(j["tier"], "T2");
     assert_eq!(j["playbook_id"], "model-swap-sonnet");
     assert_eq!(strings(&j["components"]), ["model"]);
-    assert_eq!(
-        strings(&j["regions"]),
-        ["ap-southeast-1", "eu-west-1", "us-east-1"]
-    );
+    assert_eq!(strings(&j["regions"]), ["ap-southeast-1", "eu-west-1", "us-east-1"]);
     assert_eq!(window_ids(&j), ["peak_q4_black_friday", "weekend_berlin"]);
     assert_eq!(strings(&j["blocked_regions"]), ["eu-west-1", "us-east-1"]);
     assert_eq!(j["blocked_everywhere"], false);
@@ -385,10 +371,7 @@ fn the_playbook_supplies_tier_component_and_regions() {
 #[test]
 fn t3_needs_the_readiness_checks_from_its_playbook() {
     let d = examples();
-    let (code, stdout, stderr) = run(
-        d.path(),
-        &["gate", "--playbook", "provider-switch", "--at", OUTSIDE],
-    );
+    let (code, stdout, stderr) = run(d.path(), &["gate", "--playbook", "provider-switch", "--at", OUTSIDE]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.starts_with("ALLOW: T3 change may ship"), "{stdout}");
 
@@ -409,15 +392,7 @@ batches = ["50%", "100%"]
 "#,
     )
     .unwrap();
-    let args = [
-        "gate",
-        "--playbook",
-        "risky",
-        "--at",
-        OUTSIDE,
-        "--out",
-        DECISION,
-    ];
+    let args = ["gate", "--playbook", "risky", "--at", OUTSIDE, "--out", DECISION];
     let (code, stdout, stderr) = run(d.path(), &args);
     assert_eq!(code, 3, "{stdout}\n{stderr}");
     let j = decision(d.path());
@@ -464,16 +439,11 @@ fn a_calendar_file_alone_is_enough_without_a_fleet() {
 #[test]
 fn a_gate_without_tier_or_playbook_is_bad_input() {
     let d = examples();
-    let (code, stdout, stderr) = run(
-        d.path(),
-        &["gate", "--region", "us-east-1", "--out", DECISION],
-    );
+    let (code, stdout, stderr) = run(d.path(), &["gate", "--region", "us-east-1", "--out", DECISION]);
     assert_eq!(code, 2);
     assert!(stdout.is_empty(), "{stdout}");
     assert!(
-        stderr.contains(
-            "error: gate needs the change's tier: give --tier T0|T1|T2|T3, or --playbook PLAYBOOK"
-        ),
+        stderr.contains("error: gate needs the change's tier: give --tier T0|T1|T2|T3, or --playbook PLAYBOOK"),
         "{stderr}"
     );
     assert!(!d.path().join(DECISION).exists());
@@ -496,25 +466,15 @@ fn a_bad_at_is_bad_input_with_the_expected_forms() {
         stderr.contains("error: --at: \"next friday\" is not a valid time; expected RFC 3339"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("\"2026-12-24T18:00 Europe/Berlin\""),
-        "{stderr}"
-    );
+    assert!(stderr.contains("\"2026-12-24T18:00 Europe/Berlin\""), "{stderr}");
 
     let (code, _, stderr) = run(
         d.path(),
-        &[
-            "gate",
-            "--tier",
-            "T2",
-            "--at",
-            "2026-11-28T12:00 Europe/Berln",
-        ],
+        &["gate", "--tier", "T2", "--at", "2026-11-28T12:00 Europe/Berln"],
     );
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("unknown time zone \"Europe/Berln\"")
-            && stderr.contains("did you mean \"Europe/Berlin\"?"),
+        stderr.contains("unknown time zone \"Europe/Berln\"") && stderr.contains("did you mean \"Europe/Berlin\"?"),
         "{stderr}"
     );
 }
@@ -535,21 +495,10 @@ fn an_exception_needs_both_reason_and_approver() {
         ],
     );
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("--exception needs --approver NAME"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--exception needs --approver NAME"), "{stderr}");
     let (code, _, stderr) = run(
         d.path(),
-        &[
-            "gate",
-            "--tier",
-            "T0",
-            "--exception",
-            "x",
-            "--approver",
-            " ",
-        ],
+        &["gate", "--tier", "T0", "--exception", "x", "--approver", " "],
     );
     assert_eq!(code, 2);
     assert!(stderr.contains("--approver is empty"), "{stderr}");
@@ -580,43 +529,25 @@ fn calendar_lists_upcoming_windows_in_utc_and_the_given_zone() {
                  \x20       America/New_York: 2026-11-26 19:00 EST -> 2026-11-30 18:59 EST\n\
                  \x20       regions: us-east-1, eu-west-1  components: model, provider\n";
     assert!(stdout.contains(block), "{stdout}");
-    assert!(
-        stdout.contains("        soft freeze  apac_peak_sale\n"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("        soft freeze  weekend_berlin\n"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("        soft freeze  apac_peak_sale\n"), "{stdout}");
+    assert!(stdout.contains("        soft freeze  weekend_berlin\n"), "{stdout}");
     assert!(!stdout.contains("ACTIVE"), "nothing is on yet: {stdout}");
     // Black Friday, apac_peak_sale and the Berlin weekends of 27 Nov .. 18 Dec.
-    assert!(
-        stdout.ends_with("\n7 occurrences, 0 active now\n"),
-        "{stdout}"
-    );
+    assert!(stdout.ends_with("\n7 occurrences, 0 active now\n"), "{stdout}");
 }
 
 #[test]
 fn calendar_marks_the_windows_active_at_the_given_time() {
     let d = examples();
-    let (code, stdout, stderr) = run(
-        d.path(),
-        &["calendar", "--days", "2", "--at", IN_HARD_FREEZE],
-    );
+    let (code, stdout, stderr) = run(d.path(), &["calendar", "--days", "2", "--at", IN_HARD_FREEZE]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.contains("ACTIVE  hard freeze  peak_q4_black_friday\n"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("ACTIVE  soft freeze  weekend_berlin\n"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("ACTIVE  soft freeze  weekend_berlin\n"), "{stdout}");
     assert!(!stdout.contains("apac_peak_sale"), "{stdout}");
-    assert!(
-        stdout.ends_with("\n2 occurrences, 2 active now\n"),
-        "{stdout}"
-    );
+    assert!(stdout.ends_with("\n2 occurrences, 2 active now\n"), "{stdout}");
 }
 
 #[test]

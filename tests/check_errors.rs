@@ -59,7 +59,10 @@ fn shipped_examples_pass_and_show_targets() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("fleet fleet.toml: 12 hosts, 3 regions"), "{stdout}");
     assert!(stdout.contains("playbook model-swap-sonnet"), "{stdout}");
-    assert!(stdout.contains("by region: ap-southeast-1 4, eu-west-1 4, us-east-1 4"), "{stdout}");
+    assert!(
+        stdout.contains("by region: ap-southeast-1 4, eu-west-1 4, us-east-1 4"),
+        "{stdout}"
+    );
     assert!(stdout.contains("playbook provider-switch-bedrock"), "{stdout}");
     assert!(stdout.contains("targets: 9 hosts"), "{stdout}");
     assert!(stdout.contains("calendar calendar.toml: 3 freeze windows"), "{stdout}");
@@ -68,58 +71,99 @@ fn shipped_examples_pass_and_show_targets() {
 #[test]
 fn unknown_field_suggests_the_near_miss() {
     let e = broken("fleet.toml", "address = \"10.0.1.12\"", "adress = \"10.0.1.12\"");
-    assert!(e.contains("fleet.toml:23:1: field `host[1].adress`: unknown field `adress`"), "{e}");
+    assert!(
+        e.contains("fleet.toml:23:1: field `host[1].adress`: unknown field `adress`"),
+        "{e}"
+    );
     assert!(e.contains("did you mean `address`?"), "{e}");
 }
 
 #[test]
 fn wrong_type() {
     let e = broken("fleet.toml", "concurrency = 50", "concurrency = \"fifty\"");
-    assert!(e.contains("fleet.toml:11:15: field `defaults.concurrency`: invalid type: string \"fifty\", expected usize"), "{e}");
+    assert!(
+        e.contains("fleet.toml:11:15: field `defaults.concurrency`: invalid type: string \"fifty\", expected usize"),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_required_field() {
     let e = broken("playbooks/model-swap.toml", "component = \"model\"\n", "");
-    assert!(e.contains("model-swap.toml:1:1: field `component`: missing field `component`"), "{e}");
+    assert!(
+        e.contains("model-swap.toml:1:1: field `component`: missing field `component`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn invalid_regex() {
     let e = broken("playbooks/model-swap.toml", "\"FATAL\",", "\"FATAL(\",");
-    assert!(e.contains("model-swap.toml:21:20: field `watch.errors[1]`: invalid regex \"FATAL(\""), "{e}");
+    assert!(
+        e.contains("model-swap.toml:21:20: field `watch.errors[1]`: invalid regex \"FATAL(\""),
+        "{e}"
+    );
     assert!(e.contains("unclosed group"), "{e}");
 }
 
 #[test]
 fn invalid_duration() {
-    let e = broken("playbooks/model-swap.toml", "observe = \"10m\"", "observe = \"ten minutes\"");
-    assert!(e.contains("model-swap.toml:33:11: field `rollout.observe`: invalid duration \"ten minutes\""), "{e}");
+    let e = broken(
+        "playbooks/model-swap.toml",
+        "observe = \"10m\"",
+        "observe = \"ten minutes\"",
+    );
+    assert!(
+        e.contains("model-swap.toml:33:11: field `rollout.observe`: invalid duration \"ten minutes\""),
+        "{e}"
+    );
     assert!(e.contains("expected e.g. \"30s\""), "{e}");
 }
 
 #[test]
 fn percent_over_100() {
     let e = broken("playbooks/model-swap.toml", "\"50%\", \"100%\"", "\"150%\", \"100%\"");
-    assert!(e.contains("model-swap.toml:34:11: field `rollout.batches`: percentage \"150%\" is out of range; expected 0% to 100%"), "{e}");
+    assert!(
+        e.contains(
+            "model-swap.toml:34:11: field `rollout.batches`: percentage \"150%\" is out of range; expected 0% to 100%"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn batch_plan_must_end_at_100() {
     let e = broken("playbooks/model-swap.toml", "\"50%\", \"100%\"]", "\"50%\", \"90%\"]");
-    assert!(e.contains("model-swap.toml:34:26: field `rollout.batches[2]`: the batch plan ends at 90%"), "{e}");
+    assert!(
+        e.contains("model-swap.toml:34:26: field `rollout.batches[2]`: the batch plan ends at 90%"),
+        "{e}"
+    );
 }
 
 #[test]
 fn empty_target_set() {
-    let e = broken("playbooks/model-swap.toml", "targets = { groups = [\"prod\"] }", "targets = { groups = [\"prod\"], exclude = [\"group:prod\"] }");
-    assert!(e.contains("model-swap.toml:7:11: field `targets`: the target set is empty"), "{e}");
+    let e = broken(
+        "playbooks/model-swap.toml",
+        "targets = { groups = [\"prod\"] }",
+        "targets = { groups = [\"prod\"], exclude = [\"group:prod\"] }",
+    );
+    assert!(
+        e.contains("model-swap.toml:7:11: field `targets`: the target set is empty"),
+        "{e}"
+    );
 }
 
 #[test]
 fn target_naming_an_unknown_host() {
-    let e = broken("playbooks/model-swap.toml", "targets = { groups = [\"prod\"] }", "targets = { hosts = [\"use1-z\"] }");
-    assert!(e.contains("model-swap.toml:7:22: field `targets.hosts[0]`: unknown host \"use1-z\""), "{e}");
+    let e = broken(
+        "playbooks/model-swap.toml",
+        "targets = { groups = [\"prod\"] }",
+        "targets = { hosts = [\"use1-z\"] }",
+    );
+    assert!(
+        e.contains("model-swap.toml:7:22: field `targets.hosts[0]`: unknown host \"use1-z\""),
+        "{e}"
+    );
 }
 
 #[test]
@@ -131,19 +175,36 @@ fn target_naming_an_unknown_group() {
 #[test]
 fn duplicate_host_names() {
     let e = broken("fleet.toml", "name = \"use1-b\"", "name = \"use1-a\"");
-    assert!(e.contains("fleet.toml:22:8: field `host[1].name`: duplicate host name \"use1-a\" (also host[0])"), "{e}");
+    assert!(
+        e.contains("fleet.toml:22:8: field `host[1].name`: duplicate host name \"use1-a\" (also host[0])"),
+        "{e}"
+    );
 }
 
 #[test]
 fn duplicate_addresses() {
     let e = broken("fleet.toml", "address = \"10.0.1.12\"", "address = \"10.0.1.11\"");
-    assert!(e.contains("fleet.toml:23:11: field `host[1].address`: duplicate address 10.0.1.11:22 (also host[0] \"use1-a\")"), "{e}");
+    assert!(
+        e.contains(
+            "fleet.toml:23:11: field `host[1].address`: duplicate address 10.0.1.11:22 (also host[0] \"use1-a\")"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn freeze_end_before_start() {
-    let e = broken("calendar.toml", "end = \"2026-11-30T23:59:59Z\"", "end = \"2026-11-20T23:59:59Z\"");
-    assert!(e.contains("calendar.toml:8:7: field `freeze[0].end`: end 2026-11-20T23:59:59Z is before start 2026-11-27T00:00:00Z"), "{e}");
+    let e = broken(
+        "calendar.toml",
+        "end = \"2026-11-30T23:59:59Z\"",
+        "end = \"2026-11-20T23:59:59Z\"",
+    );
+    assert!(
+        e.contains(
+            "calendar.toml:8:7: field `freeze[0].end`: end 2026-11-20T23:59:59Z is before start 2026-11-27T00:00:00Z"
+        ),
+        "{e}"
+    );
 }
 
 #[test]

@@ -59,7 +59,12 @@ fn rollout(f: &TestFleet, pb: &str) -> (i32, String, String) {
 }
 
 fn latest_run(f: &TestFleet) -> std::path::PathBuf {
-    let mut runs: Vec<_> = std::fs::read_dir(f.runs_dir()).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut runs: Vec<_> = std::fs::read_dir(f.runs_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     runs.sort();
     runs.pop().expect("a run folder")
 }
@@ -78,19 +83,34 @@ fn good_change_on_twelve_hosts_canary_then_batches() {
     assert_eq!(code, 0, "{out}\n{err}");
     for (i, orig) in originals.iter().enumerate() {
         let now = String::from_utf8(f.config(i)).unwrap();
-        let expect = String::from_utf8(orig.clone()).unwrap().replace("name = \"claude-sonnet-4\"", &format!("name = \"{GOOD}\""));
+        let expect = String::from_utf8(orig.clone())
+            .unwrap()
+            .replace("name = \"claude-sonnet-4\"", &format!("name = \"{GOOD}\""));
         assert_eq!(now, expect, "host {i}: only the model line changes, comments kept");
     }
     let run = latest_run(&f);
     let ev = events(&run);
     // Canary first, then three batches, each passed.
-    let phases: Vec<&str> = ev.lines().filter(|l| l.contains("\"event\":\"phase_passed\"")).collect();
+    let phases: Vec<&str> = ev
+        .lines()
+        .filter(|l| l.contains("\"event\":\"phase_passed\""))
+        .collect();
     assert_eq!(phases.len(), 4, "{ev}");
     assert!(phases[0].contains("\"canary\""));
-    let canary_written = ev.find("\"event\":\"written\",\"host\":\"h01\"").expect("canary written");
-    let canary_passed = ev.find("\"phase\":\"canary\"}").unwrap_or(0).max(ev.find("phase_passed").unwrap());
-    let batch_written = ev.find("\"event\":\"written\",\"host\":\"h02\"").expect("batch host written");
-    assert!(canary_written < canary_passed && canary_passed < batch_written, "canary passes before any batch host is written");
+    let canary_written = ev
+        .find("\"event\":\"written\",\"host\":\"h01\"")
+        .expect("canary written");
+    let canary_passed = ev
+        .find("\"phase\":\"canary\"}")
+        .unwrap_or(0)
+        .max(ev.find("phase_passed").unwrap());
+    let batch_written = ev
+        .find("\"event\":\"written\",\"host\":\"h02\"")
+        .expect("batch host written");
+    assert!(
+        canary_written < canary_passed && canary_passed < batch_written,
+        "canary passes before any batch host is written"
+    );
     assert!(ev.contains("\"outcome\":\"done\""));
     let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
     assert!(summary.contains("outcome: **done** (exit 0)"), "{summary}");
@@ -103,7 +123,11 @@ fn good_change_on_twelve_hosts_canary_then_batches() {
         if entry.starts_with(run.join("snapshots")) {
             continue; // snapshots are the operator's own bytes, kept for revert
         }
-        assert!(!text.contains("sk-ant-test-SECRET-123"), "secret leaked into {}", entry.display());
+        assert!(
+            !text.contains("sk-ant-test-SECRET-123"),
+            "secret leaked into {}",
+            entry.display()
+        );
     }
     // No run markers are left on the hosts, and the lock is released.
     assert!(!f.hosts[0].home.join(".bellwether.lock").exists());
@@ -145,7 +169,11 @@ fn bad_model_fails_the_canary_which_is_restored_byte_for_byte() {
     let t = Instant::now();
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(t.elapsed() < Duration::from_secs(18), "fails fast, not at the end of the 20s window: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(18),
+        "fails fast, not at the end of the 20s window: {:?}",
+        t.elapsed()
+    );
     for (i, orig) in originals.iter().enumerate() {
         assert_eq!(&f.config(i), orig, "host {i} restored byte for byte");
     }
@@ -154,7 +182,10 @@ fn bad_model_fails_the_canary_which_is_restored_byte_for_byte() {
     assert!(ev.contains("\"event\":\"reverted\",\"host\":\"h01\""), "{ev}");
     assert!(ev.contains("\"verified\":true"));
     let summary = std::fs::read_to_string(latest_run(&f).join("summary.md")).unwrap();
-    assert!(summary.contains("model not found: claude-broken-9"), "first error line in the summary: {summary}");
+    assert!(
+        summary.contains("model not found: claude-broken-9"),
+        "first error line in the summary: {summary}"
+    );
     let matched = std::fs::read_to_string(latest_run(&f).join("matched.log")).unwrap();
     assert!(matched.contains(" h01 ERROR model not found"), "{matched}");
 }
@@ -192,7 +223,9 @@ fn sigint_mid_canary_reverts_and_exits_1() {
     let orig = f.config(0);
     let pb = f.playbook("swap", &playbook(GOOD, "", "observe = \"60s\""));
     let mut c = f.bw();
-    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
     wait_for(&f, "\"event\":\"phase_started\"", Duration::from_secs(20));
     wait_for(&f, "\"event\":\"health\"", Duration::from_secs(20));
@@ -216,7 +249,10 @@ fn wait_for(f: &TestFleet, needle: &str, limit: Duration) {
             let mut runs: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
             runs.sort();
             if let Some(r) = runs.pop() {
-                if std::fs::read_to_string(r.join("events.jsonl")).unwrap_or_default().contains(needle) {
+                if std::fs::read_to_string(r.join("events.jsonl"))
+                    .unwrap_or_default()
+                    .contains(needle)
+                {
                     return;
                 }
             }
@@ -254,9 +290,15 @@ fn failure_in_the_second_batch_reverts_every_changed_host() {
     assert_all_restored(&f, &orig);
     let ev = events(&latest_run(&f));
     for h in ["h01", "h02", "h03", "h04"] {
-        assert!(ev.contains(&format!("\"event\":\"reverted\",\"host\":\"{h}\"")), "{h} reverted: {ev}");
+        assert!(
+            ev.contains(&format!("\"event\":\"reverted\",\"host\":\"{h}\"")),
+            "{h} reverted: {ev}"
+        );
     }
-    assert!(!ev.contains("\"event\":\"written\",\"host\":\"h05\""), "batch 3 never started");
+    assert!(
+        !ev.contains("\"event\":\"written\",\"host\":\"h05\""),
+        "batch 3 never started"
+    );
     assert!(out.contains("batch 2 failed on h04"), "{out}");
 }
 
@@ -283,12 +325,18 @@ fn error_rate_gate_fails_a_flaky_model_and_passes_under_a_looser_limit() {
     let f = TestFleet::start(2);
     f.start_agents();
     let orig = originals(&f);
-    let pb = f.playbook("flaky", &playbook("flaky-model", "max_errors = 1000\nmax_error_rate = \"3%\"", ""));
+    let pb = f.playbook(
+        "flaky",
+        &playbook("flaky-model", "max_errors = 1000\nmax_error_rate = \"3%\"", ""),
+    );
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 1, "{out}\n{err}");
     assert_all_restored(&f, &orig);
     assert!(events(&latest_run(&f)).contains("\"gate\":\"error_rate\""));
-    let pb = f.playbook("flaky2", &playbook("flaky-model", "max_errors = 1000\nmax_error_rate = \"25%\"", ""));
+    let pb = f.playbook(
+        "flaky2",
+        &playbook("flaky-model", "max_errors = 1000\nmax_error_rate = \"25%\"", ""),
+    );
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 0, "{out}\n{err}");
 }
@@ -303,7 +351,10 @@ fn baseline_outage_everywhere_passes_canary_only_errors_fail() {
     let base = "baseline = { hosts = 2, max_error_rate_increase = \"5%\" }";
     let pb = f.playbook("outage", &playbook(GOOD, base, "observe = \"4s\""));
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
-    assert_eq!(code, 0, "a provider outage on every host must not fail the canary:\n{out}\n{err}");
+    assert_eq!(
+        code, 0,
+        "a provider outage on every host must not fail the canary:\n{out}\n{err}"
+    );
     // Now the outage is over, and the canary alone is broken.
     for h in &f.hosts {
         std::fs::remove_file(h.home.join("agent/outage")).unwrap();
@@ -323,11 +374,20 @@ fn kill_9_during_batch_1_then_revert_run_restores_every_changed_host() {
     let f = TestFleet::start(5);
     f.start_agents();
     let orig = originals(&f);
-    let pb = f.playbook("swap", &playbook(GOOD, "", "batches = [\"50%\", \"100%\"]\nbatch_observe = \"60s\""));
+    let pb = f.playbook(
+        "swap",
+        &playbook(GOOD, "", "batches = [\"50%\", \"100%\"]\nbatch_observe = \"60s\""),
+    );
     let mut c = f.bw();
-    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::null()).stderr(Stdio::null());
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
-    wait_for(&f, "\"event\":\"observe_started\",\"phase\":\"batch 1\"", Duration::from_secs(40));
+    wait_for(
+        &f,
+        "\"event\":\"observe_started\",\"phase\":\"batch 1\"",
+        Duration::from_secs(40),
+    );
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     assert_ne!(f.config(1), orig[1], "batch 1 host was changed before the kill");
@@ -347,16 +407,27 @@ fn resume_after_a_kill_in_the_canary_window_completes_the_rollout() {
     f.start_agents();
     let pb = f.playbook("swap", &playbook(GOOD, "", "observe = \"6s\""));
     let mut c = f.bw();
-    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::null()).stderr(Stdio::null());
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
-    wait_for(&f, "\"event\":\"observe_started\",\"phase\":\"canary\"", Duration::from_secs(30));
+    wait_for(
+        &f,
+        "\"event\":\"observe_started\",\"phase\":\"canary\"",
+        Duration::from_secs(30),
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
     let (code, out, err) = run_cmd(&f, &["resume", &run_id, "--yes"]);
     assert_eq!(code, 0, "{out}\n{err}");
     for i in 0..3 {
-        assert!(String::from_utf8(f.config(i)).unwrap().contains(&format!("name = \"{GOOD}\"")), "host {i}");
+        assert!(
+            String::from_utf8(f.config(i))
+                .unwrap()
+                .contains(&format!("name = \"{GOOD}\"")),
+            "host {i}"
+        );
     }
     let ev = events(&latest_run(&f));
     assert!(ev.contains("\"resumed\":true"), "{ev}");
@@ -369,13 +440,18 @@ fn a_second_rollout_while_one_runs_exits_4_naming_the_holder() {
     f.start_agents();
     let pb = f.playbook("swap", &playbook(GOOD, "", "observe = \"30s\""));
     let mut c = f.bw();
-    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::null()).stderr(Stdio::null());
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let child = c.spawn().unwrap();
     wait_for(&f, "\"event\":\"observe_started\"", Duration::from_secs(30));
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 4, "{out}\n{err}");
     let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
-    assert!(err.contains(&run_id) && err.contains("started") && err.contains(&format!("pid {}", child.id())), "{err}");
+    assert!(
+        err.contains(&run_id) && err.contains("started") && err.contains(&format!("pid {}", child.id())),
+        "{err}"
+    );
     unsafe { libc_kill(child.id() as i32, 2) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -386,18 +462,42 @@ fn host_unreachable_in_batch_2_reverts_everything_with_max_failed_hosts_0() {
     let mut f = TestFleet::start(5);
     f.start_agents();
     let orig = originals(&f);
-    let pb = f.playbook("swap", &playbook(GOOD, "", "observe = \"5s\"\nbatches = [\"50%\", \"100%\"]\nmax_failed_hosts = 0"));
+    let pb = f.playbook(
+        "swap",
+        &playbook(
+            GOOD,
+            "",
+            "observe = \"5s\"\nbatches = [\"50%\", \"100%\"]\nmax_failed_hosts = 0",
+        ),
+    );
     let mut c = f.bw();
-    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    wait_for(&f, "\"event\":\"observe_started\",\"phase\":\"canary\"", Duration::from_secs(30));
+    wait_for(
+        &f,
+        "\"event\":\"observe_started\",\"phase\":\"canary\"",
+        Duration::from_secs(30),
+    );
     f.hosts[3].kill_hard(); // h04, in batch 2
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for i in [0, 1, 2, 4] {
         assert_eq!(f.config(i), orig[i], "host {i}");
     }
-    assert!(stdout.contains("batch 2") && stdout.contains("h04") && stdout.contains("connection was lost"), "{stdout}");
-    assert!(stdout.contains("every changed host (3) was reverted and verified"), "{stdout}");
+    assert!(
+        stdout.contains("batch 2") && stdout.contains("h04") && stdout.contains("connection was lost"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("every changed host (3) was reverted and verified"),
+        "{stdout}"
+    );
 }

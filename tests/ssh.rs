@@ -40,7 +40,11 @@ fn exec_prefixes_output_and_reports_exit_codes() {
     let f = TestFleet::start(3);
     let (code, out, _) = run({
         let mut c = f.bw();
-        c.args(["exec", "--", "echo hello from $(basename $PWD); [ $(basename $PWD) != home-h02 ]"]);
+        c.args([
+            "exec",
+            "--",
+            "echo hello from $(basename $PWD); [ $(basename $PWD) != home-h02 ]",
+        ]);
         c
     });
     assert_eq!(code, 6, "{out}");
@@ -107,7 +111,10 @@ fn unknown_host_refused_then_accepted_with_accept_new() {
     });
     assert_eq!(code, 0, "{out}{err}");
     let kh = std::fs::read_to_string(&f.known_hosts).unwrap();
-    assert!(kh.contains(&format!("[{}]:{} ssh-ed25519", f.hosts[0].addr, f.hosts[0].port)), "{kh}");
+    assert!(
+        kh.contains(&format!("[{}]:{} ssh-ed25519", f.hosts[0].addr, f.hosts[0].port)),
+        "{kh}"
+    );
     // Recorded: a plain run now succeeds.
     let (code, _, _) = run({
         let mut c = f.bw();
@@ -142,7 +149,11 @@ fn unreachable_address_fails_within_the_connect_timeout() {
 fn auth_failure_says_what_was_tried() {
     let f = TestFleet::start(1);
     let other = f.dir.join("other_key");
-    std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status().unwrap();
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
     let mut ep = endpoint(&f, 0);
     ep.identities = vec![other.clone()];
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -162,7 +173,9 @@ fn reaches_a_host_through_a_jump_host() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let out = rt.block_on(async {
         let c = Connection::open(&ep).await.unwrap();
-        c.run("basename $PWD", None, Duration::from_secs(10), None).await.unwrap()
+        c.run("basename $PWD", None, Duration::from_secs(10), None)
+            .await
+            .unwrap()
     });
     assert_eq!(out.stdout_text().trim(), "home-h02");
     // And through the CLI, with `jump = "h01"` in the fleet.
@@ -184,11 +197,16 @@ fn one_mib_write_reads_back_identical_and_keeps_mode() {
     let path = f.hosts[0].home.join("agent/big.bin");
     std::fs::write(&path, b"old").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let data: Vec<u8> = (0..1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
-        let sha = c.write_file("agent/big.bin", &data, &WriteOptions::default()).await.unwrap();
+        let sha = c
+            .write_file("agent/big.bin", &data, &WriteOptions::default())
+            .await
+            .unwrap();
         assert_eq!(sha, bellwether::ssh::sha256_hex(&data));
         let back = c.read_file("agent/big.bin").await.unwrap().unwrap();
         assert_eq!(back.bytes, data);
@@ -198,7 +216,11 @@ fn one_mib_write_reads_back_identical_and_keeps_mode() {
     assert_eq!(std::fs::read(&path).unwrap(), data);
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
     // No temp files are left beside it.
-    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".bellwether")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".bellwether"))
+        .collect();
     assert!(leftovers.is_empty());
 }
 
@@ -210,18 +232,30 @@ fn write_refuses_a_file_changed_since_it_was_read() {
         let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
         let before = c.read_file("agent/config.toml").await.unwrap().unwrap();
         std::fs::write(f.hosts[0].home.join("agent/config.toml"), "changed by someone\n").unwrap();
-        let opts = WriteOptions { expect: Some(Some(before.sha256.clone())), ..Default::default() };
+        let opts = WriteOptions {
+            expect: Some(Some(before.sha256.clone())),
+            ..Default::default()
+        };
         let e = c.write_file("agent/config.toml", b"new", &opts).await.unwrap_err();
         assert!(matches!(e, SshError::Changed { .. }), "{e}");
     });
-    assert_eq!(std::fs::read_to_string(f.hosts[0].home.join("agent/config.toml")).unwrap(), "changed by someone\n");
+    assert_eq!(
+        std::fs::read_to_string(f.hosts[0].home.join("agent/config.toml")).unwrap(),
+        "changed by someone\n"
+    );
 }
 
 #[test]
 fn hostile_paths_are_quoted() {
     let f = TestFleet::start(1);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let names = ["with space.toml", "it's.toml", "$HOME.toml", "semi;rm -rf x.toml", "`id`.toml"];
+    let names = [
+        "with space.toml",
+        "it's.toml",
+        "$HOME.toml",
+        "semi;rm -rf x.toml",
+        "`id`.toml",
+    ];
     rt.block_on(async {
         let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
         for n in names {
@@ -232,7 +266,10 @@ fn hostile_paths_are_quoted() {
         }
     });
     for n in names {
-        assert_eq!(std::fs::read_to_string(f.hosts[0].home.join("agent").join(n)).unwrap(), n);
+        assert_eq!(
+            std::fs::read_to_string(f.hosts[0].home.join("agent").join(n)).unwrap(),
+            n
+        );
     }
 }
 
@@ -249,11 +286,26 @@ fn cancelled_stream_leaves_no_process_behind() {
         let mut s = c.stream(&format!("tail -n0 -F agent/{tag}")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         std::fs::write(&log, "line one\nline two\n").unwrap();
-        assert_eq!(tokio::time::timeout(Duration::from_secs(5), s.next()).await.unwrap().as_deref(), Some("line one"));
-        assert_eq!(tokio::time::timeout(Duration::from_secs(5), s.next()).await.unwrap().as_deref(), Some("line two"));
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(5), s.next())
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("line one")
+        );
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(5), s.next())
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("line two")
+        );
         s.cancel().await;
         // The connection stays usable for other work.
-        let out = c.run("echo still here", None, Duration::from_secs(5), None).await.unwrap();
+        let out = c
+            .run("echo still here", None, Duration::from_secs(5), None)
+            .await
+            .unwrap();
         assert_eq!(out.stdout_text().trim(), "still here");
     });
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -262,7 +314,11 @@ fn cancelled_stream_leaves_no_process_behind() {
         if ps.stdout.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "remote tail still running: {}", String::from_utf8_lossy(&ps.stdout));
+        assert!(
+            Instant::now() < deadline,
+            "remote tail still running: {}",
+            String::from_utf8_lossy(&ps.stdout)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -130,10 +130,7 @@ impl Decision {
     pub fn allows_region(&self, region: Option<&str>) -> bool {
         match region {
             _ if self.allowed => true,
-            Some(r) if !self.blocked_everywhere => !self
-                .blocked_regions
-                .iter()
-                .any(|b| b.eq_ignore_ascii_case(r)),
+            Some(r) if !self.blocked_everywhere => !self.blocked_regions.iter().any(|b| b.eq_ignore_ascii_case(r)),
             _ => false,
         }
     }
@@ -156,15 +153,10 @@ pub fn decide(cal: &CalendarSpec, req: &GateRequest) -> Decision {
     let rule = cal.rule(req.tier);
     let mut d = Decision::open(req);
     if req.exception.as_ref().is_some_and(|e| !e.is_complete()) {
-        d.reasons.push(
-            "the exception is incomplete: it needs both a reason and an approver".to_string(),
-        );
+        d.reasons
+            .push("the exception is incomplete: it needs both a reason and an approver".to_string());
     }
-    for w in cal
-        .freeze
-        .iter()
-        .filter(|w| w.covers(&req.regions, &req.components))
-    {
+    for w in cal.freeze.iter().filter(|w| w.covers(&req.regions, &req.components)) {
         let span = match w.active_at(req.at) {
             Ok(Some(span)) => span,
             Ok(None) => continue,
@@ -235,28 +227,32 @@ impl Decision {
 }
 
 /// What one active window does to the request, and the sentence that says so.
-fn verdict(
-    cal: &CalendarSpec,
-    permit: Permit,
-    req: &GateRequest,
-    w: &FreezeWindow,
-    span: Span,
-) -> (Effect, String) {
+fn verdict(cal: &CalendarSpec, permit: Permit, req: &GateRequest, w: &FreezeWindow, span: Span) -> (Effect, String) {
     let what = describe(w.kind, &w.id, span, &w.regions);
     let tier = req.tier;
     match (permit, req.exception.as_ref().filter(|e| e.is_complete())) {
         (Permit::Allow, _) => (Effect::Allows, format!("{what} allows {tier}")),
         (Permit::Exception, Some(e)) => (
             Effect::AllowsWithException,
-            format!("{tier} passes {what} under an exception approved by {}: {}", e.approver, e.reason),
+            format!(
+                "{tier} passes {what} under an exception approved by {}: {}",
+                e.approver, e.reason
+            ),
         ),
         (Permit::Exception, None) => (
             Effect::Blocks,
             format!("{what} lets {tier} through only with an exception (--exception REASON --approver NAME)"),
         ),
         (Permit::Block, _) => {
-            let lift = if req.exception.is_some() { "; an exception does not lift it" } else { "" };
-            (Effect::Blocks, format!("{what} blocks {tier} ({}){lift}", admitted(cal, w.kind)))
+            let lift = if req.exception.is_some() {
+                "; an exception does not lift it"
+            } else {
+                ""
+            };
+            (
+                Effect::Blocks,
+                format!("{what} blocks {tier} ({}){lift}", admitted(cal, w.kind)),
+            )
         }
     }
 }
@@ -273,11 +269,7 @@ fn block_scope(d: &mut Decision, window_regions: &[String], request_regions: &[S
     } else {
         request_regions
             .iter()
-            .filter(|r| {
-                window_regions
-                    .iter()
-                    .any(|w| w.trim().eq_ignore_ascii_case(r.trim()))
-            })
+            .filter(|r| window_regions.iter().any(|w| w.trim().eq_ignore_ascii_case(r.trim())))
             .collect()
     };
     for r in hit {

@@ -96,18 +96,11 @@ fn every_tier_and_freeze_kind() {
         let case = format!("{tier} at {at} exception={with_exception}: {}", d.summary());
         assert_eq!(d.allowed, allowed, "{case}");
         assert_eq!(d.emergency, emergency, "{case}");
-        assert_eq!(
-            d.decision,
-            if allowed { "allow" } else { "block" },
-            "{case}"
-        );
+        assert_eq!(d.decision, if allowed { "allow" } else { "block" }, "{case}");
         assert_eq!(d.emergency_profile.is_some(), emergency, "{case}");
         assert_eq!(d.windows.len(), usize::from(at != NO_FREEZE), "{case}");
         if !allowed {
-            assert!(
-                d.blocked_everywhere,
-                "global windows block everywhere: {case}"
-            );
+            assert!(d.blocked_everywhere, "global windows block everywhere: {case}");
         }
     }
 }
@@ -142,8 +135,7 @@ fn exceptions_are_recorded_and_only_lift_what_they_may() {
     let c = cal(TWO_FREEZES);
     // T0 without an exception is told how to get one.
     let d = decide(&c, &req(Tier::T0, IN_HARD));
-    assert!(d.reasons[0]
-        .ends_with("lets T0 through only with an exception (--exception REASON --approver NAME)"));
+    assert!(d.reasons[0].ends_with("lets T0 through only with an exception (--exception REASON --approver NAME)"));
     // T0 with one passes, and the record says who and why.
     let mut r = req(Tier::T0, IN_HARD);
     r.exception = exception();
@@ -207,10 +199,7 @@ fn regional_freeze_blocks_only_its_regions() {
     let d = with_regions(&["eu-west-1", "US-EAST-1"]);
     assert!(!d.allowed && !d.blocked_everywhere);
     assert_eq!(d.blocked_regions, ["US-EAST-1"]);
-    assert!(
-        d.allows_region(Some("eu-west-1")),
-        "--skip-frozen proceeds elsewhere"
-    );
+    assert!(d.allows_region(Some("eu-west-1")), "--skip-frozen proceeds elsewhere");
     assert!(!d.allows_region(Some("us-east-1")));
     assert!(
         !d.allows_region(None),
@@ -277,11 +266,7 @@ fn readiness_and_canary_requirements() {
     // Without a playbook the requirements cannot be checked; the gate says so.
     let d = decide(&c, &req(Tier::T3, NO_FREEZE));
     assert!(d.allowed);
-    assert!(d
-        .reasons
-        .last()
-        .unwrap()
-        .contains("not checked: no playbook given"));
+    assert!(d.reasons.last().unwrap().contains("not checked: no playbook given"));
     // T2 needs a canary.
     let mut r = req(Tier::T2, NO_FREEZE);
     r.readiness = Some(Readiness {
@@ -342,8 +327,7 @@ fn broken_window_fails_closed() {
     c.freeze[0].end = Some("whenever".to_string());
     let d = decide(&c, &req(Tier::T2, NO_FREEZE));
     assert!(!d.allowed && d.blocked_everywhere);
-    assert!(d.reasons[0]
-        .starts_with("freeze window `q4_hard` is invalid (end \"whenever\" is not a valid time"));
+    assert!(d.reasons[0].starts_with("freeze window `q4_hard` is invalid (end \"whenever\" is not a valid time"));
 }
 
 #[test]

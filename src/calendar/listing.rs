@@ -35,20 +35,14 @@ pub struct ListError {
 
 /// Every occurrence overlapping `[now, now + days)`, active ones included, sorted by start
 /// then id.
-pub fn upcoming(
-    cal: &CalendarSpec,
-    now: DateTime<Utc>,
-    days: u32,
-) -> Result<Vec<Occurrence>, ListError> {
+pub fn upcoming(cal: &CalendarSpec, now: DateTime<Utc>, days: u32) -> Result<Vec<Occurrence>, ListError> {
     let until = now + Duration::days(i64::from(days));
     let mut out = Vec::new();
     for w in &cal.freeze {
-        let spans = w
-            .occurrences_between(now, until)
-            .map_err(|source| ListError {
-                id: w.id.clone(),
-                source,
-            })?;
+        let spans = w.occurrences_between(now, until).map_err(|source| ListError {
+            id: w.id.clone(),
+            source,
+        })?;
         out.extend(spans.into_iter().map(|(start, end)| Occurrence {
             id: w.id.clone(),
             kind: w.kind,
@@ -190,9 +184,7 @@ mod tests {
             .map(|(i, s, e, a)| (*i, s.to_string(), e.to_string(), *a))
             .collect();
         assert_eq!(got, want);
-        assert!(upcoming(&cal(), utc("2027-06-01T00:00:00Z"), 1)
-            .unwrap()
-            .is_empty());
+        assert!(upcoming(&cal(), utc("2027-06-01T00:00:00Z"), 1).unwrap().is_empty());
     }
 
     #[test]
@@ -214,9 +206,6 @@ mod tests {
         );
         assert!(text.contains("        soft freeze  weekend"), "{text}");
         assert!(text.contains("vendor: anthropic"), "{text}");
-        assert_eq!(
-            render_text(&[], Tz::UTC, 7),
-            "no freeze windows in the next 7 days\n"
-        );
+        assert_eq!(render_text(&[], Tz::UTC, 7), "no freeze windows in the next 7 days\n");
     }
 }

@@ -19,9 +19,7 @@ mod decide_tests;
 #[cfg(test)]
 mod window_tests;
 
-pub use decide::{
-    decide, Decision, Effect, Exception, GateRequest, Readiness, WindowHit, MIN_BATCH_STEPS,
-};
+pub use decide::{decide, Decision, Effect, Exception, GateRequest, Readiness, WindowHit, MIN_BATCH_STEPS};
 pub use listing::{render_text, upcoming, ListError, Occurrence};
 pub use offpeak::{OffPeak, OffPeakError};
 pub use spec::{CalendarSpec, EmergencyProfile, FreezeKind, FreezeWindow};

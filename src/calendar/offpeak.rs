@@ -34,9 +34,10 @@ impl FromStr for OffPeak {
             input: s.to_string(),
             reason,
         };
-        let (range, zone) = s.trim().split_once(char::is_whitespace).ok_or_else(|| {
-            fail("no time zone (write UTC explicitly if that is meant)".to_string())
-        })?;
+        let (range, zone) = s
+            .trim()
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| fail("no time zone (write UTC explicitly if that is meant)".to_string()))?;
         let zone = parse_zone(zone).map_err(|e| fail(e.to_string()))?;
         let (a, b) = range
             .split_once('-')
@@ -47,9 +48,7 @@ impl FromStr for OffPeak {
         };
         let (start, end) = (time(a)?, time(b)?);
         if start == end {
-            return Err(fail(
-                "start equals end; the window would be empty".to_string(),
-            ));
+            return Err(fail("start equals end; the window would be empty".to_string()));
         }
         Ok(OffPeak { start, end, zone })
     }
@@ -117,10 +116,7 @@ mod tests {
         // Summer: 02:00 BST is 01:00 UTC.
         assert!(w.contains(utc("2026-07-10T01:30:00Z")));
         assert!(!w.contains(utc("2026-07-10T04:30:00Z")));
-        assert_eq!(
-            w.next_start(utc("2026-07-10T12:00:00Z")),
-            utc("2026-07-11T01:00:00Z")
-        );
+        assert_eq!(w.next_start(utc("2026-07-10T12:00:00Z")), utc("2026-07-11T01:00:00Z"));
     }
 
     #[test]
@@ -133,10 +129,7 @@ mod tests {
         assert!(!w.contains(utc("2026-03-02T04:00:00Z")));
         assert!(!w.contains(utc("2026-03-02T12:00:00Z")));
         assert!(!w.contains(utc("2026-03-02T21:59:59Z")));
-        assert_eq!(
-            w.next_start(utc("2026-03-02T01:00:00Z")),
-            utc("2026-03-02T22:00:00Z")
-        );
+        assert_eq!(w.next_start(utc("2026-03-02T01:00:00Z")), utc("2026-03-02T22:00:00Z"));
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub fn parse_every(expr: &str) -> Result<Schedule, String> {
     let restricted = |f: &str| f != "*" && f != "?";
     if restricted(dom) && restricted(dow) {
         // crontab ORs the two fields, the cron crate ANDs them: refuse rather than pick one.
-        return Err("restrict either day-of-month or day-of-week, not both (cron dialects disagree on how they combine)".to_string());
+        return Err(
+            "restrict either day-of-month or day-of-week, not both (cron dialects disagree on how they combine)"
+                .to_string(),
+        );
     }
     let dow = translate_dow(dow)?;
     let six = format!("0 {minute} {hour} {dom} {month} {dow}");
@@ -53,9 +56,7 @@ fn translate_dow(field: &str) -> Result<String, String> {
                     .parse()
                     .map_err(|_| format!("invalid step {s:?} in day-of-week {field:?}"))?;
                 if step == 0 {
-                    return Err(format!(
-                        "step 0 in day-of-week {field:?}; expected a positive step"
-                    ));
+                    return Err(format!("step 0 in day-of-week {field:?}; expected a positive step"));
                 }
                 (r, step)
             }
@@ -94,16 +95,16 @@ fn day(token: &str, field: &str) -> Result<usize, String> {
         return if n <= 7 {
             Ok(n)
         } else {
-            Err(format!("day-of-week {n} in {field:?} is out of range; expected 0-7 (0 and 7 are Sunday) or MON..SUN"))
+            Err(format!(
+                "day-of-week {n} in {field:?} is out of range; expected 0-7 (0 and 7 are Sunday) or MON..SUN"
+            ))
         };
     }
     let short = t.get(..3).unwrap_or(&t);
     DAY_NAMES
         .iter()
         .position(|n| *n == short && (t.len() == 3 || full_name(n) == t))
-        .ok_or_else(|| {
-            format!("{token:?} in day-of-week {field:?} is not a day; expected 0-7 or MON..SUN")
-        })
+        .ok_or_else(|| format!("{token:?} in day-of-week {field:?} is not a day; expected 0-7 or MON..SUN"))
 }
 
 /// The full English name of a three-letter day abbreviation.
@@ -153,18 +154,10 @@ mod tests {
 
     #[test]
     fn bad_expressions_say_why() {
-        assert!(parse_every("0 16 * FRI")
-            .unwrap_err()
-            .contains("expected 5 fields"));
-        assert!(parse_every("0 16 1 * FRI")
-            .unwrap_err()
-            .contains("not both"));
-        assert!(parse_every("0 16 * * FUN")
-            .unwrap_err()
-            .contains("is not a day"));
-        assert!(parse_every("0 16 * * 8")
-            .unwrap_err()
-            .contains("out of range"));
+        assert!(parse_every("0 16 * FRI").unwrap_err().contains("expected 5 fields"));
+        assert!(parse_every("0 16 1 * FRI").unwrap_err().contains("not both"));
+        assert!(parse_every("0 16 * * FUN").unwrap_err().contains("is not a day"));
+        assert!(parse_every("0 16 * * 8").unwrap_err().contains("out of range"));
         assert!(!parse_every("0 25 * * *").unwrap_err().is_empty());
     }
 }

@@ -122,10 +122,7 @@ impl CalendarSpec {
         for (i, w) in self.freeze.iter().enumerate() {
             let wp = path.key("freeze").index(i);
             if w.id.trim().is_empty() {
-                out.push(Invalid::new(
-                    wp.key("id"),
-                    "id is empty; give the window a stable name",
-                ));
+                out.push(Invalid::new(wp.key("id"), "id is empty; give the window a stable name"));
             } else if let Some(first) = seen.get(w.id.as_str()) {
                 out.push(Invalid::new(
                     wp.key("id"),
@@ -138,11 +135,7 @@ impl CalendarSpec {
                 seen.insert(w.id.as_str(), i);
             }
             for field in ["regions", "components"] {
-                let list = if field == "regions" {
-                    &w.regions
-                } else {
-                    &w.components
-                };
+                let list = if field == "regions" { &w.regions } else { &w.components };
                 if let Some(j) = list.iter().position(|s| s.trim().is_empty()) {
                     out.push(Invalid::new(
                         wp.key(field).index(j),
@@ -160,9 +153,7 @@ impl CalendarSpec {
         if !(pct > 0.0 && pct <= 100.0) {
             out.push(Invalid::new(
                 ep.key("canary_percent"),
-                format!(
-                    "canary_percent {pct} is out of range; expected more than 0 and at most 100"
-                ),
+                format!("canary_percent {pct} is out of range; expected more than 0 and at most 100"),
             ));
         }
         if self.emergency.min_canary_hosts == 0 {
@@ -185,10 +176,7 @@ mod tests {
     }
 
     fn messages(cal: &CalendarSpec) -> Vec<String> {
-        cal.validate(&FieldPath::root())
-            .iter()
-            .map(|i| i.to_string())
-            .collect()
+        cal.validate(&FieldPath::root()).iter().map(|i| i.to_string()).collect()
     }
 
     #[test]
@@ -222,10 +210,7 @@ mod tests {
             "#,
         );
         assert_eq!(cal.freeze.len(), 2);
-        assert_eq!(
-            cal.freeze[1].duration,
-            Some(Dur(Duration::from_secs(62 * 3600)))
-        );
+        assert_eq!(cal.freeze[1].duration, Some(Dur(Duration::from_secs(62 * 3600))));
         assert_eq!(cal.rule(Tier::T1).soft, Permit::Allow);
         assert_eq!(
             cal.rule(Tier::T1).hard,
@@ -241,18 +226,12 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_tiers_are_rejected() {
-        let err =
-            toml::from_str::<CalendarSpec>("[[freeze]]\nid='x'\nkind='hard'\nscope=['llm']\n")
-                .unwrap_err();
+        let err = toml::from_str::<CalendarSpec>("[[freeze]]\nid='x'\nkind='hard'\nscope=['llm']\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `scope`"), "{err}");
         let err = toml::from_str::<CalendarSpec>("[tiers.T4]\nhard='allow'\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `T4`"), "{err}");
-        let err =
-            toml::from_str::<CalendarSpec>("[[freeze]]\nid='x'\nkind='frozen'\n").unwrap_err();
-        assert!(
-            err.to_string().contains("unknown variant `frozen`"),
-            "{err}"
-        );
+        let err = toml::from_str::<CalendarSpec>("[[freeze]]\nid='x'\nkind='frozen'\n").unwrap_err();
+        assert!(err.to_string().contains("unknown variant `frozen`"), "{err}");
     }
 
     #[test]
@@ -263,16 +242,11 @@ mod tests {
         assert_eq!(p.canary_hosts(101), 6);
         assert_eq!(p.canary_hosts(0), 0);
         assert_eq!(p.observe(Duration::from_secs(60)), Duration::from_secs(600));
-        assert_eq!(
-            p.observe(Duration::from_secs(1800)),
-            Duration::from_secs(1800)
-        );
+        assert_eq!(p.observe(Duration::from_secs(1800)), Duration::from_secs(1800));
     }
 
     fn one(window: &str) -> Vec<String> {
-        messages(&parse(&format!(
-            "[[freeze]]\nid = \"w\"\nkind = \"hard\"\n{window}"
-        )))
+        messages(&parse(&format!("[[freeze]]\nid = \"w\"\nkind = \"hard\"\n{window}")))
     }
 
     #[test]

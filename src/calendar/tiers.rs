@@ -154,10 +154,7 @@ mod tests {
         assert!(Tier::T0 < Tier::T1 && Tier::T2 < Tier::T3);
         assert_eq!(Tier::T2.to_string(), "T2");
         assert_eq!("t3".parse::<Tier>().unwrap(), Tier::T3);
-        assert!("T4"
-            .parse::<Tier>()
-            .unwrap_err()
-            .contains("expected T0, T1, T2 or T3"));
+        assert!("T4".parse::<Tier>().unwrap_err().contains("expected T0, T1, T2 or T3"));
     }
 
     #[test]

@@ -79,11 +79,7 @@ pub fn parse_naive(s: &str) -> Option<NaiveDateTime> {
 ///
 /// A hand-written time in the gap is almost always a mistake worth pointing out, unlike a
 /// computed one (see [`localize_lenient`]).
-pub fn localize_strict(
-    naive: NaiveDateTime,
-    tz: Tz,
-    pick: Ambiguity,
-) -> Result<DateTime<Utc>, TimeError> {
+pub fn localize_strict(naive: NaiveDateTime, tz: Tz, pick: Ambiguity) -> Result<DateTime<Utc>, TimeError> {
     match tz.from_local_datetime(&naive) {
         LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
         LocalResult::Ambiguous(a, b) => Ok(match pick {
@@ -116,23 +112,15 @@ pub fn localize_lenient(naive: NaiveDateTime, tz: Tz, pick: Ambiguity) -> DateTi
 }
 
 /// Parse a calendar time: RFC 3339 with offset, or a local time read in `zone`.
-pub fn parse_instant(
-    value: &str,
-    zone: Option<Tz>,
-    pick: Ambiguity,
-) -> Result<DateTime<Utc>, TimeError> {
+pub fn parse_instant(value: &str, zone: Option<Tz>, pick: Ambiguity) -> Result<DateTime<Utc>, TimeError> {
     let v = value.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Ok(t.with_timezone(&Utc));
     }
-    let naive = parse_naive(v).ok_or_else(|| TimeError::Unparseable {
-        value: v.to_string(),
-    })?;
+    let naive = parse_naive(v).ok_or_else(|| TimeError::Unparseable { value: v.to_string() })?;
     match zone {
         Some(tz) => localize_strict(naive, tz, pick),
-        None => Err(TimeError::NoZone {
-            value: v.to_string(),
-        }),
+        None => Err(TimeError::NoZone { value: v.to_string() }),
     }
 }
 
@@ -215,10 +203,7 @@ mod tests {
         let err = parse_at("2026-12-24T18:00:00", Utc::now()).unwrap_err();
         assert!(err.to_string().contains("has no UTC offset"), "{err}");
         let err = parse_at("tomorrow", Utc::now()).unwrap_err();
-        assert!(
-            err.to_string().contains("expected RFC 3339 with an offset"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("expected RFC 3339 with an offset"), "{err}");
     }
 
     #[test]
@@ -235,10 +220,7 @@ mod tests {
         let tz: Tz = "Europe/Berlin".parse().unwrap();
         let gap = parse_naive("2026-03-29T02:30").unwrap();
         let err = localize_strict(gap, tz, Ambiguity::Earliest).unwrap_err();
-        assert!(
-            err.to_string().contains("does not exist in Europe/Berlin"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("does not exist in Europe/Berlin"), "{err}");
         assert_eq!(
             localize_lenient(gap, tz, Ambiguity::Earliest),
             utc("2026-03-29T01:30:00Z")

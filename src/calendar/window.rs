@@ -28,17 +28,18 @@ pub enum WindowError {
     #[error("{0}")]
     Zone(TimeError),
     #[error("{field} {source}")]
-    Time {
-        field: &'static str,
-        source: TimeError,
-    },
+    Time { field: &'static str, source: TimeError },
     #[error("end {end} is before start {start}")]
     EndBeforeStart { start: String, end: String },
     #[error("end {end} equals start; a window needs a positive length")]
     Empty { end: String },
-    #[error("start is set but end is missing; a one-off window needs both (or every and duration for a recurring one)")]
+    #[error(
+        "start is set but end is missing; a one-off window needs both (or every and duration for a recurring one)"
+    )]
     MissingEnd,
-    #[error("end is set but start is missing; a one-off window needs both (or every and duration for a recurring one)")]
+    #[error(
+        "end is set but start is missing; a one-off window needs both (or every and duration for a recurring one)"
+    )]
     MissingStart,
     #[error("the window has neither start/end nor every; give start and end for a one-off window, or every and duration for a recurring one")]
     NoTimes,
@@ -60,15 +61,11 @@ impl WindowError {
         match self {
             WindowError::Zone(_) => Some("timezone"),
             WindowError::Time { field, .. } => Some(field),
-            WindowError::EndBeforeStart { .. }
-            | WindowError::Empty { .. }
-            | WindowError::MissingEnd => Some("end"),
+            WindowError::EndBeforeStart { .. } | WindowError::Empty { .. } | WindowError::MissingEnd => Some("end"),
             WindowError::MissingStart => Some("start"),
             WindowError::NoTimes => None,
             WindowError::Cron { .. } | WindowError::Never { .. } => Some("every"),
-            WindowError::NoDuration | WindowError::StrayDuration | WindowError::BadDuration(_) => {
-                Some("duration")
-            }
+            WindowError::NoDuration | WindowError::StrayDuration | WindowError::BadDuration(_) => Some("duration"),
         }
     }
 }
@@ -102,11 +99,7 @@ impl FreezeWindow {
     }
 
     /// The intervals of this window overlapping `[from, to)`, in order.
-    pub fn occurrences_between(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<Span>, WindowError> {
+    pub fn occurrences_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Span>, WindowError> {
         Ok(self.resolve()?.occurrences_between(from, to))
     }
 
@@ -136,14 +129,7 @@ impl FreezeWindow {
             Ambiguity::Earliest,
             &mut errs,
         );
-        let end = instant(
-            "end",
-            self.end.as_deref(),
-            zone,
-            zone_ok,
-            Ambiguity::Latest,
-            &mut errs,
-        );
+        let end = instant("end", self.end.as_deref(), zone, zone_ok, Ambiguity::Latest, &mut errs);
         if let (Some(s), Some(e)) = (start, end) {
             if e < s {
                 errs.push(WindowError::EndBeforeStart {
@@ -226,9 +212,7 @@ fn recurrence(
             .next()
             .is_none()
         {
-            errs.push(WindowError::Never {
-                expr: expr.to_string(),
-            });
+            errs.push(WindowError::Never { expr: expr.to_string() });
         }
     }
     let duration = match duration {
@@ -237,9 +221,7 @@ fn recurrence(
             None
         }
         Some(d) if d.is_zero() || d.as_secs() > MAX_DURATION_DAYS * 86_400 => {
-            errs.push(WindowError::BadDuration(
-                humantime::format_duration(d).to_string(),
-            ));
+            errs.push(WindowError::BadDuration(humantime::format_duration(d).to_string()));
             None
         }
         // In range by the check above, so the conversion cannot overflow.
@@ -252,11 +234,9 @@ fn recurrence(
 fn overlaps(window: &[String], request: &[String]) -> bool {
     window.is_empty()
         || request.is_empty()
-        || window.iter().any(|w| {
-            request
-                .iter()
-                .any(|r| w.trim().eq_ignore_ascii_case(r.trim()))
-        })
+        || window
+            .iter()
+            .any(|w| request.iter().any(|r| w.trim().eq_ignore_ascii_case(r.trim())))
 }
 
 impl ResolvedWindow {
@@ -313,11 +293,7 @@ impl ResolvedWindow {
     /// ambiguous end takes the later instant, so the freeze is never cut short.
     fn span_from(&self, local_start: DateTime<Tz>, duration: Duration) -> Span {
         let start = local_start.with_timezone(&Utc);
-        let end = localize_lenient(
-            local_start.naive_local() + duration,
-            self.zone,
-            Ambiguity::Latest,
-        );
+        let end = localize_lenient(local_start.naive_local() + duration, self.zone, Ambiguity::Latest);
         // Wall-clock arithmetic across a DST change cannot invert a positive duration, but keep
         // the interval well-formed regardless.
         (start, if end > start { end } else { start + duration })

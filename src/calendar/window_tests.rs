@@ -9,10 +9,7 @@ fn utc(s: &str) -> DateTime<Utc> {
 }
 
 fn window(fields: &str) -> FreezeWindow {
-    let cal: CalendarSpec = toml::from_str(&format!(
-        "[[freeze]]\nid = \"w\"\nkind = \"hard\"\n{fields}"
-    ))
-    .unwrap();
+    let cal: CalendarSpec = toml::from_str(&format!("[[freeze]]\nid = \"w\"\nkind = \"hard\"\n{fields}")).unwrap();
     cal.freeze.into_iter().next().unwrap()
 }
 
@@ -56,11 +53,7 @@ fn weekend_window_in_ordinary_weeks() {
     assert_eq!(w.active_at(utc("2026-07-05T12:00:00Z")).unwrap(), summer);
     assert_eq!(w.active_at(utc("2026-07-03T13:59:59Z")).unwrap(), None);
     assert_eq!(w.active_at(utc("2026-07-06T04:00:00Z")).unwrap(), None);
-    assert_eq!(
-        w.active_at(utc("2026-07-08T12:00:00Z")).unwrap(),
-        None,
-        "midweek"
-    );
+    assert_eq!(w.active_at(utc("2026-07-08T12:00:00Z")).unwrap(), None, "midweek");
     // Winter (CET, UTC+1).
     let winter = span("2026-11-06T15:00:00Z", "2026-11-09T05:00:00Z");
     assert_eq!(w.active_at(utc("2026-11-08T23:00:00Z")).unwrap(), winter);
@@ -98,11 +91,7 @@ fn recurring_in_utc_by_default_with_numeric_weekday() {
         w.active_at(utc("2026-07-03T02:00:00Z")).unwrap(),
         span("2026-07-03T01:30:00Z", "2026-07-03T03:30:00Z")
     );
-    assert_eq!(
-        w.active_at(utc("2026-07-02T02:00:00Z")).unwrap(),
-        None,
-        "Thursday"
-    );
+    assert_eq!(w.active_at(utc("2026-07-02T02:00:00Z")).unwrap(), None, "Thursday");
 }
 
 #[test]
@@ -129,10 +118,7 @@ fn bounded_recurrence_only_between_start_and_end() {
     let all = w
         .occurrences_between(utc("2026-01-01T00:00:00Z"), utc("2028-01-01T00:00:00Z"))
         .unwrap();
-    let starts: Vec<String> = all
-        .iter()
-        .map(|s| s.0.format("%m-%d").to_string())
-        .collect();
+    let starts: Vec<String> = all.iter().map(|s| s.0.format("%m-%d").to_string()).collect();
     assert_eq!(starts, ["12-04", "12-11", "12-18", "12-25"]);
 }
 
@@ -217,8 +203,6 @@ fn unresolvable_windows_say_why() {
         long.resolve().unwrap_err().to_string(),
         "duration 1year 1month 4days 7h 26m 24s is out of range; expected more than 0s and at most 366 days"
     );
-    let both = window(
-        "start = \"2026-11-28T00:00:00Z\"\nend = \"2026-11-27T00:00:00Z\"\nevery = \"0 0 * * *\"",
-    );
+    let both = window("start = \"2026-11-28T00:00:00Z\"\nend = \"2026-11-27T00:00:00Z\"\nevery = \"0 0 * * *\"");
     assert_eq!(both.problems().len(), 2, "{:?}", both.problems());
 }

@@ -28,14 +28,7 @@ pub fn bad_at(e: TimeError) -> Failure {
 pub fn is_utc(zone: Tz) -> bool {
     matches!(
         zone,
-        Tz::UTC
-            | Tz::Etc__UTC
-            | Tz::Etc__UCT
-            | Tz::UCT
-            | Tz::Etc__Universal
-            | Tz::Universal
-            | Tz::Etc__Zulu
-            | Tz::Zulu
+        Tz::UTC | Tz::Etc__UTC | Tz::Etc__UCT | Tz::UCT | Tz::Etc__Universal | Tz::Universal | Tz::Etc__Zulu | Tz::Zulu
     )
 }
 

@@ -15,7 +15,9 @@ pub fn warnings(pb: &Playbook) -> Vec<String> {
     }
     match &pb.watch {
         None => w.push("no [watch] table: the canary is judged by health alone".to_string()),
-        Some(wa) if wa.log.is_none() => w.push("[watch] has no log source: error, silence and metric gates cannot run".to_string()),
+        Some(wa) if wa.log.is_none() => {
+            w.push("[watch] has no log source: error, silence and metric gates cannot run".to_string())
+        }
         _ => {}
     }
     if pb.apply.command.is_none() {
@@ -46,19 +48,38 @@ pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
         fleet.regions().len(),
         fleet.groups().len()
     );
-    println!("calendar {}: {} freeze windows", lf.calendar_path.display(), lf.calendar.freeze.len());
+    println!(
+        "calendar {}: {} freeze windows",
+        lf.calendar_path.display(),
+        lf.calendar.freeze.len()
+    );
     for (path, pb) in loaded {
         let hosts = pb.targets.resolve(fleet);
         let mut by_region: BTreeMap<String, usize> = BTreeMap::new();
         let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
         for h in &hosts {
-            *by_region.entry(h.region.clone().unwrap_or_else(|| "(none)".into())).or_default() += 1;
+            *by_region
+                .entry(h.region.clone().unwrap_or_else(|| "(none)".into()))
+                .or_default() += 1;
             for gname in &h.groups {
                 *by_group.entry(gname.clone()).or_default() += 1;
             }
         }
-        let fmt = |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-        println!("\nplaybook {} ({}): {} {} {}, {} strategy", pb.id, path.display(), pb.tier, pb.component, if pb.edits.len() == 1 { "1 edit".to_string() } else { format!("{} edits", pb.edits.len()) }, strategy_name(pb.rollout.strategy));
+        let fmt =
+            |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        println!(
+            "\nplaybook {} ({}): {} {} {}, {} strategy",
+            pb.id,
+            path.display(),
+            pb.tier,
+            pb.component,
+            if pb.edits.len() == 1 {
+                "1 edit".to_string()
+            } else {
+                format!("{} edits", pb.edits.len())
+            },
+            strategy_name(pb.rollout.strategy)
+        );
         println!("  targets: {} hosts", hosts.len());
         println!("  by region: {}", fmt(&by_region));
         println!("  by group: {}", fmt(&by_group));

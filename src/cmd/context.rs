@@ -51,17 +51,30 @@ pub fn endpoint(lf: &LoadedFleet, host: &Host, accept_new: bool) -> Endpoint {
 fn endpoint_depth(lf: &LoadedFleet, host: &Host, accept_new: bool, depth: usize) -> Endpoint {
     let d = &lf.fleet.defaults;
     let base = lf.path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let sc = if d.ssh_config { ssh_config::resolve(host.addr()) } else { Default::default() };
+    let sc = if d.ssh_config {
+        ssh_config::resolve(host.addr())
+    } else {
+        Default::default()
+    };
     let address = host
         .address
         .clone()
         .or(sc.hostname.clone())
         .unwrap_or_else(|| host.name.clone());
-    let mut ep = Endpoint::new(&host.name, &address, host.user.as_deref().or(sc.user.as_deref()).unwrap_or(&d.user));
+    let mut ep = Endpoint::new(
+        &host.name,
+        &address,
+        host.user.as_deref().or(sc.user.as_deref()).unwrap_or(&d.user),
+    );
     ep.port = host.port.or(sc.port).unwrap_or(d.port);
     let ids: Vec<PathBuf> = match &host.identity {
         Some(v) => v.iter().map(|p| expand(p, &base)).collect(),
-        None => d.identity.iter().map(|p| expand(p, &base)).chain(sc.identity_files.clone()).collect(),
+        None => d
+            .identity
+            .iter()
+            .map(|p| expand(p, &base))
+            .chain(sc.identity_files.clone())
+            .collect(),
     };
     ep.identities = ids;
     ep.known_hosts = vec![match &d.known_hosts {

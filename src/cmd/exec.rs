@@ -10,13 +10,17 @@ use std::io::Write;
 
 /// Run the command.
 pub async fn run(g: &Global, args: &[String], group: bool, timeout: &str) -> Result<Exit, Failure> {
-    let timeout = Dur::parse(timeout).map_err(|e| Failure::input(format!("--timeout: {e}")))?.get();
+    let timeout = Dur::parse(timeout)
+        .map_err(|e| Failure::input(format!("--timeout: {e}")))?
+        .get();
     let (sel, cmd) = match args.iter().position(|a| a == "--") {
         Some(i) => (&args[..i], &args[i + 1..]),
         None => (&args[..0], args),
     };
     if cmd.is_empty() {
-        return Err(Failure::input("no command given; usage: bellwether exec [TARGETS] -- COMMAND"));
+        return Err(Failure::input(
+            "no command given; usage: bellwether exec [TARGETS] -- COMMAND",
+        ));
     }
     let command = cmd.join(" ");
     let lf = context::fleet(g)?;

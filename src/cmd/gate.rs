@@ -7,8 +7,7 @@
 use super::context;
 use crate::calendar::time::{show_in, show_utc};
 use crate::calendar::{
-    decide, operator_zone, parse_at, CalendarSpec, Decision, Effect, Exception, GateRequest,
-    Readiness, Tier, WindowHit,
+    decide, operator_zone, parse_at, CalendarSpec, Decision, Effect, Exception, GateRequest, Readiness, Tier, WindowHit,
 };
 use crate::cli::{GateArgs, Global};
 use crate::cmd::calendar::{bad_at, is_utc};
@@ -41,10 +40,7 @@ pub fn run(g: &Global, a: &GateArgs) -> Result<Exit, Failure> {
     }
     // Flags first: a typo should fail before any file is read.
     let tier = match a.tier.as_deref() {
-        Some(t) => Some(
-            t.parse::<Tier>()
-                .map_err(|e| Failure::input(format!("--tier: {e}")))?,
-        ),
+        Some(t) => Some(t.parse::<Tier>().map_err(|e| Failure::input(format!("--tier: {e}")))?),
         None => None,
     };
     let at = match a.at.as_deref() {
@@ -61,10 +57,7 @@ pub fn run(g: &Global, a: &GateArgs) -> Result<Exit, Failure> {
     let req = GateRequest {
         tier,
         regions: pick(&a.region, change.as_ref().map(|c| c.regions.clone())),
-        components: pick(
-            &a.component,
-            change.as_ref().map(|c| vec![c.component.clone()]),
-        ),
+        components: pick(&a.component, change.as_ref().map(|c| vec![c.component.clone()])),
         at,
         exception,
         playbook_id: change.as_ref().map(|c| c.id.clone()),
@@ -75,15 +68,8 @@ pub fn run(g: &Global, a: &GateArgs) -> Result<Exit, Failure> {
         write_decision(out, &decision)?;
     }
     let notes = change.map(|c| c.notes).unwrap_or_default();
-    print!(
-        "{}",
-        render(&decision, operator_zone(), &notes, a.out.as_deref())
-    );
-    Ok(if decision.allowed {
-        Exit::Done
-    } else {
-        Exit::Blocked
-    })
+    print!("{}", render(&decision, operator_zone(), &notes, a.out.as_deref()));
+    Ok(if decision.allowed { Exit::Done } else { Exit::Blocked })
 }
 
 /// Without a tier there is nothing to decide.
@@ -185,11 +171,7 @@ fn change(pb: &Playbook, fleet: &Fleet) -> Change {
         component: pb.component.clone(),
         regions,
         readiness: Readiness {
-            has_health: pb
-                .apply
-                .health
-                .as_deref()
-                .is_some_and(|h| !h.trim().is_empty()),
+            has_health: pb.apply.health.as_deref().is_some_and(|h| !h.trim().is_empty()),
             has_log_watch: pb.watch.as_ref().is_some_and(|w| w.log.is_some()),
             batch_steps: r.batches.len(),
             has_canary: r.strategy == Strategy::Canary && r.canary.of(hosts.len()) >= 1,
@@ -201,12 +183,8 @@ fn change(pb: &Playbook, fleet: &Fleet) -> Change {
 /// Write the decision as pretty JSON, atomically: a reader (a CI artifact upload, `jq` in the
 /// next step) never sees half a file, even if the job is killed mid-write.
 fn write_decision(path: &Path, d: &Decision) -> Result<(), Failure> {
-    let fail = |e: &dyn std::fmt::Display| {
-        Failure::input(format!(
-            "cannot write the decision file {}: {e}",
-            path.display()
-        ))
-    };
+    let fail =
+        |e: &dyn std::fmt::Display| Failure::input(format!("cannot write the decision file {}: {e}", path.display()));
     let name = path
         .file_name()
         .ok_or_else(|| fail(&"--out needs a file name, not a folder"))?;
@@ -217,11 +195,7 @@ fn write_decision(path: &Path, d: &Decision) -> Result<(), Failure> {
     std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     let mut text = serde_json::to_string_pretty(d).map_err(|e| fail(&e))?;
     text.push('\n');
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
@@ -247,12 +221,7 @@ fn render(d: &Decision, zone: Tz, notes: &[String], out: Option<&Path>) -> Strin
     } else {
         format!(" ({})", show_in(d.at, zone))
     };
-    let _ = writeln!(
-        s,
-        "{word}: {} change {verb} at {}{local}",
-        d.tier,
-        show_utc(d.at)
-    );
+    let _ = writeln!(s, "{word}: {} change {verb} at {}{local}", d.tier, show_utc(d.at));
     let playbook = d
         .playbook_id
         .as_deref()

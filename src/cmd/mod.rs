@@ -8,5 +8,5 @@ pub mod gate;
 pub mod ping;
 pub mod plan;
 pub mod revert;
-pub mod runs;
 pub mod rollout;
+pub mod runs;

@@ -32,14 +32,27 @@ pub async fn run(g: &Global, targets: &[String]) -> Result<Exit, Failure> {
     let mut failed = Vec::new();
     for (ep, r) in &results {
         match r {
-            Ok(hs) => rows.push(vec![ep.name.clone(), ep.addr(), "ok".into(), format!("{} ms", hs.as_millis())]),
+            Ok(hs) => rows.push(vec![
+                ep.name.clone(),
+                ep.addr(),
+                "ok".into(),
+                format!("{} ms", hs.as_millis()),
+            ]),
             Err(e) => {
-                rows.push(vec![ep.name.clone(), ep.addr(), format!("FAILED ({})", e.class()), "-".into()]);
+                rows.push(vec![
+                    ep.name.clone(),
+                    ep.addr(),
+                    format!("FAILED ({})", e.class()),
+                    "-".into(),
+                ]);
                 failed.push(format!("  {}: {e}", ep.name));
             }
         }
     }
-    print!("{}", crate::ui::table::render(&["HOST", "ADDRESS", "RESULT", "HANDSHAKE"], &rows));
+    print!(
+        "{}",
+        crate::ui::table::render(&["HOST", "ADDRESS", "RESULT", "HANDSHAKE"], &rows)
+    );
     println!("{} of {} hosts answered", results.len() - failed.len(), results.len());
     if failed.is_empty() {
         Ok(Exit::Done)

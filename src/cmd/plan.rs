@@ -59,22 +59,40 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     for c in conns.values() {
         c.close().await;
     }
-    let order: Vec<String> = targets.iter().map(|h| h.name.clone()).filter(|n| prepared.get(n).is_some_and(|p| !p.unchanged())).collect();
-    let unchanged: Vec<String> = targets.iter().map(|h| h.name.clone()).filter(|n| prepared.get(n).is_some_and(|p| p.unchanged())).collect();
+    let order: Vec<String> = targets
+        .iter()
+        .map(|h| h.name.clone())
+        .filter(|n| prepared.get(n).is_some_and(|p| !p.unchanged()))
+        .collect();
+    let unchanged: Vec<String> = targets
+        .iter()
+        .map(|h| h.name.clone())
+        .filter(|n| prepared.get(n).is_some_and(|p| p.unchanged()))
+        .collect();
     let plan = make_plan(&order, &pb.rollout, a.canary.as_deref(), None).map_err(Failure::input)?;
     // Group hosts whose diffs are identical.
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let mut per_host: BTreeMap<String, String> = BTreeMap::new();
     for n in &order {
         let p = &prepared[n];
-        let d: String = p.files.iter().filter(|f| f.changes()).map(|f| setup::file_diff(&f.path, f.before.as_ref().map(|b| b.bytes.as_slice()), &f.after)).collect::<Vec<_>>().join("\n");
+        let d: String = p
+            .files
+            .iter()
+            .filter(|f| f.changes())
+            .map(|f| setup::file_diff(&f.path, f.before.as_ref().map(|b| b.bytes.as_slice()), &f.after))
+            .collect::<Vec<_>>()
+            .join("\n");
         per_host.insert(n.clone(), d.clone());
         match groups.iter_mut().find(|(x, _)| *x == d) {
             Some((_, hs)) => hs.push(n.clone()),
             None => groups.push((d, vec![n.clone()])),
         }
     }
-    let exit = if failures.is_empty() { Exit::Done } else { Exit::Preflight };
+    let exit = if failures.is_empty() {
+        Exit::Done
+    } else {
+        Exit::Preflight
+    };
     if a.json {
         let doc = json!({
             "playbook": pb.id, "tier": pb.tier.to_string(), "component": pb.component,
@@ -88,7 +106,13 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(exit);
     }
-    println!("playbook {} ({} {}), {} target(s)", pb.id, pb.tier, pb.component, targets.len());
+    println!(
+        "playbook {} ({} {}), {} target(s)",
+        pb.id,
+        pb.tier,
+        pb.component,
+        targets.len()
+    );
     println!("calendar: {}", decision.summary());
     for r in &decision.reasons {
         println!("  {r}");
@@ -101,7 +125,11 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     }
     let col = g.colored();
     for (diff, hosts) in &groups {
-        let who = if hosts.len() > 1 { format!("{}: same diff", host_range(hosts)) } else { hosts[0].clone() };
+        let who = if hosts.len() > 1 {
+            format!("{}: same diff", host_range(hosts))
+        } else {
+            hosts[0].clone()
+        };
         println!("\n== {who}");
         println!("{}", if col { colour(diff) } else { diff.clone() });
     }

@@ -21,7 +21,9 @@ fn open(g: &Global, id: &str) -> Result<RunDir, Failure> {
 
 fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
     if !yes && !interactive() {
-        return Err(Failure::input(format!("refusing to {what} without --yes: there is no terminal to confirm on")));
+        return Err(Failure::input(format!(
+            "refusing to {what} without --yes: there is no terminal to confirm on"
+        )));
     }
     if !yes {
         use std::io::Write;
@@ -36,7 +38,11 @@ fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn connect(g: &Global, lf: &crate::config::LoadedFleet, names: &[String]) -> (BTreeMap<String, Arc<Connection>>, Vec<String>) {
+async fn connect(
+    g: &Global,
+    lf: &crate::config::LoadedFleet,
+    names: &[String],
+) -> (BTreeMap<String, Arc<Connection>>, Vec<String>) {
     let mut conns = BTreeMap::new();
     let mut missing = Vec::new();
     let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
@@ -65,14 +71,25 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     let events = read_events(&run.dir).map_err(|e| Failure::input(e.to_string()))?;
     let files = outstanding(&events);
     if files.is_empty() {
-        println!("run {}: nothing to revert (every file it changed is already restored)", run.id);
+        println!(
+            "run {}: nothing to revert (every file it changed is already restored)",
+            run.id
+        );
         return Ok(Exit::Done);
     }
     let mut hosts: Vec<String> = files.iter().map(|f| f.host.clone()).collect();
     hosts.dedup();
     hosts.sort();
     hosts.dedup();
-    need_yes(yes, &format!("Revert {} file(s) on {} host(s) changed by run {}", files.len(), hosts.len(), run.id))?;
+    need_yes(
+        yes,
+        &format!(
+            "Revert {} file(s) on {} host(s) changed by run {}",
+            files.len(),
+            hosts.len(),
+            run.id
+        ),
+    )?;
     let (_lock, _) = super::rollout::lock(&g.runs_dir(), &run.id, hosts.clone(), true)?;
     let (conns, unreachable) = connect(g, &lf, &hosts).await;
     let plan = crate::rollout::summary::load_plan(&run);
@@ -91,7 +108,17 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
         resumed: true,
     });
     let conc = context::concurrency(g, &lf);
-    let mut ctx = RunCtx { run, record, conns, prepared: BTreeMap::new(), watch: None, concurrency: conc, interrupt: crate::rollout::ctx::interrupts(), calendar: None, json: false };
+    let mut ctx = RunCtx {
+        run,
+        record,
+        conns,
+        prepared: BTreeMap::new(),
+        watch: None,
+        concurrency: conc,
+        interrupt: crate::rollout::ctx::interrupts(),
+        calendar: None,
+        json: false,
+    };
     for u in &unreachable {
         say(false, &format!("cannot reach {u}"));
     }
@@ -100,14 +127,30 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     for c in ctx.conns.values() {
         markers::remove(c, &ctx.run.id, false).await;
     }
-    let (exit, outcome) = if o.exit == Exit::Reverted && unreachable.is_empty() { (Exit::Done, "reverted") } else { (Exit::NeedsAttention, "revert_failed") };
-    let _ = ctx.run.emit(EventKind::RunFinished { outcome: outcome.into(), exit: exit.code(), message: o.message.clone() });
+    let (exit, outcome) = if o.exit == Exit::Reverted && unreachable.is_empty() {
+        (Exit::Done, "reverted")
+    } else {
+        (Exit::NeedsAttention, "revert_failed")
+    };
+    let _ = ctx.run.emit(EventKind::RunFinished {
+        outcome: outcome.into(),
+        exit: exit.code(),
+        message: o.message.clone(),
+    });
     crate::rollout::summary::write(&ctx.run);
     say(false, &o.message);
     if exit == Exit::Done {
         Ok(Exit::Done)
     } else {
-        Err(Failure::new(exit, format!("{}\nunreachable: {}\nretry with: bellwether revert {}", o.message, unreachable.join("; "), ctx.run.id)))
+        Err(Failure::new(
+            exit,
+            format!(
+                "{}\nunreachable: {}\nretry with: bellwether revert {}",
+                o.message,
+                unreachable.join("; "),
+                ctx.run.id
+            ),
+        ))
     }
 }
 
@@ -116,16 +159,48 @@ pub async fn resume(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
     let run = open(g, id)?;
     let events = read_events(&run.dir).map_err(|e| Failure::input(e.to_string()))?;
-    let record = crate::rollout::summary::load_plan(&run).ok_or_else(|| Failure::input(format!("{}: no plan.json; the run never got past preflight, start a new rollout", run.dir.display())))?;
-    if let Some(EventKind::RunFinished { outcome, .. }) = events.iter().rev().map(|e| &e.kind).find(|k| matches!(k, EventKind::RunFinished { .. })) {
+    let record = crate::rollout::summary::load_plan(&run).ok_or_else(|| {
+        Failure::input(format!(
+            "{}: no plan.json; the run never got past preflight, start a new rollout",
+            run.dir.display()
+        ))
+    })?;
+    if let Some(EventKind::RunFinished { outcome, .. }) = events
+        .iter()
+        .rev()
+        .map(|e| &e.kind)
+        .find(|k| matches!(k, EventKind::RunFinished { .. }))
+    {
         if outcome != "paused" && outcome != "interrupted" {
-            return Err(Failure::input(format!("run {} already finished ({outcome}); nothing to resume", run.id)));
+            return Err(Failure::input(format!(
+                "run {} already finished ({outcome}); nothing to resume",
+                run.id
+            )));
         }
     }
-    let passed: Vec<String> = events.iter().filter_map(|e| if let EventKind::PhasePassed { phase } = &e.kind { Some(phase.clone()) } else { None }).collect();
+    let passed: Vec<String> = events
+        .iter()
+        .filter_map(|e| {
+            if let EventKind::PhasePassed { phase } = &e.kind {
+                Some(phase.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
     let phases = record.plan.phases();
-    let from = phases.iter().position(|(p, _)| !passed.contains(p)).unwrap_or(phases.len());
-    need_yes(yes, &format!("Resume run {} from {}", run.id, phases.get(from).map(|p| p.0.as_str()).unwrap_or("the end")))?;
+    let from = phases
+        .iter()
+        .position(|(p, _)| !passed.contains(p))
+        .unwrap_or(phases.len());
+    need_yes(
+        yes,
+        &format!(
+            "Resume run {} from {}",
+            run.id,
+            phases.get(from).map(|p| p.0.as_str()).unwrap_or("the end")
+        ),
+    )?;
     let pb_path = PathBuf::from(&record.playbook_path);
     let pb = load_playbook(&pb_path, &lf.fleet)?;
     let mut names: Vec<String> = phases.iter().skip(from).flat_map(|(_, h)| h.clone()).collect();
@@ -147,23 +222,58 @@ pub async fn resume(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     });
     let conc = context::concurrency(g, &lf);
     let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    let (prepared, failures, conns) = crate::rollout::setup::preflight_all(&lf, &hosts, &pb, &base, g.accept_new, conc).await;
+    let (prepared, failures, conns) =
+        crate::rollout::setup::preflight_all(&lf, &hosts, &pb, &base, g.accept_new, conc).await;
     if !failures.is_empty() {
-        let list = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect::<Vec<_>>().join("\n");
-        return Err(Failure::new(Exit::Preflight, format!("cannot resume: preflight failed:\n{list}\nthe run is unchanged; retry, or `bellwether revert {}`", run.id)));
+        let list = failures
+            .iter()
+            .map(|(h, e)| format!("  {h}: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(Failure::new(
+            Exit::Preflight,
+            format!(
+                "cannot resume: preflight failed:\n{list}\nthe run is unchanged; retry, or `bellwether revert {}`",
+                run.id
+            ),
+        ));
     }
     for p in prepared.values() {
         if let Err(holder) = markers::place(&p.conn, &run.id, &username()).await {
-            return Err(Failure::new(Exit::Locked, format!("{} is held by run {holder}", p.name)));
+            return Err(Failure::new(
+                Exit::Locked,
+                format!("{} is held by run {holder}", p.name),
+            ));
         }
     }
     let req = crate::rollout::setup::gate_request(&pb, &hosts, chrono::Utc::now(), None);
-    let cal = CalendarCheck { calendar: lf.calendar.clone(), request: req, offset: chrono::Duration::zero() };
-    let mut ctx = RunCtx { run, record, conns, prepared, watch: None, concurrency: conc, interrupt: crate::rollout::ctx::interrupts(), calendar: Some(cal), json: false };
+    let cal = CalendarCheck {
+        calendar: lf.calendar.clone(),
+        request: req,
+        offset: chrono::Duration::zero(),
+    };
+    let mut ctx = RunCtx {
+        run,
+        record,
+        conns,
+        prepared,
+        watch: None,
+        concurrency: conc,
+        interrupt: crate::rollout::ctx::interrupts(),
+        calendar: Some(cal),
+        json: false,
+    };
     if let Some(w) = pb.watch.as_ref().filter(|w| w.log.is_some()) {
         ctx.watch = Some(w.compiled().map_err(|e| Failure::input(e.to_string()))?);
     }
-    say(false, &format!("resuming run {} at {}", ctx.run.id, phases.get(from).map(|p| p.0.as_str()).unwrap_or("the end")));
+    say(
+        false,
+        &format!(
+            "resuming run {} at {}",
+            ctx.run.id,
+            phases.get(from).map(|p| p.0.as_str()).unwrap_or("the end")
+        ),
+    );
     let o = run_phases(&mut ctx, from, true).await;
     super::rollout::finish(&mut ctx, o, false).await
 }

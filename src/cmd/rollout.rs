@@ -18,13 +18,29 @@ use std::path::Path;
 
 fn dur(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
     v.as_deref()
-        .map(|s| Dur::parse(s).map(|d| d.get().as_millis() as u64).map_err(|e| Failure::input(format!("{flag}: {e}"))))
+        .map(|s| {
+            Dur::parse(s)
+                .map(|d| d.get().as_millis() as u64)
+                .map_err(|e| Failure::input(format!("{flag}: {e}")))
+        })
         .transpose()
 }
 
 /// Take the local lock or explain who holds it (exit 4).
-pub fn lock(runs: &Path, run_id: &str, hosts: Vec<String>, break_lock: bool) -> Result<(Lock, Option<LockInfo>), Failure> {
-    let info = LockInfo { run_id: run_id.to_string(), user: username(), pid: std::process::id(), host: hostname(), started: chrono::Utc::now(), hosts };
+pub fn lock(
+    runs: &Path,
+    run_id: &str,
+    hosts: Vec<String>,
+    break_lock: bool,
+) -> Result<(Lock, Option<LockInfo>), Failure> {
+    let info = LockInfo {
+        run_id: run_id.to_string(),
+        user: username(),
+        pid: std::process::id(),
+        host: hostname(),
+        started: chrono::Utc::now(),
+        hosts,
+    };
     match Lock::acquire(runs, info, break_lock) {
         Ok(x) => Ok(x),
         Err(LockError::Held(h, stale)) => Err(Failure::new(
@@ -33,10 +49,17 @@ pub fn lock(runs: &Path, run_id: &str, hosts: Vec<String>, break_lock: bool) -> 
                 "another run holds the lock {}: {}{}",
                 runs.join("lock.json").display(),
                 h.describe(),
-                if stale { ". Its process is gone: if it was killed, finish or revert it first (bellwether revert RUN), then rerun with --break-lock" } else { "" }
+                if stale {
+                    ". Its process is gone: if it was killed, finish or revert it first (bellwether revert RUN), then rerun with --break-lock"
+                } else {
+                    ""
+                }
             ),
         )),
-        Err(LockError::Io(e)) => Err(Failure::new(Exit::NeedsAttention, format!("cannot take the lock in {}: {e}", runs.display()))),
+        Err(LockError::Io(e)) => Err(Failure::new(
+            Exit::NeedsAttention,
+            format!("cannot take the lock in {}: {e}", runs.display()),
+        )),
     }
 }
 
@@ -46,7 +69,8 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     let pb_path = playbook_path(&a.playbook, &lf.path);
     let pb = load_playbook(&pb_path, &lf.fleet)?;
     let observe_ms = dur("--observe", &a.observe)?.unwrap_or(pb.rollout.observe.get().as_millis() as u64);
-    let batch_observe_ms = dur("--batch-observe", &a.batch_observe)?.unwrap_or(pb.rollout.batch_observe.get().as_millis() as u64);
+    let batch_observe_ms =
+        dur("--batch-observe", &a.batch_observe)?.unwrap_or(pb.rollout.batch_observe.get().as_millis() as u64);
     if pb.rollout.strategy == crate::config::playbook::Strategy::BlueGreen {
         return Err(Failure::input(format!(
             "{}: strategy \"blue_green\" is reserved in the schema but not implemented in this version; use \"canary\" or \"all_at_once\"",
@@ -54,7 +78,9 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
         )));
     }
     if a.exception.is_some() != a.approver.is_some() {
-        return Err(Failure::input("--exception and --approver go together: name the reason and who approved it"));
+        return Err(Failure::input(
+            "--exception and --approver go together: name the reason and who approved it",
+        ));
     }
     if !a.yes && !a.dry_run && !interactive() {
         return Err(Failure::input("refusing to roll out without --yes: there is no terminal to confirm on (cron/CI must pass --yes); nothing was changed"));
@@ -69,12 +95,19 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
         if !op.contains(at) {
             return Err(Failure::new(
                 Exit::Blocked,
-                format!("outside the allowed window {w}: not starting (next opening {}); nothing was changed", op.next_start(at).format("%Y-%m-%d %H:%M UTC")),
+                format!(
+                    "outside the allowed window {w}: not starting (next opening {}); nothing was changed",
+                    op.next_start(at).format("%Y-%m-%d %H:%M UTC")
+                ),
             ));
         }
     }
     let mut targets = pb.targets.resolve(&lf.fleet);
-    let exception = a.exception.clone().zip(a.approver.clone()).map(|(reason, approver)| Exception { reason, approver });
+    let exception = a
+        .exception
+        .clone()
+        .zip(a.approver.clone())
+        .map(|(reason, approver)| Exception { reason, approver });
     let req = setup::gate_request(&pb, &targets, at, exception.clone());
     let decision = decide(&lf.calendar, &req);
     setup::print_decision(&decision, a.json);
@@ -82,48 +115,96 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     if !decision.allowed {
         let skippable = a.skip_frozen && !decision.blocked_everywhere;
         if !skippable {
-            return Err(Failure::new(Exit::Blocked, format!("blocked by the calendar: {}; nothing was changed", decision.summary())));
+            return Err(Failure::new(
+                Exit::Blocked,
+                format!("blocked by the calendar: {}; nothing was changed", decision.summary()),
+            ));
         }
         targets.retain(|h| {
             let ok = decision.allows_region(h.region.as_deref());
             if !ok {
-                frozen_skips.push((h.name.clone(), format!("region {} is frozen", h.region.clone().unwrap_or_default())));
+                frozen_skips.push((
+                    h.name.clone(),
+                    format!("region {} is frozen", h.region.clone().unwrap_or_default()),
+                ));
             }
             ok
         });
         if targets.is_empty() {
-            return Err(Failure::new(Exit::Blocked, "every target is in a frozen region; nothing was changed"));
+            return Err(Failure::new(
+                Exit::Blocked,
+                "every target is in a frozen region; nothing was changed",
+            ));
         }
     }
     let emergency = decision.emergency;
-    let observe_ms = if emergency { lf.calendar.emergency.observe(std::time::Duration::from_millis(observe_ms)).as_millis() as u64 } else { observe_ms };
+    let observe_ms = if emergency {
+        lf.calendar
+            .emergency
+            .observe(std::time::Duration::from_millis(observe_ms))
+            .as_millis() as u64
+    } else {
+        observe_ms
+    };
     let run_id = new_run_id(&pb.id);
     let runs = g.runs_dir();
     let names: Vec<String> = targets.iter().map(|h| h.name.clone()).collect();
     let (_lock, broken) = lock(&runs, &run_id, names.clone(), a.break_lock)?;
-    let run = RunDir::create(&runs, &run_id).map_err(|e| Failure::new(Exit::NeedsAttention, format!("cannot create the run folder: {e}")))?;
-    emit(&run, EventKind::RunStarted {
-        run_id: run_id.clone(),
-        playbook: pb.id.clone(),
-        playbook_path: pb_path.display().to_string(),
-        tier: pb.tier.to_string(),
-        component: pb.component.clone(),
-        user: username(),
-        pid: std::process::id(),
-        targets: names.clone(),
-        resumed: false,
-    })?;
+    let run = RunDir::create(&runs, &run_id)
+        .map_err(|e| Failure::new(Exit::NeedsAttention, format!("cannot create the run folder: {e}")))?;
+    emit(
+        &run,
+        EventKind::RunStarted {
+            run_id: run_id.clone(),
+            playbook: pb.id.clone(),
+            playbook_path: pb_path.display().to_string(),
+            tier: pb.tier.to_string(),
+            component: pb.component.clone(),
+            user: username(),
+            pid: std::process::id(),
+            targets: names.clone(),
+            resumed: false,
+        },
+    )?;
     if let Some(b) = broken {
         emit(&run, EventKind::LockBroken { holder: b.describe() })?;
     }
-    emit(&run, EventKind::Gate { allowed: true, summary: decision.summary(), exception: exception.as_ref().map(|e| e.reason.clone()), approver: exception.as_ref().map(|e| e.approver.clone()), emergency })?;
-    let _ = run.write("decision.json", &serde_json::to_vec_pretty(&decision).unwrap_or_default());
-    say(a.json, &format!("run {run_id}: {} ({} {}), {} target(s)", pb.id, pb.tier, pb.component, targets.len()));
+    emit(
+        &run,
+        EventKind::Gate {
+            allowed: true,
+            summary: decision.summary(),
+            exception: exception.as_ref().map(|e| e.reason.clone()),
+            approver: exception.as_ref().map(|e| e.approver.clone()),
+            emergency,
+        },
+    )?;
+    let _ = run.write(
+        "decision.json",
+        &serde_json::to_vec_pretty(&decision).unwrap_or_default(),
+    );
+    say(
+        a.json,
+        &format!(
+            "run {run_id}: {} ({} {}), {} target(s)",
+            pb.id,
+            pb.tier,
+            pb.component,
+            targets.len()
+        ),
+    );
     let conc = context::concurrency(g, &lf).min(pb.rollout.concurrency.unwrap_or(usize::MAX));
     let base = pb_path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let (prepared, failures, conns) = setup::preflight_all(&lf, &targets, &pb, &base, g.accept_new, conc).await;
     for (h, why) in &failures {
-        emit(&run, EventKind::Preflight { host: h.clone(), ok: false, detail: why.clone() })?;
+        emit(
+            &run,
+            EventKind::Preflight {
+                host: h.clone(),
+                ok: false,
+                detail: why.clone(),
+            },
+        )?;
     }
     // Run markers on every prepared host.
     let mut marker_fail = Vec::new();
@@ -133,7 +214,11 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
         }
     }
     let finish_early = |run: &RunDir, outcome: &str, exit: Exit, msg: &str| {
-        let _ = run.emit(EventKind::RunFinished { outcome: outcome.into(), exit: exit.code(), message: msg.into() });
+        let _ = run.emit(EventKind::RunFinished {
+            outcome: outcome.into(),
+            exit: exit.code(),
+            message: msg.into(),
+        });
         crate::rollout::summary::write(run);
     };
     let remove_markers = || async {
@@ -146,7 +231,11 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
         let msg = format!(
             "another run is working on {} host(s): {}; nothing was changed",
             marker_fail.len(),
-            marker_fail.iter().map(|(h, w)| format!("{h} (run {w})")).collect::<Vec<_>>().join(", ")
+            marker_fail
+                .iter()
+                .map(|(h, w)| format!("{h} (run {w})"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         finish_early(&run, "locked", Exit::Locked, &msg);
         return Err(Failure::new(Exit::Locked, msg));
@@ -154,18 +243,39 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     let max_failed = pb.rollout.max_failed_hosts;
     if !failures.is_empty() && (failures.len() > max_failed || prepared.is_empty()) {
         remove_markers().await;
-        let list = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect::<Vec<_>>().join("\n");
-        let msg = format!("preflight failed on {} of {} host(s); nothing was changed:\n{list}", failures.len(), targets.len());
+        let list = failures
+            .iter()
+            .map(|(h, e)| format!("  {h}: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let msg = format!(
+            "preflight failed on {} of {} host(s); nothing was changed:\n{list}",
+            failures.len(),
+            targets.len()
+        );
         finish_early(&run, "preflight_failed", Exit::Preflight, &msg);
         return Err(Failure::new(Exit::Preflight, msg));
     }
     for (name, p) in &prepared {
-        emit(&run, EventKind::Preflight { host: name.clone(), ok: true, detail: format!("{} file(s) to check", p.files.len()) })?;
+        emit(
+            &run,
+            EventKind::Preflight {
+                host: name.clone(),
+                ok: true,
+                detail: format!("{} file(s) to check", p.files.len()),
+            },
+        )?;
     }
     let mut skipped = frozen_skips;
     skipped.extend(failures.iter().cloned());
     for (h, r) in &skipped {
-        emit(&run, EventKind::Skipped { host: h.clone(), reason: r.clone() })?;
+        emit(
+            &run,
+            EventKind::Skipped {
+                host: h.clone(),
+                reason: r.clone(),
+            },
+        )?;
     }
     let mut unchanged = Vec::new();
     let mut order = Vec::new();
@@ -181,11 +291,26 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     }
     let canary_n = emergency.then(|| lf.calendar.emergency.canary_hosts(order.len()));
     let plan = make_plan(&order, &pb.rollout, a.canary.as_deref(), canary_n).map_err(Failure::input)?;
-    let record = setup::plan_record(&run_id, &pb, &pb_path, &order, &prepared, plan, observe_ms, batch_observe_ms, emergency, skipped, unchanged.clone());
+    let record = setup::plan_record(
+        &run_id,
+        &pb,
+        &pb_path,
+        &order,
+        &prepared,
+        plan,
+        observe_ms,
+        batch_observe_ms,
+        emergency,
+        skipped,
+        unchanged.clone(),
+    );
     print_plan(&record, a.json);
     if order.is_empty() {
         remove_markers().await;
-        let msg = format!("nothing to do: all {} reachable target(s) already have the change", unchanged.len());
+        let msg = format!(
+            "nothing to do: all {} reachable target(s) already have the change",
+            unchanged.len()
+        );
         let _ = run.write("plan.json", &serde_json::to_vec_pretty(&record).unwrap_or_default());
         finish_early(&run, "done", Exit::Done, &msg);
         say(a.json, &msg);
@@ -194,12 +319,24 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     if a.dry_run || (!a.yes && !confirm(&record)) {
         remove_markers().await;
         let _ = run.write("plan.json", &serde_json::to_vec_pretty(&record).unwrap_or_default());
-        let (outcome, msg) = if a.dry_run { ("dry_run", "dry run: nothing was changed") } else { ("declined", "not confirmed: nothing was changed") };
+        let (outcome, msg) = if a.dry_run {
+            ("dry_run", "dry run: nothing was changed")
+        } else {
+            ("declined", "not confirmed: nothing was changed")
+        };
         finish_early(&run, outcome, Exit::Done, msg);
         say(a.json, msg);
-        return if a.dry_run { Ok(Exit::Done) } else { Err(Failure::input(msg)) };
+        return if a.dry_run {
+            Ok(Exit::Done)
+        } else {
+            Err(Failure::input(msg))
+        };
     }
-    let cal = CalendarCheck { calendar: lf.calendar.clone(), request: req, offset: at - now };
+    let cal = CalendarCheck {
+        calendar: lf.calendar.clone(),
+        request: req,
+        offset: at - now,
+    };
     let mut ctx = setup::context(run, record, conns, prepared, &pb, conc, Some(cal), a.json)?;
     let outcome = run_phases(&mut ctx, 0, false).await;
     finish(&mut ctx, outcome, a.json).await
@@ -212,7 +349,11 @@ pub async fn finish(ctx: &mut crate::rollout::ctx::RunCtx, o: Outcome, json: boo
             markers::remove(c, &ctx.run.id, false).await;
         }
     }
-    let _ = ctx.run.emit(EventKind::RunFinished { outcome: o.outcome.to_string(), exit: o.exit.code(), message: o.message.clone() });
+    let _ = ctx.run.emit(EventKind::RunFinished {
+        outcome: o.outcome.to_string(),
+        exit: o.exit.code(),
+        message: o.message.clone(),
+    });
     crate::rollout::summary::write(&ctx.run);
     for c in ctx.conns.values() {
         c.close().await;
@@ -228,7 +369,10 @@ pub async fn finish(ctx: &mut crate::rollout::ctx::RunCtx, o: Outcome, json: boo
     if o.exit == Exit::Done {
         Ok(Exit::Done)
     } else {
-        Err(Failure::new(o.exit, format!("run {} {}: {}", ctx.run.id, o.outcome, o.message)))
+        Err(Failure::new(
+            o.exit,
+            format!("run {} {}: {}", ctx.run.id, o.outcome, o.message),
+        ))
     }
 }
 
@@ -237,7 +381,13 @@ fn print_plan(r: &crate::rollout::record_plan::PlanRecord, json: bool) {
         say(json, &format!("plan: {phase}: {}", hosts.join(", ")));
     }
     if !r.baseline.is_empty() {
-        say(json, &format!("plan: baseline (watched, unchanged during the canary window): {}", r.baseline.join(", ")));
+        say(
+            json,
+            &format!(
+                "plan: baseline (watched, unchanged during the canary window): {}",
+                r.baseline.join(", ")
+            ),
+        );
     }
     for (h, why) in &r.skipped {
         say(json, &format!("plan: skipped {h}: {why}"));

@@ -9,7 +9,10 @@ use crate::record::{read_events, run_dir, RunDir};
 pub fn list(g: &Global, json: bool) -> Result<Exit, Failure> {
     let runs = g.runs_dir();
     let ids = run_dir::list_ids(&runs);
-    let sums: Vec<_> = ids.iter().map(|id| summarize(id, &read_events(&runs.join(id)).unwrap_or_default())).collect();
+    let sums: Vec<_> = ids
+        .iter()
+        .map(|id| summarize(id, &read_events(&runs.join(id)).unwrap_or_default()))
+        .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&sums).unwrap_or_default());
         return Ok(Exit::Done);
@@ -20,9 +23,24 @@ pub fn list(g: &Global, json: bool) -> Result<Exit, Failure> {
     }
     let rows: Vec<Vec<String>> = sums
         .iter()
-        .map(|s| vec![s.id.clone(), s.playbook.clone(), s.started.clone(), s.outcome.clone(), s.hosts_changed.to_string(), s.hosts_reverted.to_string()])
+        .map(|s| {
+            vec![
+                s.id.clone(),
+                s.playbook.clone(),
+                s.started.clone(),
+                s.outcome.clone(),
+                s.hosts_changed.to_string(),
+                s.hosts_reverted.to_string(),
+            ]
+        })
         .collect();
-    print!("{}", crate::ui::table::render(&["RUN", "PLAYBOOK", "STARTED (UTC)", "OUTCOME", "CHANGED", "REVERTED"], &rows));
+    print!(
+        "{}",
+        crate::ui::table::render(
+            &["RUN", "PLAYBOOK", "STARTED (UTC)", "OUTCOME", "CHANGED", "REVERTED"],
+            &rows
+        )
+    );
     Ok(Exit::Done)
 }
 
@@ -39,7 +57,10 @@ pub fn show(g: &Global, id: &str, json: bool) -> Result<Exit, Failure> {
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        print!("{}", crate::rollout::summary::render(&run.id, &events, crate::rollout::summary::load_plan(&run).as_ref()));
+        print!(
+            "{}",
+            crate::rollout::summary::render(&run.id, &events, crate::rollout::summary::load_plan(&run).as_ref())
+        );
     }
     Ok(Exit::Done)
 }
@@ -63,7 +84,11 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         return Ok(Exit::Done);
     }
     match &lock {
-        Some(l) => println!("in progress: {}{}", l.describe(), if l.is_stale() { " — STALE (process gone)" } else { "" }),
+        Some(l) => println!(
+            "in progress: {}{}",
+            l.describe(),
+            if l.is_stale() { " — STALE (process gone)" } else { "" }
+        ),
         None => println!("no run in progress"),
     }
     for (id, outcome, n) in &attention {

@@ -62,7 +62,10 @@ pub struct Invalid {
 impl Invalid {
     /// A problem at `path` described by `message`.
     pub fn new(path: FieldPath, message: impl Into<String>) -> Self {
-        Invalid { path, message: message.into() }
+        Invalid {
+            path,
+            message: message.into(),
+        }
     }
 }
 

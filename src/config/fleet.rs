@@ -154,17 +154,26 @@ impl Fleet {
         let mut out = Vec::new();
         let root = FieldPath::root();
         if self.defaults.concurrency == 0 {
-            out.push(Invalid::new(root.key("defaults").key("concurrency"), "must be at least 1"));
+            out.push(Invalid::new(
+                root.key("defaults").key("concurrency"),
+                "must be at least 1",
+            ));
         }
         if self.hosts.is_empty() {
-            out.push(Invalid::new(root.key("host"), "the fleet has no hosts; add at least one [[host]] table"));
+            out.push(Invalid::new(
+                root.key("host"),
+                "the fleet has no hosts; add at least one [[host]] table",
+            ));
         }
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut addrs: HashMap<(String, u16), usize> = HashMap::new();
         for (i, h) in self.hosts.iter().enumerate() {
             let p = root.key("host").index(i);
             if h.name.trim().is_empty() || h.name.contains(char::is_whitespace) {
-                out.push(Invalid::new(p.key("name"), "a host name must be non-empty and contain no spaces"));
+                out.push(Invalid::new(
+                    p.key("name"),
+                    "a host name must be non-empty and contain no spaces",
+                ));
             }
             if let Some(j) = names.insert(&h.name, i) {
                 out.push(Invalid::new(

@@ -18,9 +18,7 @@ pub struct LoadedFleet {
 }
 
 fn read(path: &Path, what: &str) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::file(path, format!("cannot read the {what} file: {e}"))
-    })
+    std::fs::read_to_string(path).map_err(|e| ConfigError::file(path, format!("cannot read the {what} file: {e}")))
 }
 
 fn first(file: &Path, text: &str, problems: Vec<Invalid>) -> Result<(), ConfigError> {
@@ -67,14 +65,25 @@ pub fn load_fleet(path: &Path) -> Result<LoadedFleet, ConfigError> {
                     return Err(locate(
                         path,
                         &text,
-                        &Invalid::new(FieldPath::root().key("freeze"), format!("freeze window id {id:?} is defined both here and in {}", cpath.display())),
+                        &Invalid::new(
+                            FieldPath::root().key("freeze"),
+                            format!(
+                                "freeze window id {id:?} is defined both here and in {}",
+                                cpath.display()
+                            ),
+                        ),
                     ));
                 }
             }
             (cal, cpath)
         }
     };
-    Ok(LoadedFleet { path: path.to_path_buf(), fleet, calendar, calendar_path })
+    Ok(LoadedFleet {
+        path: path.to_path_buf(),
+        fleet,
+        calendar,
+        calendar_path,
+    })
 }
 
 /// Load and validate a playbook against the fleet (targets must name real hosts/groups).

@@ -34,7 +34,13 @@ impl std::error::Error for ConfigError {}
 impl ConfigError {
     /// An error about a whole file (unreadable, missing), at line 1.
     pub fn file(file: &Path, message: impl Into<String>) -> Self {
-        ConfigError { file: file.to_path_buf(), line: 1, column: 1, field: None, message: message.into() }
+        ConfigError {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            field: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -49,7 +55,9 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 fn value_span(v: &Value, rest: &[Seg]) -> Option<Range<usize>> {
     let here = v.span();
-    let Some((first, tail)) = rest.split_first() else { return here };
+    let Some((first, tail)) = rest.split_first() else {
+        return here;
+    };
     let deeper = match (first, v) {
         (Seg::Key(k), Value::InlineTable(t)) => t
             .get_key_value(k)
@@ -61,7 +69,9 @@ fn value_span(v: &Value, rest: &[Seg]) -> Option<Range<usize>> {
 }
 
 fn item_span(item: &Item, rest: &[Seg]) -> Option<Range<usize>> {
-    let Some((first, tail)) = rest.split_first() else { return item.span() };
+    let Some((first, tail)) = rest.split_first() else {
+        return item.span();
+    };
     let deeper = match (first, item) {
         (Seg::Key(k), Item::Table(t)) => t
             .get_key_value(k)
@@ -80,7 +90,9 @@ fn item_span(item: &Item, rest: &[Seg]) -> Option<Range<usize>> {
 pub fn span_of(text: &str, path: &FieldPath) -> Option<Range<usize>> {
     let doc = ImDocument::parse(text.to_string()).ok()?;
     let root = Item::Table(doc.as_table().clone());
-    let Some((Seg::Key(k), tail)) = path.0.split_first() else { return None };
+    let Some((Seg::Key(k), tail)) = path.0.split_first() else {
+        return None;
+    };
     let t = doc.as_table();
     let (key, val) = t.get_key_value(k)?;
     let _ = root;
@@ -89,7 +101,9 @@ pub fn span_of(text: &str, path: &FieldPath) -> Option<Range<usize>> {
 
 /// Locate a validation problem.
 pub fn locate(file: &Path, text: &str, inv: &Invalid) -> ConfigError {
-    let (line, column) = span_of(text, &inv.path).map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+    let (line, column) = span_of(text, &inv.path)
+        .map(|s| line_col(text, s.start))
+        .unwrap_or((1, 1));
     ConfigError {
         file: file.to_path_buf(),
         line,
@@ -101,8 +115,12 @@ pub fn locate(file: &Path, text: &str, inv: &Invalid) -> ConfigError {
 
 /// Add "did you mean" to serde's "unknown field `x`, expected one of `a`, `b`".
 fn did_you_mean(msg: &str) -> String {
-    let Some(rest) = msg.strip_prefix("unknown field `") else { return msg.to_string() };
-    let Some((name, tail)) = rest.split_once('`') else { return msg.to_string() };
+    let Some(rest) = msg.strip_prefix("unknown field `") else {
+        return msg.to_string();
+    };
+    let Some((name, tail)) = rest.split_once('`') else {
+        return msg.to_string();
+    };
     let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
     let best = expected
         .iter()
@@ -123,12 +141,22 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Re
         let field = e
             .span()
             .and_then(|s| key_at(text, s.start))
-            .or_else(|| msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()).map(String::from))
+            .or_else(|| {
+                msg.strip_prefix("missing field `")
+                    .and_then(|r| r.split('`').next())
+                    .map(String::from)
+            })
             .map(|k| match e.span().and_then(|s| table_at(text, s.start)) {
                 Some(t) if !k.contains('.') => format!("{t}.{k}"),
                 _ => k,
             });
-        ConfigError { file: file.to_path_buf(), line, column, field, message: did_you_mean(e.message().trim()) }
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            field,
+            message: did_you_mean(e.message().trim()),
+        }
     })
 }
 
@@ -166,7 +194,8 @@ mod tests {
 
     #[test]
     fn paths_map_to_lines() {
-        let text = "a = 1\n\n[[host]]\nname = \"x\"\n\n[[host]]\nname = \"y\"\naddress = \"1.2.3.4\"\nvars = { k = [1, 2] }\n";
+        let text =
+            "a = 1\n\n[[host]]\nname = \"x\"\n\n[[host]]\nname = \"y\"\naddress = \"1.2.3.4\"\nvars = { k = [1, 2] }\n";
         let p = FieldPath::root().key("host").index(1).key("address");
         let s = span_of(text, &p).unwrap();
         assert_eq!(line_col(text, s.start).0, 8);

@@ -69,7 +69,12 @@ fn d2m() -> Dur {
 
 impl Default for ApplySpec {
     fn default() -> Self {
-        ApplySpec { command: None, timeout: d60(), health: None, health_timeout: d30() }
+        ApplySpec {
+            command: None,
+            timeout: d60(),
+            health: None,
+            health_timeout: d30(),
+        }
     }
 }
 
@@ -103,12 +108,16 @@ impl<'de> Deserialize<'de> for Amount {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) if n >= 0 => Ok(Amount::Count(n as usize)),
-            Raw::N(n) => Err(serde::de::Error::custom(format!("{n} is negative; expected a host count or a percentage like \"10%\""))),
+            Raw::N(n) => Err(serde::de::Error::custom(format!(
+                "{n} is negative; expected a host count or a percentage like \"10%\""
+            ))),
             Raw::S(s) => {
                 if let Ok(n) = s.trim().parse::<usize>() {
                     return Ok(Amount::Count(n));
                 }
-                super::units::Percent::parse(&s).map(|p| Amount::Percent(p.0)).map_err(serde::de::Error::custom)
+                super::units::Percent::parse(&s)
+                    .map(|p| Amount::Percent(p.0))
+                    .map_err(serde::de::Error::custom)
             }
         }
     }
@@ -209,7 +218,10 @@ impl Playbook {
         let root = FieldPath::root();
         let mut out = Vec::new();
         if self.id.trim().is_empty() || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            out.push(Invalid::new(root.key("id"), "must be non-empty and use only letters, digits, '-', '_' and '.'"));
+            out.push(Invalid::new(
+                root.key("id"),
+                "must be non-empty and use only letters, digits, '-', '_' and '.'",
+            ));
         }
         if self.edits.is_empty() {
             out.push(Invalid::new(root.key("edit"), "a playbook needs at least one [[edit]]"));
@@ -223,7 +235,10 @@ impl Playbook {
         let r = &self.rollout;
         let rp = root.key("rollout");
         if r.batches.is_empty() {
-            out.push(Invalid::new(rp.key("batches"), "needs at least one step, and the last must be \"100%\""));
+            out.push(Invalid::new(
+                rp.key("batches"),
+                "needs at least one step, and the last must be \"100%\"",
+            ));
         }
         let mut last = 0.0;
         for (i, b) in r.batches.iter().enumerate() {
@@ -251,13 +266,19 @@ impl Playbook {
             ));
         }
         if matches!(r.canary, Amount::Count(0)) && r.strategy == Strategy::Canary {
-            out.push(Invalid::new(rp.key("canary"), "the canary strategy needs at least 1 canary host"));
+            out.push(Invalid::new(
+                rp.key("canary"),
+                "the canary strategy needs at least 1 canary host",
+            ));
         }
         if r.concurrency == Some(0) {
             out.push(Invalid::new(rp.key("concurrency"), "must be at least 1"));
         }
         if r.strategy == Strategy::BlueGreen && r.blue_green.is_none() {
-            out.push(Invalid::new(rp.key("strategy"), "strategy \"blue_green\" needs a [rollout.blue_green] table with `link` and `slots`"));
+            out.push(Invalid::new(
+                rp.key("strategy"),
+                "strategy \"blue_green\" needs a [rollout.blue_green] table with `link` and `slots`",
+            ));
         }
         out
     }

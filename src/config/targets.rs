@@ -63,7 +63,10 @@ impl TargetSpec {
     pub fn selects(&self, h: &Host) -> bool {
         let included = self.is_all()
             || self.groups.iter().any(|g| h.groups.iter().any(|x| glob_match(g, x)))
-            || self.regions.iter().any(|r| h.region.as_deref().is_some_and(|x| glob_match(r, x)))
+            || self
+                .regions
+                .iter()
+                .any(|r| h.region.as_deref().is_some_and(|x| glob_match(r, x)))
             || self.hosts.iter().any(|p| glob_match(p, &h.name));
         included && !self.exclude.iter().any(|e| term_matches(e, h))
     }
@@ -104,7 +107,10 @@ impl TargetSpec {
             }
         }
         if out.is_empty() && self.resolve(fleet).is_empty() {
-            out.push(Invalid::new(path.clone(), "the target set is empty: no host matches these selectors"));
+            out.push(Invalid::new(
+                path.clone(),
+                "the target set is empty: no host matches these selectors",
+            ));
         }
         out
     }

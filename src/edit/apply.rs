@@ -95,10 +95,7 @@ pub type PathGroup<'a> = (String, Vec<&'a EditSpec>);
 
 /// Edits grouped by their rendered path, in playbook order, so each file is read once and its
 /// edits applied in turn with [`compute_all`]. Paths are rendered with `ctx`.
-pub fn group_by_path<'a>(
-    specs: &'a [EditSpec],
-    ctx: &TemplateCtx,
-) -> Result<Vec<PathGroup<'a>>, EditError> {
+pub fn group_by_path<'a>(specs: &'a [EditSpec], ctx: &TemplateCtx) -> Result<Vec<PathGroup<'a>>, EditError> {
     let mut groups: Vec<PathGroup<'a>> = Vec::new();
     for spec in specs {
         let path = render(&spec.path, ctx).map_err(|source| EditError::Template {
@@ -217,18 +214,12 @@ fn as_text<'b>(bytes: &'b [u8], path: &str, what: &str) -> Result<&'b str, EditE
 }
 
 /// Renders the templates in every string of a `set` value.
-fn render_value(
-    value: &toml::Value,
-    ctx: &TemplateCtx,
-) -> Result<toml::Value, super::template::TemplateError> {
+fn render_value(value: &toml::Value, ctx: &TemplateCtx) -> Result<toml::Value, super::template::TemplateError> {
     Ok(match value {
         toml::Value::String(s) => toml::Value::String(render(s, ctx)?),
-        toml::Value::Array(items) => toml::Value::Array(
-            items
-                .iter()
-                .map(|v| render_value(v, ctx))
-                .collect::<Result<_, _>>()?,
-        ),
+        toml::Value::Array(items) => {
+            toml::Value::Array(items.iter().map(|v| render_value(v, ctx)).collect::<Result<_, _>>()?)
+        }
         toml::Value::Table(t) => toml::Value::Table(
             t.iter()
                 .map(|(k, v)| Ok((k.clone(), render_value(v, ctx)?)))
@@ -283,8 +274,7 @@ mod tests {
         let err = compute(&s, None, &ctx(), Path::new(".")).unwrap_err();
         assert!(matches!(err, EditError::Missing { .. }));
         assert!(err.to_string().contains("create = true"), "{err}");
-        let s =
-            spec("path = \"/etc/x.env\"\nset = { A = \"1\" }\ncreate = true\nmode = \"0640\"\n");
+        let s = spec("path = \"/etc/x.env\"\nset = { A = \"1\" }\ncreate = true\nmode = \"0640\"\n");
         let out = compute(&s, None, &ctx(), Path::new(".")).unwrap();
         assert_eq!(
             (out.before, out.after.as_slice(), out.changed),
@@ -297,11 +287,7 @@ mod tests {
     fn source_is_rendered_relative_to_the_playbook() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("files")).unwrap();
-        std::fs::write(
-            dir.path().join("files/agent.toml"),
-            "host = \"{{ host.name }}\"\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("files/agent.toml"), "host = \"{{ host.name }}\"\n").unwrap();
         std::fs::write(dir.path().join("files/model.bin"), [0xff, 0xfe, 0x00]).unwrap();
         let s = spec("path = \"/etc/agent.toml\"\nsource = \"files/agent.toml\"\n");
         let out = compute(&s, Some(b"old"), &ctx(), dir.path()).unwrap();
@@ -318,9 +304,7 @@ mod tests {
             b"{{ .Values.x }}"
         );
         let s = spec("path = \"/go.tmpl\"\nsource = \"files/go.tmpl\"\n");
-        let err = compute(&s, Some(b""), &ctx(), dir.path())
-            .unwrap_err()
-            .to_string();
+        let err = compute(&s, Some(b""), &ctx(), dir.path()).unwrap_err().to_string();
         assert!(err.contains("not a variable"), "{err}");
         let s = spec("path = \"/x\"\nsource = \"files/nope\"\n");
         let err = compute(&s, Some(b""), &ctx(), dir.path()).unwrap_err();
@@ -334,18 +318,10 @@ mod tests {
     fn replace_and_errors_say_what_to_do() {
         let s = spec("path = \"/x.conf\"\nreplace = { pattern = 'name = \"(\\w+)\"', with = 'name = \"{{ vars.model }}\" # was $1', expect = 1 }\n");
         let out = compute(&s, Some(CONFIG), &ctx(), Path::new(".")).unwrap();
-        assert_eq!(
-            out.after,
-            b"[model]\nname = \"claude-sonnet-4-5\" # was old # note\n"
-        );
-        let s =
-            spec("path = \"/x.conf\"\nreplace = { pattern = 'name', with = 'x', expect = 2 }\n");
+        assert_eq!(out.after, b"[model]\nname = \"claude-sonnet-4-5\" # was old # note\n");
+        let s = spec("path = \"/x.conf\"\nreplace = { pattern = 'name', with = 'x', expect = 2 }\n");
         let err = compute(&s, Some(CONFIG), &ctx(), Path::new(".")).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("matched 1 time(s) but `expect = 2`"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("matched 1 time(s) but `expect = 2`"), "{err}");
         let s = spec("path = \"/x.toml\"\nset = { a = \"{{ vars.nope }}\" }\n");
         let err = compute(&s, Some(b""), &ctx(), Path::new(".")).unwrap_err();
         assert!(
@@ -372,10 +348,7 @@ mod tests {
         ];
         let groups = group_by_path(&specs, &ctx()).unwrap();
         assert_eq!(groups.len(), 2);
-        assert_eq!(
-            (groups[0].0.as_str(), groups[0].1.len()),
-            ("/etc/use1-a.toml", 2)
-        );
+        assert_eq!((groups[0].0.as_str(), groups[0].1.len()), ("/etc/use1-a.toml", 2));
         let out = compute_all(groups[0].1.iter().copied(), None, &ctx(), Path::new(".")).unwrap();
         assert_eq!(out.after, b"[model]\nname = \"m\"\n");
         assert_eq!(out.create_mode, Some(0o600));

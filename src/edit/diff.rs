@@ -11,13 +11,7 @@ use super::redact::Redactor;
 
 /// Unified diff from `before` (`None`: the file does not exist yet) to `after`; empty when
 /// nothing changes. `color` adds ANSI colours (only for a terminal).
-pub fn unified_diff(
-    path: &str,
-    before: Option<&[u8]>,
-    after: &[u8],
-    redactor: &Redactor,
-    color: bool,
-) -> String {
+pub fn unified_diff(path: &str, before: Option<&[u8]>, after: &[u8], redactor: &Redactor, color: bool) -> String {
     if before == Some(after) {
         return String::new();
     }
@@ -110,25 +104,13 @@ mod tests {
             d,
             "--- a/etc/x.toml\n+++ b/etc/x.toml\n@@ -3,7 +3,7 @@\n c\n d\n e\n-f\n+F\n g\n h\n i\n"
         );
-        assert_eq!(
-            unified_diff("x", Some(b"same"), b"same", &Redactor::none(), false),
-            ""
-        );
+        assert_eq!(unified_diff("x", Some(b"same"), b"same", &Redactor::none(), false), "");
     }
 
     #[test]
     fn created_binary_coloured_and_redacted() {
-        let d = unified_diff(
-            "/x",
-            None,
-            b"token = \"abc\"\n",
-            &Redactor::default(),
-            false,
-        );
-        assert_eq!(
-            d,
-            "--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+token = \"••••\"\n"
-        );
+        let d = unified_diff("/x", None, b"token = \"abc\"\n", &Redactor::default(), false);
+        assert_eq!(d, "--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+token = \"••••\"\n");
         let d = unified_diff("/bin", Some(&[0xff, 0]), &[0xfe], &Redactor::none(), false);
         assert!(d.starts_with("Binary file /bin differs"), "{d}");
         let d = unified_diff("/x", Some(b"a\n"), b"b\n", &Redactor::none(), true);

@@ -37,9 +37,7 @@ fn parse_assignment(text: &str) -> Option<(String, bool, usize)> {
     }
     let key = text[i..i + key_len].to_string();
     let eq = skip_ws(i + key_len);
-    text[eq..]
-        .starts_with('=')
-        .then(|| (key, exported, skip_ws(eq + 1)))
+    text[eq..].starts_with('=').then(|| (key, exported, skip_ws(eq + 1)))
 }
 
 /// Finds every assignment, skipping the continuation lines of multi-line quoted values.
@@ -66,10 +64,7 @@ fn assignments(lines: &[Line]) -> Vec<Assignment> {
                 }
             },
             _ => {
-                let end = rest
-                    .find(" #")
-                    .or_else(|| rest.find("\t#"))
-                    .unwrap_or(rest.len());
+                let end = rest.find(" #").or_else(|| rest.find("\t#")).unwrap_or(rest.len());
                 Some((start, start + rest[..end].trim_end().len()))
             }
         };
@@ -97,11 +92,7 @@ fn unescaped_quote(s: &str, q: char) -> Option<usize> {
 }
 
 /// Applies `set` then `unset` to an env file and returns the new text.
-pub fn edit_env(
-    text: &str,
-    set: &[(KeyPath, toml::Value)],
-    unset: &[KeyPath],
-) -> Result<String, DocError> {
+pub fn edit_env(text: &str, set: &[(KeyPath, toml::Value)], unset: &[KeyPath]) -> Result<String, DocError> {
     let mut lines = split_lines(text);
     for (key, value) in set {
         let name = key.0.join(".");
@@ -133,10 +124,7 @@ fn set_one(lines: &mut Vec<Line>, key: &str, value: &str) -> Result<(), DocError
             return Err(multi_line(key, a.line));
         };
         let text = &mut lines[a.line].text;
-        let old_quote = text[start..end]
-            .chars()
-            .next()
-            .filter(|c| matches!(c, '"' | '\''));
+        let old_quote = text[start..end].chars().next().filter(|c| matches!(c, '"' | '\''));
         let new = render(value, old_quote);
         text.replace_range(start..end, &new);
     }
@@ -174,7 +162,10 @@ fn unset_one(lines: &mut Vec<Line>, key: &str) -> Result<(), DocError> {
 fn multi_line(key: &str, line: usize) -> DocError {
     DocError::at(
         key,
-        format!("line {}: the value continues over several lines; use `replace` or `source` for this file", line + 1),
+        format!(
+            "line {}: the value continues over several lines; use `replace` or `source` for this file",
+            line + 1
+        ),
     )
 }
 
@@ -272,30 +263,18 @@ mod tests {
         );
         let out = edit_env("export A=1", &sets(&[("B", "true")]), &[]).unwrap();
         assert_eq!(out, "export A=1\nexport B=true\n");
-        assert_eq!(
-            parse_assignment("  export\tK_1 =  v"),
-            Some(("K_1".into(), true, 16))
-        );
-        assert_eq!(
-            parse_assignment("exported=1"),
-            Some(("exported".into(), false, 9))
-        );
+        assert_eq!(parse_assignment("  export\tK_1 =  v"), Some(("K_1".into(), true, 16)));
+        assert_eq!(parse_assignment("exported=1"), Some(("exported".into(), false, 9)));
         assert_eq!(parse_assignment("1A=x"), None);
         assert_eq!(parse_assignment("# A=x"), None);
-        assert_eq!(
-            render("say \"hi\" it's $HOME", None),
-            r#""say \"hi\" it's \$HOME""#
-        );
+        assert_eq!(render("say \"hi\" it's $HOME", None), r#""say \"hi\" it's \$HOME""#);
     }
 
     #[test]
     fn unset_and_multi_line_values() {
         let out = edit(&[], &["API_KEY_REF", "MISSING"]).unwrap();
         let (removed, _) = changed_lines(ENV, &out);
-        assert_eq!(
-            removed,
-            ["# the key reference", "API_KEY_REF=env:ANTHROPIC_KEY"]
-        );
+        assert_eq!(removed, ["# the key reference", "API_KEY_REF=env:ANTHROPIC_KEY"]);
         let err = edit(&[("CERT", r#""x""#)], &[]).unwrap_err();
         assert!(
             err.message.contains("line 9") && err.message.contains("several lines"),

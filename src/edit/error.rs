@@ -52,10 +52,7 @@ pub enum EditError {
          playbook's folder",
         .file.display()
     )]
-    Source {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    Source { file: PathBuf, source: std::io::Error },
 
     /// The host's file is not UTF-8, so a text edit cannot be applied safely.
     #[error(

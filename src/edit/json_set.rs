@@ -13,17 +13,12 @@ use super::json_span::value_span;
 use super::keypath::KeyPath;
 
 /// Applies `set` then `unset` to a JSON document and returns the new text.
-pub fn edit_json(
-    text: &str,
-    set: &[(KeyPath, toml::Value)],
-    unset: &[KeyPath],
-) -> Result<String, DocError> {
+pub fn edit_json(text: &str, set: &[(KeyPath, toml::Value)], unset: &[KeyPath]) -> Result<String, DocError> {
     let empty = text.trim().is_empty();
     let old: Value = if empty {
         Value::Object(Map::new())
     } else {
-        serde_json::from_str(text)
-            .map_err(|e| DocError::whole(format!("the file is not valid JSON: {e}")))?
+        serde_json::from_str(text).map_err(|e| DocError::whole(format!("the file is not valid JSON: {e}")))?
     };
     let mut new = old.clone();
     let mut in_place = !empty && unset.is_empty();
@@ -54,21 +49,14 @@ fn lookup<'v>(v: &'v Value, path: &[String]) -> Option<&'v Value> {
     })
 }
 
-fn set_path(
-    root: &mut Value,
-    path: &[String],
-    full: &KeyPath,
-    value: Value,
-) -> Result<(), DocError> {
+fn set_path(root: &mut Value, path: &[String], full: &KeyPath, value: Value) -> Result<(), DocError> {
     let Some((last, parents)) = path.split_last() else {
         return Err(DocError::at(full, "empty key"));
     };
     let mut cur = root;
     for seg in parents {
         cur = match cur {
-            Value::Object(m) => m
-                .entry(seg.clone())
-                .or_insert_with(|| Value::Object(Map::new())),
+            Value::Object(m) => m.entry(seg.clone()).or_insert_with(|| Value::Object(Map::new())),
             Value::Array(a) => {
                 let len = a.len();
                 seg.parse::<usize>()
@@ -145,14 +133,12 @@ pub(crate) fn to_json(v: &toml::Value) -> Result<Value, String> {
     Ok(match v {
         toml::Value::String(s) => Value::String(s.clone()),
         toml::Value::Integer(i) => Value::Number((*i).into()),
-        toml::Value::Float(f) => Value::Number(
-            Number::from_f64(*f).ok_or_else(|| format!("{f} cannot be written as JSON"))?,
-        ),
+        toml::Value::Float(f) => {
+            Value::Number(Number::from_f64(*f).ok_or_else(|| format!("{f} cannot be written as JSON"))?)
+        }
         toml::Value::Boolean(b) => Value::Bool(*b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(items) => {
-            Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
-        }
+        toml::Value::Array(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
         toml::Value::Table(t) => Value::Object(
             t.iter()
                 .map(|(k, v)| Ok((k.clone(), to_json(v)?)))
@@ -163,11 +149,7 @@ pub(crate) fn to_json(v: &toml::Value) -> Result<Value, String> {
 
 /// Replaces each set value's text where it stands; `None` if the result does not parse back
 /// to exactly `expected` (then the caller re-serializes).
-fn replace_in_place(
-    text: &str,
-    set: &[(KeyPath, toml::Value)],
-    expected: &Value,
-) -> Option<String> {
+fn replace_in_place(text: &str, set: &[(KeyPath, toml::Value)], expected: &Value) -> Option<String> {
     let mut edits = Vec::new();
     for (key, _) in set {
         let span = value_span(text, &key.0)?;
@@ -197,11 +179,7 @@ fn serialize(v: &Value, original: &str) -> Result<String, DocError> {
         serde::Serialize::serialize(v, &mut ser).map(|_| String::from_utf8_lossy(&buf).into_owned())
     }
     .map_err(|e| DocError::whole(format!("cannot write JSON: {e}")))?;
-    let newline = if original.contains("\r\n") {
-        "\r\n"
-    } else {
-        "\n"
-    };
+    let newline = if original.contains("\r\n") { "\r\n" } else { "\n" };
     let mut out = body.replace('\n', newline);
     if original.ends_with('\n') || original.trim().is_empty() {
         out.push_str(newline);
@@ -240,10 +218,7 @@ mod tests {
     fn existing_values_change_in_place() {
         let out = edit_json(
             HAND,
-            &sets(&[
-                ("model.name", r#""claude-sonnet-4-5""#),
-                ("temperature", "0.3"),
-            ]),
+            &sets(&[("model.name", r#""claude-sonnet-4-5""#), ("temperature", "0.3")]),
             &[],
         )
         .unwrap();
@@ -267,7 +242,9 @@ mod tests {
     #[test]
     fn keeps_order_and_detected_indent_when_adding() {
         for indent in ["  ", "    ", "\t"] {
-            let text = format!("{{\n{indent}\"zeta\": 1,\n{indent}\"alpha\": {{\n{indent}{indent}\"b\": true\n{indent}}}\n}}\n");
+            let text = format!(
+                "{{\n{indent}\"zeta\": 1,\n{indent}\"alpha\": {{\n{indent}{indent}\"b\": true\n{indent}}}\n}}\n"
+            );
             let out = edit_json(
                 &text,
                 &sets(&[("alpha.c", "\"x\""), ("new", "[1, 2]")]),
@@ -300,12 +277,7 @@ mod tests {
 
     #[test]
     fn arrays_and_errors() {
-        let out = edit_json(
-            HAND,
-            &sets(&[("mcpServers.search.args.1", "\"@acme/search@2\"")]),
-            &[],
-        )
-        .unwrap();
+        let out = edit_json(HAND, &sets(&[("mcpServers.search.args.1", "\"@acme/search@2\"")]), &[]).unwrap();
         assert!(out.contains(r#""args": ["-y", "@acme/search@2"]"#), "{out}");
         let e = edit_json(HAND, &sets(&[("temperature.x", "1")]), &[]).unwrap_err();
         assert!(e.message.contains("not an object"), "{}", e.message);

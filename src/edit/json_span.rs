@@ -159,10 +159,7 @@ mod tests {
         assert_eq!(span(t, &["d"]), Some("-1.5e3"));
         assert_eq!(span(t, &["a", "b\"q", "1", "c"]), Some(r#""x,}]""#));
         assert_eq!(span(t, &["a", "b\"q", "2"]), Some("true"));
-        assert_eq!(
-            span(t, &["a"]),
-            Some(r#"{"b\"q": [1, {"c": "x,}]"}, true]}"#)
-        );
+        assert_eq!(span(t, &["a"]), Some(r#"{"b\"q": [1, {"c": "x,}]"}, true]}"#));
         assert_eq!(span(t, &["a", "nope"]), None);
         assert_eq!(span(t, &["a", "b\"q", "3"]), None);
         assert_eq!(span(t, &["d", "x"]), None);

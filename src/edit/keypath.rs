@@ -59,10 +59,7 @@ impl KeyPath {
     }
 }
 
-fn read_quoted(
-    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
-    whole: &str,
-) -> Result<String, String> {
+fn read_quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, whole: &str) -> Result<String, String> {
     let quote = chars.next().unwrap_or('"');
     let mut out = String::new();
     loop {
@@ -106,9 +103,7 @@ mod tests {
     fn parses_plain_and_quoted_segments() {
         assert_eq!(KeyPath::parse("model.name").unwrap().0, ["model", "name"]);
         assert_eq!(
-            KeyPath::parse(r#"servers."api.example.com".port"#)
-                .unwrap()
-                .0,
+            KeyPath::parse(r#"servers."api.example.com".port"#).unwrap().0,
             ["servers", "api.example.com", "port"]
         );
         assert_eq!(KeyPath::parse("a . 'b c'").unwrap().0, ["a", "b c"]);

@@ -42,10 +42,7 @@ impl Redactor {
             .iter()
             .map(|p| Regex::new(p.as_ref()))
             .collect::<Result<_, _>>()?;
-        Ok(Redactor {
-            keys,
-            enabled: true,
-        })
+        Ok(Redactor { keys, enabled: true })
     }
 
     /// The default key pattern plus `extra` ones (e.g. from a playbook's `redact = [...]`).
@@ -70,9 +67,7 @@ impl Redactor {
 
     /// A copy of a `set` map fit for display: values under secret keys become [`MASK`].
     pub fn redact_set(&self, set: &IndexMap<String, toml::Value>) -> IndexMap<String, toml::Value> {
-        set.iter()
-            .map(|(k, v)| (k.clone(), self.redact_value(k, v)))
-            .collect()
+        set.iter().map(|(k, v)| (k.clone(), self.redact_value(k, v))).collect()
     }
 
     fn redact_value(&self, key: &str, v: &toml::Value) -> toml::Value {
@@ -171,15 +166,9 @@ struct Patterns {
 const KEY: &str = r#"(?P<k>"[^"\n]*"|'[^'\n]*'|[A-Za-z_][A-Za-z0-9_.\-]*)(?P<s>[ \t]*[:=][ \t]*)"#;
 
 const TOKENS: [(&str, &str); 9] = [
-    (
-        r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{8,}",
-        "${1} ••••",
-    ),
+    (r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{8,}", "${1} ••••"),
     (r"\bsk-[A-Za-z0-9_\-]{8,}", "sk-••••"),
-    (
-        r"\b(ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{10,}",
-        "${1}_••••",
-    ),
+    (r"\b(ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{10,}", "${1}_••••"),
     (r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", "••••"),
     (r"\bAKIA[0-9A-Z]{16}\b", "••••"),
     (r"\bAIza[0-9A-Za-z_\-]{30,}", "••••"),
@@ -188,10 +177,7 @@ const TOKENS: [(&str, &str); 9] = [
         r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
         "••••",
     ),
-    (
-        r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]+):[^@/\s]+@",
-        "${1}:••••@",
-    ),
+    (r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]+):[^@/\s]+@", "${1}:••••@"),
 ];
 
 fn patterns() -> &'static Patterns {
@@ -227,10 +213,7 @@ mod tests {
 
     #[test]
     fn redacts_secret_keys_in_every_syntax() {
-        assert_eq!(
-            r(r#"api_key = "sk-ant-abcdef123456""#),
-            r#"api_key = "••••""#
-        );
+        assert_eq!(r(r#"api_key = "sk-ant-abcdef123456""#), r#"api_key = "••••""#);
         assert_eq!(
             r(r#"api_key_ref = "env:ANTHROPIC_KEY"  # never inline"#),
             r#"api_key_ref = "••••"  # never inline"#
@@ -244,10 +227,7 @@ mod tests {
             r(r#"fallback = { name = "m", api_key = 'k' }"#),
             r#"fallback = { name = "m", api_key = '••••' }"#
         );
-        assert_eq!(
-            r(r#"model = "claude-sonnet-4-5""#),
-            r#"model = "claude-sonnet-4-5""#
-        );
+        assert_eq!(r(r#"model = "claude-sonnet-4-5""#), r#"model = "claude-sonnet-4-5""#);
         assert_eq!(r("name: keyless-but-fine"), "name: keyless-but-fine");
     }
 
@@ -257,10 +237,7 @@ mod tests {
             r("curl -H 'Authorization: Bearer abcdefghijkl'"),
             "curl -H 'Authorization: Bearer ••••'"
         );
-        assert_eq!(
-            r("error from sk-proj-abcdefghij12 key"),
-            "error from sk-•••• key"
-        );
+        assert_eq!(r("error from sk-proj-abcdefghij12 key"), "error from sk-•••• key");
         assert_eq!(
             r("url = https://bob:pa55@db.internal/x"),
             "url = https://bob:••••@db.internal/x"
@@ -277,14 +254,10 @@ mod tests {
             out.contains("-api_key_ref = \"••••\"\n+api_key_ref = \"••••\"\n"),
             "{out}"
         );
-        assert!(
-            !out.contains("ANTHROPIC") && !out.contains("OPENAI"),
-            "{out}"
-        );
-        assert!(out.starts_with(
-            "--- a/etc/agent/config.toml\n+++ b/etc/agent/config.toml\n@@ -1,3 +1,3 @@\n"
-        ));
-        let pem = "+-----BEGIN OPENSSH PRIVATE KEY-----\n+b3BlbnNzaC1rZXktdjEAAAAA\n+-----END OPENSSH PRIVATE KEY-----\n";
+        assert!(!out.contains("ANTHROPIC") && !out.contains("OPENAI"), "{out}");
+        assert!(out.starts_with("--- a/etc/agent/config.toml\n+++ b/etc/agent/config.toml\n@@ -1,3 +1,3 @@\n"));
+        let pem =
+            "+-----BEGIN OPENSSH PRIVATE KEY-----\n+b3BlbnNzaC1rZXktdjEAAAAA\n+-----END OPENSSH PRIVATE KEY-----\n";
         assert_eq!(
             Redactor::default().redact_text(pem),
             "+-----BEGIN OPENSSH PRIVATE KEY-----\n+••••\n+-----END OPENSSH PRIVATE KEY-----\n"
@@ -304,10 +277,7 @@ mod tests {
         assert_eq!(out["provider"]["secret"].as_str(), Some(MASK));
         assert_eq!(out["provider"]["url"].as_str(), Some("u"));
         let custom = Redactor::with_defaults(&["(?i)^endpoint$"]).unwrap();
-        assert_eq!(
-            custom.redact_line("endpoint = \"x\""),
-            "endpoint = \"••••\""
-        );
+        assert_eq!(custom.redact_line("endpoint = \"x\""), "endpoint = \"••••\"");
         assert!(Redactor::new(&["("]).is_err());
     }
 }

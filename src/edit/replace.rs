@@ -54,13 +54,7 @@ mod tests {
 
     #[test]
     fn replaces_with_captures_and_counts() {
-        let (out, n) = regex_replace(
-            TEXT,
-            r"(?m)^model=(.*)$",
-            "model=claude-sonnet-4-5 # was $1",
-            Some(1),
-        )
-        .unwrap();
+        let (out, n) = regex_replace(TEXT, r"(?m)^model=(.*)$", "model=claude-sonnet-4-5 # was $1", Some(1)).unwrap();
         assert_eq!(n, 1);
         assert_eq!(
             out,
@@ -73,18 +67,12 @@ mod tests {
     #[test]
     fn expect_mismatch_says_found_and_expected() {
         let err = regex_replace(TEXT, "claude", "x", Some(1)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "pattern `claude` matched 2 time(s), expected 1"
-        );
+        assert_eq!(err.to_string(), "pattern `claude` matched 2 time(s), expected 1");
         assert!(matches!(
             regex_replace(TEXT, "gpt", "x", Some(1)),
             Err(ReplaceError::Count { found: 0, .. })
         ));
-        assert_eq!(
-            regex_replace(TEXT, "gpt", "x", None).unwrap(),
-            (TEXT.to_string(), 0)
-        );
+        assert_eq!(regex_replace(TEXT, "gpt", "x", None).unwrap(), (TEXT.to_string(), 0));
         assert!(matches!(
             regex_replace(TEXT, "(", "x", None),
             Err(ReplaceError::Pattern { .. })

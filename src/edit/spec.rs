@@ -174,10 +174,10 @@ impl EditSpec {
             return Err(action_err(
                 "",
                 format!(
-                "give only one of `set`/`unset`, `source` or `replace` per [[edit]], found {}; \
+                    "give only one of `set`/`unset`, `source` or `replace` per [[edit]], found {}; \
                  split it into several [[edit]] tables for the same path",
-                given.join(" and ")
-            ),
+                    given.join(" and ")
+                ),
             ));
         }
         if let Some(source) = &self.source {
@@ -205,9 +205,7 @@ impl EditSpec {
         Ok(Action::Structured {
             format,
             set: self.set_entries(format).map_err(|m| action_err("set", m))?,
-            unset: self
-                .unset_keys(format)
-                .map_err(|m| action_err("unset", m))?,
+            unset: self.unset_keys(format).map_err(|m| action_err("unset", m))?,
         })
     }
 
@@ -222,11 +220,7 @@ impl EditSpec {
     }
 
     fn unset_keys(&self, format: Format) -> Result<Vec<KeyPath>, String> {
-        self.unset
-            .iter()
-            .flatten()
-            .map(|k| parse_key(k, format))
-            .collect()
+        self.unset.iter().flatten().map(|k| parse_key(k, format)).collect()
     }
 }
 
@@ -246,9 +240,7 @@ fn flatten(
     match value {
         toml::Value::Table(t) if format != Format::Env => {
             if t.is_empty() {
-                return Err(format!(
-                    "`{key}` is an empty table; set keys inside it instead"
-                ));
+                return Err(format!("`{key}` is an empty table; set keys inside it instead"));
             }
             for (k, v) in t {
                 let mut child = key.clone();
@@ -268,9 +260,7 @@ fn flatten(
 pub fn parse_mode(mode: &str) -> Result<u32, String> {
     let ok_len = (3..=4).contains(&mode.len());
     match u32::from_str_radix(mode, 8) {
-        Ok(bits) if ok_len && bits <= 0o7777 && mode.chars().all(|c| c.is_ascii_digit()) => {
-            Ok(bits)
-        }
+        Ok(bits) if ok_len && bits <= 0o7777 && mode.chars().all(|c| c.is_ascii_digit()) => Ok(bits),
         _ => Err(format!(
             "`mode = \"{mode}\"` is not an octal permission; write it like \"0640\""
         )),

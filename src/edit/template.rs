@@ -93,11 +93,7 @@ pub fn variables(template: &str) -> Result<Vec<String>, TemplateError> {
             if known {
                 Ok(p.name.to_string())
             } else {
-                Err(unknown(
-                    p.name,
-                    p.line,
-                    HOST_FIELDS.iter().map(|s| s.to_string()),
-                ))
+                Err(unknown(p.name, p.line, HOST_FIELDS.iter().map(|s| s.to_string())))
             }
         })
         .collect()
@@ -122,12 +118,7 @@ fn placeholders(template: &str) -> Result<Vec<Placeholder<'_>>, TemplateError> {
             });
         }
         let end = inner_start + close + 2;
-        out.push(Placeholder {
-            start,
-            end,
-            name,
-            line,
-        });
+        out.push(Placeholder { start, end, name, line });
         from = end;
     }
     Ok(out)
@@ -138,11 +129,7 @@ fn is_name(s: &str) -> bool {
     let Some((ns, field)) = s.split_once('.') else {
         return false;
     };
-    let ident = |t: &str| {
-        !t.is_empty()
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
+    let ident = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     ident(ns) && ident(field)
 }
 
@@ -207,14 +194,8 @@ mod tests {
             &ctx(),
         )
         .unwrap();
-        assert_eq!(
-            out,
-            "systemctl restart hermes # use1-a@10.0.1.11 us-east-1 [prod,gpu]"
-        );
-        assert_eq!(
-            render("no placeholders } {", &ctx()).unwrap(),
-            "no placeholders } {"
-        );
+        assert_eq!(out, "systemctl restart hermes # use1-a@10.0.1.11 us-east-1 [prod,gpu]");
+        assert_eq!(render("no placeholders } {", &ctx()).unwrap(), "no placeholders } {");
     }
 
     #[test]
@@ -234,10 +215,7 @@ mod tests {
 
     #[test]
     fn syntax_errors() {
-        assert_eq!(
-            render("x {{ vars.a ", &ctx()),
-            Err(TemplateError::Unclosed { line: 1 })
-        );
+        assert_eq!(render("x {{ vars.a ", &ctx()), Err(TemplateError::Unclosed { line: 1 }));
         let e = render("{{ vars.a | upper }}", &ctx()).unwrap_err();
         assert!(matches!(e, TemplateError::BadExpr { .. }), "{e}");
         let mut c = ctx();

@@ -14,11 +14,7 @@ use super::error::DocError;
 use super::keypath::KeyPath;
 
 /// Applies `set` then `unset` to a TOML document and returns the new text.
-pub fn edit_toml(
-    text: &str,
-    set: &[(KeyPath, toml::Value)],
-    unset: &[KeyPath],
-) -> Result<String, DocError> {
+pub fn edit_toml(text: &str, set: &[(KeyPath, toml::Value)], unset: &[KeyPath]) -> Result<String, DocError> {
     let mut doc: DocumentMut = text
         .parse()
         .map_err(|e| DocError::whole(format!("the file is not valid TOML: {e}")))?;
@@ -105,19 +101,13 @@ fn short(text: &str) -> String {
     }
 }
 
-fn array_index<'s>(
-    rest: &'s [String],
-    full: &KeyPath,
-    len: usize,
-) -> Result<(usize, &'s [String]), DocError> {
+fn array_index<'s>(rest: &'s [String], full: &KeyPath, len: usize) -> Result<(usize, &'s [String]), DocError> {
     match rest {
         [idx, tail @ ..] if !tail.is_empty() => match idx.parse::<usize>() {
             Ok(i) if i < len => Ok((i, tail)),
             _ => Err(DocError::at(
                 full,
-                format!(
-                    "an array of tables ({len} entries) needs an index 0..{len} here, then a key"
-                ),
+                format!("an array of tables ({len} entries) needs an index 0..{len} here, then a key"),
             )),
         },
         _ => Err(DocError::at(
@@ -140,12 +130,7 @@ fn new_table(kind: Kind) -> Item {
     }
 }
 
-fn set_leaf(
-    table: &mut dyn TableLike,
-    seg: &str,
-    full: &KeyPath,
-    value: &toml::Value,
-) -> Result<(), DocError> {
+fn set_leaf(table: &mut dyn TableLike, seg: &str, full: &KeyPath, value: &toml::Value) -> Result<(), DocError> {
     match table.get_mut(seg) {
         Some(Item::Value(old)) => {
             if !same(old, value) {
@@ -162,8 +147,7 @@ fn set_leaf(
         _ => {
             let style = sibling_style(table);
             table.insert(seg, Item::Value(to_edit_value(value, None)));
-            if let (Some((indent, before_eq, after_eq)), Some((mut key, item))) =
-                (style, table.get_key_value_mut(seg))
+            if let (Some((indent, before_eq, after_eq)), Some((mut key, item))) = (style, table.get_key_value_mut(seg))
             {
                 key.leaf_decor_mut().set_prefix(indent);
                 key.leaf_decor_mut().set_suffix(before_eq);
@@ -211,9 +195,7 @@ fn same(old: &Value, new: &toml::Value) -> bool {
         (Value::Float(a), T::Float(b)) => a.value().to_bits() == b.to_bits() || a.value() == b,
         (Value::Boolean(a), T::Boolean(b)) => a.value() == b,
         (Value::Datetime(a), T::Datetime(b)) => a.value() == b,
-        (Value::Array(a), T::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
-        }
+        (Value::Array(a), T::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
         (Value::InlineTable(a), T::Table(b)) => {
             a.len() == b.len() && b.iter().all(|(k, v)| a.get(k).is_some_and(|x| same(x, v)))
         }
@@ -226,9 +208,7 @@ fn to_edit_value(value: &toml::Value, old: Option<&Value>) -> Value {
     use toml::Value as T;
     match value {
         T::String(s) => {
-            let was_literal = old
-                .and_then(|o| o.as_str().and(o.to_string().trim_start().chars().next()))
-                == Some('\'');
+            let was_literal = old.and_then(|o| o.as_str().and(o.to_string().trim_start().chars().next())) == Some('\'');
             let literal_ok = !s.contains('\'') && !s.chars().any(|c| c.is_control());
             if was_literal && literal_ok {
                 if let Ok(v) = format!("'{s}'").parse::<Value>() {
@@ -310,11 +290,7 @@ fn remove_keeping_spacing(table: &mut dyn TableLike, name: &str) {
     }
     if let Some(mut next_key) = next.as_deref().and_then(|n| table.key_mut(n)) {
         let decor = next_key.leaf_decor_mut();
-        let old = decor
-            .prefix()
-            .and_then(|p| p.as_str())
-            .unwrap_or("")
-            .to_string();
+        let old = decor.prefix().and_then(|p| p.as_str()).unwrap_or("").to_string();
         decor.set_prefix(format!("{keep}{old}"));
     }
 }

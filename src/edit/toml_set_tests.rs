@@ -73,52 +73,28 @@ fn new_keys_follow_their_neighbours() {
     );
     let (removed, added) = changed_lines(CONFIG, &out);
     assert!(removed.is_empty(), "{removed:?}");
-    assert_eq!(
-        added,
-        [
-            r#"  organization = "org-1""#,
-            "max_tokens_per_day = 1000000"
-        ]
-    );
+    assert_eq!(added, [r#"  organization = "org-1""#, "max_tokens_per_day = 1000000"]);
     assert!(out.contains("retry_base_ms  = 250\nmax_tokens_per_day = 1000000\n"));
     assert!(out.contains("api_key_ref = \"env:OPENAI_API_KEY\"\n  organization"));
 }
 
 #[test]
 fn new_tables_get_a_section() {
-    let out = edit(
-        &[
-            ("cache.ttl_secs", "60"),
-            ("tools.browser.proxy.url", r#""x""#),
-        ],
-        &[],
-    );
+    let out = edit(&[("cache.ttl_secs", "60"), ("tools.browser.proxy.url", r#""x""#)], &[]);
     let (removed, added) = changed_lines(CONFIG, &out);
     assert!(removed.is_empty(), "{removed:?}");
     assert!(added.contains(&"[cache]".to_string()), "{out}");
     assert!(added.contains(&"ttl_secs = 60".to_string()), "{out}");
-    assert!(
-        out.contains("headless = true\nproxy.url = \"x\"\n# proxy ="),
-        "{out}"
-    );
+    assert!(out.contains("headless = true\nproxy.url = \"x\"\n# proxy ="), "{out}");
     let reparsed: toml::Table = toml::from_str(&out).unwrap();
     assert_eq!(reparsed["cache"]["ttl_secs"].as_integer(), Some(60));
-    assert_eq!(
-        reparsed["tools"]["browser"]["proxy"]["url"].as_str(),
-        Some("x")
-    );
-    assert_eq!(
-        reparsed["tools"]["browser"]["headless"].as_bool(),
-        Some(true)
-    );
+    assert_eq!(reparsed["tools"]["browser"]["proxy"]["url"].as_str(), Some("x"));
+    assert_eq!(reparsed["tools"]["browser"]["headless"].as_bool(), Some(true));
 }
 
 #[test]
 fn unset_removes_the_line_and_its_own_comment_only() {
-    let out = edit(
-        &[],
-        &["limits.retry_attempts", "model.fallback", "agent_id"],
-    );
+    let out = edit(&[], &["limits.retry_attempts", "model.fallback", "agent_id"]);
     let (removed, added) = changed_lines(CONFIG, &out);
     assert!(added.is_empty(), "{added:?}");
     assert_eq!(
@@ -134,10 +110,7 @@ fn unset_removes_the_line_and_its_own_comment_only() {
         "{out}"
     );
     // The blank line that separated the retry block survives before the next key.
-    assert!(
-        out.contains("max_context_tokens = 200_000\n\nretry_base_ms"),
-        "{out}"
-    );
+    assert!(out.contains("max_context_tokens = 200_000\n\nretry_base_ms"), "{out}");
 }
 
 #[test]

@@ -16,11 +16,7 @@ impl EditSpec {
         check_path(&self.path, &at("path"), &mut out);
         match self.action() {
             Err(e) => {
-                let at = if e.field.is_empty() {
-                    path.clone()
-                } else {
-                    at(e.field)
-                };
+                let at = if e.field.is_empty() { path.clone() } else { at(e.field) };
                 out.push(Invalid::new(at, e.message));
             }
             Ok(Action::Structured { format, set, unset }) => {
@@ -49,10 +45,7 @@ impl EditSpec {
             }
             Ok(Action::Source(source)) => {
                 if source.trim().is_empty() {
-                    out.push(Invalid::new(
-                        at("source"),
-                        "`source` is empty; name a local file",
-                    ));
+                    out.push(Invalid::new(at("source"), "`source` is empty; name a local file"));
                 }
             }
             Ok(Action::Replace(r)) => {
@@ -100,10 +93,7 @@ fn check_path(p: &str, at: &FieldPath, out: &mut Vec<Invalid>) {
     } else if let Err(e) = template::variables(p) {
         out.push(Invalid::new(at.clone(), e.to_string()));
     } else if p.ends_with('/') {
-        out.push(Invalid::new(
-            at.clone(),
-            "`path` names a directory; name a file",
-        ));
+        out.push(Invalid::new(at.clone(), "`path` names a directory; name a file"));
     }
 }
 
@@ -115,10 +105,7 @@ fn check_structured(
     out: &mut Vec<Invalid>,
 ) {
     if set.is_empty() && unset.is_empty() {
-        out.push(Invalid::new(
-            path.key("set"),
-            "`set` and `unset` are both empty",
-        ));
+        out.push(Invalid::new(path.key("set"), "`set` and `unset` are both empty"));
     }
     for (key, value) in set {
         let at = path.key("set").key(&key.to_string());
@@ -134,10 +121,7 @@ fn check_structured(
             }
         });
         if set.iter().filter(|(k, _)| k == key).count() > 1 {
-            out.push(Invalid::new(
-                at.clone(),
-                format!("`{key}` is set more than once"),
-            ));
+            out.push(Invalid::new(at.clone(), format!("`{key}` is set more than once")));
         }
         for (other, _) in set {
             if other != key && other.starts_with(key) {
@@ -153,10 +137,7 @@ fn check_structured(
         if format == Format::Env {
             check_env_key(key, &at, out);
         }
-        if let Some((other, _)) = set
-            .iter()
-            .find(|(s, _)| s.starts_with(key) || key.starts_with(s))
-        {
+        if let Some((other, _)) = set.iter().find(|(s, _)| s.starts_with(key) || key.starts_with(s)) {
             out.push(Invalid::new(
                 at,
                 format!("`{key}` is unset while `{other}` is set; keep one"),
@@ -167,10 +148,7 @@ fn check_structured(
 
 fn check_env_key(key: &KeyPath, at: &FieldPath, out: &mut Vec<Invalid>) {
     let name = key.0.join(".");
-    let ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ok {
         out.push(Invalid::new(
@@ -193,20 +171,16 @@ fn check_value(format: Format, value: &toml::Value) -> Result<(), String> {
             Err(".env values must be strings, numbers or booleans".to_string())
         }
         (Format::Yaml, V::Array(items)) => {
-            if items.iter().all(|v| {
-                matches!(
-                    v,
-                    V::String(_) | V::Integer(_) | V::Float(_) | V::Boolean(_)
-                )
-            }) {
+            if items
+                .iter()
+                .all(|v| matches!(v, V::String(_) | V::Integer(_) | V::Float(_) | V::Boolean(_)))
+            {
                 Ok(())
             } else {
                 Err("YAML arrays may only hold strings, numbers and booleans".to_string())
             }
         }
-        (_, V::Float(f)) if !f.is_finite() => {
-            Err(format!("{f} cannot be written to a {format} file"))
-        }
+        (_, V::Float(f)) if !f.is_finite() => Err(format!("{f} cannot be written to a {format} file")),
         (_, V::Array(items)) => items.iter().try_for_each(|v| check_value(format, v)),
         (_, V::Table(t)) => t.values().try_for_each(|v| check_value(format, v)),
         _ => Ok(()),
@@ -237,13 +211,9 @@ mod tests {
 
     #[test]
     fn a_good_edit_has_no_problems() {
-        let p = problems(
-            "path = \"/etc/agent/config.toml\"\nset = { \"model.name\" = \"{{ vars.model }}\" }\n",
-        );
+        let p = problems("path = \"/etc/agent/config.toml\"\nset = { \"model.name\" = \"{{ vars.model }}\" }\n");
         assert!(p.is_empty(), "{p:?}");
-        let p = problems(
-            "path = \"/x\"\nreplace = { pattern = 'a(\\d+)', with = 'b$1', expect = 2 }\n",
-        );
+        let p = problems("path = \"/x\"\nreplace = { pattern = 'a(\\d+)', with = 'b$1', expect = 2 }\n");
         assert!(p.is_empty(), "{p:?}");
         let p = problems("path = \"/x\"\nsource = \"files/x\"\ncreate = true\nmode = \"0640\"\n");
         assert!(p.is_empty(), "{p:?}");
@@ -263,10 +233,7 @@ mod tests {
         assert!(p[0].contains("create = true"), "{p:?}");
 
         let p = problems("path = \"/etc/agent.conf\"\nset = { a = 1 }\n");
-        assert!(
-            p[0].contains("edit[0].format") && p[0].contains("cannot tell"),
-            "{p:?}"
-        );
+        assert!(p[0].contains("edit[0].format") && p[0].contains("cannot tell"), "{p:?}");
 
         let p = problems("path = \"/x.toml\"\nset = { a = 1 }\nsource = \"s\"\n");
         assert!(p[0].contains("only one"), "{p:?}");

@@ -17,9 +17,7 @@ pub(crate) fn render(value: &toml::Value, old_quote: Option<char>) -> Result<Str
             let parts: Result<Vec<String>, String> = items
                 .iter()
                 .map(|v| match v {
-                    toml::Value::String(s)
-                        if needs_quotes(s) || s.contains([',', '[', ']', '{', '}']) =>
-                    {
+                    toml::Value::String(s) if needs_quotes(s) || s.contains([',', '[', ']', '{', '}']) => {
                         Ok(double_quoted(s))
                     }
                     toml::Value::Array(_) | toml::Value::Table(_) => {
@@ -101,8 +99,7 @@ pub(crate) fn needs_quotes(s: &str) -> bool {
         || s.chars().any(|c| c.is_control())
         || WORDS.contains(&lower.as_str())
         || numberish
-        || serde_yaml::from_str::<serde_yaml::Value>(s).ok()
-            != Some(serde_yaml::Value::String(s.to_string()))
+        || serde_yaml::from_str::<serde_yaml::Value>(s).ok() != Some(serde_yaml::Value::String(s.to_string()))
 }
 
 #[cfg(test)]
@@ -116,10 +113,7 @@ mod tests {
     #[test]
     fn quotes_only_when_needed() {
         assert_eq!(r("claude-sonnet-4-5".into()), "claude-sonnet-4-5");
-        assert_eq!(
-            r("https://api.example.com/v1".into()),
-            "https://api.example.com/v1"
-        );
+        assert_eq!(r("https://api.example.com/v1".into()), "https://api.example.com/v1");
         for s in [
             "",
             "yes",

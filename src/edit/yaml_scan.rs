@@ -148,8 +148,7 @@ pub(crate) fn scan(lines: &[Line]) -> Scan {
             }
             match stack.last() {
                 Some(&e)
-                    if matches!(sc.entries[e].kind, Kind::Empty { .. })
-                        && sc.entries[e].child_indent.is_none() =>
+                    if matches!(sc.entries[e].kind, Kind::Empty { .. }) && sc.entries[e].child_indent.is_none() =>
                 {
                     sc.entries[e].kind = Kind::Sequence;
                     let indent = sc.entries[e].indent;
@@ -163,18 +162,12 @@ pub(crate) fn scan(lines: &[Line]) -> Scan {
                     continue;
                 }
                 _ => {
-                    fail(
-                        &mut sc,
-                        "a sequence item (`- `) where a `key:` was expected",
-                    );
+                    fail(&mut sc, "a sequence item (`- `) where a `key:` was expected");
                     break;
                 }
             }
         }
-        while stack
-            .last()
-            .is_some_and(|&e| sc.entries[e].indent >= indent)
-        {
+        while stack.last().is_some_and(|&e| sc.entries[e].indent >= indent) {
             stack.pop();
         }
         let Some((key, after_colon)) = parse_key(trimmed) else {
@@ -189,17 +182,11 @@ pub(crate) fn scan(lines: &[Line]) -> Scan {
             .last()
             .is_none_or(|&p| matches!(sc.entries[p].kind, Kind::Empty { .. }));
         if indent != expected || !parent_ok {
-            fail(
-                &mut sc,
-                "indentation that does not line up with the keys around it",
-            );
+            fail(&mut sc, "indentation that does not line up with the keys around it");
             break;
         }
         let kind = classify(text, indent + after_colon);
-        let mut path = stack
-            .last()
-            .map(|&p| sc.entries[p].path.clone())
-            .unwrap_or_default();
+        let mut path = stack.last().map(|&p| sc.entries[p].path.clone()).unwrap_or_default();
         path.push(key);
         sc.entries.push(Entry {
             path,
@@ -238,8 +225,7 @@ fn is_seq_item(trimmed: &str) -> bool {
 
 /// The key of a `key: ...` line (unquoted) and the offset just past its colon.
 fn parse_key(t: &str) -> Option<(String, usize)> {
-    let colon_ok =
-        |rest: &str| rest.starts_with(':') && rest[1..].chars().next().is_none_or(|c| c == ' ');
+    let colon_ok = |rest: &str| rest.starts_with(':') && rest[1..].chars().next().is_none_or(|c| c == ' ');
     match t.chars().next()? {
         q @ ('"' | '\'') => {
             let end = closing_quote(t, q)?;
@@ -315,21 +301,14 @@ mod tests {
         assert!(sc.problem.is_none(), "{:?}", sc.problem);
         let lines = split_lines(text);
         let b = sc.find(&["a".into(), "b".into()]).unwrap();
-        let Kind::Scalar { start, end } = b.kind else {
-            panic!()
-        };
+        let Kind::Scalar { start, end } = b.kind else { panic!() };
         assert_eq!(&lines[b.line].text[start..end], "1");
         let q = sc.find(&["a".into(), "q k".into()]).unwrap();
-        let Kind::Scalar { start, end } = q.kind else {
-            panic!()
-        };
+        let Kind::Scalar { start, end } = q.kind else { panic!() };
         assert_eq!(&lines[q.line].text[start..end], "\"x # y\"");
         let a = sc.find(&["a".into()]).unwrap();
         assert_eq!((a.child_indent, a.last_line), (Some(2), 5));
-        assert_eq!(
-            sc.find(&["a".into(), "seq".into()]).unwrap().kind,
-            Kind::Sequence
-        );
+        assert_eq!(sc.find(&["a".into(), "seq".into()]).unwrap().kind, Kind::Sequence);
         let z = sc.find(&["z".into()]).unwrap();
         assert_eq!((z.kind, z.last_line), (Kind::BlockScalar, 8));
     }

@@ -24,11 +24,7 @@ use super::yaml_scan::{scan, Entry, Kind, Scan};
 const FALLBACK: &str = "use `replace` or `source` for this file";
 
 /// Applies `set` then `unset` to a YAML document and returns the new text.
-pub fn edit_yaml(
-    text: &str,
-    set: &[(KeyPath, toml::Value)],
-    unset: &[KeyPath],
-) -> Result<String, DocError> {
+pub fn edit_yaml(text: &str, set: &[(KeyPath, toml::Value)], unset: &[KeyPath]) -> Result<String, DocError> {
     let before = parse(text)?;
     if !matches!(before, Yaml::Mapping(_) | Yaml::Null) {
         return Err(DocError::whole(format!(
@@ -61,8 +57,7 @@ fn parse(text: &str) -> Result<Yaml, DocError> {
     if text.trim().is_empty() {
         return Ok(Yaml::Null);
     }
-    serde_yaml::from_str(text)
-        .map_err(|e| DocError::whole(format!("the file is not valid YAML: {e}")))
+    serde_yaml::from_str(text).map_err(|e| DocError::whole(format!("the file is not valid YAML: {e}")))
 }
 
 fn scan_for(lines: &[Line], key: &KeyPath) -> Result<Scan, DocError> {
@@ -89,19 +84,16 @@ fn set_key(lines: &mut Vec<Line>, key: &KeyPath, value: &toml::Value) -> Result<
     let missing = &key.0[ancestor.map_or(0, |a| a.path.len())..];
     let (at, indent) = match ancestor {
         Some(a) => match a.kind {
-            Kind::Empty { .. } => (
-                a.last_line + 1,
-                a.child_indent.unwrap_or(a.indent + sc.indent_unit()),
-            ),
+            Kind::Empty { .. } => (a.last_line + 1, a.child_indent.unwrap_or(a.indent + sc.indent_unit())),
             Kind::Scalar { start, end } => {
                 return Err(DocError::at(
                     key,
                     format!(
-                    "`{}` holds the value `{}`, not a mapping, so a key inside it cannot be set; \
+                        "`{}` holds the value `{}`, not a mapping, so a key inside it cannot be set; \
                          `unset` it first or fix the key",
-                    a.path.join("."),
-                    &lines[a.line].text[start..end]
-                ),
+                        a.path.join("."),
+                        &lines[a.line].text[start..end]
+                    ),
                 ))
             }
             other => return Err(unsupported(key, &a.path, other)),
@@ -137,18 +129,10 @@ fn set_key(lines: &mut Vec<Line>, key: &KeyPath, value: &toml::Value) -> Result<
     Ok(())
 }
 
-fn replace_value(
-    line: &mut Line,
-    e: &Entry,
-    key: &KeyPath,
-    value: &toml::Value,
-) -> Result<(), DocError> {
+fn replace_value(line: &mut Line, e: &Entry, key: &KeyPath, value: &toml::Value) -> Result<(), DocError> {
     match e.kind {
         Kind::Scalar { start, end } => {
-            let old_quote = line.text[start..]
-                .chars()
-                .next()
-                .filter(|c| matches!(c, '"' | '\''));
+            let old_quote = line.text[start..].chars().next().filter(|c| matches!(c, '"' | '\''));
             let new = render(value, old_quote).map_err(|m| DocError::at(key, m))?;
             line.text.replace_range(start..end, &new);
             Ok(())
@@ -229,11 +213,7 @@ fn to_yaml(v: &toml::Value) -> Yaml {
         toml::Value::Boolean(b) => Yaml::Bool(*b),
         toml::Value::Datetime(d) => Yaml::String(d.to_string()),
         toml::Value::Array(items) => Yaml::Sequence(items.iter().map(to_yaml).collect()),
-        toml::Value::Table(t) => Yaml::Mapping(
-            t.iter()
-                .map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v)))
-                .collect(),
-        ),
+        toml::Value::Table(t) => Yaml::Mapping(t.iter().map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v))).collect()),
     }
 }
 

@@ -69,12 +69,13 @@ fn adds_missing_keys_at_the_right_indentation() {
         ]
     );
     assert!(
-        out.contains(
-            "    name: \"claude-3-haiku\"\n    provider: anthropic\n  max_tokens: 4096\n\ntools:"
-        ),
+        out.contains("    name: \"claude-3-haiku\"\n    provider: anthropic\n  max_tokens: 4096\n\ntools:"),
         "{out}"
     );
-    assert!(out.ends_with("  labels: {team: agents}\ncache:\n  redis:\n    url: redis://x:6379\n\n# trailing comment\n"), "{out}");
+    assert!(
+        out.ends_with("  labels: {team: agents}\ncache:\n  redis:\n    url: redis://x:6379\n\n# trailing comment\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -108,17 +109,9 @@ fn refuses_what_it_does_not_understand() {
         assert!(err.message.contains(needle), "{key}: {}", err.message);
     }
     let err = edit_yaml("b: 2\n? a\n: 1\n", &sets(&[("b", "3")]), &[]).unwrap_err();
-    assert!(
-        err.message.contains("line 2: a line that is not"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("line 2: a line that is not"), "{}", err.message);
     let err = edit_yaml("a: 1\n---\nb: 2\n", &sets(&[("a", "2")]), &[]).unwrap_err();
-    assert!(
-        err.message.contains("more than one document"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("more than one document"), "{}", err.message);
     let err = edit_yaml("- a\n", &sets(&[("a", "2")]), &[]).unwrap_err();
     assert!(err.message.contains("not a mapping"), "{}", err.message);
     let err = edit_yaml("a: [1,\n", &[], &[]).unwrap_err();
@@ -134,10 +127,7 @@ fn verification_catches_aliases() {
 
 #[test]
 fn empty_files_crlf_and_null_values() {
-    assert_eq!(
-        edit_yaml("", &sets(&[("a.b", "1")]), &[]).unwrap(),
-        "a:\n  b: 1\n"
-    );
+    assert_eq!(edit_yaml("", &sets(&[("a.b", "1")]), &[]).unwrap(), "a:\n  b: 1\n");
     let out = edit_yaml("a: 1\r\nb:\r\n", &sets(&[("b.c", "true"), ("a", "2")]), &[]).unwrap();
     assert_eq!(out, "a: 2\r\nb:\r\n  c: true\r\n");
     let out = edit_yaml("a: 1\nb:   # later\n", &sets(&[("b", "\"x\"")]), &[]).unwrap();
@@ -163,11 +153,6 @@ fn sequences_of_mappings_are_skipped_not_misread() {
         out,
         "services:\n  agent:\n    image: hermes:1.3\n    environment:\n      - MODEL=x\n      - name: a\n        value: b\n    ports:\n    - \"8080:8080\"\n    restart: always\n  other:\n    image: z\n"
     );
-    let err = edit_yaml(
-        text,
-        &sets(&[("services.agent.environment.name", "1")]),
-        &[],
-    )
-    .unwrap_err();
+    let err = edit_yaml(text, &sets(&[("services.agent.environment.name", "1")]), &[]).unwrap_err();
     assert!(err.message.contains("block sequence"), "{}", err.message);
 }

@@ -22,32 +22,136 @@ pub struct Event {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
-    RunStarted { run_id: String, playbook: String, playbook_path: String, tier: String, component: String, user: String, pid: u32, targets: Vec<String>, resumed: bool },
-    Gate { allowed: bool, summary: String, exception: Option<String>, approver: Option<String>, emergency: bool },
-    LockBroken { holder: String },
-    Preflight { host: String, ok: bool, detail: String },
-    Skipped { host: String, reason: String },
-    Unchanged { host: String },
-    PhaseStarted { phase: String, hosts: Vec<String> },
+    RunStarted {
+        run_id: String,
+        playbook: String,
+        playbook_path: String,
+        tier: String,
+        component: String,
+        user: String,
+        pid: u32,
+        targets: Vec<String>,
+        resumed: bool,
+    },
+    Gate {
+        allowed: bool,
+        summary: String,
+        exception: Option<String>,
+        approver: Option<String>,
+        emergency: bool,
+    },
+    LockBroken {
+        holder: String,
+    },
+    Preflight {
+        host: String,
+        ok: bool,
+        detail: String,
+    },
+    Skipped {
+        host: String,
+        reason: String,
+    },
+    Unchanged {
+        host: String,
+    },
+    PhaseStarted {
+        phase: String,
+        hosts: Vec<String>,
+    },
     /// The previous bytes of `path` are saved under `snapshots/` (mode/owner/hash here).
-    Snapshot { host: String, path: String, missing: bool, sha256: Option<String>, mode: Option<u32>, uid: Option<u32>, gid: Option<u32>, file: Option<String> },
+    Snapshot {
+        host: String,
+        path: String,
+        missing: bool,
+        sha256: Option<String>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        file: Option<String>,
+    },
     /// About to replace `path`: from here on the host may hold the new bytes.
-    WriteIntent { host: String, path: String, before: Option<String>, after: String },
-    Written { host: String, path: String, sha256: String },
-    Apply { host: String, command: String, status: Option<u32>, ok: bool, detail: String },
-    Health { host: String, ok: bool, attempts: u32, detail: String },
-    Hook { host: String, hook: String, ok: bool, detail: String },
-    ObserveStarted { phase: String, hosts: Vec<String>, baseline: Vec<String>, window_ms: u64 },
-    Verdict { phase: String, host: String, passed: bool, verdict: serde_json::Value },
-    HostFailed { host: String, phase: String, reason: String },
-    PhasePassed { phase: String },
-    Paused { reason: String },
-    Interrupted { reason: String },
-    RevertStarted { hosts: Vec<String>, reason: String },
-    Reverted { host: String, path: String, sha256: Option<String>, verified: bool },
-    RevertFailed { host: String, path: String, error: String },
-    HostRestored { host: String, apply_ok: bool, health_ok: bool },
-    RunFinished { outcome: String, exit: i32, message: String },
+    WriteIntent {
+        host: String,
+        path: String,
+        before: Option<String>,
+        after: String,
+    },
+    Written {
+        host: String,
+        path: String,
+        sha256: String,
+    },
+    Apply {
+        host: String,
+        command: String,
+        status: Option<u32>,
+        ok: bool,
+        detail: String,
+    },
+    Health {
+        host: String,
+        ok: bool,
+        attempts: u32,
+        detail: String,
+    },
+    Hook {
+        host: String,
+        hook: String,
+        ok: bool,
+        detail: String,
+    },
+    ObserveStarted {
+        phase: String,
+        hosts: Vec<String>,
+        baseline: Vec<String>,
+        window_ms: u64,
+    },
+    Verdict {
+        phase: String,
+        host: String,
+        passed: bool,
+        verdict: serde_json::Value,
+    },
+    HostFailed {
+        host: String,
+        phase: String,
+        reason: String,
+    },
+    PhasePassed {
+        phase: String,
+    },
+    Paused {
+        reason: String,
+    },
+    Interrupted {
+        reason: String,
+    },
+    RevertStarted {
+        hosts: Vec<String>,
+        reason: String,
+    },
+    Reverted {
+        host: String,
+        path: String,
+        sha256: Option<String>,
+        verified: bool,
+    },
+    RevertFailed {
+        host: String,
+        path: String,
+        error: String,
+    },
+    HostRestored {
+        host: String,
+        apply_ok: bool,
+        health_ok: bool,
+    },
+    RunFinished {
+        outcome: String,
+        exit: i32,
+        message: String,
+    },
 }
 
 /// Appends events, flushing and fsyncing each one.
@@ -61,7 +165,10 @@ impl EventLog {
     pub fn open(dir: &Path) -> std::io::Result<EventLog> {
         let path = dir.join("events.jsonl");
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(EventLog { path, file: Mutex::new(file) })
+        Ok(EventLog {
+            path,
+            file: Mutex::new(file),
+        })
     }
 
     /// Append one event durably.
@@ -69,7 +176,10 @@ impl EventLog {
         let ev = Event { ts: Utc::now(), kind };
         let mut line = serde_json::to_string(&ev).map_err(std::io::Error::other)?;
         line.push('\n');
-        let mut f = self.file.lock().map_err(|_| std::io::Error::other("event log lock poisoned"))?;
+        let mut f = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("event log lock poisoned"))?;
         f.write_all(line.as_bytes())?;
         f.sync_data()
     }
@@ -104,9 +214,23 @@ mod tests {
     fn round_trip_and_torn_line() {
         let d = tempfile::tempdir().unwrap();
         let log = EventLog::open(d.path()).unwrap();
-        log.emit(EventKind::PhaseStarted { phase: "canary".into(), hosts: vec!["h01".into()] }).unwrap();
-        log.emit(EventKind::Written { host: "h01".into(), path: "/a b".into(), sha256: "ff".into() }).unwrap();
-        std::fs::OpenOptions::new().append(true).open(log.path()).unwrap().write_all(b"{\"ts\":\"2026").unwrap();
+        log.emit(EventKind::PhaseStarted {
+            phase: "canary".into(),
+            hosts: vec!["h01".into()],
+        })
+        .unwrap();
+        log.emit(EventKind::Written {
+            host: "h01".into(),
+            path: "/a b".into(),
+            sha256: "ff".into(),
+        })
+        .unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .unwrap()
+            .write_all(b"{\"ts\":\"2026")
+            .unwrap();
         let evs = read_events(d.path()).unwrap();
         assert_eq!(evs.len(), 2);
         assert!(matches!(&evs[1].kind, EventKind::Written { path, .. } if path == "/a b"));

@@ -34,16 +34,43 @@ pub struct RunSummary {
     pub message: String,
 }
 
+/// What a snapshot event recorded: missing, sha, mode, uid, gid, snapshot file.
+type SnapInfo = (
+    bool,
+    Option<String>,
+    Option<u32>,
+    Option<u32>,
+    Option<u32>,
+    Option<String>,
+);
+
 /// Files written (intent recorded) and not restored since, in the order they were changed.
 pub fn outstanding(events: &[Event]) -> Vec<ChangedFile> {
-    let mut snaps: BTreeMap<(String, String), (bool, Option<String>, Option<u32>, Option<u32>, Option<u32>, Option<String>)> = BTreeMap::new();
+    let mut snaps: BTreeMap<(String, String), SnapInfo> = BTreeMap::new();
     let mut changed: Vec<ChangedFile> = Vec::new();
     for ev in events {
         match &ev.kind {
-            EventKind::Snapshot { host, path, missing, sha256, mode, uid, gid, file } => {
-                snaps.insert((host.clone(), path.clone()), (*missing, sha256.clone(), *mode, *uid, *gid, file.clone()));
+            EventKind::Snapshot {
+                host,
+                path,
+                missing,
+                sha256,
+                mode,
+                uid,
+                gid,
+                file,
+            } => {
+                snaps.insert(
+                    (host.clone(), path.clone()),
+                    (*missing, sha256.clone(), *mode, *uid, *gid, file.clone()),
+                );
             }
-            EventKind::WriteIntent { host, path, before, after } => {
+            EventKind::WriteIntent {
+                host,
+                path,
+                before,
+                after,
+            } => {
                 let s = snaps.get(&(host.clone(), path.clone())).cloned();
                 changed.retain(|c| !(c.host == *host && c.path == *path));
                 changed.push(ChangedFile {
@@ -57,7 +84,12 @@ pub fn outstanding(events: &[Event]) -> Vec<ChangedFile> {
                     snapshot: s.and_then(|s| s.5),
                 });
             }
-            EventKind::Reverted { host, path, verified: true, .. } => {
+            EventKind::Reverted {
+                host,
+                path,
+                verified: true,
+                ..
+            } => {
                 changed.retain(|c| !(c.host == *host && c.path == *path));
             }
             _ => {}
@@ -98,7 +130,9 @@ pub fn summarize(id: &str, events: &[Event]) -> RunSummary {
                 s.playbook = playbook.clone();
                 s.started = ev.ts.format("%Y-%m-%d %H:%M:%S").to_string();
             }
-            EventKind::Reverted { host, verified: true, .. } => {
+            EventKind::Reverted {
+                host, verified: true, ..
+            } => {
                 reverted.insert(host.clone());
             }
             EventKind::RunFinished { outcome, exit, message } => {

@@ -30,18 +30,29 @@ impl LockInfo {
 
     /// One line for messages.
     pub fn describe(&self) -> String {
-        format!("run {} by {} (pid {} on {}), started {}", self.run_id, self.user, self.pid, self.host, self.started.format("%Y-%m-%d %H:%M:%S UTC"))
+        format!(
+            "run {} by {} (pid {} on {}), started {}",
+            self.run_id,
+            self.user,
+            self.pid,
+            self.host,
+            self.started.format("%Y-%m-%d %H:%M:%S UTC")
+        )
     }
 }
 
 /// This machine's host name.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// The current user name.
 pub fn username() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// A held lock; released on drop.
@@ -68,13 +79,19 @@ impl Lock {
         for _ in 0..2 {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
-                    let text = serde_json::to_string_pretty(&info).map_err(|e| LockError::Io(std::io::Error::other(e)))?;
+                    let text =
+                        serde_json::to_string_pretty(&info).map_err(|e| LockError::Io(std::io::Error::other(e)))?;
                     f.write_all(text.as_bytes()).map_err(LockError::Io)?;
                     f.sync_all().map_err(LockError::Io)?;
                     return Ok((Lock { path, info }, broken));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = read(runs).ok_or_else(|| LockError::Io(std::io::Error::other(format!("{} exists but cannot be read; remove it if no run is active", path.display()))))?;
+                    let holder = read(runs).ok_or_else(|| {
+                        LockError::Io(std::io::Error::other(format!(
+                            "{} exists but cannot be read; remove it if no run is active",
+                            path.display()
+                        )))
+                    })?;
                     let stale = holder.is_stale();
                     if break_stale && stale {
                         std::fs::remove_file(&path).map_err(LockError::Io)?;
@@ -114,7 +131,14 @@ mod tests {
     use super::*;
 
     fn info(id: &str, pid: u32) -> LockInfo {
-        LockInfo { run_id: id.into(), user: "me".into(), pid, host: hostname(), started: Utc::now(), hosts: vec![] }
+        LockInfo {
+            run_id: id.into(),
+            user: "me".into(),
+            pid,
+            host: hostname(),
+            started: Utc::now(),
+            hosts: vec![],
+        }
     }
 
     #[test]
@@ -131,8 +155,12 @@ mod tests {
         drop(l);
         assert!(read(d.path()).is_none());
         // A lock left by a dead process.
-        let _dead = Lock::acquire(d.path(), info("c", 999_999_999), false).map(|(l, _)| std::mem::forget(l)).unwrap();
-        assert!(matches!(Lock::acquire(d.path(), info("d", 1), false), Err(LockError::Held(_, true))));
+        let (dead, _) = Lock::acquire(d.path(), info("c", 999_999_999), false).unwrap();
+        std::mem::forget(dead);
+        assert!(matches!(
+            Lock::acquire(d.path(), info("d", 1), false),
+            Err(LockError::Held(_, true))
+        ));
         let (_l, broken) = Lock::acquire(d.path(), info("d", std::process::id()), true).unwrap();
         assert_eq!(broken.unwrap().run_id, "c");
     }

@@ -15,7 +15,11 @@ pub struct RunDir {
 
 /// A sortable run id: UTC time then the playbook id.
 pub fn new_run_id(playbook_id: &str) -> String {
-    format!("{}-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string().replace('.', ""), playbook_id)
+    format!(
+        "{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string().replace('.', ""),
+        playbook_id
+    )
 }
 
 /// Make a host name and remote path safe as one file name under `snapshots/HOST/`.
@@ -51,14 +55,21 @@ impl RunDir {
         let dir = runs.join(id);
         std::fs::create_dir_all(dir.join("snapshots"))?;
         let events = EventLog::open(&dir)?;
-        Ok(RunDir { id: id.to_string(), dir, events })
+        Ok(RunDir {
+            id: id.to_string(),
+            dir,
+            events,
+        })
     }
 
     /// Open an existing run folder (revert, resume).
     pub fn open(runs: &Path, id: &str) -> std::io::Result<RunDir> {
         let dir = resolve(runs, id)?;
         let events = EventLog::open(&dir)?;
-        let id = dir.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let id = dir
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         Ok(RunDir { id, dir, events })
     }
 
@@ -91,7 +102,10 @@ impl RunDir {
 
     /// Append text to a file in the run folder (matched log lines).
     pub fn append(&self, name: &str, text: &str) -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(name))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(name))?;
         f.write_all(text.as_bytes())
     }
 }
@@ -104,15 +118,24 @@ pub fn resolve(runs: &Path, id: &str) -> std::io::Result<PathBuf> {
     }
     let mut all = list_ids(runs);
     if id == "latest" {
-        return all.pop().map(|r| runs.join(r)).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no runs in {}", runs.display())));
+        return all.pop().map(|r| runs.join(r)).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("no runs in {}", runs.display()))
+        });
     }
     let hits: Vec<_> = all.iter().filter(|r| r.starts_with(id) || r.ends_with(id)).collect();
     match hits.as_slice() {
         [one] => Ok(runs.join(one)),
-        [] => Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("no run {id:?} in {} (see `bellwether runs`)", runs.display()))),
+        [] => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no run {id:?} in {} (see `bellwether runs`)", runs.display()),
+        )),
         many => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("{id:?} matches {} runs; use a full id: {}", many.len(), many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+            format!(
+                "{id:?} matches {} runs; use a full id: {}",
+                many.len(),
+                many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ),
         )),
     }
 }
@@ -147,9 +170,16 @@ mod tests {
         a.emit(EventKind::Paused { reason: "x".into() }).unwrap();
         let b = RunDir::create(d.path(), "20260102T000000000Z-beta").unwrap();
         b.emit(EventKind::Paused { reason: "x".into() }).unwrap();
-        assert_eq!(list_ids(d.path()), vec!["20260101T000000000Z-alpha", "20260102T000000000Z-beta"]);
-        assert!(resolve(d.path(), "latest").unwrap().ends_with("20260102T000000000Z-beta"));
-        assert!(resolve(d.path(), "alpha").unwrap().ends_with("20260101T000000000Z-alpha"));
+        assert_eq!(
+            list_ids(d.path()),
+            vec!["20260101T000000000Z-alpha", "20260102T000000000Z-beta"]
+        );
+        assert!(resolve(d.path(), "latest")
+            .unwrap()
+            .ends_with("20260102T000000000Z-beta"));
+        assert!(resolve(d.path(), "alpha")
+            .unwrap()
+            .ends_with("20260101T000000000Z-alpha"));
         assert!(resolve(d.path(), "2026").is_err());
         assert!(new_run_id("pb").ends_with("Z-pb"));
     }

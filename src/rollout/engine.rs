@@ -29,7 +29,11 @@ pub struct Outcome {
 }
 
 fn io(e: std::io::Error) -> Outcome {
-    Outcome { exit: Exit::NeedsAttention, outcome: "record_failed", message: format!("cannot write the run record: {e}; stopping (hosts may need `bellwether revert`)") }
+    Outcome {
+        exit: Exit::NeedsAttention,
+        outcome: "record_failed",
+        message: format!("cannot write the run record: {e}; stopping (hosts may need `bellwether revert`)"),
+    }
 }
 
 /// Change one host: write, apply, health, after-hooks.
@@ -37,15 +41,33 @@ async fn change_host(ctx: &RunCtx, h: &Prepared, resumed: bool) -> Result<(), St
     if resumed {
         // A resumed run: each planned file holds either this run's bytes (keep), the bytes
         // it had before (write now), or something else (stop: someone changed it).
-        let planned = ctx.record.hosts.get(&h.name).map(|p| p.files.clone()).unwrap_or_default();
+        let planned = ctx
+            .record
+            .hosts
+            .get(&h.name)
+            .map(|p| p.files.clone())
+            .unwrap_or_default();
         for fp in planned.iter().filter(|f| f.before.as_deref() != Some(f.after.as_str())) {
-            let cur = h.conn.read_file(&fp.path).await.map_err(|e| e.to_string())?.map(|c| c.sha256);
+            let cur = h
+                .conn
+                .read_file(&fp.path)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|c| c.sha256);
             if cur.as_deref() == Some(fp.after.as_str()) {
                 continue;
             }
-            let f = h.files.iter().find(|f| f.path == fp.path).ok_or_else(|| format!("{} is no longer in the playbook", fp.path))?;
+            let f = h
+                .files
+                .iter()
+                .find(|f| f.path == fp.path)
+                .ok_or_else(|| format!("{} is no longer in the playbook", fp.path))?;
             if cur != fp.before || f.after_sha != fp.after {
-                return Err(format!("{} changed since the run was planned (sha256 now {}); not continuing on it", fp.path, cur.as_deref().unwrap_or("absent")));
+                return Err(format!(
+                    "{} changed since the run was planned (sha256 now {}); not continuing on it",
+                    fp.path,
+                    cur.as_deref().unwrap_or("absent")
+                ));
             }
             host::write_one(&ctx.run, h, f).await?;
         }
@@ -53,12 +75,34 @@ async fn change_host(ctx: &RunCtx, h: &Prepared, resumed: bool) -> Result<(), St
         host::write_files(&ctx.run, h).await?;
     }
     let hp = ctx.record.hosts.get(&h.name).cloned().unwrap_or_default();
-    host::apply(&ctx.run, &h.conn, &h.name, h.apply.as_deref(), Duration::from_millis(hp.apply_timeout_ms)).await?;
-    host::health(&ctx.run, &h.conn, &h.name, h.health.as_deref(), Duration::from_millis(hp.health_timeout_ms)).await?;
+    host::apply(
+        &ctx.run,
+        &h.conn,
+        &h.name,
+        h.apply.as_deref(),
+        Duration::from_millis(hp.apply_timeout_ms),
+    )
+    .await?;
+    host::health(
+        &ctx.run,
+        &h.conn,
+        &h.name,
+        h.health.as_deref(),
+        Duration::from_millis(hp.health_timeout_ms),
+    )
+    .await?;
     for hook in &hp.after_hooks {
-        let r = h.conn.run(hook, None, Duration::from_millis(hp.apply_timeout_ms), None).await;
+        let r = h
+            .conn
+            .run(hook, None, Duration::from_millis(hp.apply_timeout_ms), None)
+            .await;
         let ok = matches!(&r, Ok(o) if o.status == 0);
-        let _ = ctx.run.emit(EventKind::Hook { host: h.name.clone(), hook: hook.clone(), ok, detail: String::new() });
+        let _ = ctx.run.emit(EventKind::Hook {
+            host: h.name.clone(),
+            hook: hook.clone(),
+            ok,
+            detail: String::new(),
+        });
         if !ok {
             return Err(format!("after-hook `{hook}` failed"));
         }
@@ -88,30 +132,61 @@ pub async fn revert_all(ctx: &mut RunCtx, reason: &str) -> Outcome {
         }
     };
     let Some(results) = results else {
-        let _ = ctx.run.emit(EventKind::Interrupted { reason: "second interrupt during revert: hosts left as they are".into() });
+        let _ = ctx.run.emit(EventKind::Interrupted {
+            reason: "second interrupt during revert: hosts left as they are".into(),
+        });
         return Outcome {
             exit: Exit::NeedsAttention,
             outcome: "interrupted",
-            message: format!("stopped during revert; hosts were left as they are. Finish with: bellwether revert {}", ctx.run.id),
+            message: format!(
+                "stopped during revert; hosts were left as they are. Finish with: bellwether revert {}",
+                ctx.run.id
+            ),
         };
     };
     let bad: Vec<String> = results
         .iter()
         .filter(|r| !r.problems.is_empty())
-        .map(|r| format!("  {}: {}", r.host, r.problems.iter().map(|(p, m)| format!("{p}: {m}")).collect::<Vec<_>>().join("; ")))
+        .map(|r| {
+            format!(
+                "  {}: {}",
+                r.host,
+                r.problems
+                    .iter()
+                    .map(|(p, m)| format!("{p}: {m}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })
         .collect();
     for r in &results {
         if r.problems.is_empty() {
-            ctx.say(&format!("{}: reverted and verified ({} file(s))", r.host, r.restored.len()));
+            ctx.say(&format!(
+                "{}: reverted and verified ({} file(s))",
+                r.host,
+                r.restored.len()
+            ));
         }
     }
     if bad.is_empty() {
-        Outcome { exit: Exit::Reverted, outcome: "reverted", message: format!("{reason}; every changed host ({}) was reverted and verified", hosts.len()) }
+        Outcome {
+            exit: Exit::Reverted,
+            outcome: "reverted",
+            message: format!(
+                "{reason}; every changed host ({}) was reverted and verified",
+                hosts.len()
+            ),
+        }
     } else {
         Outcome {
             exit: Exit::NeedsAttention,
             outcome: "revert_failed",
-            message: format!("{reason}; revert FAILED on {} host(s), they need attention:\n{}\nRetry with: bellwether revert {}", bad.len(), bad.join("\n"), ctx.run.id),
+            message: format!(
+                "{reason}; revert FAILED on {} host(s), they need attention:\n{}\nRetry with: bellwether revert {}",
+                bad.len(),
+                bad.join("\n"),
+                ctx.run.id
+            ),
         }
     }
 }
@@ -163,26 +238,46 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
                 };
             }
         }
-        if let Err(e) = ctx.run.emit(EventKind::PhaseStarted { phase: phase.clone(), hosts: hosts.clone() }) {
+        if let Err(e) = ctx.run.emit(EventKind::PhaseStarted {
+            phase: phase.clone(),
+            hosts: hosts.clone(),
+        }) {
             return io(e);
         }
         ctx.say(&format!("{phase}: {} host(s): {}", hosts.len(), hosts.join(", ")));
         let is_canary = phase == "canary";
-        let window = Duration::from_millis(if is_canary { ctx.record.observe_ms } else { ctx.record.batch_observe_ms });
+        let window = Duration::from_millis(if is_canary {
+            ctx.record.observe_ms
+        } else {
+            ctx.record.batch_observe_ms
+        });
         // Tails first, so start-up errors after the restart are seen.
         let mut tails = None;
         if let Some(w) = &ctx.watch {
             let mk = |names: &[String]| -> Vec<_> {
-                names.iter().filter_map(|n| ctx.prepared.get(n)).filter_map(|p| p.log_command.clone().map(|c| (p.name.clone(), p.conn.clone(), c))).collect()
+                names
+                    .iter()
+                    .filter_map(|n| ctx.prepared.get(n))
+                    .filter_map(|p| p.log_command.clone().map(|c| (p.name.clone(), p.conn.clone(), c)))
+                    .collect()
             };
-            let base = if is_canary { mk(&ctx.record.baseline) } else { mk(&batch_baseline(&phases, idx, ctx.record.baseline.len())) };
+            let base = if is_canary {
+                mk(&ctx.record.baseline)
+            } else {
+                mk(&batch_baseline(&phases, idx, ctx.record.baseline.len()))
+            };
             match observe::start(mk(hosts), base).await {
                 Ok(mut t) => {
                     if let (true, Some(b)) = (is_canary, ctx.record.before_ms) {
-                        ctx.say(&format!("canary: recording {} of logs before the change", humantime::format_duration(Duration::from_millis(b))));
+                        ctx.say(&format!(
+                            "canary: recording {} of logs before the change",
+                            humantime::format_duration(Duration::from_millis(b))
+                        ));
                         let w = w.clone();
                         let mut intr = ctx.interrupt.clone();
-                        let r = t.observe(&ctx.run, "before", &w, Duration::from_millis(b), &mut intr).await;
+                        let r = t
+                            .observe(&ctx.run, "before", &w, Duration::from_millis(b), &mut intr)
+                            .await;
                         if r.interrupted {
                             t.stop().await;
                             return stop_interrupted(ctx).await;
@@ -191,7 +286,11 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
                     tails = Some(t);
                 }
                 Err(e) => {
-                    let _ = ctx.run.emit(EventKind::HostFailed { host: hosts.first().cloned().unwrap_or_default(), phase: phase.clone(), reason: e.clone() });
+                    let _ = ctx.run.emit(EventKind::HostFailed {
+                        host: hosts.first().cloned().unwrap_or_default(),
+                        phase: phase.clone(),
+                        reason: e.clone(),
+                    });
                     return revert_all(ctx, &format!("{phase}: {e}")).await;
                 }
             }
@@ -200,13 +299,18 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
         let ctx_ref = &*ctx;
         let results: Vec<(String, Result<(), String>)> = stream::iter(hosts.iter())
             .map(|h| async move {
-                let Some(p) = ctx_ref.prepared.get(h) else { return (h.clone(), Err("not prepared".to_string())) };
+                let Some(p) = ctx_ref.prepared.get(h) else {
+                    return (h.clone(), Err("not prepared".to_string()));
+                };
                 (h.clone(), change_host(ctx_ref, p, resumed).await)
             })
             .buffer_unordered(ctx.concurrency)
             .collect()
             .await;
-        let mut phase_failures: Vec<(String, String)> = results.into_iter().filter_map(|(h, r)| r.err().map(|e| (h, e))).collect();
+        let mut phase_failures: Vec<(String, String)> = results
+            .into_iter()
+            .filter_map(|(h, r)| r.err().map(|e| (h, e)))
+            .collect();
         for (h, e) in &phase_failures {
             ctx.say(&format!("{phase}: {h} FAILED: {e}"));
         }
@@ -218,11 +322,18 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
         }
         if phase_failures.is_empty() || !is_canary {
             // Observe.
-            ctx.say(&format!("{phase}: observing for {}", humantime::format_duration(window)));
+            ctx.say(&format!(
+                "{phase}: observing for {}",
+                humantime::format_duration(window)
+            ));
             let _ = ctx.run.emit(EventKind::ObserveStarted {
                 phase: phase.clone(),
                 hosts: hosts.clone(),
-                baseline: if is_canary { ctx.record.baseline.clone() } else { batch_baseline(&phases, idx, ctx.record.baseline.len()) },
+                baseline: if is_canary {
+                    ctx.record.baseline.clone()
+                } else {
+                    batch_baseline(&phases, idx, ctx.record.baseline.len())
+                },
                 window_ms: window.as_millis() as u64,
             });
             let interrupted;
@@ -236,7 +347,12 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
                     }
                 }
                 for (h, v) in &r.verdicts {
-                    ctx.say(&format!("{phase}: {h}: {} lines, {} errors{}", v.stats.lines, v.stats.error_lines, if v.passed { ", gates passed" } else { "" }));
+                    ctx.say(&format!(
+                        "{phase}: {h}: {} lines, {} errors{}",
+                        v.stats.lines,
+                        v.stats.error_lines,
+                        if v.passed { ", gates passed" } else { "" }
+                    ));
                 }
             } else {
                 interrupted = wait_window(ctx, window).await;
@@ -253,7 +369,15 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
                     let Some(p) = ctx.prepared.get(h) else { continue };
                     if let Some(cmd) = &p.health {
                         let hp = ctx.record.hosts.get(h).cloned().unwrap_or_default();
-                        if let Err(e) = host::health(&ctx.run, &p.conn, h, Some(cmd), Duration::from_millis(hp.health_timeout_ms)).await {
+                        if let Err(e) = host::health(
+                            &ctx.run,
+                            &p.conn,
+                            h,
+                            Some(cmd),
+                            Duration::from_millis(hp.health_timeout_ms),
+                        )
+                        .await
+                        {
                             phase_failures.push((h.clone(), format!("health after the window: {e}")));
                         }
                     }
@@ -264,7 +388,11 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
             t.stop().await;
         }
         for (h, e) in &phase_failures {
-            let _ = ctx.run.emit(EventKind::HostFailed { host: h.clone(), phase: phase.clone(), reason: e.clone() });
+            let _ = ctx.run.emit(EventKind::HostFailed {
+                host: h.clone(),
+                phase: phase.clone(),
+                reason: e.clone(),
+            });
         }
         if !phase_failures.is_empty() {
             failed_hosts += phase_failures.len();
@@ -274,13 +402,20 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
                 return revert_all(ctx, &reason).await;
             }
             // Within the failure budget: put the failed hosts back and go on.
-            ctx.say(&format!("{phase}: {} host(s) failed, within max_failed_hosts = {}; reverting just those", phase_failures.len(), ctx.record.max_failed_hosts));
+            ctx.say(&format!(
+                "{phase}: {} host(s) failed, within max_failed_hosts = {}; reverting just those",
+                phase_failures.len(),
+                ctx.record.max_failed_hosts
+            ));
             let only: BTreeSet<String> = phase_failures.iter().map(|(h, _)| h.clone()).collect();
             let events = match read_events(&ctx.run.dir) {
                 Ok(e) => e,
                 Err(e) => return io(e),
             };
-            let files: Vec<_> = outstanding(&events).into_iter().filter(|f| only.contains(&f.host)).collect();
+            let files: Vec<_> = outstanding(&events)
+                .into_iter()
+                .filter(|f| only.contains(&f.host))
+                .collect();
             let cmds = ctx.restore_commands();
             let res = super::revert::revert(&ctx.run, files, &ctx.conns, &cmds, ctx.concurrency).await;
             if res.iter().any(|r| !r.problems.is_empty()) {
@@ -290,16 +425,25 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
         let _ = ctx.run.emit(EventKind::PhasePassed { phase: phase.clone() });
         ctx.say(&format!("{phase}: passed"));
     }
-    Outcome { exit: Exit::Done, outcome: "done", message: "every target has the change".into() }
+    Outcome {
+        exit: Exit::Done,
+        outcome: "done",
+        message: "every target has the change".into(),
+    }
 }
 
 async fn stop_interrupted(ctx: &mut RunCtx) -> Outcome {
-    let _ = ctx.run.emit(EventKind::Interrupted { reason: "interrupted by the operator (SIGINT)".into() });
+    let _ = ctx.run.emit(EventKind::Interrupted {
+        reason: "interrupted by the operator (SIGINT)".into(),
+    });
     if ctx.interrupted() >= 2 {
         return Outcome {
             exit: Exit::NeedsAttention,
             outcome: "interrupted",
-            message: format!("stopped at once; hosts were left as they are. Finish with: bellwether revert {}", ctx.run.id),
+            message: format!(
+                "stopped at once; hosts were left as they are. Finish with: bellwether revert {}",
+                ctx.run.id
+            ),
         };
     }
     revert_all(ctx, "interrupted by the operator").await

@@ -91,10 +91,22 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
     let mut files = Vec::new();
     for (path, specs) in by_path {
         let before = conn.read_file(&path).await.map_err(|e| format!("read {path}: {e}"))?;
-        let out = crate::edit::compute_all(specs.iter().copied(), before.as_ref().map(|b| b.bytes.as_slice()), &ctx, base).map_err(|e| format!("{path}: {e}"))?;
+        let out = crate::edit::compute_all(
+            specs.iter().copied(),
+            before.as_ref().map(|b| b.bytes.as_slice()),
+            &ctx,
+            base,
+        )
+        .map_err(|e| format!("{path}: {e}"))?;
         let after = out.after;
         let create_mode = out.create_mode;
-        files.push(FileChange { after_sha: sha256_hex(&after), path, before, after, create_mode });
+        files.push(FileChange {
+            after_sha: sha256_hex(&after),
+            path,
+            before,
+            after,
+            create_mode,
+        });
     }
     // Is each command's program present? (`sh -c` builtins like `true` are found too.)
     let mut progs: Vec<&str> = Vec::new();
@@ -103,19 +115,38 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
             progs.push(w);
         }
     }
-    if let Some(w) = log_command.as_deref().and_then(|c| c.strip_prefix("exec ")).and_then(first_word) {
+    if let Some(w) = log_command
+        .as_deref()
+        .and_then(|c| c.strip_prefix("exec "))
+        .and_then(first_word)
+    {
         progs.push(w);
     }
     for p in progs {
         let out = conn
-            .run(&format!("command -v {} >/dev/null", quote(p)), None, Duration::from_secs(20), None)
+            .run(
+                &format!("command -v {} >/dev/null", quote(p)),
+                None,
+                Duration::from_secs(20),
+                None,
+            )
             .await
             .map_err(|e| format!("checking for {p}: {e}"))?;
         if out.status != 0 {
-            return Err(format!("command {p:?} is not available on the host (needed by apply/health/watch)"));
+            return Err(format!(
+                "command {p:?} is not available on the host (needed by apply/health/watch)"
+            ));
         }
     }
-    Ok(Prepared { name: host.name.clone(), conn, ctx, files, apply, health, log_command })
+    Ok(Prepared {
+        name: host.name.clone(),
+        conn,
+        ctx,
+        files,
+        apply,
+        health,
+        log_command,
+    })
 }
 
 fn ioerr(e: std::io::Error) -> String {
@@ -160,33 +191,64 @@ pub async fn write_one(run: &RunDir, h: &Prepared, f: &FileChange) -> Result<(),
             owner: None,
             expect: Some(f.before.as_ref().map(|b| b.sha256.clone())),
         };
-        let sha = h.conn.write_file(&f.path, &f.after, &opts).await.map_err(|e| format!("write {}: {e}", f.path))?;
-        run.emit(EventKind::Written { host: h.name.clone(), path: f.path.clone(), sha256: sha }).map_err(ioerr)?;
+        let sha = h
+            .conn
+            .write_file(&f.path, &f.after, &opts)
+            .await
+            .map_err(|e| format!("write {}: {e}", f.path))?;
+        run.emit(EventKind::Written {
+            host: h.name.clone(),
+            path: f.path.clone(),
+            sha256: sha,
+        })
+        .map_err(ioerr)?;
     }
     Ok(())
 }
 
 /// Run the apply command (if any), recorded.
-pub async fn apply(run: &RunDir, conn: &Connection, host: &str, cmd: Option<&str>, timeout: Duration) -> Result<(), String> {
+pub async fn apply(
+    run: &RunDir,
+    conn: &Connection,
+    host: &str,
+    cmd: Option<&str>,
+    timeout: Duration,
+) -> Result<(), String> {
     let Some(cmd) = cmd else { return Ok(()) };
     let r = conn.run(cmd, None, timeout, None).await;
     let (ok, status, detail) = match &r {
         Ok(o) => (o.status == 0, Some(o.status), o.stderr_text()),
         Err(e) => (false, None, e.to_string()),
     };
-    run.emit(EventKind::Apply { host: host.to_string(), command: cmd.to_string(), status, ok, detail: crate::rollout::redact_line(&detail) }).map_err(ioerr)?;
+    run.emit(EventKind::Apply {
+        host: host.to_string(),
+        command: cmd.to_string(),
+        status,
+        ok,
+        detail: crate::rollout::redact_line(&detail),
+    })
+    .map_err(ioerr)?;
     if ok {
         Ok(())
     } else {
         Err(match status {
-            Some(s) => format!("apply command `{cmd}` exited {s}: {}", crate::rollout::redact_line(&detail)),
+            Some(s) => format!(
+                "apply command `{cmd}` exited {s}: {}",
+                crate::rollout::redact_line(&detail)
+            ),
             None => format!("apply command `{cmd}` failed: {detail}"),
         })
     }
 }
 
 /// Run the health command until it passes or `timeout` runs out, recorded.
-pub async fn health(run: &RunDir, conn: &Connection, host: &str, cmd: Option<&str>, timeout: Duration) -> Result<(), String> {
+pub async fn health(
+    run: &RunDir,
+    conn: &Connection,
+    host: &str,
+    cmd: Option<&str>,
+    timeout: Duration,
+) -> Result<(), String> {
     let Some(cmd) = cmd else { return Ok(()) };
     let started = Instant::now();
     let mut retry = HealthRetry::new(timeout);
@@ -199,13 +261,31 @@ pub async fn health(run: &RunDir, conn: &Connection, host: &str, cmd: Option<&st
         };
         match retry.record(exit, &output, started.elapsed().as_millis() as u64) {
             HealthStep::Passed(r) => {
-                run.emit(EventKind::Health { host: host.into(), ok: true, attempts: r.attempts, detail: String::new() }).map_err(ioerr)?;
+                run.emit(EventKind::Health {
+                    host: host.into(),
+                    ok: true,
+                    attempts: r.attempts,
+                    detail: String::new(),
+                })
+                .map_err(ioerr)?;
                 return Ok(());
             }
             HealthStep::RetryAfter(d) => tokio::time::sleep(d).await,
             HealthStep::Failed(r) => {
-                let detail = format!("`{cmd}` did not pass within {} ({} attempts; last exit {:?}: {})", humantime::format_duration(timeout), r.attempts, r.last_exit, r.last_output.trim());
-                run.emit(EventKind::Health { host: host.into(), ok: false, attempts: r.attempts, detail: detail.clone() }).map_err(ioerr)?;
+                let detail = format!(
+                    "`{cmd}` did not pass within {} ({} attempts; last exit {:?}: {})",
+                    humantime::format_duration(timeout),
+                    r.attempts,
+                    r.last_exit,
+                    r.last_output.trim()
+                );
+                run.emit(EventKind::Health {
+                    host: host.into(),
+                    ok: false,
+                    attempts: r.attempts,
+                    detail: detail.clone(),
+                })
+                .map_err(ioerr)?;
                 return Err(detail);
             }
         }

@@ -16,7 +16,10 @@ pub async fn place(conn: &Connection, run_id: &str, who: &str) -> Result<(), Str
         m = MARKER,
         id = crate::ssh::quote::quote(run_id).replace(' ', "\\ "),
     );
-    let out = conn.run(&script, None, Duration::from_secs(20), None).await.map_err(|e| e.to_string())?;
+    let out = conn
+        .run(&script, None, Duration::from_secs(20), None)
+        .await
+        .map_err(|e| e.to_string())?;
     match out.status {
         0 => Ok(()),
         9 => Err(out.stdout_text().trim().to_string()),

@@ -41,7 +41,16 @@ impl WindowResult {
             .verdicts
             .iter()
             .filter(|(_, vd)| !vd.passed)
-            .map(|(h, vd)| (h.clone(), vd.breaches.iter().map(|b| b.message.clone()).collect::<Vec<_>>().join("; ")))
+            .map(|(h, vd)| {
+                (
+                    h.clone(),
+                    vd.breaches
+                        .iter()
+                        .map(|b| b.message.clone())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })
             .collect();
         if let Some((h, b)) = &self.failed_fast {
             if !v.iter().any(|(x, _)| x == h) {
@@ -53,7 +62,10 @@ impl WindowResult {
 }
 
 /// Start tails on `hosts` (changed this phase) and `baseline` hosts (unchanged, compared).
-pub async fn start(hosts: Vec<(String, Arc<Connection>, String)>, baseline: Vec<(String, Arc<Connection>, String)>) -> Result<Tails, String> {
+pub async fn start(
+    hosts: Vec<(String, Arc<Connection>, String)>,
+    baseline: Vec<(String, Arc<Connection>, String)>,
+) -> Result<Tails, String> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut names = Vec::new();
     let mut is_base = Vec::new();
@@ -66,7 +78,10 @@ pub async fn start(hosts: Vec<(String, Arc<Connection>, String)>, baseline: Vec<
         .collect();
     for (i, (name, conn, cmd, b)) in all.into_iter().enumerate() {
         is_base.push(b);
-        let mut s = conn.stream(&cmd).await.map_err(|e| format!("{name}: cannot start the log watch `{cmd}`: {e}"))?;
+        let mut s = conn
+            .stream(&cmd)
+            .await
+            .map_err(|e| format!("{name}: cannot start the log watch `{cmd}`: {e}"))?;
         let tx = tx.clone();
         streams.push(tokio::spawn(async move {
             while let Some(line) = s.next().await {
@@ -81,7 +96,16 @@ pub async fn start(hosts: Vec<(String, Arc<Connection>, String)>, baseline: Vec<
         names.push(name);
         conns.push(conn);
     }
-    Ok(Tails { closed: vec![false; names.len()], names, baseline: is_base, rx, streams, conns, started: Instant::now(), pending: Vec::new() })
+    Ok(Tails {
+        closed: vec![false; names.len()],
+        names,
+        baseline: is_base,
+        rx,
+        streams,
+        conns,
+        started: Instant::now(),
+        pending: Vec::new(),
+    })
 }
 
 impl Tails {
@@ -118,20 +142,48 @@ impl Tails {
         let mut failed_fast = None;
         let mut lost: Vec<(usize, String)> = Vec::new();
         let pending = std::mem::take(&mut self.pending);
-        let feed = |obs: &mut Vec<Observer>, i: usize, line: &str, at: u64, lost: &mut Vec<(usize, String)>, closed: &mut Vec<bool>, conns: &Vec<Arc<Connection>>, names: &Vec<String>| {
+        let feed = |obs: &mut Vec<Observer>,
+                    i: usize,
+                    line: &str,
+                    at: u64,
+                    lost: &mut Vec<(usize, String)>,
+                    closed: &mut Vec<bool>,
+                    conns: &Vec<Arc<Connection>>,
+                    names: &Vec<String>| {
             if line == "\u{0}EOF" {
                 closed[i] = true;
-                let why = if conns[i].is_closed() { "the connection was lost" } else { "the log command ended" };
+                let why = if conns[i].is_closed() {
+                    "the connection was lost"
+                } else {
+                    "the log command ended"
+                };
                 lost.push((i, format!("{}: {why} during observation", names[i])));
                 return;
             }
             if watch.is_error(line) {
-                let _ = run.append("matched.log", &format!("{} {} {}\n", chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), names[i], crate::rollout::redact_line(line)));
+                let _ = run.append(
+                    "matched.log",
+                    &format!(
+                        "{} {} {}\n",
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        names[i],
+                        crate::rollout::redact_line(line)
+                    ),
+                );
             }
             obs[i].feed(line, at);
         };
         for (i, l, _) in &pending {
-            feed(&mut obs, *i, l, 0, &mut lost, &mut self.closed, &self.conns, &self.names);
+            feed(
+                &mut obs,
+                *i,
+                l,
+                0,
+                &mut lost,
+                &mut self.closed,
+                &self.conns,
+                &self.names,
+            );
         }
         let deadline = tokio::time::sleep(window);
         tokio::pin!(deadline);
@@ -139,7 +191,9 @@ impl Tails {
         let mut interrupted = false;
         'window: loop {
             for &i in &watched {
-                let b = if base.is_empty() { obs[i].breach() } else {
+                let b = if base.is_empty() {
+                    obs[i].breach()
+                } else {
                     let counts: Vec<_> = base.iter().map(|&j| obs[j].counts()).collect();
                     obs[i].breach_with_baseline(ms(Instant::now()), &counts)
                 };
@@ -149,16 +203,21 @@ impl Tails {
                 }
             }
             if let Some((i, why)) = lost.iter().find(|(i, _)| !self.baseline[*i]).cloned() {
-                failed_fast = Some((self.names[i].clone(), Breach { gate: GateKind::Health, message: why }));
+                failed_fast = Some((
+                    self.names[i].clone(),
+                    Breach {
+                        gate: GateKind::Health,
+                        message: why,
+                    },
+                ));
                 break;
             }
             tokio::select! {
                 _ = &mut deadline => break,
                 _ = interrupt.changed() => { interrupted = true; break; }
                 _ = tick.tick() => {}
-                m = self.rx.recv() => match m {
-                    Some((i, line)) => feed(&mut obs, i, &line, ms(Instant::now()), &mut lost, &mut self.closed, &self.conns, &self.names),
-                    None => {}
+                m = self.rx.recv() => if let Some((i, line)) = m {
+                    feed(&mut obs, i, &line, ms(Instant::now()), &mut lost, &mut self.closed, &self.conns, &self.names);
                 }
             }
         }
@@ -166,7 +225,11 @@ impl Tails {
         let base_stats: Vec<Stats> = base.iter().map(|&j| obs[j].stats()).collect();
         let mut verdicts = Vec::new();
         for &i in &watched {
-            let v = if base_stats.is_empty() { obs[i].finish(window_ms) } else { obs[i].finish_with_baseline(window_ms, &base_stats) };
+            let v = if base_stats.is_empty() {
+                obs[i].finish(window_ms)
+            } else {
+                obs[i].finish_with_baseline(window_ms, &base_stats)
+            };
             let passed = v.passed && failed_fast.as_ref().is_none_or(|(h, _)| h != &self.names[i]);
             let _ = run.emit(EventKind::Verdict {
                 phase: phase.to_string(),
@@ -178,6 +241,11 @@ impl Tails {
         }
         let baseline = (!base_stats.is_empty()).then(|| Stats::pooled(&base_stats));
         let _ = self.started;
-        WindowResult { verdicts, failed_fast, baseline, interrupted }
+        WindowResult {
+            verdicts,
+            failed_fast,
+            baseline,
+            interrupted,
+        }
     }
 }

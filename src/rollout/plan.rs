@@ -25,24 +25,43 @@ impl BatchPlan {
 
     /// Every host in plan order.
     pub fn all(&self) -> Vec<String> {
-        self.canary.iter().chain(self.batches.iter().flatten()).cloned().collect()
+        self.canary
+            .iter()
+            .chain(self.batches.iter().flatten())
+            .cloned()
+            .collect()
     }
 }
 
 /// Build the plan over `targets` (already in a deterministic order). `canary_override` is the
 /// `--canary` flag; `canary_count` lets the emergency profile replace the playbook's size.
-pub fn make_plan(targets: &[String], spec: &RolloutSpec, canary_override: Option<&str>, canary_count: Option<usize>) -> Result<BatchPlan, String> {
+pub fn make_plan(
+    targets: &[String],
+    spec: &RolloutSpec,
+    canary_override: Option<&str>,
+    canary_count: Option<usize>,
+) -> Result<BatchPlan, String> {
     if targets.is_empty() {
-        return Ok(BatchPlan { canary: vec![], batches: vec![] });
+        return Ok(BatchPlan {
+            canary: vec![],
+            batches: vec![],
+        });
     }
     if spec.strategy == Strategy::AllAtOnce {
-        return Ok(BatchPlan { canary: vec![], batches: vec![targets.to_vec()] });
+        return Ok(BatchPlan {
+            canary: vec![],
+            batches: vec![targets.to_vec()],
+        });
     }
-    let n = canary_count.unwrap_or_else(|| spec.canary.of(targets.len()).max(1)).min(targets.len());
+    let n = canary_count
+        .unwrap_or_else(|| spec.canary.of(targets.len()).max(1))
+        .min(targets.len());
     let mut canary: Vec<String> = Vec::new();
     if let Some(c) = canary_override {
         if !targets.iter().any(|t| t == c) {
-            return Err(format!("--canary {c:?} is not one of this playbook's reachable targets"));
+            return Err(format!(
+                "--canary {c:?} is not one of this playbook's reachable targets"
+            ));
         }
         canary.push(c.to_string());
     }
@@ -98,12 +117,21 @@ mod tests {
 
     #[test]
     fn preferred_and_override_canaries() {
-        let mut spec = RolloutSpec { canary_hosts: vec!["h05".into()], ..Default::default() };
+        let mut spec = RolloutSpec {
+            canary_hosts: vec!["h05".into()],
+            ..Default::default()
+        };
         assert_eq!(make_plan(&hosts(6), &spec, None, None).unwrap().canary, vec!["h05"]);
-        assert_eq!(make_plan(&hosts(6), &spec, Some("h03"), None).unwrap().canary, vec!["h03"]);
+        assert_eq!(
+            make_plan(&hosts(6), &spec, Some("h03"), None).unwrap().canary,
+            vec!["h03"]
+        );
         assert!(make_plan(&hosts(6), &spec, Some("h99"), None).is_err());
         spec.canary = Amount::Percent(50.0);
-        assert_eq!(make_plan(&hosts(6), &spec, None, None).unwrap().canary, vec!["h05", "h01", "h02"]);
+        assert_eq!(
+            make_plan(&hosts(6), &spec, None, None).unwrap().canary,
+            vec!["h05", "h01", "h02"]
+        );
         assert_eq!(make_plan(&hosts(6), &spec, None, Some(1)).unwrap().canary, vec!["h05"]);
     }
 
@@ -111,7 +139,10 @@ mod tests {
     fn small_fleets_have_no_empty_batches() {
         let p = make_plan(&hosts(2), &RolloutSpec::default(), None, None).unwrap();
         assert_eq!(p.batches, vec![vec!["h02".to_string()]]);
-        let all = RolloutSpec { strategy: Strategy::AllAtOnce, ..Default::default() };
+        let all = RolloutSpec {
+            strategy: Strategy::AllAtOnce,
+            ..Default::default()
+        };
         assert_eq!(make_plan(&hosts(3), &all, None, None).unwrap().batches.len(), 1);
     }
 }

@@ -31,7 +31,10 @@ pub struct HostRevert {
 
 /// Restore one file; returns the verified sha (None when the file was removed).
 async fn restore_file(run: &RunDir, conn: &Connection, f: &ChangedFile) -> Result<Option<String>, String> {
-    let cur = conn.read_file(&f.path).await.map_err(|e| format!("cannot read it: {e}"))?;
+    let cur = conn
+        .read_file(&f.path)
+        .await
+        .map_err(|e| format!("cannot read it: {e}"))?;
     let cur_sha = cur.as_ref().map(|c| c.sha256.clone());
     if cur_sha == f.before {
         // Never written (killed between intent and write) or already put back.
@@ -47,20 +50,43 @@ async fn restore_file(run: &RunDir, conn: &Connection, f: &ChangedFile) -> Resul
     }
     match (&f.snapshot, &f.before) {
         (Some(rel), Some(before)) => {
-            let bytes = run.load_snapshot(rel).map_err(|e| format!("snapshot {rel} unreadable: {e}"))?;
+            let bytes = run
+                .load_snapshot(rel)
+                .map_err(|e| format!("snapshot {rel} unreadable: {e}"))?;
             if crate::ssh::sha256_hex(&bytes) != *before {
-                return Err(format!("snapshot {rel} does not match its recorded hash; not restoring from it"));
+                return Err(format!(
+                    "snapshot {rel} does not match its recorded hash; not restoring from it"
+                ));
             }
-            let opts = WriteOptions { mode: f.mode, owner: f.uid.zip(f.gid), expect: Some(Some(f.after.clone())) };
-            let sha = conn.write_file(&f.path, &bytes, &opts).await.map_err(|e| e.to_string())?;
-            let back = conn.read_file(&f.path).await.map_err(|e| e.to_string())?.ok_or("the file vanished after the restore")?;
+            let opts = WriteOptions {
+                mode: f.mode,
+                owner: f.uid.zip(f.gid),
+                expect: Some(Some(f.after.clone())),
+            };
+            let sha = conn
+                .write_file(&f.path, &bytes, &opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            let back = conn
+                .read_file(&f.path)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the file vanished after the restore")?;
             if back.sha256 != *before || f.mode.is_some_and(|m| m != back.mode) {
-                return Err(format!("verification failed: sha256 {} mode {:o}, expected {} mode {:o}", back.sha256, back.mode, before, f.mode.unwrap_or(back.mode)));
+                return Err(format!(
+                    "verification failed: sha256 {} mode {:o}, expected {} mode {:o}",
+                    back.sha256,
+                    back.mode,
+                    before,
+                    f.mode.unwrap_or(back.mode)
+                ));
             }
             Ok(Some(sha))
         }
         _ => {
-            conn.remove_file(&f.path, Some(&f.after)).await.map_err(|e| e.to_string())?;
+            conn.remove_file(&f.path, Some(&f.after))
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(None)
         }
     }
@@ -68,7 +94,13 @@ async fn restore_file(run: &RunDir, conn: &Connection, f: &ChangedFile) -> Resul
 
 /// Revert every outstanding file, hosts in parallel (newest-changed host first in the
 /// record), then re-run apply and health on each restored host.
-pub async fn revert(run: &RunDir, files: Vec<ChangedFile>, conns: &BTreeMap<String, Arc<Connection>>, cmds: &BTreeMap<String, RestoreCommands>, concurrency: usize) -> Vec<HostRevert> {
+pub async fn revert(
+    run: &RunDir,
+    files: Vec<ChangedFile>,
+    conns: &BTreeMap<String, Arc<Connection>>,
+    cmds: &BTreeMap<String, RestoreCommands>,
+    concurrency: usize,
+) -> Vec<HostRevert> {
     let mut by_host: Vec<(String, Vec<ChangedFile>)> = Vec::new();
     for f in files.into_iter().rev() {
         match by_host.iter_mut().find(|(h, _)| *h == f.host) {
@@ -76,14 +108,25 @@ pub async fn revert(run: &RunDir, files: Vec<ChangedFile>, conns: &BTreeMap<Stri
             None => by_host.push((f.host.clone(), vec![f])),
         }
     }
-    let _ = run.emit(EventKind::RevertStarted { hosts: by_host.iter().map(|(h, _)| h.clone()).collect(), reason: String::new() });
+    let _ = run.emit(EventKind::RevertStarted {
+        hosts: by_host.iter().map(|(h, _)| h.clone()).collect(),
+        reason: String::new(),
+    });
     stream::iter(by_host)
         .map(|(host, files)| async move {
-            let mut out = HostRevert { host: host.clone(), restored: vec![], problems: vec![] };
+            let mut out = HostRevert {
+                host: host.clone(),
+                restored: vec![],
+                problems: vec![],
+            };
             let Some(conn) = conns.get(&host) else {
                 for f in &files {
                     let msg = "host unreachable".to_string();
-                    let _ = run.emit(EventKind::RevertFailed { host: host.clone(), path: f.path.clone(), error: msg.clone() });
+                    let _ = run.emit(EventKind::RevertFailed {
+                        host: host.clone(),
+                        path: f.path.clone(),
+                        error: msg.clone(),
+                    });
                     out.problems.push((f.path.clone(), msg));
                 }
                 return out;
@@ -91,27 +134,63 @@ pub async fn revert(run: &RunDir, files: Vec<ChangedFile>, conns: &BTreeMap<Stri
             for f in &files {
                 match restore_file(run, conn, f).await {
                     Ok(sha) => {
-                        let _ = run.emit(EventKind::Reverted { host: host.clone(), path: f.path.clone(), sha256: sha, verified: true });
+                        let _ = run.emit(EventKind::Reverted {
+                            host: host.clone(),
+                            path: f.path.clone(),
+                            sha256: sha,
+                            verified: true,
+                        });
                         out.restored.push(f.path.clone());
                     }
                     Err(e) => {
-                        let _ = run.emit(EventKind::RevertFailed { host: host.clone(), path: f.path.clone(), error: e.clone() });
+                        let _ = run.emit(EventKind::RevertFailed {
+                            host: host.clone(),
+                            path: f.path.clone(),
+                            error: e.clone(),
+                        });
                         out.problems.push((f.path.clone(), e));
                     }
                 }
             }
             let c = cmds.get(&host).cloned().unwrap_or_default();
-            let apply_ok = super::host::apply(run, conn, &host, c.apply.as_deref(), c.apply_timeout.max(Duration::from_secs(1))).await;
+            let apply_ok = super::host::apply(
+                run,
+                conn,
+                &host,
+                c.apply.as_deref(),
+                c.apply_timeout.max(Duration::from_secs(1)),
+            )
+            .await;
             let health_ok = match &apply_ok {
-                Ok(()) => super::host::health(run, conn, &host, c.health.as_deref(), c.health_timeout.max(Duration::from_secs(1))).await,
+                Ok(()) => {
+                    super::host::health(
+                        run,
+                        conn,
+                        &host,
+                        c.health.as_deref(),
+                        c.health_timeout.max(Duration::from_secs(1)),
+                    )
+                    .await
+                }
                 Err(e) => Err(e.clone()),
             };
             for hook in &c.on_revert {
-                let r = conn.run(hook, None, c.apply_timeout.max(Duration::from_secs(1)), None).await;
+                let r = conn
+                    .run(hook, None, c.apply_timeout.max(Duration::from_secs(1)), None)
+                    .await;
                 let ok = matches!(&r, Ok(o) if o.status == 0);
-                let _ = run.emit(EventKind::Hook { host: host.clone(), hook: hook.clone(), ok, detail: String::new() });
+                let _ = run.emit(EventKind::Hook {
+                    host: host.clone(),
+                    hook: hook.clone(),
+                    ok,
+                    detail: String::new(),
+                });
             }
-            let _ = run.emit(EventKind::HostRestored { host: host.clone(), apply_ok: apply_ok.is_ok(), health_ok: health_ok.is_ok() });
+            let _ = run.emit(EventKind::HostRestored {
+                host: host.clone(),
+                apply_ok: apply_ok.is_ok(),
+                health_ok: health_ok.is_ok(),
+            });
             if let Err(e) = apply_ok {
                 out.problems.push(("apply".into(), e));
             } else if let Err(e) = health_ok {

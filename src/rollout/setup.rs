@@ -17,7 +17,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The calendar request for a playbook over `hosts`.
-pub fn gate_request(pb: &Playbook, hosts: &[&Host], at: chrono::DateTime<chrono::Utc>, exception: Option<Exception>) -> GateRequest {
+pub fn gate_request(
+    pb: &Playbook,
+    hosts: &[&Host],
+    at: chrono::DateTime<chrono::Utc>,
+    exception: Option<Exception>,
+) -> GateRequest {
     let mut regions: Vec<String> = hosts.iter().filter_map(|h| h.region.clone()).collect();
     regions.sort();
     regions.dedup();
@@ -46,6 +51,8 @@ pub fn print_decision(d: &Decision, json: bool) {
     }
 }
 
+type PreflightResult = (String, Result<Prepared, String>, Option<Arc<Connection>>);
+
 /// Connect to and preflight every host; returns prepared hosts and failures.
 pub async fn preflight_all(
     lf: &LoadedFleet,
@@ -54,8 +61,12 @@ pub async fn preflight_all(
     base: &Path,
     accept_new: bool,
     concurrency: usize,
-) -> (BTreeMap<String, Prepared>, Vec<(String, String)>, BTreeMap<String, Arc<Connection>>) {
-    let results: Vec<(String, Result<Prepared, String>, Option<Arc<Connection>>)> = stream::iter(hosts.iter())
+) -> (
+    BTreeMap<String, Prepared>,
+    Vec<(String, String)>,
+    BTreeMap<String, Arc<Connection>>,
+) {
+    let results: Vec<PreflightResult> = stream::iter(hosts.iter())
         .map(|h| async move {
             let ep = context::endpoint(lf, h, accept_new);
             match Connection::open(&ep).await {
@@ -107,7 +118,12 @@ pub fn plan_record(
     skipped: Vec<(String, String)>,
     unchanged: Vec<String>,
 ) -> PlanRecord {
-    let k = pb.watch.as_ref().and_then(|w| w.baseline.as_ref()).map(|b| b.hosts).unwrap_or(0);
+    let k = pb
+        .watch
+        .as_ref()
+        .and_then(|w| w.baseline.as_ref())
+        .map(|b| b.hosts)
+        .unwrap_or(0);
     let baseline: Vec<String> = plan.batches.iter().flatten().take(k).cloned().collect();
     let mut hosts = BTreeMap::new();
     for name in order {
@@ -146,7 +162,11 @@ pub fn plan_record(
         baseline,
         observe_ms,
         batch_observe_ms,
-        before_ms: pb.watch.as_ref().and_then(|w| w.before).map(|d| d.get().as_millis() as u64),
+        before_ms: pb
+            .watch
+            .as_ref()
+            .and_then(|w| w.before)
+            .map(|d| d.get().as_millis() as u64),
         max_failed_hosts: pb.rollout.max_failed_hosts,
         emergency,
         skipped,
@@ -156,6 +176,7 @@ pub fn plan_record(
 }
 
 /// Make the run context once everything is prepared.
+#[allow(clippy::too_many_arguments)]
 pub fn context(
     run: RunDir,
     record: PlanRecord,
@@ -170,12 +191,25 @@ pub fn context(
         Some(w) if w.log.is_some() => Some(w.compiled().map_err(|e| Failure::input(e.to_string()))?),
         _ => None,
     };
-    let json_plan = serde_json::to_vec_pretty(&record).map_err(|e| Failure::new(Exit::NeedsAttention, e.to_string()))?;
-    run.write("plan.json", &json_plan).map_err(|e| Failure::new(Exit::NeedsAttention, format!("cannot write plan.json: {e}")))?;
-    Ok(RunCtx { run, record, conns, prepared, watch, concurrency, interrupt: ctx::interrupts(), calendar, json })
+    let json_plan =
+        serde_json::to_vec_pretty(&record).map_err(|e| Failure::new(Exit::NeedsAttention, e.to_string()))?;
+    run.write("plan.json", &json_plan)
+        .map_err(|e| Failure::new(Exit::NeedsAttention, format!("cannot write plan.json: {e}")))?;
+    Ok(RunCtx {
+        run,
+        record,
+        conns,
+        prepared,
+        watch,
+        concurrency,
+        interrupt: ctx::interrupts(),
+        calendar,
+        json,
+    })
 }
 
 /// Emit helper that maps a record failure to exit 5.
 pub fn emit(run: &RunDir, kind: EventKind) -> Result<(), Failure> {
-    run.emit(kind).map_err(|e| Failure::new(Exit::NeedsAttention, format!("cannot write the run record: {e}")))
+    run.emit(kind)
+        .map_err(|e| Failure::new(Exit::NeedsAttention, format!("cannot write the run record: {e}")))
 }

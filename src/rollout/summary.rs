@@ -9,26 +9,65 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 fn short(sha: &Option<String>) -> String {
-    sha.as_deref().map(|s| s.chars().take(12).collect()).unwrap_or_else(|| "(absent)".into())
+    sha.as_deref()
+        .map(|s| s.chars().take(12).collect())
+        .unwrap_or_else(|| "(absent)".into())
 }
 
 fn describe(ev: &Event) -> Option<String> {
     use EventKind::*;
     Some(match &ev.kind {
-        RunStarted { playbook, targets, resumed, .. } => format!("{} {playbook} on {} target(s)", if *resumed { "resumed" } else { "started" }, targets.len()),
-        Gate { summary, exception, approver, .. } => match (exception, approver) {
+        RunStarted {
+            playbook,
+            targets,
+            resumed,
+            ..
+        } => format!(
+            "{} {playbook} on {} target(s)",
+            if *resumed { "resumed" } else { "started" },
+            targets.len()
+        ),
+        Gate {
+            summary,
+            exception,
+            approver,
+            ..
+        } => match (exception, approver) {
             (Some(r), Some(a)) => format!("calendar: {summary} (exception: {r}; approved by {a})"),
             _ => format!("calendar: {summary}"),
         },
         LockBroken { holder } => format!("broke a stale lock held by {holder}"),
-        Preflight { host, ok: false, detail } => format!("preflight failed on {host}: {detail}"),
+        Preflight {
+            host,
+            ok: false,
+            detail,
+        } => format!("preflight failed on {host}: {detail}"),
         Skipped { host, reason } => format!("skipped {host}: {reason}"),
         PhaseStarted { phase, hosts } => format!("{phase} started: {}", hosts.join(", ")),
         Written { host, path, .. } => format!("{host}: wrote {path}"),
-        Apply { host, ok: false, detail, .. } => format!("{host}: apply FAILED: {detail}"),
-        Health { host, ok: false, detail, .. } => format!("{host}: health FAILED: {detail}"),
+        Apply {
+            host,
+            ok: false,
+            detail,
+            ..
+        } => format!("{host}: apply FAILED: {detail}"),
+        Health {
+            host,
+            ok: false,
+            detail,
+            ..
+        } => format!("{host}: health FAILED: {detail}"),
         ObserveStarted { phase, window_ms, .. } => format!("{phase}: observing for {}s", window_ms / 1000),
-        Verdict { phase, host, passed, .. } => format!("{phase}: {host} {}", if *passed { "passed its gates" } else { "FAILED its gates" }),
+        Verdict {
+            phase, host, passed, ..
+        } => format!(
+            "{phase}: {host} {}",
+            if *passed {
+                "passed its gates"
+            } else {
+                "FAILED its gates"
+            }
+        ),
         HostFailed { host, phase, reason } => format!("{phase}: {host} failed: {reason}"),
         PhasePassed { phase } => format!("{phase} passed"),
         Paused { reason } => format!("paused: {reason}"),
@@ -36,7 +75,15 @@ fn describe(ev: &Event) -> Option<String> {
         RevertStarted { hosts, .. } => format!("revert started on {}", hosts.join(", ")),
         Reverted { host, path, .. } => format!("{host}: restored {path} (verified)"),
         RevertFailed { host, path, error } => format!("{host}: revert of {path} FAILED: {error}"),
-        HostRestored { host, apply_ok, health_ok } => format!("{host}: after restore apply {} health {}", ok(*apply_ok), ok(*health_ok)),
+        HostRestored {
+            host,
+            apply_ok,
+            health_ok,
+        } => format!(
+            "{host}: after restore apply {} health {}",
+            ok(*apply_ok),
+            ok(*health_ok)
+        ),
         RunFinished { outcome, exit, message } => format!("finished: {outcome} (exit {exit}): {message}"),
         _ => return None,
     })
@@ -64,6 +111,9 @@ fn metrics_line(v: &Verdict) -> String {
     out
 }
 
+/// Before hash, after hash, reverted-and-verified.
+type FileRow = (Option<String>, Option<String>, bool);
+
 /// Render the summary text from a run's events and plan.
 pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
     let s = summarize(id, events);
@@ -74,18 +124,31 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
         let _ = writeln!(o, "- tier / component: {} / {}", p.tier, p.component);
     }
     let _ = writeln!(o, "- started: {} UTC", s.started);
-    let _ = writeln!(o, "- outcome: **{}**{}", s.outcome, s.exit.map(|e| format!(" (exit {e})")).unwrap_or_default());
+    let _ = writeln!(
+        o,
+        "- outcome: **{}**{}",
+        s.outcome,
+        s.exit.map(|e| format!(" (exit {e})")).unwrap_or_default()
+    );
     if !s.message.is_empty() {
         let _ = writeln!(o, "- {}", s.message);
     }
-    let _ = writeln!(o, "- hosts changed: {}, reverted: {}\n", s.hosts_changed, s.hosts_reverted);
+    let _ = writeln!(
+        o,
+        "- hosts changed: {}, reverted: {}\n",
+        s.hosts_changed, s.hosts_reverted
+    );
     if let Some(p) = plan {
         let _ = writeln!(o, "## Plan\n");
         for (phase, hosts) in p.plan.phases() {
             let _ = writeln!(o, "- {phase}: {}", hosts.join(", "));
         }
         if !p.baseline.is_empty() {
-            let _ = writeln!(o, "- baseline (unchanged, compared during the canary window): {}", p.baseline.join(", "));
+            let _ = writeln!(
+                o,
+                "- baseline (unchanged, compared during the canary window): {}",
+                p.baseline.join(", ")
+            );
         }
         let _ = writeln!(o);
     }
@@ -93,10 +156,15 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
     let mut verdicts: BTreeMap<String, Vec<(String, bool, Option<Verdict>)>> = BTreeMap::new();
     let mut before_metrics: Option<Verdict> = None;
     let mut first_errors: Vec<String> = Vec::new();
-    let mut files: BTreeMap<(String, String), (Option<String>, Option<String>, bool)> = BTreeMap::new();
+    let mut files: BTreeMap<(String, String), FileRow> = BTreeMap::new();
     for ev in events {
         match &ev.kind {
-            EventKind::Verdict { phase, host, passed, verdict } => {
+            EventKind::Verdict {
+                phase,
+                host,
+                passed,
+                verdict,
+            } => {
                 let v: Option<Verdict> = serde_json::from_value(verdict.clone()).ok();
                 if phase == "before" {
                     before_metrics = v;
@@ -109,12 +177,25 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
                         }
                     }
                 }
-                verdicts.entry(host.clone()).or_default().push((phase.clone(), *passed, v));
+                verdicts
+                    .entry(host.clone())
+                    .or_default()
+                    .push((phase.clone(), *passed, v));
             }
-            EventKind::WriteIntent { host, path, before, after } => {
-                files.insert((host.clone(), path.clone()), (before.clone(), Some(after.clone()), false));
+            EventKind::WriteIntent {
+                host,
+                path,
+                before,
+                after,
+            } => {
+                files.insert(
+                    (host.clone(), path.clone()),
+                    (before.clone(), Some(after.clone()), false),
+                );
             }
-            EventKind::Reverted { host, path, verified, .. } => {
+            EventKind::Reverted {
+                host, path, verified, ..
+            } => {
                 if let Some(e) = files.get_mut(&(host.clone(), path.clone())) {
                     e.2 = *verified;
                 }
@@ -127,7 +208,13 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
         let _ = writeln!(o, "| host | file | sha256 before | sha256 after | state |");
         let _ = writeln!(o, "|---|---|---|---|---|");
         for ((h, p), (b, a, rev)) in &files {
-            let _ = writeln!(o, "| {h} | `{p}` | {} | {} | {} |", short(b), short(a), if *rev { "reverted (verified)" } else { "changed" });
+            let _ = writeln!(
+                o,
+                "| {h} | `{p}` | {} | {} | {} |",
+                short(b),
+                short(a),
+                if *rev { "reverted (verified)" } else { "changed" }
+            );
         }
         let _ = writeln!(o);
     }
@@ -136,14 +223,21 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
         for (h, vs) in &verdicts {
             for (phase, passed, v) in vs {
                 let detail = v.as_ref().map(metrics_line).unwrap_or_default();
-                let _ = writeln!(o, "- {h} ({phase}): {} — {detail}", if *passed { "passed" } else { "FAILED" });
+                let _ = writeln!(
+                    o,
+                    "- {h} ({phase}): {} — {detail}",
+                    if *passed { "passed" } else { "FAILED" }
+                );
             }
         }
         let _ = writeln!(o);
     }
     if let Some(b) = &before_metrics {
         let canary = plan.and_then(|p| p.plan.canary.first().cloned()).unwrap_or_default();
-        let after = verdicts.get(&canary).and_then(|v| v.iter().find(|x| x.0 == "canary")).and_then(|x| x.2.as_ref());
+        let after = verdicts
+            .get(&canary)
+            .and_then(|v| v.iter().find(|x| x.0 == "canary"))
+            .and_then(|x| x.2.as_ref());
         let _ = writeln!(o, "## Canary metrics ({canary})\n");
         let _ = writeln!(o, "- before the change: {}", metrics_line(b));
         if let Some(a) = after {
@@ -169,7 +263,9 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
 
 /// Load a run's plan record, if present.
 pub fn load_plan(run: &RunDir) -> Option<PlanRecord> {
-    std::fs::read(run.dir.join("plan.json")).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    std::fs::read(run.dir.join("plan.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 /// (Re)write `summary.md` for a run folder.

@@ -83,10 +83,7 @@ impl Verifier {
 impl client::Handler for Verifier {
     type Error = russh::Error;
 
-    async fn check_server_key(
-        &mut self,
-        key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
+    async fn check_server_key(&mut self, key: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         match key {
             russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => Ok(self.verify(key)),
             russh::keys::PublicKeyOrCertificate::Certificate(_) => Ok(self.refuse(SshError::Protocol(
@@ -144,7 +141,10 @@ impl Connection {
                     None => {
                         let sock = tokio::net::TcpStream::connect((ep.address.as_str(), ep.port))
                             .await
-                            .map_err(|source| SshError::Connect { addr: ep.addr(), source })?;
+                            .map_err(|source| SshError::Connect {
+                                addr: ep.addr(),
+                                source,
+                            })?;
                         client::connect_stream(config(true), sock, verifier).await
                     }
                     Some(j) => {
@@ -172,10 +172,19 @@ impl Connection {
                 authenticate(&mut handle, ep).await?;
                 Ok(handle)
             };
-            let handle = tokio::time::timeout(ep.connect_timeout, fut)
-                .await
-                .map_err(|_| SshError::ConnectTimeout { addr: ep.addr(), after: ep.connect_timeout })??;
-            Ok(Connection { handle, endpoint: ep.clone(), handshake: started.elapsed(), _jump: jump })
+            let handle =
+                tokio::time::timeout(ep.connect_timeout, fut)
+                    .await
+                    .map_err(|_| SshError::ConnectTimeout {
+                        addr: ep.addr(),
+                        after: ep.connect_timeout,
+                    })??;
+            Ok(Connection {
+                handle,
+                endpoint: ep.clone(),
+                handshake: started.elapsed(),
+                _jump: jump,
+            })
         })
     }
 
@@ -217,7 +226,12 @@ async fn authenticate(handle: &mut client::Handle<Verifier>, ep: &Endpoint) -> R
                     reason: "the key is encrypted; set BELLWETHER_KEY_PASSPHRASE or load it into ssh-agent".into(),
                 })
             }
-            Err(e) => return Err(SshError::Identity { path: path.clone(), reason: e.to_string() }),
+            Err(e) => {
+                return Err(SshError::Identity {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+            }
         };
         tried.push(path.display().to_string());
         let res = handle
@@ -247,5 +261,8 @@ async fn authenticate(handle: &mut client::Handle<Verifier>, ep: &Endpoint) -> R
     if tried.is_empty() {
         tried.push("no usable identity file and no ssh-agent key".into());
     }
-    Err(SshError::Auth { user: ep.user.clone(), tried: tried.join(", ") })
+    Err(SshError::Auth {
+        user: ep.user.clone(),
+        tried: tried.join(", "),
+    })
 }

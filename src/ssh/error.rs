@@ -25,12 +25,22 @@ pub enum SshError {
         text: String,
     },
     #[error("host key {offered} of {host} is marked @revoked in {file}:{line}; refusing to connect", file = .file.display())]
-    HostKeyRevoked { host: String, offered: String, file: PathBuf, line: usize },
+    HostKeyRevoked {
+        host: String,
+        offered: String,
+        file: PathBuf,
+        line: usize,
+    },
     #[error(
         "host key of {host} ({lookup}) is not known: it offered {offered}; not in {files}. \
          Verify the fingerprint out of band, then rerun with --accept-new to record it"
     )]
-    HostKeyUnknown { host: String, lookup: String, offered: String, files: String },
+    HostKeyUnknown {
+        host: String,
+        lookup: String,
+        offered: String,
+        files: String,
+    },
     #[error("authentication as {user} failed (tried: {tried}); check the user, the identity files in fleet.toml and ssh-agent")]
     Auth { user: String, tried: String },
     #[error("cannot load identity {}: {reason}", path.display())]
@@ -48,9 +58,17 @@ pub enum SshError {
     #[error("{what} failed with exit status {status}: {stderr}")]
     Remote { what: String, status: u32, stderr: String },
     #[error("{path} changed on the host since it was read (sha256 {found}, expected {expected}); not overwriting it")]
-    Changed { path: String, expected: String, found: String },
+    Changed {
+        path: String,
+        expected: String,
+        found: String,
+    },
     #[error("after writing {path}, it reads back as sha256 {found}, expected {expected}")]
-    Verify { path: String, expected: String, found: String },
+    Verify {
+        path: String,
+        expected: String,
+        found: String,
+    },
     #[error("ssh protocol error: {0}")]
     Protocol(String),
 }

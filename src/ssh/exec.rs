@@ -110,10 +110,12 @@ impl Connection {
                 None => Err(SshError::NoExitStatus { signal }),
             }
         };
-        let out = tokio::time::timeout(timeout, fut).await.map_err(|_| SshError::Timeout {
-            what: format!("command on {}", self.endpoint.name),
-            after: timeout,
-        })??;
+        let out = tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| SshError::Timeout {
+                what: format!("command on {}", self.endpoint.name),
+                after: timeout,
+            })??;
         if self.endpoint.become_root && out.status == 1 && sudo_wants_password(&out.stderr) {
             return Err(SshError::SudoPassword);
         }
@@ -124,7 +126,11 @@ impl Connection {
     pub async fn run_ok(&self, what: &str, script: &str, timeout: Duration) -> Result<Output, SshError> {
         let out = self.run(script, None, timeout, None).await?;
         if out.status != 0 {
-            return Err(SshError::Remote { what: what.to_string(), status: out.status, stderr: out.stderr_text() });
+            return Err(SshError::Remote {
+                what: what.to_string(),
+                status: out.status,
+                stderr: out.stderr_text(),
+            });
         }
         Ok(out)
     }
@@ -160,7 +166,11 @@ impl Connection {
                 }
             }
         });
-        Ok(LineStream { rx, stop: Some(stop_tx), task: Some(task) })
+        Ok(LineStream {
+            rx,
+            stop: Some(stop_tx),
+            task: Some(task),
+        })
     }
 }
 

@@ -60,12 +60,15 @@ impl Connection {
     /// Read a file: bytes, mode, owner and hash; `None` if it does not exist.
     pub async fn read_file(&self, path: &str) -> Result<Option<RemoteFile>, SshError> {
         let p = quote(path);
-        let script = format!(
-            "if [ -e {p} ]; then stat -c '%a %u %g' -- {p} || exit 3; exec cat -- {p}; else echo MISSING; fi"
-        );
+        let script =
+            format!("if [ -e {p} ]; then stat -c '%a %u %g' -- {p} || exit 3; exec cat -- {p}; else echo MISSING; fi");
         let out = self.run(&script, None, IO_TIMEOUT, None).await?;
         if out.status != 0 {
-            return Err(SshError::Remote { what: format!("read {path}"), status: out.status, stderr: out.stderr_text() });
+            return Err(SshError::Remote {
+                what: format!("read {path}"),
+                status: out.status,
+                stderr: out.stderr_text(),
+            });
         }
         let nl = out.stdout.iter().position(|b| *b == b'\n').unwrap_or(out.stdout.len());
         let header = String::from_utf8_lossy(&out.stdout[..nl]).to_string();
@@ -78,7 +81,13 @@ impl Connection {
         let mode = u32::from_str_radix(f.next().ok_or_else(bad)?, 8).map_err(|_| bad())?;
         let uid = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
         let gid = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-        Ok(Some(RemoteFile { sha256: sha256_hex(&bytes), bytes, mode, uid, gid }))
+        Ok(Some(RemoteFile {
+            sha256: sha256_hex(&bytes),
+            bytes,
+            mode,
+            uid,
+            gid,
+        }))
     }
 
     /// Atomically replace `path` with `bytes`; returns the sha256 read back from the host.
@@ -101,7 +110,9 @@ impl Connection {
             script.push_str(&format!("chmod {m:o} \"$t\"\n"));
         }
         if let Some((u, g)) = opts.owner {
-            script.push_str(&format!("chown {u}:{g} \"$t\" 2>/dev/null || [ \"$(stat -c %u:%g \"$t\")\" = {u}:{g} ]\n"));
+            script.push_str(&format!(
+                "chown {u}:{g} \"$t\" 2>/dev/null || [ \"$(stat -c %u:%g \"$t\")\" = {u}:{g} ]\n"
+            ));
         }
         script.push_str(&format!(
             "sync \"$t\"\nmv -f \"$t\" {p}\ntrap - EXIT\nsync \"$d\" 2>/dev/null || true\nsha256sum < {p} | cut -c1-64\n"
@@ -111,14 +122,26 @@ impl Connection {
         if out.status == 17 {
             let found = stdout.trim().strip_prefix("CHANGED ").unwrap_or("?").to_string();
             let expected = opts.expect.clone().flatten().unwrap_or_else(|| "absent".into());
-            return Err(SshError::Changed { path: path.to_string(), expected, found });
+            return Err(SshError::Changed {
+                path: path.to_string(),
+                expected,
+                found,
+            });
         }
         if out.status != 0 {
-            return Err(SshError::Remote { what: format!("write {path}"), status: out.status, stderr: out.stderr_text() });
+            return Err(SshError::Remote {
+                what: format!("write {path}"),
+                status: out.status,
+                stderr: out.stderr_text(),
+            });
         }
         let found = stdout.trim().to_string();
         if found != want {
-            return Err(SshError::Verify { path: path.to_string(), expected: want, found });
+            return Err(SshError::Verify {
+                path: path.to_string(),
+                expected: want,
+                found,
+            });
         }
         Ok(found)
     }
@@ -141,7 +164,11 @@ impl Connection {
             });
         }
         if out.status != 0 {
-            return Err(SshError::Remote { what: format!("remove {path}"), status: out.status, stderr: out.stderr_text() });
+            return Err(SshError::Remote {
+                what: format!("remove {path}"),
+                status: out.status,
+                stderr: out.stderr_text(),
+            });
         }
         Ok(())
     }

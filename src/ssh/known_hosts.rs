@@ -68,7 +68,13 @@ fn parse_line(number: usize, raw: &str) -> Option<Line<'_>> {
     let _keytype = fields.next()?;
     let b64 = fields.next()?;
     let key = russh::keys::parse_public_key_base64(b64).ok();
-    Some(Line { number, marker, hosts: first, key, text })
+    Some(Line {
+        number,
+        marker,
+        hosts: first,
+        key,
+        text,
+    })
 }
 
 /// The name OpenSSH looks up: `host` on port 22, `[host]:port` otherwise.
@@ -95,9 +101,7 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 
 fn hashed_matches(field: &str, name: &str) -> bool {
     let mut parts = field.split('|');
-    let (Some(""), Some("1"), Some(salt), Some(hash)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(""), Some("1"), Some(salt), Some(hash)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return false;
     };
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -152,7 +156,10 @@ pub fn check(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> HostK
             match line.marker {
                 Marker::Revoked => {
                     if same && (hosts_match(line.hosts, &name) || line.hosts == "*") {
-                        return HostKeyStatus::Revoked { file: file.clone(), line: line.number };
+                        return HostKeyStatus::Revoked {
+                            file: file.clone(),
+                            line: line.number,
+                        };
                     }
                 }
                 Marker::CertAuthority => {}
@@ -186,9 +193,7 @@ pub fn append(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::R
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let openssh = key
-        .to_openssh()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let openssh = key.to_openssh().map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
     writeln!(f, "{} {}", lookup_name(host, port), openssh.trim())?;
     f.sync_all()
@@ -237,7 +242,10 @@ mod tests {
     #[test]
     fn wildcards_and_negation() {
         let (_d, f) = file(&format!("*.prod,!db.prod ssh-ed25519 {K1}\n"));
-        assert!(matches!(check(&f, "web.prod", 22, &key(K1)), HostKeyStatus::Known { .. }));
+        assert!(matches!(
+            check(&f, "web.prod", 22, &key(K1)),
+            HostKeyStatus::Known { .. }
+        ));
         assert_eq!(check(&f, "db.prod", 22, &key(K1)), HostKeyStatus::Unknown);
     }
 
@@ -250,14 +258,20 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD;
         let field = format!("|1|{}|{}", b64.encode(salt), b64.encode(mac.finalize().into_bytes()));
         let (_d, f) = file(&format!("{field} ssh-ed25519 {K1}\n"));
-        assert!(matches!(check(&f, "127.0.0.9", 2200, &key(K1)), HostKeyStatus::Known { .. }));
+        assert!(matches!(
+            check(&f, "127.0.0.9", 2200, &key(K1)),
+            HostKeyStatus::Known { .. }
+        ));
         assert_eq!(check(&f, "127.0.0.8", 2200, &key(K1)), HostKeyStatus::Unknown);
     }
 
     #[test]
     fn revoked_wins_even_when_listed() {
         let (_d, f) = file(&format!("h1 ssh-ed25519 {K1}\n@revoked * ssh-ed25519 {K1}\n"));
-        assert!(matches!(check(&f, "h1", 22, &key(K1)), HostKeyStatus::Revoked { line: 2, .. }));
+        assert!(matches!(
+            check(&f, "h1", 22, &key(K1)),
+            HostKeyStatus::Revoked { line: 2, .. }
+        ));
     }
 
     #[test]
@@ -270,6 +284,9 @@ mod tests {
     fn append_then_known() {
         let (_d, f) = file("");
         append(&f[0], "127.0.0.5", 2201, &key(K2)).unwrap();
-        assert!(matches!(check(&f, "127.0.0.5", 2201, &key(K2)), HostKeyStatus::Known { .. }));
+        assert!(matches!(
+            check(&f, "127.0.0.5", 2201, &key(K2)),
+            HostKeyStatus::Known { .. }
+        ));
     }
 }

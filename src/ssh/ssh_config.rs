@@ -20,7 +20,10 @@ struct Block {
 }
 
 fn parse(text: &str) -> Vec<Block> {
-    let mut blocks = vec![Block { patterns: vec!["*".into()], options: vec![] }];
+    let mut blocks = vec![Block {
+        patterns: vec!["*".into()],
+        options: vec![],
+    }];
     for raw in text.lines() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -38,7 +41,10 @@ fn parse(text: &str) -> Vec<Block> {
             });
         } else if key == "match" {
             // Match blocks need runtime conditions we do not evaluate: skip their options.
-            blocks.push(Block { patterns: vec![], options: vec![] });
+            blocks.push(Block {
+                patterns: vec![],
+                options: vec![],
+            });
         } else if let Some(b) = blocks.last_mut() {
             b.options.push((key, value));
         }
@@ -118,7 +124,10 @@ mod tests {
         assert_eq!(hc.proxy_jump.as_deref(), Some("bastion"));
         assert_eq!(
             hc.identity_files,
-            vec![PathBuf::from("/home/me/.ssh/web"), PathBuf::from("/home/me/.ssh/id_ed25519")]
+            vec![
+                PathBuf::from("/home/me/.ssh/web"),
+                PathBuf::from("/home/me/.ssh/id_ed25519")
+            ]
         );
         let b = resolve_text(text, "bastion", None);
         assert_eq!(b.user.as_deref(), Some("ops"));

@@ -17,7 +17,9 @@ pub fn init(g: &Global) {
     };
     let filter = EnvFilter::try_from_env("BELLWETHER_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("bellwether={level},russh=error")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match g.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.with_ansi(g.colored()).try_init(),

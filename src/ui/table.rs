@@ -34,7 +34,13 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn aligns_columns() {
-        let t = super::render(&["host", "result"], &[vec!["h1".into(), "ok".into()], vec!["long-name".into(), "timeout".into()]]);
+        let t = super::render(
+            &["host", "result"],
+            &[
+                vec!["h1".into(), "ok".into()],
+                vec!["long-name".into(), "timeout".into()],
+            ],
+        );
         assert_eq!(t, "host       result\nh1         ok\nlong-name  timeout\n");
     }
 }

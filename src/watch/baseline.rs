@@ -46,10 +46,7 @@ pub struct Minimums {
 
 impl Default for Minimums {
     fn default() -> Self {
-        Minimums {
-            lines: 1,
-            samples: 1,
-        }
+        Minimums { lines: 1, samples: 1 }
     }
 }
 
@@ -79,21 +76,15 @@ pub fn compare(canary: &Stats, baseline: &[Stats], spec: &BaselineSpec) -> Optio
 }
 
 /// Judge the relative gates of `spec` on the canary against the pooled `baseline`.
-pub fn comparison(
-    canary: &Stats,
-    baseline: &[Stats],
-    spec: &BaselineSpec,
-    min: Minimums,
-) -> Comparison {
+pub fn comparison(canary: &Stats, baseline: &[Stats], spec: &BaselineSpec, min: Minimums) -> Comparison {
     let mut c = Comparison {
         baseline: Stats::pooled(baseline),
         breaches: Vec::new(),
         skipped: Vec::new(),
     };
     if baseline.is_empty() {
-        c.skipped.push(
-            "baseline: no baseline host was watched; the absolute gates applied unchanged".into(),
-        );
+        c.skipped
+            .push("baseline: no baseline host was watched; the absolute gates applied unchanged".into());
         return c;
     }
     if let Some(inc) = spec.max_error_rate_increase {
@@ -109,13 +100,7 @@ pub fn comparison(
     c
 }
 
-fn compare_error_rate(
-    canary: &Stats,
-    hosts: usize,
-    inc: Percent,
-    min: Minimums,
-    c: &mut Comparison,
-) {
+fn compare_error_rate(canary: &Stats, hosts: usize, inc: Percent, min: Minimums, c: &mut Comparison) {
     if canary.lines < min.lines {
         c.skipped.push(format!(
             "baseline error rate: not judged, canary logged {} lines (needs {})",
@@ -139,14 +124,7 @@ fn compare_error_rate(
     }
 }
 
-fn compare_p95(
-    canary: &Stats,
-    name: Option<&str>,
-    hosts: usize,
-    inc: Percent,
-    min: Minimums,
-    c: &mut Comparison,
-) {
+fn compare_p95(canary: &Stats, name: Option<&str>, hosts: usize, inc: Percent, min: Minimums, c: &mut Comparison) {
     let p95s = name.and_then(|n| {
         let (cm, bm) = (canary.metric(n)?, c.baseline.metric(n)?);
         let enough = cm.count >= min.samples && bm.count >= min.samples;
@@ -247,11 +225,7 @@ fn excuse(
                 )
             })
         }
-        Measure::Stat {
-            metric,
-            stat,
-            value,
-        } => {
+        Measure::Stat { metric, stat, value } => {
             let margin = spec.max_p95_increase.map_or(0.0, |p| p.fraction());
             let base = stat.of(pooled.metric(metric)?)?;
             (*value <= base * (1.0 + margin) + EPS).then(|| {

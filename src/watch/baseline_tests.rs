@@ -14,11 +14,7 @@ const TABLE: &str = "errors = ['ERROR']\nmax_errors = 0\nmax_error_rate = '3%'\n
 fn host(w: &CompiledWatch, errors: u64, latency: u32) -> Observer {
     let mut o = Observer::new(w);
     for i in 0..100u64 {
-        let level = if i < errors {
-            "ERROR provider 503"
-        } else {
-            "INFO ok"
-        };
+        let level = if i < errors { "ERROR provider 503" } else { "INFO ok" };
         o.feed(&format!("{level} latency_ms={latency}"), i * 100);
     }
     o
@@ -29,27 +25,17 @@ fn fleet_wide_outage_passes_the_canary() {
     let w = watch(TABLE);
     let canary = host(&w, 30, 2000);
     let base: Vec<Stats> = (0..3).map(|_| host(&w, 30, 2000).stats()).collect();
-    assert!(
-        !canary.finish(10_000).passed,
-        "absolute gates alone fail it"
-    );
+    assert!(!canary.finish(10_000).passed, "absolute gates alone fail it");
     let v = canary.finish_with_baseline(10_000, &base);
     assert!(v.passed, "{:#?}", v.breaches);
     let excused: Vec<GateKind> = v.excused.iter().map(|e| e.breach.gate).collect();
-    assert_eq!(
-        excused,
-        [GateKind::Errors, GateKind::ErrorRate, GateKind::Metric]
-    );
+    assert_eq!(excused, [GateKind::Errors, GateKind::ErrorRate, GateKind::Metric]);
     assert!(v.excused[0]
         .reason
         .starts_with("the baseline shows the same errors: 30% (90 of 300 lines on 3 hosts)"));
     assert_eq!(v.baseline.as_ref().map(|b| b.lines), Some(300));
     assert_eq!(
-        compare(
-            &canary.stats(),
-            &base,
-            w.baseline().unwrap_or(&BaselineSpec::default())
-        ),
+        compare(&canary.stats(), &base, w.baseline().unwrap_or(&BaselineSpec::default())),
         None
     );
 }
@@ -62,10 +48,7 @@ fn canary_only_errors_fail() {
     let v = canary.finish_with_baseline(10_000, &base);
     assert!(!v.passed);
     let gates: Vec<GateKind> = v.breaches.iter().map(|b| b.gate).collect();
-    assert_eq!(
-        gates,
-        [GateKind::Errors, GateKind::ErrorRate, GateKind::Baseline]
-    );
+    assert_eq!(gates, [GateKind::Errors, GateKind::ErrorRate, GateKind::Baseline]);
     assert_eq!(
         v.breaches[2].message,
         "error rate 30% (30 of 100 lines) vs baseline 0% (0 of 300 lines on 3 hosts): \
@@ -80,10 +63,7 @@ fn canary_only_latency_regression_fails_and_within_margin_passes() {
     let base: Vec<Stats> = (0..3).map(|_| host(&w, 0, 500).stats()).collect();
     let v = host(&w, 0, 700).finish_with_baseline(10_000, &base);
     assert_eq!(
-        v.breaches
-            .iter()
-            .map(|b| b.message.as_str())
-            .collect::<Vec<_>>(),
+        v.breaches.iter().map(|b| b.message.as_str()).collect::<Vec<_>>(),
         ["latency_ms p95 700 vs baseline 500 (3 hosts): +40% exceeds max_p95_increase 20%"]
     );
     let v = host(&w, 0, 600).finish_with_baseline(10_000, &base);
@@ -107,10 +87,7 @@ fn silence_is_never_excused_and_no_baseline_means_absolute_gates() {
     assert_eq!(v.breaches.first().map(|b| b.gate), Some(GateKind::Silence));
     let v = host(&w, 30, 200).finish_with_baseline(10_000, &[]);
     assert!(!v.passed);
-    assert!(v
-        .skipped
-        .iter()
-        .any(|s| s.contains("absolute gates applied unchanged")));
+    assert!(v.skipped.iter().any(|s| s.contains("absolute gates applied unchanged")));
 }
 
 #[test]
@@ -118,10 +95,7 @@ fn fail_fast_waits_for_the_grace_and_the_baseline() {
     let w = watch(TABLE);
     let mut canary = Observer::new(&w);
     canary.feed("ERROR provider 503", 1_000);
-    assert!(
-        canary.breach().is_some(),
-        "without a baseline it fails at once"
-    );
+    assert!(canary.breach().is_some(), "without a baseline it fails at once");
     let clean = [Counts {
         lines: 50,
         error_lines: 0,
@@ -130,18 +104,9 @@ fn fail_fast_waits_for_the_grace_and_the_baseline() {
         lines: 50,
         error_lines: 50,
     }; 3];
-    assert_eq!(
-        canary.breach_with_baseline(1_000, &clean),
-        None,
-        "grace not over"
-    );
-    assert_eq!(
-        canary.breach_with_baseline(1_000 + FAIL_FAST_GRACE_MS, &outage),
-        None
-    );
-    let b = canary
-        .breach_with_baseline(1_000 + FAIL_FAST_GRACE_MS, &clean)
-        .unwrap();
+    assert_eq!(canary.breach_with_baseline(1_000, &clean), None, "grace not over");
+    assert_eq!(canary.breach_with_baseline(1_000 + FAIL_FAST_GRACE_MS, &outage), None);
+    let b = canary.breach_with_baseline(1_000 + FAIL_FAST_GRACE_MS, &clean).unwrap();
     assert_eq!(b.gate, GateKind::Errors);
     assert_eq!(
         b.message,
@@ -166,10 +131,7 @@ fn comparison_skips_without_samples() {
         &Stats::default(),
         &[Stats::default()],
         &spec,
-        Minimums {
-            lines: 10,
-            samples: 5,
-        },
+        Minimums { lines: 10, samples: 5 },
     );
     assert!(c.breaches.is_empty());
     assert_eq!(c.skipped.len(), 2, "{:?}", c.skipped);

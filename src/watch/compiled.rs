@@ -135,9 +135,6 @@ mod tests {
             text.starts_with("invalid [watch] table:\n  - field `watch.log`"),
             "{text}"
         );
-        assert!(
-            text.contains("field `watch.errors[0]`: invalid regex \"(\""),
-            "{text}"
-        );
+        assert!(text.contains("field `watch.errors[0]`: invalid regex \"(\""), "{text}");
     }
 }

@@ -176,15 +176,10 @@ mod tests {
         );
         match r.record(Some(3), "line one\ninactive\n", 1005) {
             HealthStep::Failed(res) => {
-                assert_eq!(
-                    (res.attempts, res.passed, res.last_exit),
-                    (4, false, Some(3))
-                );
+                assert_eq!((res.attempts, res.passed, res.last_exit), (4, false, Some(3)));
                 assert_eq!(
                     res.breach().map(|b| b.message),
-                    Some(
-                        "health command failed 4 times in 1s 5ms (last exit 3): 'inactive'".into()
-                    )
+                    Some("health command failed 4 times in 1s 5ms (last exit 3): 'inactive'".into())
                 );
             }
             other => panic!("expected failure, got {other:?}"),
@@ -194,10 +189,7 @@ mod tests {
     #[test]
     fn passes_on_exit_zero_and_records_attempts() {
         let mut r = HealthRetry::new(Duration::from_secs(30));
-        assert!(matches!(
-            r.record(None, "", 5000),
-            HealthStep::RetryAfter(_)
-        ));
+        assert!(matches!(r.record(None, "", 5000), HealthStep::RetryAfter(_)));
         match r.record(Some(0), "active", 5300) {
             HealthStep::Passed(res) => {
                 assert_eq!((res.attempts, res.passed), (2, true));

@@ -66,15 +66,8 @@ pub(crate) enum Measure {
     ErrorCount,
     ErrorRate,
     MinSamples,
-    Stat {
-        metric: String,
-        stat: Stat,
-        value: f64,
-    },
-    MinRate {
-        metric: String,
-        per_sec: f64,
-    },
+    Stat { metric: String, stat: Stat, value: f64 },
+    MinRate { metric: String, per_sec: f64 },
 }
 
 /// One absolute breach and what it measured.
@@ -228,11 +221,7 @@ fn unparsed_note(m: &MetricStats) -> String {
 }
 
 /// The error-count gate: more than `max` error lines.
-pub(crate) fn error_count_breach(
-    max: Option<u64>,
-    error_lines: u64,
-    first: Option<&ErrorLine>,
-) -> Option<Breach> {
+pub(crate) fn error_count_breach(max: Option<u64>, error_lines: u64, first: Option<&ErrorLine>) -> Option<Breach> {
     let max = max.filter(|max| error_lines > *max)?;
     let first = first
         .map(|e| format!(": first: '{}'", truncate(&e.line, QUOTE_CHARS)))
@@ -245,13 +234,7 @@ pub(crate) fn error_count_breach(
 }
 
 /// A metric statistic over its threshold.
-pub(crate) fn stat_breach(
-    name: &str,
-    stat: Stat,
-    value: f64,
-    limit: f64,
-    count: u64,
-) -> Option<Breach> {
+pub(crate) fn stat_breach(name: &str, stat: Stat, value: f64, limit: f64, count: u64) -> Option<Breach> {
     (value > limit).then(|| {
         Breach::new(
             GateKind::Metric,

@@ -103,14 +103,10 @@ impl Observer {
         ) {
             return Some(b);
         }
-        self.watch
-            .metrics
-            .iter()
-            .zip(&self.metrics)
-            .find_map(|(m, acc)| {
-                let (limit, value) = (m.spec.max?, acc.max?);
-                stat_breach(&m.spec.name, Stat::Max, value, limit, acc.count)
-            })
+        self.watch.metrics.iter().zip(&self.metrics).find_map(|(m, acc)| {
+            let (limit, value) = (m.spec.max?, acc.max?);
+            stat_breach(&m.spec.name, Stat::Max, value, limit, acc.count)
+        })
     }
 
     /// Fail-fast check for the canary while baseline hosts are watched alongside it; give the
@@ -187,8 +183,7 @@ mod tests {
 
     #[test]
     fn errors_and_ignore_patterns_classify_lines() {
-        let w =
-            watch("errors = ['ERROR', 'model not found']\nignore = ['rate limit']\nmax_errors = 5");
+        let w = watch("errors = ['ERROR', 'model not found']\nignore = ['rate limit']\nmax_errors = 5");
         let mut o = Observer::new(&w);
         o.feed("INFO started\n", 0);
         o.feed("ERROR 429 retrying after rate limit", 10);
@@ -247,9 +242,7 @@ mod tests {
         assert!(!v.passed);
         assert_eq!(v.breaches[0].gate, GateKind::Silence);
         assert!(
-            v.breaches[0]
-                .message
-                .starts_with("9 log lines in 10m (min 10)"),
+            v.breaches[0].message.starts_with("9 log lines in 10m (min 10)"),
             "{}",
             v.breaches[0]
         );
@@ -259,8 +252,7 @@ mod tests {
 
     #[test]
     fn error_rate_fails_above_and_passes_at_the_limit() {
-        let w =
-            watch("errors = ['ERROR']\nmax_errors = 1000\nmax_error_rate = '3%'\nmin_lines = 10");
+        let w = watch("errors = ['ERROR']\nmax_errors = 1000\nmax_error_rate = '3%'\nmin_lines = 10");
         let run = |errors: u64| {
             let mut o = Observer::new(&w);
             for i in 0..100 {
@@ -295,19 +287,14 @@ mod tests {
     fn latencies(w: &CompiledWatch, values: impl IntoIterator<Item = u32>) -> Observer {
         let mut o = Observer::new(w);
         for (i, v) in values.into_iter().enumerate() {
-            o.feed(
-                &format!("INFO reply sent latency_ms={v} tokens=12"),
-                i as u64,
-            );
+            o.feed(&format!("INFO reply sent latency_ms={v} tokens=12"), i as u64);
         }
         o
     }
 
     #[test]
     fn p95_latency_gate_fails_and_passes() {
-        let w = watch(
-            "metrics = [{ name = 'latency_ms', capture = 'latency_ms=(\\d+)', p95_max = 800 }]",
-        );
+        let w = watch("metrics = [{ name = 'latency_ms', capture = 'latency_ms=(\\d+)', p95_max = 800 }]");
         // 100 values 1..=100 scaled: p95 is the 95th value.
         let fail = latencies(&w, (1..=100).map(|i| i * 10)).finish(60_000);
         assert_eq!(fail.breaches.len(), 1);
@@ -315,8 +302,7 @@ mod tests {
             fail.breaches[0].message,
             "latency_ms p95 950 exceeds p95_max 800 (100 samples)"
         );
-        let pass =
-            latencies(&w, (1..=100).map(|i| if i <= 95 { 700 } else { 5000 })).finish(60_000);
+        let pass = latencies(&w, (1..=100).map(|i| if i <= 95 { 700 } else { 5000 })).finish(60_000);
         assert!(pass.passed, "{:?}", pass.breaches);
         let m = &pass.stats.metrics[0];
         assert_eq!(
@@ -327,8 +313,7 @@ mod tests {
 
     #[test]
     fn metric_max_fails_fast() {
-        let w =
-            watch("metrics = [{ name = 'latency_ms', capture = 'latency_ms=(\\d+)', max = 5000 }]");
+        let w = watch("metrics = [{ name = 'latency_ms', capture = 'latency_ms=(\\d+)', max = 5000 }]");
         let mut o = latencies(&w, [100, 200]);
         assert_eq!(o.breach(), None);
         o.feed("latency_ms=5001", 3);
@@ -358,10 +343,7 @@ mod tests {
         let v = latencies(&w, [100; 5]).finish(10_000);
         assert!(v.passed, "{:?}", v.breaches);
         let v = latencies(&w, []).finish(0);
-        assert!(v
-            .skipped
-            .iter()
-            .any(|s| s.contains("p95_max: not judged, no samples")));
+        assert!(v.skipped.iter().any(|s| s.contains("p95_max: not judged, no samples")));
     }
 
     #[test]

@@ -137,8 +137,7 @@ pub struct BaselineSpec {
 impl WatchSpec {
     /// The error-count limit in force: `max_errors`, else 0 when `errors` are given.
     pub fn effective_max_errors(&self) -> Option<u64> {
-        self.max_errors
-            .or_else(|| (!self.errors.is_empty()).then_some(0))
+        self.max_errors.or_else(|| (!self.errors.is_empty()).then_some(0))
     }
 
     /// Lines needed before `max_error_rate` (or the baseline rate comparison) is judged.
@@ -188,10 +187,7 @@ impl WatchSpec {
             self.validate_baseline(b, &path.key("baseline"), &mut out);
         }
         if self.before.is_some_and(|d| d.get().is_zero()) {
-            out.push(Invalid::new(
-                path.key("before"),
-                "must be longer than 0s, e.g. \"2m\"",
-            ));
+            out.push(Invalid::new(path.key("before"), "must be longer than 0s, e.g. \"2m\""));
         }
         out
     }
@@ -214,19 +210,13 @@ impl WatchSpec {
             return;
         };
         match (&log.file, &log.command) {
-            (Some(_), Some(_)) => {
-                out.push(Invalid::new(p, "give either `file` or `command`, not both"))
-            }
+            (Some(_), Some(_)) => out.push(Invalid::new(p, "give either `file` or `command`, not both")),
             (None, None) => out.push(Invalid::new(
                 p,
                 "give `file = \"/path/to/log\"` or `command = \"journalctl -fu UNIT -o cat -n0\"`",
             )),
             (Some(s), None) | (None, Some(s)) if s.trim().is_empty() => {
-                let key = if log.file.is_some() {
-                    "file"
-                } else {
-                    "command"
-                };
+                let key = if log.file.is_some() { "file" } else { "command" };
                 out.push(Invalid::new(p.key(key), "must not be empty"));
             }
             _ => {}
@@ -245,10 +235,7 @@ impl WatchSpec {
                 let known: Vec<&str> = self.metrics.iter().map(|m| m.name.as_str()).collect();
                 out.push(Invalid::new(
                     p.key("metric"),
-                    format!(
-                        "names no metric {name:?}; known metrics: [{}]",
-                        known.join(", ")
-                    ),
+                    format!("names no metric {name:?}; known metrics: [{}]", known.join(", ")),
                 ));
             }
         }
@@ -270,10 +257,7 @@ impl WatchSpec {
 impl MetricSpec {
     fn validate(&self, p: &FieldPath, out: &mut Vec<Invalid>) {
         if self.name.trim().is_empty() {
-            out.push(Invalid::new(
-                p.key("name"),
-                "must not be empty, e.g. \"latency_ms\"",
-            ));
+            out.push(Invalid::new(p.key("name"), "must not be empty, e.g. \"latency_ms\""));
         }
         match Regex::new(&self.capture) {
             Err(e) => out.push(Invalid::new(
@@ -300,10 +284,7 @@ impl MetricSpec {
             ("min_rate", self.min_rate),
         ] {
             if let Some(v) = v.filter(|v| !v.is_finite() || *v < 0.0) {
-                out.push(Invalid::new(
-                    p.key(key),
-                    format!("must be a number >= 0, got {v}"),
-                ));
+                out.push(Invalid::new(p.key(key), format!("must be a number >= 0, got {v}")));
             }
         }
     }
@@ -312,15 +293,9 @@ impl MetricSpec {
 fn check_patterns(patterns: &[String], p: &FieldPath, out: &mut Vec<Invalid>) {
     for (i, pat) in patterns.iter().enumerate() {
         if pat.is_empty() {
-            out.push(Invalid::new(
-                p.index(i),
-                "an empty pattern matches every line",
-            ));
+            out.push(Invalid::new(p.index(i), "an empty pattern matches every line"));
         } else if let Err(e) = Regex::new(pat) {
-            out.push(Invalid::new(
-                p.index(i),
-                format!("invalid regex {pat:?}: {e}"),
-            ));
+            out.push(Invalid::new(p.index(i), format!("invalid regex {pat:?}: {e}")));
         }
     }
 }

@@ -41,10 +41,7 @@ before = "2m"
         Some(LogKind::Command(_))
     ));
     assert_eq!(w.metrics[0].p95_max, Some(800.0));
-    assert_eq!(
-        w.baseline_metric().map(|m| m.name.as_str()),
-        Some("latency_ms")
-    );
+    assert_eq!(w.baseline_metric().map(|m| m.name.as_str()), Some("latency_ms"));
 }
 
 #[test]
@@ -87,10 +84,7 @@ ignore = [""]
     assert_eq!(p.len(), 2, "{p:?}");
     assert!(p[0].starts_with("field `watch.errors[2]`: invalid regex \"model (not found\""));
     assert!(p[0].contains("unclosed group"), "{}", p[0]);
-    assert_eq!(
-        p[1],
-        "field `watch.ignore[0]`: an empty pattern matches every line"
-    );
+    assert_eq!(p[1], "field `watch.ignore[0]`: an empty pattern matches every line");
 }
 
 #[test]

@@ -125,9 +125,7 @@ impl Stats {
     /// percentiles are recomputed over the union of kept samples. Stats read back from a record
     /// carry no samples, so their pooled percentiles are `None`.
     pub fn pooled(hosts: &[Stats]) -> Stats {
-        let counts = hosts
-            .iter()
-            .fold(Counts::default(), |a, s| a.plus(s.counts()));
+        let counts = hosts.iter().fold(Counts::default(), |a, s| a.plus(s.counts()));
         let mut names: Vec<&str> = Vec::new();
         for m in hosts.iter().flat_map(|s| &s.metrics) {
             if !names.contains(&m.name.as_str()) {
@@ -138,18 +136,9 @@ impl Stats {
             .iter()
             .map(|name| pool_metric(name, hosts.iter().filter_map(|s| s.metric(name))))
             .collect();
-        let mut first_errors: Vec<ErrorLine> = hosts
-            .iter()
-            .flat_map(|s| s.first_errors.iter().cloned())
-            .collect();
+        let mut first_errors: Vec<ErrorLine> = hosts.iter().flat_map(|s| s.first_errors.iter().cloned()).collect();
         first_errors.sort_by_key(|e| e.at_ms);
-        first_errors.truncate(
-            hosts
-                .iter()
-                .map(|s| s.first_errors.len())
-                .max()
-                .unwrap_or(0),
-        );
+        first_errors.truncate(hosts.iter().map(|s| s.first_errors.len()).max().unwrap_or(0));
         Stats {
             lines: counts.lines,
             error_lines: counts.error_lines,
@@ -328,10 +317,7 @@ mod tests {
         }
         let s = acc.stats("x");
         assert_eq!(s.samples.len(), 1000);
-        assert_eq!(
-            (s.count, s.max, s.min),
-            (100_000, Some(100_000.0), Some(1.0))
-        );
+        assert_eq!((s.count, s.max, s.min), (100_000, Some(100_000.0), Some(1.0)));
         let p50 = s.p50.unwrap_or_default();
         assert!((40_000.0..60_000.0).contains(&p50), "p50 {p50}");
     }
@@ -357,14 +343,8 @@ mod tests {
         let b = host(&[6.0, 7.0, 8.0, 9.0, 10.0], 30, 3);
         let p = Stats::pooled(&[a, b]);
         assert_eq!((p.lines, p.error_lines, p.error_rate), (40, 4, Some(0.1)));
-        let m = p
-            .metric("lat")
-            .cloned()
-            .unwrap_or_else(|| panic!("no metric"));
-        assert_eq!(
-            (m.count, m.p50, m.p95, m.max),
-            (10, Some(5.0), Some(10.0), Some(10.0))
-        );
+        let m = p.metric("lat").cloned().unwrap_or_else(|| panic!("no metric"));
+        assert_eq!((m.count, m.p50, m.p95, m.max), (10, Some(5.0), Some(10.0), Some(10.0)));
         assert_eq!(m.mean, Some(5.5));
         assert_eq!(Stats::pooled(&[]).error_rate, None);
     }

@@ -20,7 +20,10 @@ pub fn fresh_addr() -> String {
 }
 
 fn free_port(addr: &str) -> u16 {
-    TcpListener::bind((addr, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind loopback")
+    TcpListener::bind((addr, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind loopback")
 }
 
 fn keygen(path: &Path) {
@@ -98,9 +101,21 @@ impl Sshd {
                 if std::net::TcpStream::connect((addr.as_str(), port)).is_ok() {
                     let stderr = child.stderr.take();
                     if let Some(s) = stderr {
-                        std::thread::spawn(move || for l in BufReader::new(s).lines().map_while(Result::ok) { eprintln!("sshd: {l}") });
+                        std::thread::spawn(move || {
+                            for l in BufReader::new(s).lines().map_while(Result::ok) {
+                                eprintln!("sshd: {l}")
+                            }
+                        });
                     }
-                    return Sshd { name: name.into(), addr, port, home, dir, host_pub, child };
+                    return Sshd {
+                        name: name.into(),
+                        addr,
+                        port,
+                        home,
+                        dir,
+                        host_pub,
+                        child,
+                    };
                 }
                 if let Ok(Some(st)) = child.try_wait() {
                     let mut s = String::new();
@@ -125,13 +140,21 @@ impl Sshd {
     /// The known_hosts line for this host.
     pub fn known_hosts_line(&self) -> String {
         let mut parts = self.host_pub.split_whitespace();
-        format!("[{}]:{} {} {}", self.addr, self.port, parts.next().unwrap(), parts.next().unwrap())
+        format!(
+            "[{}]:{} {} {}",
+            self.addr,
+            self.port,
+            parts.next().unwrap(),
+            parts.next().unwrap()
+        )
     }
 
     /// Make the host unreachable at once: kill the listener and every session it forked,
     /// so established connections drop too.
     pub fn kill_hard(&mut self) {
-        let _ = Command::new("pkill").args(["-KILL", "-P", &self.child.id().to_string()]).status();
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &self.child.id().to_string()])
+            .status();
         self.stop();
     }
 
@@ -199,7 +222,13 @@ impl TestFleet {
         let known_hosts = dir.join("known_hosts");
         let lines: Vec<String> = hosts.iter().map(|h| h.known_hosts_line()).collect();
         std::fs::write(&known_hosts, lines.join("\n") + "\n").unwrap();
-        let f = TestFleet { tmp, dir, hosts, key, known_hosts };
+        let f = TestFleet {
+            tmp,
+            dir,
+            hosts,
+            key,
+            known_hosts,
+        };
         f.write_fleet(&groups);
         f
     }
@@ -250,7 +279,10 @@ impl TestFleet {
     /// The bellwether binary with this fleet and runs dir.
     pub fn bw(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_bellwether"));
-        c.arg("--fleet").arg(self.fleet_path()).arg("--runs-dir").arg(self.runs_dir());
+        c.arg("--fleet")
+            .arg(self.fleet_path())
+            .arg("--runs-dir")
+            .arg(self.runs_dir());
         c.env_remove("SSH_AUTH_SOCK").env("NO_COLOR", "1").stdin(Stdio::null());
         c
     }
