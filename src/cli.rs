@@ -208,7 +208,15 @@ pub enum SandboxAction {
         #[arg(long, default_value = "sandbox")]
         dir: PathBuf,
     },
-    /// Inject a fault: errors, slow, down, clear.
+    /// Run the sandbox in the foreground (what `up` starts in the background).
+    #[command(hide = true)]
+    Serve {
+        #[arg(long, default_value_t = 8)]
+        hosts: usize,
+        #[arg(long, default_value = "sandbox")]
+        dir: PathBuf,
+    },
+    /// Inject a fault: errors, slow, down, drop-write (drop the next upload), clear.
     Fault {
         host: String,
         kind: String,
@@ -339,30 +347,9 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Runs { json } => crate::cmd::runs::list(&g, json),
         Command::Show { run, json } => crate::cmd::runs::show(&g, &run, json),
         Command::Status { json } => crate::cmd::runs::status(&g, json),
+        Command::Sandbox { action } => crate::cmd::sandbox::run(&action).await,
+        Command::Demo { dir, hosts } => crate::cmd::sandbox::demo(dir, hosts).await,
         Command::Gate(a) => crate::cmd::gate::run(&g, &a),
         Command::Calendar { days, tz, at } => crate::cmd::calendar::run(&g, days, tz.as_deref(), at.as_deref()),
-        other => Err(Failure::input(format!(
-            "`{}` is not built yet in this version of bellwether",
-            command_name(&other)
-        ))),
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Check { .. } => "check",
-        Command::Ping { .. } => "ping",
-        Command::Exec { .. } => "exec",
-        Command::Plan(_) => "plan",
-        Command::Rollout(_) => "rollout",
-        Command::Revert { .. } => "revert",
-        Command::Resume { .. } => "resume",
-        Command::Status { .. } => "status",
-        Command::Runs { .. } => "runs",
-        Command::Show { .. } => "show",
-        Command::Gate(_) => "gate",
-        Command::Calendar { .. } => "calendar",
-        Command::Sandbox { .. } => "sandbox",
-        Command::Demo { .. } => "demo",
     }
 }

@@ -12,6 +12,7 @@ pub mod edit;
 pub mod exit;
 pub mod record;
 pub mod rollout;
+pub mod sandbox;
 pub mod ssh;
 pub mod ui;
 pub mod watch;

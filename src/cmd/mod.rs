@@ -10,3 +10,4 @@ pub mod plan;
 pub mod revert;
 pub mod rollout;
 pub mod runs;
+pub mod sandbox;

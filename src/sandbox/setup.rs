@@ -1,0 +1,209 @@
+//! Creating a sandbox: keys, homes with the fake agent, fleet.toml, known_hosts, playbooks.
+
+use super::server::{serve, HostState};
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::PrivateKey;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The fake agent daemon every sandbox host runs (shared with the integration tests).
+pub const AGENTCTL: &str = include_str!("../../tests/fixtures/agentctl");
+
+/// A hand-written agent config, as an operator would keep it.
+pub const AGENT_CONFIG: &str = r#"# Hermes agent configuration (hand-written; comments and layout must survive edits)
+[agent]
+id = "hermes"
+max_concurrency = 8   # per host
+
+[model]
+name = "claude-sonnet-4"      # the model this agent talks to
+provider = "anthropic"
+temperature = 0.2
+
+[provider]
+base_url = "https://api.anthropic.com"
+api_key = "sk-ant-sandbox-not-a-real-key"   # never appears in diffs, logs or records
+"#;
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
+
+/// A running sandbox (servers live as long as this process).
+pub struct Sandbox {
+    pub dir: PathBuf,
+    pub hosts: Vec<Arc<HostState>>,
+    pub fleet: PathBuf,
+}
+
+fn key() -> PrivateKey {
+    let seed: [u8; 32] = rand::random();
+    PrivateKey::from(Ed25519Keypair::from_seed(&seed))
+}
+
+fn io<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(io(&path.display().to_string()))
+}
+
+/// The demo playbooks written into the sandbox.
+pub fn playbook(id: &str, model: &str, observe: &str) -> String {
+    format!(
+        r#"# A model swap on the sandbox fleet (relative paths: commands run in each host's home).
+id = "{id}"
+description = "Swap the agents' model to {model}"
+owner = "demo@example.com"
+tier = "T2"
+component = "model"
+targets = {{ groups = ["prod"] }}
+
+[[edit]]
+path = "agent/config.toml"
+set = {{ "model.name" = "{model}" }}
+
+[apply]
+command = "./agentctl restart"
+health = "./agentctl status"
+health_timeout = "5s"
+
+[watch]
+log = {{ file = "agent/agent.log" }}
+errors = ["ERROR", "FATAL", "model not found"]
+max_errors = 0
+min_lines = 10
+max_error_rate = "2%"
+metrics = [{{ name = "latency_ms", capture = 'latency_ms=(\d+)', p95_max = 800 }}]
+baseline = {{ hosts = 2, max_error_rate_increase = "1%" }}
+before = "2s"
+
+[rollout]
+canary = 1
+canary_hosts = ["h01"]
+observe = "{observe}"
+batches = ["25%", "50%", "100%"]
+batch_observe = "3s"
+"#
+    )
+}
+
+/// Create the sandbox under `dir` with `n` hosts and start its servers in this process.
+pub async fn create(dir: &Path, n: usize) -> Result<Sandbox, String> {
+    std::fs::create_dir_all(dir.join("hosts")).map_err(io("create the sandbox folder"))?;
+    std::fs::create_dir_all(dir.join("playbooks")).map_err(io("create playbooks/"))?;
+    let dir = dir.canonicalize().map_err(io("sandbox folder"))?;
+    let client = key();
+    let client_path = dir.join("id_ed25519");
+    let pem = client.to_openssh(LineEnding::LF).map_err(io("encode the client key"))?;
+    let _ = std::fs::remove_file(&client_path);
+    write(&client_path, &pem)?;
+    std::fs::set_permissions(&client_path, std::fs::Permissions::from_mode(0o600)).map_err(io("chmod the client key"))?;
+    let block = 1 + (std::process::id() % 250);
+    let mut fleet = format!(
+        "# The sandbox fleet: {n} simulated agent hosts on loopback (bellwether sandbox).\n\n[defaults]\nuser = \"agent\"\nidentity = [\"{}\"]\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\nconcurrency = 8\nagent = false\nssh_config = false\n\n",
+        client_path.display(),
+        dir.join("known_hosts").display()
+    );
+    let mut known = String::new();
+    let mut hosts = Vec::new();
+    for i in 0..n {
+        let name = format!("h{:02}", i + 1);
+        let home = dir.join("hosts").join(&name);
+        std::fs::create_dir_all(home.join("agent")).map_err(io("create a host home"))?;
+        write(&home.join("agent/config.toml"), AGENT_CONFIG)?;
+        write(&home.join("agent/broken_models"), "claude-broken-9\n")?;
+        let _ = std::fs::remove_file(home.join("agent/fault"));
+        write(&home.join("agentctl"), AGENTCTL)?;
+        std::fs::set_permissions(home.join("agentctl"), std::fs::Permissions::from_mode(0o755)).map_err(io("chmod agentctl"))?;
+        let addr = format!("127.{}.{}.{}", 200 + (block % 50), block % 250, i + 1);
+        let listener = TcpListener::bind((addr.as_str(), 0)).await.map_err(io(&format!("bind {addr}")))?;
+        let port = listener.local_addr().map_err(io("local address"))?.port();
+        let hk = key();
+        let pubk = hk.public_key().to_openssh().map_err(io("encode a host key"))?;
+        known.push_str(&format!("[{addr}]:{port} {pubk}\n"));
+        let groups = if i == 0 { "[\"prod\", \"canary-pool\"]" } else { "[\"prod\"]" };
+        fleet.push_str(&format!(
+            "[[host]]\nname = \"{name}\"\naddress = \"{addr}\"\nport = {port}\nregion = \"{}\"\ngroups = {groups}\n\n",
+            REGIONS[i % 3]
+        ));
+        let (down, _) = tokio::sync::watch::channel(false);
+        let state = Arc::new(HostState { name: name.clone(), home: home.clone(), client_key: client.public_key().clone(), down, drop_next_upload: AtomicBool::new(false) });
+        tokio::spawn(serve(listener, hk, state.clone()));
+        hosts.push(state);
+    }
+    write(&dir.join("known_hosts"), &known)?;
+    let fleet_path = dir.join("fleet.toml");
+    write(&fleet_path, &fleet)?;
+    write(&dir.join("playbooks/model-swap.toml"), &playbook("sandbox-model-swap", "claude-sonnet-4-5", "8s"))?;
+    write(&dir.join("playbooks/model-broken.toml"), &playbook("sandbox-model-broken", "claude-broken-9", "8s"))?;
+    for h in &hosts {
+        agentctl(&h.home, "start").await?;
+    }
+    Ok(Sandbox { dir, hosts, fleet: fleet_path })
+}
+
+/// Run `agentctl ARG` in a host home.
+pub async fn agentctl(home: &Path, arg: &str) -> Result<(), String> {
+    let st = tokio::process::Command::new("sh")
+        .arg("./agentctl")
+        .arg(arg)
+        .current_dir(home)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .map_err(io("run agentctl"))?;
+    if st.success() || arg == "stop" {
+        Ok(())
+    } else {
+        Err(format!("agentctl {arg} failed in {}", home.display()))
+    }
+}
+
+impl Sandbox {
+    /// Find a host by name.
+    pub fn host(&self, name: &str) -> Option<&Arc<HostState>> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// Apply a fault: errors | slow | down | drop-write | clear.
+    pub fn fault(&self, name: &str, kind: &str) -> Result<(), String> {
+        let h = self.host(name).ok_or_else(|| format!("no sandbox host {name:?}"))?;
+        apply_fault(h, kind)
+    }
+
+    /// Stop every simulated agent.
+    pub async fn stop_agents(&self) {
+        for h in &self.hosts {
+            let _ = agentctl(&h.home, "stop").await;
+        }
+    }
+}
+
+/// Apply a fault to one host.
+pub fn apply_fault(h: &HostState, kind: &str) -> Result<(), String> {
+    let fault_file = h.home.join("agent/fault");
+    match kind {
+        "errors" | "slow" => write(&fault_file, kind),
+        "down" => {
+            let _ = h.down.send(true);
+            Ok(())
+        }
+        "drop-write" => {
+            h.drop_next_upload.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+        "clear" => {
+            let _ = std::fs::remove_file(&fault_file);
+            let _ = h.down.send(false);
+            h.drop_next_upload.store(false, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+        other => Err(format!("unknown fault {other:?}; expected errors, slow, down, drop-write or clear")),
+    }
+}
