@@ -137,13 +137,13 @@ impl Decision {
 
     /// One line for the terminal: `allow T2 at ...: reason; reason`.
     pub fn summary(&self) -> String {
-        format!(
-            "{} {} at {}: {}",
-            self.decision,
-            self.tier,
-            show_utc(self.at),
-            self.reasons.join("; ")
-        )
+        format!("{}: {}", self.headline(), self.reasons.join("; "))
+    }
+
+    /// The verdict without its reasons, `allow T2 at ...`, for output that lists the reasons
+    /// on lines of their own (printing both repeated every reason).
+    pub fn headline(&self) -> String {
+        format!("{} {} at {}", self.decision, self.tier, show_utc(self.at))
     }
 }
 

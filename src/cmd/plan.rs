@@ -31,13 +31,34 @@ fn colour(diff: &str) -> String {
         .join("\n")
 }
 
-/// Compress a list of host names for display: `h02..h12 (11 hosts)` when contiguous in order.
-pub fn host_range(hosts: &[String]) -> String {
-    match hosts {
-        [] => String::new(),
-        [one] => one.clone(),
-        [a, .., b] if hosts.len() > 3 => format!("{a}..{b} ({} hosts)", hosts.len()),
-        _ => hosts.join(", "),
+/// Compress a list of host names for display: runs of more than three hosts that are
+/// contiguous in `order` become `a..b`, so `h02..h12 (11 hosts)` but `h01..h04, h06..h10
+/// (9 hosts)` when h05 is not in the list (a bare `h01..h10` would claim it is).
+pub fn host_range(hosts: &[String], order: &[String]) -> String {
+    let pos = |h: &String| order.iter().position(|o| o == h);
+    let mut runs: Vec<Vec<String>> = Vec::new();
+    for h in hosts {
+        let follows = match (runs.last().and_then(|r| r.last()), pos(h)) {
+            (Some(prev), Some(p)) => pos(prev).is_some_and(|q| q + 1 == p),
+            _ => false,
+        };
+        match runs.last_mut() {
+            Some(run) if follows => run.push(h.clone()),
+            _ => runs.push(vec![h.clone()]),
+        }
+    }
+    let ranged = runs.iter().any(|r| r.len() > 3);
+    let parts: Vec<String> = runs
+        .iter()
+        .map(|r| match r.as_slice() {
+            [a, .., b] if r.len() > 3 => format!("{a}..{b}"),
+            _ => r.join(", "),
+        })
+        .collect();
+    if ranged {
+        format!("{} ({} hosts)", parts.join(", "), hosts.len())
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -113,7 +134,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
         pb.component,
         targets.len()
     );
-    println!("calendar: {}", decision.summary());
+    println!("calendar: {}", decision.headline());
     for r in &decision.reasons {
         println!("  {r}");
     }
@@ -126,7 +147,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     let col = g.colored();
     for (diff, hosts) in &groups {
         let who = if hosts.len() > 1 {
-            format!("{}: same diff", host_range(hosts))
+            format!("{}: same diff", host_range(hosts, &order))
         } else {
             hosts[0].clone()
         };
@@ -140,4 +161,33 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
         }
     }
     Ok(exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_range;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn ranges_only_cover_hosts_that_are_really_there() {
+        let order: Vec<String> = (1..=10).map(|i| format!("h{i:02}")).collect();
+        let all_but = |skip: &[usize]| -> Vec<String> {
+            order
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !skip.contains(&(i + 1)))
+                .map(|(_, h)| h.clone())
+                .collect()
+        };
+        assert_eq!(host_range(&all_but(&[1]), &order), "h02..h10 (9 hosts)");
+        assert_eq!(host_range(&all_but(&[5]), &order), "h01..h04, h06..h10 (9 hosts)");
+        assert_eq!(host_range(&all_but(&[2, 9]), &order), "h01, h03..h08, h10 (8 hosts)");
+        assert_eq!(host_range(&names(&["h01", "h04"]), &order), "h01, h04");
+        assert_eq!(host_range(&names(&["h01", "h02", "h03"]), &order), "h01, h02, h03");
+        assert_eq!(host_range(&names(&["h07"]), &order), "h07");
+        assert_eq!(host_range(&[], &order), "");
+    }
 }

@@ -15,14 +15,19 @@ fn fail(e: String) -> Failure {
 pub async fn run(action: &SandboxAction) -> Result<Exit, Failure> {
     match action {
         SandboxAction::Up { hosts, dir } => up(dir, *hosts),
-        SandboxAction::Serve { hosts, dir } => control::serve_forever(dir, *hosts).await.map(|_| Exit::Done).map_err(fail),
+        SandboxAction::Serve { hosts, dir } => control::serve_forever(dir, *hosts)
+            .await
+            .map(|_| Exit::Done)
+            .map_err(fail),
         SandboxAction::Down { dir } => {
             control::send(dir, "stop").await.map_err(Failure::input)?;
             println!("sandbox in {} stopped", dir.display());
             Ok(Exit::Done)
         }
         SandboxAction::Fault { host, kind, dir } => {
-            control::send(dir, &format!("fault {host} {kind}")).await.map_err(Failure::input)?;
+            control::send(dir, &format!("fault {host} {kind}"))
+                .await
+                .map_err(Failure::input)?;
             println!("{host}: fault {kind}");
             Ok(Exit::Done)
         }
@@ -35,10 +40,16 @@ fn up(dir: &Path, hosts: usize) -> Result<Exit, Failure> {
         return Err(Failure::input("--hosts must be between 1 and 200"));
     }
     if dir.join("control.sock").exists() && std::os::unix::net::UnixStream::connect(dir.join("control.sock")).is_ok() {
-        return Err(Failure::input(format!("a sandbox is already running in {}; `bellwether sandbox down --dir {}` first", dir.display(), dir.display())));
+        return Err(Failure::input(format!(
+            "a sandbox is already running in {}; `bellwether sandbox down --dir {}` first",
+            dir.display(),
+            dir.display()
+        )));
     }
     let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-    let log = std::fs::create_dir_all(dir).and_then(|_| std::fs::File::create(dir.join("sandbox.log"))).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    let log = std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::File::create(dir.join("sandbox.log")))
+        .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
     let mut child = {
         use std::os::unix::process::CommandExt;
         Command::new(exe)
@@ -65,7 +76,11 @@ fn up(dir: &Path, hosts: usize) -> Result<Exit, Failure> {
     println!("  fleet:       {}", fleet.display());
     println!("  known_hosts: {}", dir.join("known_hosts").display());
     println!("  playbooks:   {}", dir.join("playbooks").display());
-    println!("try:  bellwether --fleet {} rollout {} --yes", fleet.display(), dir.join("playbooks/model-swap.toml").display());
+    println!(
+        "try:  bellwether --fleet {} rollout {} --yes",
+        fleet.display(),
+        dir.join("playbooks/model-swap.toml").display()
+    );
     println!("stop: bellwether sandbox down --dir {}", dir.display());
     Ok(Exit::Done)
 }
@@ -104,7 +119,10 @@ fn rollout_args(playbook: &Path) -> RolloutArgs {
 /// The demo: a good model swap (promoted everywhere), then a broken one (canary fails, reverted).
 pub async fn demo(dir: Option<PathBuf>, hosts: usize) -> Result<Exit, Failure> {
     let dir = dir.unwrap_or_else(|| PathBuf::from("bellwether-demo"));
-    println!("== bellwether demo: {hosts} simulated agent hosts over real SSH in {}\n", dir.display());
+    println!(
+        "== bellwether demo: {hosts} simulated agent hosts over real SSH in {}\n",
+        dir.display()
+    );
     let sb = crate::sandbox::create(&dir, hosts).await.map_err(fail)?;
     let g = global(&sb.dir);
     println!("== 1. a good change: claude-sonnet-4 -> claude-sonnet-4-5 (canary h01, then 25% / 50% / 100%)\n");
@@ -124,11 +142,18 @@ pub async fn demo(dir: Option<PathBuf>, hosts: usize) -> Result<Exit, Failure> {
     println!("\n---- summary.md of that run ----");
     let _ = crate::cmd::runs::show(&g, "sandbox-model-broken", false);
     sb.stop_agents().await;
-    println!("\n== records: {}  (bellwether --fleet {} runs)", sb.dir.join("runs").display(), sb.fleet.display());
+    println!(
+        "\n== records: {}  (bellwether --fleet {} runs)",
+        sb.dir.join("runs").display(),
+        sb.fleet.display()
+    );
     if good_ok && bad_ok {
         println!("== demo finished: the good change reached every host; the bad one stopped at the canary and was reverted byte for byte.");
         Ok(Exit::Done)
     } else {
-        Err(Failure::new(Exit::NeedsAttention, format!("the demo did not go as expected (good change ok: {good_ok}, bad change reverted: {bad_ok})")))
+        Err(Failure::new(
+            Exit::NeedsAttention,
+            format!("the demo did not go as expected (good change ok: {good_ok}, bad change reverted: {bad_ok})"),
+        ))
     }
 }

@@ -97,7 +97,15 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
             &ctx,
             base,
         )
-        .map_err(|e| format!("{path}: {e}"))?;
+        .map_err(|e| {
+            // Most edit errors already start with the path; say it once.
+            let msg = e.to_string();
+            if msg.starts_with(&format!("{path}:")) {
+                msg
+            } else {
+                format!("{path}: {msg}")
+            }
+        })?;
         let after = out.after;
         let create_mode = out.create_mode;
         files.push(FileChange {

@@ -45,7 +45,7 @@ pub fn gate_request(
 
 /// Print a calendar decision for people.
 pub fn print_decision(d: &Decision, json: bool) {
-    ctx::say(json, &format!("calendar: {}", d.summary()));
+    ctx::say(json, &format!("calendar: {}", d.headline()));
     for r in &d.reasons {
         ctx::say(json, &format!("  {r}"));
     }

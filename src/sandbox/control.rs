@@ -15,7 +15,9 @@ pub async fn serve_forever(dir: &Path, n: usize) -> Result<(), String> {
     let _ = std::fs::write(sb.dir.join("sandbox.pid"), std::process::id().to_string());
     println!("ready");
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let (r, mut w) = stream.into_split();
         let mut line = String::new();
         if BufReader::new(r).read_line(&mut line).await.is_err() {
@@ -24,7 +26,9 @@ pub async fn serve_forever(dir: &Path, n: usize) -> Result<(), String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let reply = match words.as_slice() {
             ["fault", host, kind] => match sb.host(host) {
-                Some(h) => apply_fault(h, kind).map(|_| "ok".to_string()).unwrap_or_else(|e| format!("error: {e}")),
+                Some(h) => apply_fault(h, kind)
+                    .map(|_| "ok".to_string())
+                    .unwrap_or_else(|e| format!("error: {e}")),
                 None => format!("error: no sandbox host {host:?} (have h01..h{:02})", sb.hosts.len()),
             },
             ["stop"] => {
@@ -43,12 +47,21 @@ pub async fn serve_forever(dir: &Path, n: usize) -> Result<(), String> {
 /// Send one control line to a running sandbox; returns its reply.
 pub async fn send(dir: &Path, line: &str) -> Result<String, String> {
     let sock = dir.join("control.sock");
-    let mut s = UnixStream::connect(&sock)
+    let mut s = UnixStream::connect(&sock).await.map_err(|e| {
+        format!(
+            "no sandbox running in {} ({e}); start one with `bellwether sandbox up --dir {}`",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    s.write_all(format!("{line}\n").as_bytes())
         .await
-        .map_err(|e| format!("no sandbox running in {} ({e}); start one with `bellwether sandbox up --dir {}`", dir.display(), dir.display()))?;
-    s.write_all(format!("{line}\n").as_bytes()).await.map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?;
     let mut reply = String::new();
-    BufReader::new(s).read_line(&mut reply).await.map_err(|e| e.to_string())?;
+    BufReader::new(s)
+        .read_line(&mut reply)
+        .await
+        .map_err(|e| e.to_string())?;
     let reply = reply.trim().to_string();
     match reply.strip_prefix("error: ") {
         Some(e) => Err(e.to_string()),

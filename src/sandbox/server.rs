@@ -43,7 +43,11 @@ impl server::Handler for Conn {
         }
     }
 
-    async fn auth_publickey_offered(&mut self, _user: &str, offer: server::PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(
+        &mut self,
+        _user: &str,
+        offer: server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
         let offered: &PublicKey = offer.public_key;
         if offered.key_data() == self.host.client_key.key_data() {
             Ok(Auth::Accept)
@@ -52,7 +56,12 @@ impl server::Handler for Conn {
         }
     }
 
-    async fn channel_open_session(&mut self, channel: Channel<Msg>, reply: server::ChannelOpenHandle, session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: server::ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         reply.accept().await;
         let host = self.host.clone();
         let handle = session.handle();
@@ -60,7 +69,12 @@ impl server::Handler for Conn {
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, _data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_success(channel)?;
         Ok(())
     }
@@ -91,7 +105,9 @@ async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: serve
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            let _ = write.extended_data_bytes(1, format!("sandbox: cannot run sh: {e}\n").into_bytes()).await;
+            let _ = write
+                .extended_data_bytes(1, format!("sandbox: cannot run sh: {e}\n").into_bytes())
+                .await;
             let _ = write.exit_status(127).await;
             let _ = write.eof().await;
             let _ = write.close().await;
@@ -132,7 +148,13 @@ async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: serve
                 ChannelMsg::Data { data } => {
                     received += data.len();
                     if received > 64 * 1024 && fault.drop_next_upload.swap(false, Ordering::SeqCst) {
-                        let _ = handle.disconnect(russh::Disconnect::ByApplication, "sandbox fault: connection dropped".into(), "en".into()).await;
+                        let _ = handle
+                            .disconnect(
+                                russh::Disconnect::ByApplication,
+                                "sandbox fault: connection dropped".into(),
+                                "en".into(),
+                            )
+                            .await;
                         break;
                     }
                     if let Some(s) = stdin.as_mut() {
@@ -168,7 +190,9 @@ pub async fn serve(listener: TcpListener, key: PrivateKey, host: Arc<HostState>)
         ..Default::default()
     });
     loop {
-        let Ok((sock, _)) = listener.accept().await else { continue };
+        let Ok((sock, _)) = listener.accept().await else {
+            continue;
+        };
         if *host.down.borrow() {
             drop(sock);
             continue;
@@ -178,14 +202,22 @@ pub async fn serve(listener: TcpListener, key: PrivateKey, host: Arc<HostState>)
         let h = host.clone();
         let mut down = host.down.subscribe();
         tokio::spawn(async move {
-            let Ok(session) = server::run_stream(config, sock, Conn { host: h }).await else { return };
+            let Ok(session) = server::run_stream(config, sock, Conn { host: h }).await else {
+                return;
+            };
             let handle = session.handle();
             let went_down = tokio::select! {
                 _ = session => false,
                 r = down.wait_for(|d| *d) => r.is_ok(),
             };
             if went_down {
-                let _ = handle.disconnect(russh::Disconnect::ByApplication, "sandbox host is down".into(), "en".into()).await;
+                let _ = handle
+                    .disconnect(
+                        russh::Disconnect::ByApplication,
+                        "sandbox host is down".into(),
+                        "en".into(),
+                    )
+                    .await;
             }
         });
     }

@@ -101,7 +101,8 @@ pub async fn create(dir: &Path, n: usize) -> Result<Sandbox, String> {
     let pem = client.to_openssh(LineEnding::LF).map_err(io("encode the client key"))?;
     let _ = std::fs::remove_file(&client_path);
     write(&client_path, &pem)?;
-    std::fs::set_permissions(&client_path, std::fs::Permissions::from_mode(0o600)).map_err(io("chmod the client key"))?;
+    std::fs::set_permissions(&client_path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io("chmod the client key"))?;
     let block = 1 + (std::process::id() % 250);
     let mut fleet = format!(
         "# The sandbox fleet: {n} simulated agent hosts on loopback (bellwether sandbox).\n\n[defaults]\nuser = \"agent\"\nidentity = [\"{}\"]\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\nconcurrency = 8\nagent = false\nssh_config = false\n\n",
@@ -118,32 +119,55 @@ pub async fn create(dir: &Path, n: usize) -> Result<Sandbox, String> {
         write(&home.join("agent/broken_models"), "claude-broken-9\n")?;
         let _ = std::fs::remove_file(home.join("agent/fault"));
         write(&home.join("agentctl"), AGENTCTL)?;
-        std::fs::set_permissions(home.join("agentctl"), std::fs::Permissions::from_mode(0o755)).map_err(io("chmod agentctl"))?;
+        std::fs::set_permissions(home.join("agentctl"), std::fs::Permissions::from_mode(0o755))
+            .map_err(io("chmod agentctl"))?;
         let addr = format!("127.{}.{}.{}", 200 + (block % 50), block % 250, i + 1);
-        let listener = TcpListener::bind((addr.as_str(), 0)).await.map_err(io(&format!("bind {addr}")))?;
+        let listener = TcpListener::bind((addr.as_str(), 0))
+            .await
+            .map_err(io(&format!("bind {addr}")))?;
         let port = listener.local_addr().map_err(io("local address"))?.port();
         let hk = key();
         let pubk = hk.public_key().to_openssh().map_err(io("encode a host key"))?;
         known.push_str(&format!("[{addr}]:{port} {pubk}\n"));
-        let groups = if i == 0 { "[\"prod\", \"canary-pool\"]" } else { "[\"prod\"]" };
+        let groups = if i == 0 {
+            "[\"prod\", \"canary-pool\"]"
+        } else {
+            "[\"prod\"]"
+        };
         fleet.push_str(&format!(
             "[[host]]\nname = \"{name}\"\naddress = \"{addr}\"\nport = {port}\nregion = \"{}\"\ngroups = {groups}\n\n",
             REGIONS[i % 3]
         ));
         let (down, _) = tokio::sync::watch::channel(false);
-        let state = Arc::new(HostState { name: name.clone(), home: home.clone(), client_key: client.public_key().clone(), down, drop_next_upload: AtomicBool::new(false) });
+        let state = Arc::new(HostState {
+            name: name.clone(),
+            home: home.clone(),
+            client_key: client.public_key().clone(),
+            down,
+            drop_next_upload: AtomicBool::new(false),
+        });
         tokio::spawn(serve(listener, hk, state.clone()));
         hosts.push(state);
     }
     write(&dir.join("known_hosts"), &known)?;
     let fleet_path = dir.join("fleet.toml");
     write(&fleet_path, &fleet)?;
-    write(&dir.join("playbooks/model-swap.toml"), &playbook("sandbox-model-swap", "claude-sonnet-4-5", "8s"))?;
-    write(&dir.join("playbooks/model-broken.toml"), &playbook("sandbox-model-broken", "claude-broken-9", "8s"))?;
+    write(
+        &dir.join("playbooks/model-swap.toml"),
+        &playbook("sandbox-model-swap", "claude-sonnet-4-5", "8s"),
+    )?;
+    write(
+        &dir.join("playbooks/model-broken.toml"),
+        &playbook("sandbox-model-broken", "claude-broken-9", "8s"),
+    )?;
     for h in &hosts {
         agentctl(&h.home, "start").await?;
     }
-    Ok(Sandbox { dir, hosts, fleet: fleet_path })
+    Ok(Sandbox {
+        dir,
+        hosts,
+        fleet: fleet_path,
+    })
 }
 
 /// Run `agentctl ARG` in a host home.
@@ -191,7 +215,7 @@ pub fn apply_fault(h: &HostState, kind: &str) -> Result<(), String> {
     match kind {
         "errors" | "slow" => write(&fault_file, kind),
         "down" => {
-            let _ = h.down.send(true);
+            h.down.send_replace(true);
             Ok(())
         }
         "drop-write" => {
@@ -200,10 +224,12 @@ pub fn apply_fault(h: &HostState, kind: &str) -> Result<(), String> {
         }
         "clear" => {
             let _ = std::fs::remove_file(&fault_file);
-            let _ = h.down.send(false);
+            h.down.send_replace(false);
             h.drop_next_upload.store(false, std::sync::atomic::Ordering::SeqCst);
             Ok(())
         }
-        other => Err(format!("unknown fault {other:?}; expected errors, slow, down, drop-write or clear")),
+        other => Err(format!(
+            "unknown fault {other:?}; expected errors, slow, down, drop-write or clear"
+        )),
     }
 }

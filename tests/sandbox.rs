@@ -1,0 +1,188 @@
+//! The sandbox and demo: a real canary rollout over SSH with no sshd, and fault injection.
+
+use bellwether::ssh::{Connection, Endpoint, SshError, WriteOptions};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn bw() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bellwether"));
+    c.env_remove("SSH_AUTH_SOCK").env("NO_COLOR", "1").stdin(Stdio::null());
+    c
+}
+
+#[test]
+fn demo_promotes_the_good_change_and_reverts_the_bad_one() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("demo");
+    let out = bw().args(["demo", "--dir"]).arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two runs recorded: the good one done (exit 0), the bad one reverted (exit 1).
+    let mut runs: Vec<_> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 2);
+    let good = std::fs::read_to_string(runs[0].join("events.jsonl")).unwrap();
+    let bad = std::fs::read_to_string(runs[1].join("events.jsonl")).unwrap();
+    assert!(
+        good.contains("\"event\":\"run_finished\",\"outcome\":\"done\",\"exit\":0"),
+        "{good}"
+    );
+    assert!(
+        bad.contains("\"event\":\"run_finished\",\"outcome\":\"reverted\",\"exit\":1"),
+        "{bad}"
+    );
+    assert!(
+        bad.contains("\"event\":\"reverted\",\"host\":\"h01\"") && bad.contains("\"verified\":true"),
+        "{bad}"
+    );
+    // Every host ends on the good model, byte for byte what the first run wrote.
+    for i in 1..=8 {
+        let cfg = std::fs::read_to_string(dir.join(format!("hosts/h{i:02}/agent/config.toml"))).unwrap();
+        assert!(
+            cfg.contains("name = \"claude-sonnet-4-5\"      # the model this agent talks to"),
+            "h{i:02}: {cfg}"
+        );
+    }
+    let after_good: String = good
+        .lines()
+        .find(|l| l.contains("\"event\":\"written\",\"host\":\"h01\""))
+        .unwrap()
+        .to_string();
+    let h01 = std::fs::read(dir.join("hosts/h01/agent/config.toml")).unwrap();
+    assert!(
+        after_good.contains(&bellwether::ssh::sha256_hex(&h01)),
+        "h01 is back to exactly the first run's bytes"
+    );
+    assert!(stdout.contains("demo finished"), "{stdout}");
+    assert!(
+        !stdout.contains("sk-ant-sandbox-not-a-real-key"),
+        "no secret in the output"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_during_a_write_leaves_the_original_intact() {
+    let d = tempfile::tempdir().unwrap();
+    let sb = bellwether::sandbox::create(d.path(), 1).await.unwrap();
+    let fleet = std::fs::read_to_string(&sb.fleet).unwrap();
+    let field = |k: &str| {
+        fleet
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap()
+            .split('=')
+            .nth(1)
+            .unwrap()
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    let mut ep = Endpoint::new("h01", &field("address"), "agent");
+    ep.port = field("port").parse().unwrap();
+    ep.identities = vec![sb.dir.join("id_ed25519")];
+    ep.known_hosts = vec![sb.dir.join("known_hosts")];
+    ep.use_agent = false;
+    ep.connect_timeout = Duration::from_secs(5);
+    let conn = Connection::open(&ep).await.unwrap();
+    let path = sb.hosts[0].home.join("agent/config.toml");
+    let original = std::fs::read(&path).unwrap();
+    sb.fault("h01", "drop-write").unwrap();
+    let big = vec![b'x'; 1024 * 1024];
+    let err = conn
+        .write_file("agent/config.toml", &big, &WriteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SshError::Disconnected(_) | SshError::NoExitStatus { .. } | SshError::Protocol(_)
+        ),
+        "reported failed: {err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), original, "the original file is intact");
+    // And the host recovers: a new connection writes fine.
+    let conn = Connection::open(&ep).await.unwrap();
+    conn.write_file("agent/config.toml", b"new\n", &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
+    // No temp files are left behind by the interrupted upload.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".bellwether"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    sb.stop_agents().await;
+}
+
+#[test]
+fn sandbox_up_fault_down_through_the_cli() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("sb");
+    let out = bw()
+        .args(["sandbox", "up", "--hosts", "3", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let fleet = dir.join("fleet.toml");
+    let ping = |expect: i32| {
+        let out = bw().arg("--fleet").arg(&fleet).arg("ping").output().unwrap();
+        let s = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(expect),
+            "{s}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s
+    };
+    assert!(ping(0).contains("3 of 3 hosts answered"));
+    let out = bw()
+        .args(["sandbox", "fault", "h02", "down", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let s = ping(6);
+    assert!(s.contains("2 of 3 hosts answered"), "{s}");
+    let out = bw()
+        .args(["sandbox", "fault", "h02", "clear", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    ping(0);
+    // Commands run in each host's own home.
+    let out = bw()
+        .arg("--fleet")
+        .arg(&fleet)
+        .args(["exec", "--", "./agentctl model"])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("h03 | claude-sonnet-4"), "{s}");
+    let out = bw()
+        .args(["sandbox", "fault", "h09", "errors", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "unknown host is bad input");
+    let out = bw().args(["sandbox", "down", "--dir"]).arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dir.join("control.sock").exists());
+    let out = bw().arg("--fleet").arg(&fleet).arg("ping").output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "hosts are gone after down");
+}
