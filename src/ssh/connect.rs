@@ -145,6 +145,9 @@ impl Connection {
                                 addr: ep.addr(),
                                 source,
                             })?;
+                        // Small request/response packets: without TCP_NODELAY each exec can
+                        // wait on Nagle + delayed ACK (~40 ms a round trip).
+                        let _ = sock.set_nodelay(true);
                         client::connect_stream(config(true), sock, verifier).await
                     }
                     Some(j) => {
