@@ -246,7 +246,20 @@ pub async fn resume(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
             ));
         }
     }
-    let req = crate::rollout::setup::gate_request(&pb, &hosts, chrono::Utc::now(), None);
+    // The exception approved for this run still holds for it: without it, an emergency
+    // fix resumed inside the very freeze it was approved for would pause at once.
+    let exception = events.iter().find_map(|e| match &e.kind {
+        EventKind::Gate {
+            exception: Some(reason),
+            approver: Some(approver),
+            ..
+        } => Some(crate::calendar::Exception {
+            reason: reason.clone(),
+            approver: approver.clone(),
+        }),
+        _ => None,
+    });
+    let req = crate::rollout::setup::gate_request(&pb, &hosts, chrono::Utc::now(), exception);
     let cal = CalendarCheck {
         calendar: lf.calendar.clone(),
         request: req,

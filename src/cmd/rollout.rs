@@ -108,7 +108,7 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
         .clone()
         .zip(a.approver.clone())
         .map(|(reason, approver)| Exception { reason, approver });
-    let req = setup::gate_request(&pb, &targets, at, exception.clone());
+    let mut req = setup::gate_request(&pb, &targets, at, exception.clone());
     let decision = decide(&lf.calendar, &req);
     setup::print_decision(&decision, a.json);
     let mut frozen_skips = Vec::new();
@@ -136,6 +136,9 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
                 "every target is in a frozen region; nothing was changed",
             ));
         }
+        // Re-checks before each batch ask about the hosts that remain: asking about the
+        // skipped regions too would find the same freeze and pause before batch 1.
+        req = setup::gate_request(&pb, &targets, at, exception.clone());
     }
     let emergency = decision.emergency;
     let observe_ms = if emergency {
@@ -266,6 +269,7 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
             },
         )?;
     }
+    let frozen: Vec<String> = frozen_skips.iter().map(|(h, _)| h.clone()).collect();
     let mut skipped = frozen_skips;
     skipped.extend(failures.iter().cloned());
     for (h, r) in &skipped {
@@ -291,7 +295,7 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     }
     let canary_n = emergency.then(|| lf.calendar.emergency.canary_hosts(order.len()));
     let plan = make_plan(&order, &pb.rollout, a.canary.as_deref(), canary_n).map_err(Failure::input)?;
-    let record = setup::plan_record(
+    let mut record = setup::plan_record(
         &run_id,
         &pb,
         &pb_path,
@@ -304,6 +308,7 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
         skipped,
         unchanged.clone(),
     );
+    record.frozen = frozen;
     print_plan(&record, a.json);
     if order.is_empty() {
         remove_markers().await;

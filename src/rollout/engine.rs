@@ -226,7 +226,13 @@ fn batch_baseline(phases: &[(String, Vec<String>)], idx: usize, k: usize) -> Vec
 /// Run every phase from `from` on; `resumed` continues a run recorded earlier.
 pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome {
     let phases = ctx.record.plan.phases();
-    let mut failed_hosts: usize = ctx.record.skipped.len();
+    // Hosts that failed preflight count against the budget; hosts in a frozen region do not.
+    let mut failed_hosts: usize = ctx
+        .record
+        .skipped
+        .iter()
+        .filter(|(h, _)| !ctx.record.frozen.contains(h))
+        .count();
     for (idx, (phase, hosts)) in phases.iter().enumerate().skip(from) {
         if idx > 0 || resumed {
             if let Err(why) = calendar_open(ctx) {

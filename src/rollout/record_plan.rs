@@ -45,6 +45,10 @@ pub struct PlanRecord {
     pub max_failed_hosts: usize,
     pub emergency: bool,
     pub skipped: Vec<(String, String)>,
+    /// The skipped hosts that were skipped only because their region is frozen
+    /// (`--skip-frozen`): not failures, so they do not use up `max_failed_hosts`.
+    #[serde(default)]
+    pub frozen: Vec<String>,
     pub unchanged: Vec<String>,
     pub hosts: BTreeMap<String, HostPlan>,
 }

@@ -170,6 +170,7 @@ pub fn plan_record(
         max_failed_hosts: pb.rollout.max_failed_hosts,
         emergency,
         skipped,
+        frozen: Vec::new(),
         unchanged,
         hosts,
     }

@@ -210,8 +210,16 @@ impl Connection {
     }
 }
 
-fn passphrase() -> Option<String> {
-    std::env::var("BELLWETHER_KEY_PASSPHRASE").ok()
+
+/// Load a private key: plain first, then with a passphrase (env var or terminal prompt).
+fn load_key(path: &std::path::Path) -> Result<russh::keys::PrivateKey, russh::keys::Error> {
+    match russh::keys::load_secret_key(path, None) {
+        Err(russh::keys::Error::KeyIsEncrypted) => match super::passphrase::for_key(path) {
+            Some(p) => russh::keys::load_secret_key(path, Some(&p)),
+            None => Err(russh::keys::Error::KeyIsEncrypted),
+        },
+        other => other,
+    }
 }
 
 async fn authenticate(handle: &mut client::Handle<Verifier>, ep: &Endpoint) -> Result<(), SshError> {
@@ -221,7 +229,7 @@ async fn authenticate(handle: &mut client::Handle<Verifier>, ep: &Endpoint) -> R
         if !path.exists() {
             continue;
         }
-        let key = match russh::keys::load_secret_key(path, passphrase().as_deref()) {
+        let key = match load_key(path) {
             Ok(k) => k,
             Err(russh::keys::Error::KeyIsEncrypted) => {
                 return Err(SshError::Identity {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod known_hosts;
+pub mod passphrase;
 pub mod pool;
 pub mod quote;
 pub mod ssh_config;

@@ -1,0 +1,305 @@
+//! `bellwether plan` against real sshd hosts: the calendar decision, the batch plan, grouped
+//! unified diffs, preflight failures (exit 6), secret redaction, and that nothing on any host
+//! changes; plus `rollout` refusing to start when preflight fails anywhere.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const SECRET: &str = "sk-ant-test-SECRET-123";
+
+/// A T2 model-swap playbook with the given `[[edit]]` tables (default rollout: canary 1, then
+/// 10% / 50% / 100%).
+fn playbook(edits: &str) -> String {
+    format!(
+        r#"id = "model-swap"
+tier = "T2"
+component = "model"
+targets = {{ groups = ["prod"] }}
+
+{edits}
+
+[apply]
+command = "./agentctl restart"
+health = "./agentctl status"
+health_timeout = "5s"
+
+[watch]
+log = {{ file = "agent/agent.log" }}
+errors = ["ERROR"]
+
+[rollout]
+observe = "2s"
+batch_observe = "1s"
+"#
+    )
+}
+
+const SWAP: &str = r#"[[edit]]
+path = "agent/config.toml"
+set = { "model.name" = "claude-sonnet-4-5" }"#;
+
+fn plan(f: &TestFleet, pb: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut c = f.bw();
+    c.arg("plan").arg(pb).args(extra);
+    run(c)
+}
+
+/// Every file under `dir` with its bytes.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else {
+            out.insert(p.clone(), std::fs::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+/// Every host's home: all files, byte for byte.
+fn homes(f: &TestFleet) -> Vec<BTreeMap<PathBuf, Vec<u8>>> {
+    f.hosts.iter().map(|h| tree(&h.home)).collect()
+}
+
+fn assert_homes_unchanged(f: &TestFleet, before: &[BTreeMap<PathBuf, Vec<u8>>]) {
+    for (i, (h, b)) in f.hosts.iter().zip(before).enumerate() {
+        let now = tree(&h.home);
+        let names_before: Vec<_> = b.keys().collect();
+        let names_now: Vec<_> = now.keys().collect();
+        assert_eq!(
+            names_now, names_before,
+            "host {i}: no file added or removed (markers, temp files)"
+        );
+        assert!(&now == b, "host {i}: every file byte-identical");
+        assert!(!h.home.join(".bellwether.lock").exists());
+    }
+}
+
+#[test]
+fn plan_on_ten_hosts_prints_calendar_batches_and_grouped_diffs_and_changes_nothing() {
+    let f = TestFleet::start(10);
+    // h05's config differs (another temperature), so its diff context differs too.
+    let odd = AGENT_CONFIG.replace("temperature = 0.2", "temperature = 0.7");
+    std::fs::write(f.hosts[4].home.join("agent/config.toml"), &odd).unwrap();
+    let before = homes(&f);
+    let pb = f.playbook("swap", &playbook(SWAP));
+    let (code, out, err) = plan(&f, &pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("playbook model-swap (T2 model), 10 target(s)"), "{out}");
+    let cal = out
+        .lines()
+        .find(|l| l.starts_with("calendar: "))
+        .expect("a calendar line");
+    assert!(cal.starts_with("calendar: allow T2 at "), "{cal}");
+    assert!(!out.contains("not evaluated"), "{out}");
+    assert!(out.contains("no freeze window covering this change is active"), "{out}");
+    // Canary 1, then 10% / 50% / 100% of the other 9.
+    assert!(out.contains("\ncanary: h01\n"), "{out}");
+    assert!(out.contains("\nbatch 1: h02\n"), "{out}");
+    assert!(out.contains("\nbatch 2: h03, h04, h05, h06\n"), "{out}");
+    assert!(out.contains("\nbatch 3: h07, h08, h09, h10\n"), "{out}");
+    // Two groups: the nine identical hosts (not contiguous: h05 is missing) and h05 alone.
+    let headers: Vec<&str> = out.lines().filter(|l| l.starts_with("== ")).collect();
+    assert_eq!(
+        headers,
+        vec!["== h01..h04, h06..h10 (9 hosts): same diff", "== h05"],
+        "{out}"
+    );
+    let common_diff = section(&out, headers[0]);
+    let h05_diff = section(&out, headers[1]);
+    for d in [&common_diff, &h05_diff] {
+        assert!(d.contains("--- a/agent/config.toml\n+++ b/agent/config.toml\n"), "{d}");
+        assert!(
+            d.contains("\n-name = \"claude-sonnet-4\"      # the model this agent talks to\n"),
+            "{d}"
+        );
+        assert!(
+            d.contains("\n+name = \"claude-sonnet-4-5\"      # the model this agent talks to\n"),
+            "{d}"
+        );
+    }
+    assert!(common_diff.contains("\n temperature = 0.2\n"), "{common_diff}");
+    assert!(h05_diff.contains("\n temperature = 0.7\n"), "{h05_diff}");
+    assert!(!out.contains("preflight FAILED"), "{out}");
+    assert!(!out.contains(SECRET), "{out}");
+    assert_homes_unchanged(&f, &before);
+
+    // Inside a soft freeze the decision printed is the block, naming the window.
+    let mut fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    fleet.push_str(
+        "[[freeze]]\nid = \"launch-week\"\nkind = \"soft\"\nstart = \"2030-06-01T00:00:00Z\"\nend = \"2030-06-08T00:00:00Z\"\n",
+    );
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+    let (code, out, err) = plan(&f, &pb, &["--at", "2030-06-03T12:00:00Z"]);
+    assert_eq!(code, 0, "plan itself is read-only and succeeds: {out}\n{err}");
+    assert!(out.contains("\ncalendar: block T2 at 2030-06-03T12:00:00Z\n"), "{out}");
+    assert!(out.contains("soft freeze `launch-week`"), "{out}");
+    assert_homes_unchanged(&f, &before);
+}
+
+/// The lines after `header` up to the next `== ` header or preflight section.
+fn section(out: &str, header: &str) -> String {
+    let start = out.find(header).unwrap() + header.len();
+    let rest = &out[start..];
+    let end = rest
+        .find("\n== ")
+        .or_else(|| rest.find("\npreflight"))
+        .unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+#[test]
+fn plan_json_is_one_document_with_plan_diffs_and_preflight_failures() {
+    let f = TestFleet::start(3);
+    let before = homes(&f);
+    let pb = f.playbook("swap", &playbook(SWAP));
+    let (code, out, err) = plan(&f, &pb, &["--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    assert_eq!(doc["playbook"], "model-swap");
+    assert_eq!(doc["exit"], 0);
+    assert_eq!(doc["calendar"]["decision"], "allow");
+    assert_eq!(doc["plan"]["canary"], serde_json::json!(["h01"]));
+    assert_eq!(doc["plan"]["batches"], serde_json::json!([["h02"], ["h03"]]));
+    assert_eq!(doc["preflight_failures"], serde_json::json!([]));
+    let diffs = doc["diffs"].as_object().unwrap();
+    assert_eq!(diffs.len(), 3);
+    for h in ["h01", "h02", "h03"] {
+        let d = diffs[h].as_str().unwrap();
+        assert!(d.contains("+name = \"claude-sonnet-4-5\""), "{h}: {d}");
+    }
+    assert_homes_unchanged(&f, &before);
+
+    // A host whose file is missing shows up under preflight_failures, exit 6.
+    std::fs::remove_file(f.hosts[1].home.join("agent/config.toml")).unwrap();
+    let (code, out, err) = plan(&f, &pb, &["--json"]);
+    assert_eq!(code, 6, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    assert_eq!(doc["exit"], 6);
+    let fails = doc["preflight_failures"].as_array().unwrap();
+    assert_eq!(fails.len(), 1, "{out}");
+    assert_eq!(fails[0]["host"], "h02");
+    assert!(
+        fails[0]["error"].as_str().unwrap().contains("agent/config.toml"),
+        "{out}"
+    );
+    assert!(doc["diffs"].get("h02").is_none(), "{out}");
+}
+
+#[test]
+fn missing_file_and_failed_expect_are_preflight_failures_naming_the_host() {
+    let f = TestFleet::start(4);
+    for h in &f.hosts {
+        std::fs::write(h.home.join("agent/limits.toml"), "[limits]\nrps = 10\n").unwrap();
+    }
+    // h03 lacks limits.toml; h02 has another temperature, so the regex finds nothing there.
+    std::fs::remove_file(f.hosts[2].home.join("agent/limits.toml")).unwrap();
+    std::fs::write(
+        f.hosts[1].home.join("agent/config.toml"),
+        AGENT_CONFIG.replace("temperature = 0.2", "temperature = 0.9"),
+    )
+    .unwrap();
+    let before = homes(&f);
+    let edits = r#"[[edit]]
+path = "agent/config.toml"
+replace = { pattern = 'temperature = 0\.2', with = "temperature = 0.3", expect = 1 }
+
+[[edit]]
+path = "agent/limits.toml"
+set = { "limits.rps" = 20 }"#;
+    let pb = f.playbook("tune", &playbook(edits));
+    let (code, out, err) = plan(&f, &pb, &[]);
+    assert_eq!(code, 6, "{out}\n{err}");
+    assert!(out.contains("preflight FAILED on 2 host(s):"), "{out}");
+    let line = |h: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{h}: ")))
+            .unwrap_or_else(|| panic!("a preflight line for {h}: {out}"))
+            .to_string()
+    };
+    let h02 = line("h02");
+    assert!(h02.contains("matched 0 time(s) but `expect = 1`"), "{h02}");
+    assert_eq!(h02.matches("agent/config.toml").count(), 1, "path said once: {h02}");
+    let h03 = line("h03");
+    assert!(h03.contains("agent/limits.toml"), "{h03}");
+    assert!(h03.contains("the file does not exist on the host"), "{h03}");
+    // The other two hosts are still planned and diffed.
+    assert!(out.contains("== h01, h04: same diff"), "{out}");
+    assert!(out.contains("+temperature = 0.3"), "{out}");
+    assert!(out.contains("+rps = 20"), "{out}");
+    assert_homes_unchanged(&f, &before);
+}
+
+#[test]
+fn secret_values_never_appear_in_plan_output() {
+    let f = TestFleet::start(2);
+    let before = homes(&f);
+    let edits = r#"[[edit]]
+path = "agent/config.toml"
+set = { "provider.api_key" = "plain-new-value-789", "model.name" = "claude-sonnet-4-5" }"#;
+    let pb = f.playbook("rotate", &playbook(edits));
+    let (code, out, err) = plan(&f, &pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (jcode, jout, jerr) = plan(&f, &pb, &["--json"]);
+    assert_eq!(jcode, 0, "{jout}\n{jerr}");
+    let doc: serde_json::Value = serde_json::from_str(&jout).unwrap();
+    let jdiff = doc["diffs"]["h01"].as_str().unwrap().to_string();
+    for (what, text) in [("text", format!("{out}{err}")), ("json", format!("{jout}{jerr}"))] {
+        assert!(!text.contains(SECRET), "{what}: old secret leaked: {text}");
+        assert!(
+            !text.contains("plain-new-value-789"),
+            "{what}: new secret leaked: {text}"
+        );
+    }
+    for d in [&out, &jdiff] {
+        assert!(d.contains("\n-api_key = \"••••\""), "old value masked: {d}");
+        assert!(d.contains("\n+api_key = \"••••\""), "new value masked: {d}");
+        assert!(
+            d.contains("\n+name = \"claude-sonnet-4-5\""),
+            "the rest is in clear: {d}"
+        );
+    }
+    assert_homes_unchanged(&f, &before);
+}
+
+#[test]
+fn rollout_with_a_preflight_failure_on_one_host_changes_no_host() {
+    let f = TestFleet::start(3);
+    f.start_agents();
+    std::fs::remove_file(f.hosts[2].home.join("agent/config.toml")).unwrap();
+    let orig: Vec<Option<Vec<u8>>> = f
+        .hosts
+        .iter()
+        .map(|h| std::fs::read(h.home.join("agent/config.toml")).ok())
+        .collect();
+    let pb = f.playbook("swap", &playbook(SWAP));
+    let mut c = f.bw();
+    c.arg("rollout").arg(&pb).arg("--yes");
+    let (code, out, err) = run(c);
+    assert_eq!(code, 6, "{out}\n{err}");
+    assert!(
+        err.contains("preflight failed on 1 of 3 host(s); nothing was changed"),
+        "{err}"
+    );
+    assert!(err.contains("h03: ") && err.contains("agent/config.toml"), "{err}");
+    for (h, o) in f.hosts.iter().zip(&orig) {
+        assert_eq!(&std::fs::read(h.home.join("agent/config.toml")).ok(), o, "{}", h.name);
+        assert!(!h.home.join(".bellwether.lock").exists(), "{}: marker removed", h.name);
+    }
+    let run_dir = std::fs::read_dir(f.runs_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .expect("the run is recorded");
+    let ev = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    assert!(ev.contains("\"outcome\":\"preflight_failed\""), "{ev}");
+    assert!(!ev.contains("\"event\":\"written\""), "{ev}");
+    assert!(!ev.contains("\"event\":\"snapshot\""), "{ev}");
+    assert!(!f.runs_dir().join("lock.json").exists(), "lock released");
+}
