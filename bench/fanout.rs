@@ -52,16 +52,26 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let n: usize = std::env::var("BENCH_HOSTS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let n: usize = std::env::var("BENCH_HOSTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
     let dir = tempfile::tempdir().expect("tempdir");
     let sb = sandbox::create(dir.path(), n).await.expect("sandbox");
     let eps = endpoints(&sb);
-    println!("fan-out benchmark: {n} sandbox hosts on loopback, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "fan-out benchmark: {n} sandbox hosts on loopback, {} cores",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
     println!("{:<58} {:>10}", "measurement", "time");
 
     for conc in [1usize, 10, 50] {
         let (d, conns) = connect_all(&eps, conc).await;
-        println!("{:<58} {:>10}", format!("connect + verify key + auth, all hosts, concurrency {conc}"), ms(d));
+        println!(
+            "{:<58} {:>10}",
+            format!("connect + verify key + auth, all hosts, concurrency {conc}"),
+            ms(d)
+        );
         for c in conns {
             c.close().await;
         }
@@ -74,7 +84,11 @@ async fn main() {
         .buffer_unordered(50)
         .collect()
         .await;
-    println!("{:<58} {:>10}", "run `true` on every host (connections reused)", ms(t.elapsed()));
+    println!(
+        "{:<58} {:>10}",
+        "run `true` on every host (connections reused)",
+        ms(t.elapsed())
+    );
 
     let t = Instant::now();
     let _: Vec<_> = stream::iter(conns.iter())
@@ -82,7 +96,11 @@ async fn main() {
         .buffer_unordered(50)
         .collect()
         .await;
-    println!("{:<58} {:>10}", "read agent/config.toml from every host (preflight read)", ms(t.elapsed()));
+    println!(
+        "{:<58} {:>10}",
+        "read agent/config.toml from every host (preflight read)",
+        ms(t.elapsed())
+    );
 
     // Reuse versus reconnect: 10 sequential steps on one host (a rollout does ~8 per host:
     // read, marker, write, apply, health, tail, health, marker).
@@ -100,8 +118,16 @@ async fn main() {
         c.close().await;
     }
     let reconnect = t.elapsed();
-    println!("{:<58} {:>10}", format!("{steps} steps on one host, one reused connection"), ms(reuse));
-    println!("{:<58} {:>10}", format!("{steps} steps on one host, a new connection per step"), ms(reconnect));
+    println!(
+        "{:<58} {:>10}",
+        format!("{steps} steps on one host, one reused connection"),
+        ms(reuse)
+    );
+    println!(
+        "{:<58} {:>10}",
+        format!("{steps} steps on one host, a new connection per step"),
+        ms(reconnect)
+    );
     for c in conns {
         c.close().await;
     }

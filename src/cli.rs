@@ -328,7 +328,7 @@ pub fn run(cli: Cli) -> i32 {
     match rt.block_on(dispatch(cli)) {
         Ok(exit) => exit.code(),
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            eprintln!("error: {}", crate::record::secrets::redact(&f.message));
             f.exit.code()
         }
     }

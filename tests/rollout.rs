@@ -501,3 +501,58 @@ fn host_unreachable_in_batch_2_reverts_everything_with_max_failed_hosts_0() {
         "{stdout}"
     );
 }
+
+#[test]
+fn failing_before_hook_writes_nothing_and_secrets_stay_out_of_every_output() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig = originals(&f);
+    let pb = playbook(GOOD, "", "").replace(
+        "[rollout]",
+        "[hooks]\nbefore = [\"echo 'upstream said: api_key = sk-ant-test-SECRET-123' >&2; exit 4\"]\n\n[rollout]",
+    );
+    let pb = f.playbook("hook", &pb);
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_all_restored(&f, &orig);
+    let run = latest_run(&f);
+    let ev = events(&run);
+    assert!(ev.contains("\"event\":\"hook\"") && ev.contains("\"ok\":false"), "{ev}");
+    assert!(!ev.contains("\"event\":\"write_intent\""), "nothing was written: {ev}");
+    assert!(
+        out.contains("before-hook") && out.contains("nothing was written"),
+        "{out}"
+    );
+    for text in [ev, std::fs::read_to_string(run.join("summary.md")).unwrap(), out, err] {
+        assert!(!text.contains("sk-ant-test-SECRET-123"), "secret leaked: {text}");
+    }
+}
+
+#[test]
+fn a_killed_run_leaves_stale_markers_that_break_lock_clears() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    // A marker as a killed bellwether on this machine would leave it.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    std::fs::write(
+        f.hosts[1].home.join(".bellwether.lock"),
+        format!("20260101T000000000Z-old u@{host} 999999999\n"),
+    )
+    .unwrap();
+    let pb = f.playbook("swap", &playbook(GOOD, "", ""));
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(
+        err.contains("h02 (run 20260101T000000000Z-old") && err.contains("--break-lock"),
+        "{err}"
+    );
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes", "--break-lock"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(events(&latest_run(&f)).contains("\"event\":\"lock_broken\""));
+    assert!(!f.hosts[1].home.join(".bellwether.lock").exists());
+}

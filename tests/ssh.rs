@@ -322,3 +322,30 @@ fn cancelled_stream_leaves_no_process_behind() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_created_file_gets_the_umask_mode_not_mktemps_0600() {
+    let f = TestFleet::start(1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
+        c.write_file(
+            "agent/new.toml",
+            b"x = 1\n",
+            &WriteOptions {
+                expect: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let m = c.read_file("agent/new.toml").await.unwrap().unwrap().mode;
+        let umask = c
+            .run("umask", None, Duration::from_secs(5), None)
+            .await
+            .unwrap()
+            .stdout_text();
+        let umask = u32::from_str_radix(umask.trim(), 8).unwrap();
+        assert_eq!(m, 0o666 & !umask);
+    });
+}

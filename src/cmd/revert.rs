@@ -71,6 +71,19 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     let events = read_events(&run.dir).map_err(|e| Failure::input(e.to_string()))?;
     let files = outstanding(&events);
     if files.is_empty() {
+        // Still clear this run's host markers (a run killed before changing anything leaves them).
+        let targets: Vec<String> = events
+            .iter()
+            .find_map(|e| match &e.kind {
+                EventKind::RunStarted { targets, .. } => Some(targets.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let (conns, _) = connect(g, &lf, &targets).await;
+        for c in conns.values() {
+            markers::remove(c, &run.id, false).await;
+            c.close().await;
+        }
         println!(
             "run {}: nothing to revert (every file it changed is already restored)",
             run.id
@@ -239,7 +252,7 @@ pub async fn resume(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
         ));
     }
     for p in prepared.values() {
-        if let Err(holder) = markers::place(&p.conn, &run.id, &username()).await {
+        if let Err(holder) = markers::place(&p.conn, &run.id, true).await {
             return Err(Failure::new(
                 Exit::Locked,
                 format!("{} is held by run {holder}", p.name),

@@ -212,8 +212,15 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     // Run markers on every prepared host.
     let mut marker_fail = Vec::new();
     for (name, p) in &prepared {
-        if let Err(holder) = markers::place(&p.conn, &run_id, &username()).await {
-            marker_fail.push((name.clone(), holder));
+        match markers::place(&p.conn, &run_id, a.break_lock).await {
+            Ok(None) => {}
+            Ok(Some(old)) => emit(
+                &run,
+                EventKind::LockBroken {
+                    holder: format!("{name}: stale marker of {old}"),
+                },
+            )?,
+            Err(holder) => marker_fail.push((name.clone(), holder)),
         }
     }
     let finish_early = |run: &RunDir, outcome: &str, exit: Exit, msg: &str| {
@@ -232,7 +239,7 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     if !marker_fail.is_empty() {
         remove_markers().await;
         let msg = format!(
-            "another run is working on {} host(s): {}; nothing was changed",
+            "another run is working on {} host(s): {}; nothing was changed. If that run was killed, finish it (bellwether revert RUN) or rerun with --break-lock",
             marker_fail.len(),
             marker_fail
                 .iter()

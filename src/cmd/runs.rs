@@ -92,7 +92,12 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         None => println!("no run in progress"),
     }
     for (id, outcome, n) in &attention {
-        println!("run {id} ({outcome}) left {n} file(s) changed: `bellwether resume {id}` or `bellwether revert {id}`");
+        let next = if outcome == "paused" || outcome == "interrupted" || outcome.starts_with("running") {
+            format!("`bellwether resume {id}` or `bellwether revert {id}`")
+        } else {
+            format!("`bellwether revert {id}`")
+        };
+        println!("run {id} ({outcome}) left {n} file(s) changed: {next}");
     }
     Ok(Exit::Done)
 }

@@ -101,6 +101,8 @@ pub fn load_playbook(path: &Path, fleet: &Fleet) -> Result<Playbook, ConfigError
         }
     }
     first(path, &text, problems)?;
+    // Validated above, so this cannot fail; the redactor then covers everything printed.
+    let _ = crate::record::secrets::configure(&pb.redact);
     Ok(pb)
 }
 

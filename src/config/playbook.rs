@@ -223,6 +223,14 @@ impl Playbook {
                 "must be non-empty and use only letters, digits, '-', '_' and '.'",
             ));
         }
+        for (i, r) in self.redact.iter().enumerate() {
+            if let Err(e) = regex::Regex::new(r) {
+                out.push(Invalid::new(
+                    root.key("redact").index(i),
+                    format!("invalid regex {r:?}: {e}"),
+                ));
+            }
+        }
         if self.edits.is_empty() {
             out.push(Invalid::new(root.key("edit"), "a playbook needs at least one [[edit]]"));
         }

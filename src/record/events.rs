@@ -174,7 +174,10 @@ impl EventLog {
     /// Append one event durably.
     pub fn emit(&self, kind: EventKind) -> std::io::Result<()> {
         let ev = Event { ts: Utc::now(), kind };
-        let mut line = serde_json::to_string(&ev).map_err(std::io::Error::other)?;
+        // Every string in the record passes the redactor (error lines, command output).
+        let mut value = serde_json::to_value(&ev).map_err(std::io::Error::other)?;
+        super::secrets::redact_json(&mut value);
+        let mut line = serde_json::to_string(&value).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut f = self
             .file

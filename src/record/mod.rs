@@ -5,6 +5,7 @@ pub mod events;
 pub mod history;
 pub mod lock;
 pub mod run_dir;
+pub mod secrets;
 
 pub use events::{read_events, Event, EventKind, EventLog};
 pub use run_dir::{new_run_id, RunDir};

@@ -97,6 +97,10 @@ impl RunDir {
 
     /// Write a whole file in the run folder (plan.json, summary.md, ...).
     pub fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        if name.ends_with(".md") {
+            let text = super::secrets::redact(&String::from_utf8_lossy(bytes));
+            return write_atomic(&self.dir.join(name), text.as_bytes());
+        }
         write_atomic(&self.dir.join(name), bytes)
     }
 

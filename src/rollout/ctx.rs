@@ -60,6 +60,8 @@ impl RunCtx {
 
 /// Print a timestamped progress line (to stderr when stdout carries JSON).
 pub fn say(json: bool, msg: &str) {
+    let msg = crate::record::secrets::redact(msg);
+    tracing::info!(target: "bellwether::run", "{msg}");
     let line = format!("{} {msg}", chrono::Utc::now().format("%H:%M:%S"));
     if json {
         eprintln!("{line}");

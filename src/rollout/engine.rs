@@ -69,9 +69,11 @@ async fn change_host(ctx: &RunCtx, h: &Prepared, resumed: bool) -> Result<(), St
                     cur.as_deref().unwrap_or("absent")
                 ));
             }
+            run_hooks(ctx, h, &h.before_hooks, "before").await?;
             host::write_one(&ctx.run, h, f).await?;
         }
     } else {
+        run_hooks(ctx, h, &h.before_hooks, "before").await?;
         host::write_files(&ctx.run, h).await?;
     }
     let hp = ctx.record.hosts.get(&h.name).cloned().unwrap_or_default();
@@ -91,20 +93,37 @@ async fn change_host(ctx: &RunCtx, h: &Prepared, resumed: bool) -> Result<(), St
         Duration::from_millis(hp.health_timeout_ms),
     )
     .await?;
-    for hook in &hp.after_hooks {
-        let r = h
-            .conn
-            .run(hook, None, Duration::from_millis(hp.apply_timeout_ms), None)
-            .await;
-        let ok = matches!(&r, Ok(o) if o.status == 0);
+    run_hooks(ctx, h, &h.after_hooks, "after").await?;
+    Ok(())
+}
+
+/// Run a host's hooks of one kind in order, each recorded; the first failure stops the host.
+async fn run_hooks(ctx: &RunCtx, h: &Prepared, hooks: &[String], kind: &str) -> Result<(), String> {
+    let timeout = Duration::from_millis(
+        ctx.record
+            .hosts
+            .get(&h.name)
+            .map(|p| p.apply_timeout_ms)
+            .unwrap_or(60_000),
+    );
+    for hook in hooks {
+        let r = h.conn.run(hook, None, timeout, None).await;
+        let (ok, detail) = match &r {
+            Ok(o) if o.status == 0 => (true, String::new()),
+            Ok(o) => (false, format!("exit {}: {}", o.status, o.stderr_text())),
+            Err(e) => (false, e.to_string()),
+        };
         let _ = ctx.run.emit(EventKind::Hook {
             host: h.name.clone(),
-            hook: hook.clone(),
+            hook: format!("{kind}: {hook}"),
             ok,
-            detail: String::new(),
+            detail: detail.clone(),
         });
         if !ok {
-            return Err(format!("after-hook `{hook}` failed"));
+            return Err(format!(
+                "{kind}-hook `{hook}` failed ({detail}){}",
+                if kind == "before" { "; nothing was written" } else { "" }
+            ));
         }
     }
     Ok(())

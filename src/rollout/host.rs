@@ -40,6 +40,10 @@ pub struct Prepared {
     pub apply: Option<String>,
     pub health: Option<String>,
     pub log_command: Option<String>,
+    /// `[hooks]` rendered for this host: before the write, after health, after a revert.
+    pub before_hooks: Vec<String>,
+    pub after_hooks: Vec<String>,
+    pub on_revert: Vec<String>,
 }
 
 impl Prepared {
@@ -146,7 +150,19 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
             ));
         }
     }
+    let hooks = |what: &str, list: &[String]| -> Result<Vec<String>, String> {
+        list.iter()
+            .enumerate()
+            .map(|(i, c)| r(&format!("hooks.{what}[{i}]"), c))
+            .collect()
+    };
+    let before_hooks = hooks("before", &pb.hooks.before)?;
+    let after_hooks = hooks("after", &pb.hooks.after)?;
+    let on_revert = hooks("on_revert", &pb.hooks.on_revert)?;
     Ok(Prepared {
+        before_hooks,
+        after_hooks,
+        on_revert,
         name: host.name.clone(),
         conn,
         ctx,

@@ -1,28 +1,66 @@
 //! The per-host run marker (`.bellwether.lock` in the login directory): stops a second run,
 //! from any machine, changing a host this run is working on.
+//!
+//! It holds `RUN_ID USER@MACHINE PID`. A marker left by a killed run (same machine, dead pid)
+//! is stale; `--break-lock` replaces it (and the run records that it did).
 
+use crate::record::lock::hostname;
+use crate::ssh::quote::quote;
 use crate::ssh::Connection;
 use std::time::Duration;
 
 /// The marker file name, relative to the remote login directory.
 pub const MARKER: &str = ".bellwether.lock";
 
-/// Place the marker for `run_id`; Err(holder) if another run's marker is there.
-pub async fn place(conn: &Connection, run_id: &str, who: &str) -> Result<(), String> {
-    let content = format!("{run_id} {who}");
+/// The marker line for this process.
+pub fn line(run_id: &str) -> String {
+    format!(
+        "{run_id} {}@{} {}",
+        crate::record::lock::username(),
+        hostname(),
+        std::process::id()
+    )
+}
+
+/// Is a marker line from a process on this machine that no longer runs?
+pub fn is_stale(holder: &str) -> bool {
+    let mut w = holder.split_whitespace();
+    let (_run, who, pid) = (w.next(), w.next(), w.next().and_then(|p| p.parse::<i32>().ok()));
+    let machine = who.and_then(|w| w.rsplit_once('@')).map(|(_, m)| m);
+    match (machine, pid) {
+        // SAFETY: kill(pid, 0) sends no signal; it only asks whether the process exists.
+        (Some(m), Some(pid)) if m == hostname() => (unsafe { libc::kill(pid, 0) }) != 0,
+        _ => false,
+    }
+}
+
+/// Place the marker for `run_id`; Err(holder line) if another run's marker is there (a stale
+/// one is replaced when `break_stale`).
+pub async fn place(conn: &Connection, run_id: &str, break_stale: bool) -> Result<Option<String>, String> {
+    let content = line(run_id);
     let script = format!(
-        "if ( set -C; printf '%s\\n' {c} > {m} ) 2>/dev/null; then exit 0; fi; h=$(head -n1 {m}); case \"$h\" in {id}\\ *) exit 0;; esac; printf '%s' \"$h\"; exit 9",
-        c = crate::ssh::quote::quote(&content),
+        "if ( set -C; printf '%s\\n' {c} > {m} ) 2>/dev/null; then exit 0; fi; h=$(head -n1 {m}); case \"$h\" in {id}\\ *) printf '%s\\n' {c} > {m}; exit 0;; esac; printf '%s' \"$h\"; exit 9",
+        c = quote(&content),
         m = MARKER,
-        id = crate::ssh::quote::quote(run_id).replace(' ', "\\ "),
+        id = quote(run_id).replace(' ', "\\ "),
     );
     let out = conn
         .run(&script, None, Duration::from_secs(20), None)
         .await
         .map_err(|e| e.to_string())?;
     match out.status {
-        0 => Ok(()),
-        9 => Err(out.stdout_text().trim().to_string()),
+        0 => Ok(None),
+        9 => {
+            let holder = out.stdout_text().trim().to_string();
+            if break_stale && is_stale(&holder) {
+                let force = format!("printf '%s\\n' {} > {MARKER}", quote(&content));
+                conn.run(&force, None, Duration::from_secs(20), None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(Some(holder));
+            }
+            Err(holder)
+        }
         s => Err(format!("cannot place the run marker (exit {s}): {}", out.stderr_text())),
     }
 }
@@ -35,8 +73,22 @@ pub async fn remove(conn: &Connection, run_id: &str, force: bool) {
         format!(
             "[ -f {m} ] && case \"$(head -n1 {m})\" in {id}\\ *) rm -f {m};; esac; true",
             m = MARKER,
-            id = crate::ssh::quote::quote(run_id).replace(' ', "\\ ")
+            id = quote(run_id).replace(' ', "\\ ")
         )
     };
     let _ = conn.run(&script, None, Duration::from_secs(20), None).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_only_for_dead_pids_on_this_machine() {
+        let me = format!("r1 u@{} {}", hostname(), std::process::id());
+        assert!(!is_stale(&me));
+        assert!(is_stale(&format!("r1 u@{} 999999999", hostname())));
+        assert!(!is_stale("r1 u@some-other-machine 999999999"));
+        assert!(!is_stale("garbage"));
+    }
 }

@@ -13,10 +13,10 @@ pub mod summary;
 
 /// Redact secrets from a line before it reaches a log, a diff or a run record.
 pub fn redact_line(line: &str) -> String {
-    crate::edit::redact::Redactor::default().redact_text(line)
+    crate::record::secrets::redact(line)
 }
 
 /// A unified, redacted diff of one file.
 pub fn diff_text(path: &str, before: Option<&[u8]>, after: &[u8]) -> String {
-    crate::edit::unified_diff(path, before, after, &crate::edit::Redactor::default(), false)
+    crate::edit::unified_diff(path, before, after, &crate::record::secrets::redactor(), false)
 }

@@ -136,6 +136,7 @@ impl Tails {
         let n = self.names.len();
         let mut obs: Vec<Observer> = (0..n).map(|_| Observer::new(watch)).collect();
         let start = Instant::now();
+        let bar = progress_bar();
         let ms = |t: Instant| t.saturating_duration_since(start).as_millis() as u64;
         let watched: Vec<usize> = (0..n).filter(|i| !self.baseline[*i]).collect();
         let base: Vec<usize> = (0..n).filter(|i| self.baseline[*i]).collect();
@@ -215,11 +216,19 @@ impl Tails {
             tokio::select! {
                 _ = &mut deadline => break,
                 _ = interrupt.changed() => { interrupted = true; break; }
-                _ = tick.tick() => {}
+                _ = tick.tick() => {
+                    if let Some(b) = &bar {
+                        b.set_message(progress_line(phase, window, start, &self.names, &self.baseline, &obs));
+                        b.tick();
+                    }
+                }
                 m = self.rx.recv() => if let Some((i, line)) = m {
                     feed(&mut obs, i, &line, ms(Instant::now()), &mut lost, &mut self.closed, &self.conns, &self.names);
                 }
             }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
         }
         let window_ms = ms(Instant::now()).max(1);
         let base_stats: Vec<Stats> = base.iter().map(|&j| obs[j].stats()).collect();
@@ -248,4 +257,46 @@ impl Tails {
             interrupted,
         }
     }
+}
+
+/// A spinner for the observation window, only when stdout is a terminal (cron mail and CI logs
+/// get the plain timestamped lines instead).
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
+        b.set_style(style);
+    }
+    Some(b)
+}
+
+/// "canary: 7m 12s left | h01 1204 lines 0 errors | baseline h02 998 lines 0 errors"
+fn progress_line(
+    phase: &str,
+    window: Duration,
+    start: Instant,
+    names: &[String],
+    base: &[bool],
+    obs: &[Observer],
+) -> String {
+    let left = window.saturating_sub(start.elapsed());
+    let mut s = format!(
+        "{phase}: {} left",
+        humantime::format_duration(Duration::from_secs(left.as_secs()))
+    );
+    for (i, o) in obs.iter().enumerate().take(6) {
+        let c = o.counts();
+        let tag = if base[i] { "baseline " } else { "" };
+        s.push_str(&format!(
+            " | {tag}{} {} lines {} errors",
+            names[i], c.lines, c.error_lines
+        ));
+    }
+    if obs.len() > 6 {
+        s.push_str(&format!(" | +{} more", obs.len() - 6));
+    }
+    s
 }

@@ -128,7 +128,6 @@ pub fn plan_record(
     let mut hosts = BTreeMap::new();
     for name in order {
         let Some(p) = prepared.get(name) else { continue };
-        let render = |c: &String| crate::edit::template::render(c, &p.ctx).unwrap_or_else(|_| c.clone());
         hosts.insert(
             name.clone(),
             HostPlan {
@@ -136,8 +135,8 @@ pub fn plan_record(
                 health: p.health.clone(),
                 apply_timeout_ms: pb.apply.timeout.get().as_millis() as u64,
                 health_timeout_ms: pb.apply.health_timeout.get().as_millis() as u64,
-                on_revert: pb.hooks.on_revert.iter().map(render).collect(),
-                after_hooks: pb.hooks.after.iter().map(render).collect(),
+                on_revert: p.on_revert.clone(),
+                after_hooks: p.after_hooks.clone(),
                 log_command: p.log_command.clone(),
                 files: p
                     .files

@@ -210,7 +210,6 @@ impl Connection {
     }
 }
 
-
 /// Load a private key: plain first, then with a passphrase (env var or terminal prompt).
 fn load_key(path: &std::path::Path) -> Result<russh::keys::PrivateKey, russh::keys::Error> {
     match russh::keys::load_secret_key(path, None) {
@@ -229,19 +228,19 @@ async fn authenticate(handle: &mut client::Handle<Verifier>, ep: &Endpoint) -> R
         if !path.exists() {
             continue;
         }
+        // An unusable key is noted and skipped: the next identity or ssh-agent may still work.
         let key = match load_key(path) {
             Ok(k) => k,
             Err(russh::keys::Error::KeyIsEncrypted) => {
-                return Err(SshError::Identity {
-                    path: path.clone(),
-                    reason: "the key is encrypted; set BELLWETHER_KEY_PASSPHRASE or load it into ssh-agent".into(),
-                })
+                tried.push(format!(
+                    "{} (encrypted; set BELLWETHER_KEY_PASSPHRASE or load it into ssh-agent)",
+                    path.display()
+                ));
+                continue;
             }
             Err(e) => {
-                return Err(SshError::Identity {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })
+                tried.push(format!("{} (unreadable: {e})", path.display()));
+                continue;
             }
         };
         tried.push(path.display().to_string());

@@ -106,6 +106,10 @@ impl Connection {
         script.push_str(&format!(
             "if [ -e {p} ]; then chmod --reference={p} \"$t\"; chown --reference={p} \"$t\" 2>/dev/null || true; fi\n"
         ));
+        // mktemp creates 0600; a new file gets what the umask gives an ordinary file instead.
+        script.push_str(&format!(
+            "[ -e {p} ] || chmod \"$(printf %o $(( 0666 & ~$(umask) )))\" \"$t\"\n"
+        ));
         if let Some(m) = opts.mode {
             script.push_str(&format!("chmod {m:o} \"$t\"\n"));
         }

@@ -14,7 +14,11 @@ pub fn for_key(key: &Path) -> Option<String> {
 
 /// Ask on /dev/tty with echo switched off; None when there is no terminal.
 fn prompt(question: &str) -> Option<String> {
-    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").ok()?;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
     let fd = std::os::unix::io::AsRawFd::as_raw_fd(&tty);
     // SAFETY: tcgetattr/tcsetattr on a file descriptor we own; the struct is plain data.
     let mut term: libc::termios = unsafe { std::mem::zeroed() };

@@ -7,6 +7,11 @@ use tracing_subscriber::EnvFilter;
 pub fn init(g: &Global) {
     let level = if g.quiet {
         "error"
+    } else if g.log_format == LogFormat::Json && g.verbose == 0 {
+        // JSON logs are for machines following a run: include its progress events.
+        "info"
+    } else if g.quiet {
+        "error"
     } else {
         match g.verbose {
             0 => "warn",
