@@ -10,8 +10,6 @@ pub fn init(g: &Global) {
     } else if g.log_format == LogFormat::Json && g.verbose == 0 {
         // JSON logs are for machines following a run: include its progress events.
         "info"
-    } else if g.quiet {
-        "error"
     } else {
         match g.verbose {
             0 => "warn",
