@@ -184,6 +184,13 @@ fn t0_in_a_hard_freeze_needs_an_exception_and_then_runs_the_emergency_profile() 
     assert_eq!(gate["emergency"], true);
     assert_eq!(gate["exception"], "outage fix");
     assert_eq!(gate["approver"], "alice");
+    let run_id = run.file_name().unwrap().to_string_lossy().to_string();
+    assert_eq!(
+        gate["rollback"],
+        format!("bellwether revert {run_id}"),
+        "the rollback lever is recorded"
+    );
+    assert!(gate["scope"].as_str().unwrap().starts_with("T0 "), "{gate}");
     assert!(
         ev.contains("\"event\":\"observe_started\",\"phase\":\"canary\",\"hosts\":[\"h01\"]")
             && ev.contains("\"window_ms\":3000"),
@@ -198,6 +205,10 @@ fn t0_in_a_hard_freeze_needs_an_exception_and_then_runs_the_emergency_profile() 
     assert_eq!(decision["windows"][0]["effect"], "allows_with_exception");
     let summary = read(&run.join("summary.md"));
     assert!(summary.contains("outage fix") && summary.contains("alice"), "{summary}");
+    assert!(
+        summary.contains(&format!("rollback: `bellwether revert {run_id}`")),
+        "{summary}"
+    );
     assert!(summary.contains("outcome: **done** (exit 0)"), "{summary}");
 }
 

@@ -180,6 +180,11 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
             exception: exception.as_ref().map(|e| e.reason.clone()),
             approver: exception.as_ref().map(|e| e.approver.clone()),
             emergency,
+            owner: exception.as_ref().and(pb.owner.clone()),
+            scope: exception
+                .as_ref()
+                .map(|_| format!("{} {} in {}", pb.tier, pb.component, decision.regions.join(", "))),
+            rollback: exception.as_ref().map(|_| format!("bellwether revert {run_id}")),
         },
     )?;
     let _ = run.write(

@@ -39,6 +39,14 @@ pub enum EventKind {
         exception: Option<String>,
         approver: Option<String>,
         emergency: bool,
+        /// For an exception: the playbook's owner, the scope it was granted for, and the
+        /// rollback lever (the command that undoes this run).
+        #[serde(default)]
+        owner: Option<String>,
+        #[serde(default)]
+        scope: Option<String>,
+        #[serde(default)]
+        rollback: Option<String>,
     },
     LockBroken {
         holder: String,

@@ -31,9 +31,15 @@ fn describe(ev: &Event) -> Option<String> {
             summary,
             exception,
             approver,
+            owner,
+            rollback,
             ..
         } => match (exception, approver) {
-            (Some(r), Some(a)) => format!("calendar: {summary} (exception: {r}; approved by {a})"),
+            (Some(r), Some(a)) => format!(
+                "calendar: {summary} (exception: {r}; approved by {a}; owner {}; rollback: `{}`)",
+                owner.as_deref().unwrap_or("(none)"),
+                rollback.as_deref().unwrap_or("bellwether revert RUN")
+            ),
             _ => format!("calendar: {summary}"),
         },
         LockBroken { holder } => format!("broke a stale lock held by {holder}"),
