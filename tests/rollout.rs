@@ -556,3 +556,18 @@ fn a_killed_run_leaves_stale_markers_that_break_lock_clears() {
     assert!(events(&latest_run(&f)).contains("\"event\":\"lock_broken\""));
     assert!(!f.hosts[1].home.join(".bellwether.lock").exists());
 }
+
+#[test]
+fn preflight_refuses_a_file_whose_directory_does_not_exist() {
+    let f = TestFleet::start(2);
+    let orig = originals(&f);
+    let pb = playbook(GOOD, "", "").replace(
+        "[apply]",
+        "[[edit]]\npath = \"no-such-dir/extra.env\"\nset = { MODEL = \"x\" }\ncreate = true\n\n[apply]",
+    );
+    let pb = f.playbook("nodir", &pb);
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 6, "{out}\n{err}");
+    assert!(err.contains("directory no-such-dir does not exist"), "{err}");
+    assert_all_restored(&f, &orig);
+}

@@ -95,6 +95,10 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
     let mut files = Vec::new();
     for (path, specs) in by_path {
         let before = conn.read_file(&path).await.map_err(|e| format!("read {path}: {e}"))?;
+        conn.check_writable(&path).await.map_err(|e| match e {
+            crate::ssh::SshError::Remote { stderr, .. } => stderr,
+            other => format!("{path}: {other}"),
+        })?;
         let out = crate::edit::compute_all(
             specs.iter().copied(),
             before.as_ref().map(|b| b.bytes.as_slice()),

@@ -150,6 +150,29 @@ impl Connection {
         Ok(found)
     }
 
+    /// Can this file be replaced the way [`write_file`](Self::write_file) does it? The
+    /// directory must exist and be writable (temp file + rename) and an existing file must be
+    /// writable too (it is the operator's signal that it may change). Err says why not.
+    pub async fn check_writable(&self, path: &str) -> Result<(), SshError> {
+        let p = quote(path);
+        let script = format!(
+            "d=$(dirname -- {p}); if [ ! -d \"$d\" ]; then echo \"directory $d does not exist\"; exit 1; fi; \
+             if [ ! -w \"$d\" ]; then echo \"directory $d is not writable by $(id -un)\"; exit 1; fi; \
+             if [ -e {p} ] && [ ! -w {p} ]; then echo \"{path} is not writable by $(id -un)\"; exit 1; fi; exit 0",
+            path = path.replace(['"', '`', '$', '\\'], "_")
+        );
+        let out = self.run(&script, None, IO_TIMEOUT, None).await?;
+        if out.status == 0 {
+            Ok(())
+        } else {
+            Err(SshError::Remote {
+                what: format!("check {path}"),
+                status: out.status,
+                stderr: out.stdout_text().trim().to_string(),
+            })
+        }
+    }
+
     /// Remove a file this run created (revert of a `create = true` edit), refusing if it was
     /// changed since by someone else.
     pub async fn remove_file(&self, path: &str, expect: Option<&str>) -> Result<(), SshError> {
