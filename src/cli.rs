@@ -108,9 +108,12 @@ pub enum Command {
     ///
     /// Example: bellwether exec region:eu-west-1 -- systemctl is-active hermes
     Exec {
-        /// Selectors, then `--`, then the command.
-        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
+        /// Hosts to run on (default all): names or globs, group:NAME, region:NAME, !TERM.
+        targets: Vec<String>,
+        /// The command, after `--`; its words are joined with spaces and run by `sh -c` on
+        /// each host (quote it as one word to keep your own quoting).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
         /// Print each host's output as one block instead of prefixed lines.
         #[arg(long)]
         group: bool,
@@ -339,7 +342,12 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Check { playbooks } => crate::cmd::check::run(&g, &playbooks),
         Command::Ping { targets } => crate::cmd::ping::run(&g, &targets).await,
-        Command::Exec { args, group, timeout } => crate::cmd::exec::run(&g, &args, group, &timeout).await,
+        Command::Exec {
+            targets,
+            command,
+            group,
+            timeout,
+        } => crate::cmd::exec::run(&g, &targets, &command, group, &timeout).await,
         Command::Rollout(a) => crate::cmd::rollout::run(&g, &a).await,
         Command::Plan(a) => crate::cmd::plan::run(&g, &a).await,
         Command::Revert { run, yes } => crate::cmd::revert::revert(&g, &run, yes).await,

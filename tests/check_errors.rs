@@ -167,6 +167,19 @@ fn target_naming_an_unknown_host() {
 }
 
 #[test]
+fn exclusion_matching_nothing() {
+    let e = broken(
+        "playbooks/model-swap.toml",
+        "targets = { groups = [\"prod\"] }",
+        "targets = { groups = [\"prod\"], exclude = [\"group:gpus\"] }",
+    );
+    assert!(
+        e.contains("model-swap.toml:7:43: field `targets.exclude[0]`: exclusion \"group:gpus\" matches nothing"),
+        "{e}"
+    );
+}
+
+#[test]
 fn target_naming_an_unknown_group() {
     let e = broken("playbooks/model-swap.toml", "groups = [\"prod\"]", "groups = [\"prd\"]");
     assert!(e.contains("model-swap.toml:7:23: field `targets.groups[0]`: unknown group \"prd\"; the fleet has: canary-pool, cpu, gpu, prod"), "{e}");

@@ -192,6 +192,31 @@ fn reaches_a_host_through_a_jump_host() {
 }
 
 #[test]
+fn reaches_a_host_through_a_two_hop_proxy_jump() {
+    let mut f = TestFleet::start(3);
+    let fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    let fleet = fleet.replacen("name = \"h03\"\n", "name = \"h03\"\njump = \"h01,h02\"\n", 1);
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+    // Flags may follow the targets; `--group` prints one block per host.
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.args(["exec", "h03", "--group", "--", "basename $PWD"]);
+        c
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("== h03 ==\nhome-h03\n"), "{out}");
+    // Proof the path goes through h01: with h01 gone, h03 cannot be reached.
+    f.hosts[0].stop();
+    let (code, out, _) = run({
+        let mut c = f.bw();
+        c.args(["exec", "h03", "--", "true"]);
+        c
+    });
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("h03: jump"), "{out}");
+}
+
+#[test]
 fn one_mib_write_reads_back_identical_and_keeps_mode() {
     let f = TestFleet::start(1);
     let path = f.hosts[0].home.join("agent/big.bin");

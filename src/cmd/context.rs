@@ -77,17 +77,30 @@ fn endpoint_depth(lf: &LoadedFleet, host: &Host, accept_new: bool, depth: usize)
             .collect(),
     };
     ep.identities = ids;
-    ep.known_hosts = vec![match &d.known_hosts {
-        Some(k) => expand(k, &base),
-        None => home().unwrap_or_default().join(".ssh/known_hosts"),
-    }];
+    ep.known_hosts = match &d.known_hosts {
+        Some(k) => vec![expand(k, &base)],
+        // As OpenSSH: the user's file (where --accept-new records), then the system-wide one.
+        None => vec![
+            home().unwrap_or_default().join(".ssh/known_hosts"),
+            PathBuf::from("/etc/ssh/ssh_known_hosts"),
+        ],
+    };
     ep.accept_new = accept_new;
     ep.connect_timeout = d.connect_timeout.get();
     ep.become_root = host.become_root.unwrap_or(d.become_root);
     ep.use_agent = d.agent;
     let jump = host.jump.clone().or(d.jump.clone()).or(sc.proxy_jump.clone());
     if let Some(j) = jump.filter(|j| j != &host.name && depth < 3) {
-        ep.jump = Some(Box::new(jump_endpoint(lf, &j, accept_new, depth)));
+        // ProxyJump a,b: reach a, tunnel to b through it, then to the host through b.
+        let mut prev: Option<Endpoint> = None;
+        for hop in j.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            let mut e = jump_endpoint(lf, hop, accept_new, depth);
+            if let Some(p) = prev.take() {
+                e.jump = Some(Box::new(p));
+            }
+            prev = Some(e);
+        }
+        ep.jump = prev.map(Box::new);
     }
     ep
 }

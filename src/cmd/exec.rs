@@ -9,14 +9,10 @@ use futures::stream::{self, StreamExt};
 use std::io::Write;
 
 /// Run the command.
-pub async fn run(g: &Global, args: &[String], group: bool, timeout: &str) -> Result<Exit, Failure> {
+pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeout: &str) -> Result<Exit, Failure> {
     let timeout = Dur::parse(timeout)
         .map_err(|e| Failure::input(format!("--timeout: {e}")))?
         .get();
-    let (sel, cmd) = match args.iter().position(|a| a == "--") {
-        Some(i) => (&args[..i], &args[i + 1..]),
-        None => (&args[..0], args),
-    };
     if cmd.is_empty() {
         return Err(Failure::input(
             "no command given; usage: bellwether exec [TARGETS] -- COMMAND",

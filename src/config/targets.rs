@@ -106,6 +106,22 @@ impl TargetSpec {
                 ));
             }
         }
+        for (i, e) in self.exclude.iter().enumerate() {
+            let known = if let Some(g) = e.strip_prefix("group:") {
+                groups.iter().any(|x| glob_match(g, x))
+            } else if let Some(r) = e.strip_prefix("region:") {
+                regions.iter().any(|x| glob_match(r, x))
+            } else {
+                let p = e.strip_prefix("host:").unwrap_or(e);
+                fleet.hosts.iter().any(|h| glob_match(p, &h.name))
+            };
+            if !known {
+                out.push(Invalid::new(
+                    path.key("exclude").index(i),
+                    format!("exclusion {e:?} matches nothing in the fleet (use a host name or glob, group:NAME or region:NAME)"),
+                ));
+            }
+        }
         if out.is_empty() && self.resolve(fleet).is_empty() {
             out.push(Invalid::new(
                 path.clone(),
