@@ -90,7 +90,18 @@ async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: serve
             Some(_) => {}
         }
     };
-    let child = tokio::process::Command::new("sh")
+    let mut command = tokio::process::Command::new("sh");
+    // Like an sshd session without a pty: a new session with no controlling terminal. Without
+    // this, commands inherit the terminal `bellwether demo` runs in, and a `set -m` shell (the
+    // log-tail wrapper) is stopped by SIGTTOU when it touches it.
+    // SAFETY: setsid is async-signal-safe and is the only call made between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = command
         .arg("-c")
         .arg(&cmd)
         .current_dir(&host.home)
