@@ -236,6 +236,47 @@ fn sigint_mid_canary_reverts_and_exits_1() {
     assert!(events(&latest_run(&f)).contains("\"event\":\"interrupted\""));
 }
 
+#[test]
+fn second_sigint_leaves_hosts_as_they_are_and_says_how_to_finish() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig = originals(&f);
+    // A slow apply keeps the revert busy long enough for the second Ctrl-C to land in it.
+    let pb = playbook(GOOD, "", "observe = \"60s\"").replace(
+        "command = \"./agentctl restart\"",
+        "command = \"./agentctl restart; sleep 3\"",
+    );
+    let pb = f.playbook("swap", &pb);
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_for(&f, "\"event\":\"observe_started\"", Duration::from_secs(30));
+    unsafe { libc_kill(child.id() as i32, 2) };
+    wait_for(&f, "\"event\":\"revert_started\"", Duration::from_secs(20));
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stdout}\n{stderr}");
+    let run = latest_run(&f);
+    let id = run.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        stderr.contains("hosts were left as they are") && stderr.contains(&format!("bellwether revert {id}")),
+        "{stderr}"
+    );
+    let ev = events(&run);
+    assert!(ev.contains("second interrupt during revert"), "{ev}");
+    assert!(
+        !ev.contains("\"event\":\"host_restored\""),
+        "the revert was cut short: {ev}"
+    );
+    let (code, out, err) = run_cmd(&f, &["revert", &id, "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_all_restored(&f, &orig);
+}
+
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;

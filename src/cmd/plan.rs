@@ -94,15 +94,21 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     // Group hosts whose diffs are identical.
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let mut per_host: BTreeMap<String, String> = BTreeMap::new();
+    let mut slots = BTreeMap::new();
     for n in &order {
         let p = &prepared[n];
-        let d: String = p
+        let mut d: String = p
             .files
             .iter()
             .filter(|f| f.changes())
             .map(|f| setup::file_diff(&f.path, f.before.as_ref().map(|b| b.bytes.as_slice()), &f.after))
             .collect::<Vec<_>>()
             .join("\n");
+        // Blue/green: the diff is against the live slot; say where it is staged.
+        if let Some(bg) = &p.blue_green {
+            d = format!("blue_green: {}\n{d}", bg.describe());
+            slots.insert(n.clone(), bg.clone());
+        }
         per_host.insert(n.clone(), d.clone());
         match groups.iter_mut().find(|(x, _)| *x == d) {
             Some((_, hs)) => hs.push(n.clone()),
@@ -122,6 +128,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
             "unchanged": unchanged,
             "preflight_failures": failures.iter().map(|(h, e)| json!({"host": h, "error": e})).collect::<Vec<_>>(),
             "diffs": per_host,
+            "blue_green": slots,
             "exit": exit.code(),
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());

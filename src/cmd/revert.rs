@@ -4,12 +4,12 @@ use super::context;
 use crate::cli::Global;
 use crate::config::{load_playbook, Host};
 use crate::exit::{Exit, Failure};
-use crate::record::history::outstanding;
 use crate::record::lock::username;
 use crate::record::{read_events, EventKind, RunDir};
 use crate::rollout::ctx::{interactive, say, RunCtx};
 use crate::rollout::engine::{revert_all, run_phases, CalendarCheck};
 use crate::rollout::markers;
+use crate::rollout::revert::Outstanding;
 use crate::ssh::Connection;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -64,13 +64,22 @@ async fn connect(
     (conns, missing)
 }
 
-/// Put back every file the run changed and has not restored.
+/// The endpoints of the named fleet hosts (for reconnecting).
+fn endpoints(g: &Global, lf: &crate::config::LoadedFleet, names: &[String]) -> BTreeMap<String, crate::ssh::Endpoint> {
+    names
+        .iter()
+        .filter_map(|n| lf.fleet.host(n))
+        .map(|h| (h.name.clone(), context::endpoint(lf, h, g.accept_new)))
+        .collect()
+}
+
+/// Put back every file the run changed and every link it flipped, not yet restored.
 pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
     let run = open(g, id)?;
     let events = read_events(&run.dir).map_err(|e| Failure::input(e.to_string()))?;
-    let files = outstanding(&events);
-    if files.is_empty() {
+    let todo = Outstanding::from_events(&events);
+    if todo.is_empty() {
         // Still clear this run's host markers (a run killed before changing anything leaves them).
         let targets: Vec<String> = events
             .iter()
@@ -85,23 +94,20 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
             c.close().await;
         }
         println!(
-            "run {}: nothing to revert (every file it changed is already restored)",
+            "run {}: nothing to revert (every file it changed and every link it flipped is already restored)",
             run.id
         );
         return Ok(Exit::Done);
     }
-    let mut hosts: Vec<String> = files.iter().map(|f| f.host.clone()).collect();
-    hosts.dedup();
-    hosts.sort();
-    hosts.dedup();
+    let hosts: Vec<String> = todo.hosts().into_iter().collect();
+    let what = match (todo.files.len(), todo.flips.len()) {
+        (n, 0) => format!("{n} file(s)"),
+        (0, m) => format!("{m} link(s)"),
+        (n, m) => format!("{n} file(s) and {m} link(s)"),
+    };
     need_yes(
         yes,
-        &format!(
-            "Revert {} file(s) on {} host(s) changed by run {}",
-            files.len(),
-            hosts.len(),
-            run.id
-        ),
+        &format!("Revert {what} on {} host(s) changed by run {}", hosts.len(), run.id),
     )?;
     let (_lock, _) = super::rollout::lock(&g.runs_dir(), &run.id, hosts.clone(), true)?;
     let (conns, unreachable) = connect(g, &lf, &hosts).await;
@@ -121,10 +127,12 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
         resumed: true,
     });
     let conc = context::concurrency(g, &lf);
+    let endpoints = endpoints(g, &lf, &hosts);
     let mut ctx = RunCtx {
         run,
         record,
         conns,
+        endpoints,
         prepared: BTreeMap::new(),
         watch: None,
         concurrency: conc,
@@ -140,6 +148,15 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     for c in ctx.conns.values() {
         markers::remove(c, &ctx.run.id, false).await;
     }
+    // A host unreachable at first that the revert reached after all (it reconnects) is fine;
+    // one still unreachable failed its revert, so `o` says so.
+    let unreachable: Vec<String> = unreachable
+        .into_iter()
+        .filter(|u| {
+            let name = u.split(':').next().unwrap_or_default();
+            ctx.conns.get(name).is_none_or(|c| c.is_closed())
+        })
+        .collect();
     let (exit, outcome) = if o.exit == Exit::Reverted && unreachable.is_empty() {
         (Exit::Done, "reverted")
     } else {
@@ -158,9 +175,13 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
         Err(Failure::new(
             exit,
             format!(
-                "{}\nunreachable: {}\nretry with: bellwether revert {}",
+                "{}{}\nretry with: bellwether revert {}",
                 o.message,
-                unreachable.join("; "),
+                if unreachable.is_empty() {
+                    String::new()
+                } else {
+                    format!("\nunreachable: {}", unreachable.join("; "))
+                },
                 ctx.run.id
             ),
         ))
@@ -278,10 +299,12 @@ pub async fn resume(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
         request: req,
         offset: chrono::Duration::zero(),
     };
+    let endpoints = endpoints(g, &lf, &names);
     let mut ctx = RunCtx {
         run,
         record,
         conns,
+        endpoints,
         prepared,
         watch: None,
         concurrency: conc,

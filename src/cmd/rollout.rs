@@ -71,12 +71,6 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     let observe_ms = dur("--observe", &a.observe)?.unwrap_or(pb.rollout.observe.get().as_millis() as u64);
     let batch_observe_ms =
         dur("--batch-observe", &a.batch_observe)?.unwrap_or(pb.rollout.batch_observe.get().as_millis() as u64);
-    if pb.rollout.strategy == crate::config::playbook::Strategy::BlueGreen {
-        return Err(Failure::input(format!(
-            "{}: strategy \"blue_green\" is reserved in the schema but not implemented in this version; use \"canary\" or \"all_at_once\"",
-            pb_path.display()
-        )));
-    }
     if a.exception.is_some() != a.approver.is_some() {
         return Err(Failure::input(
             "--exception and --approver go together: name the reason and who approved it",
@@ -354,7 +348,8 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
         request: req,
         offset: at - now,
     };
-    let mut ctx = setup::context(run, record, conns, prepared, &pb, conc, Some(cal), a.json)?;
+    let endpoints = setup::endpoints(&lf, &targets, g.accept_new);
+    let mut ctx = setup::context(run, record, conns, endpoints, prepared, &pb, conc, Some(cal), a.json)?;
     let outcome = run_phases(&mut ctx, 0, false).await;
     finish(&mut ctx, outcome, a.json).await
 }
@@ -405,6 +400,11 @@ fn print_plan(r: &crate::rollout::record_plan::PlanRecord, json: bool) {
                 r.baseline.join(", ")
             ),
         );
+    }
+    for (h, p) in &r.hosts {
+        if let Some(bg) = &p.blue_green {
+            say(json, &format!("plan: {h}: {}", bg.describe()));
+        }
     }
     for (h, why) in &r.skipped {
         say(json, &format!("plan: skipped {h}: {why}"));

@@ -188,6 +188,9 @@ impl Default for RolloutSpec {
 }
 
 /// `[rollout.blue_green]`: two slot directories and the symlink that names the live one.
+///
+/// Edits name their files through the link (`/etc/agent/current/config.toml`); the result is
+/// staged into the idle slot and the link is flipped to it, so a revert is one flip back.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlueGreenSpec {
@@ -195,6 +198,73 @@ pub struct BlueGreenSpec {
     pub link: String,
     /// The two slot directories, e.g. `["/etc/agent/blue", "/etc/agent/green"]`.
     pub slots: [String; 2],
+}
+
+/// A path without trailing slashes (`agent/blue/` and `agent/blue` name one slot).
+pub fn trim_slashes(p: &str) -> &str {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() && p.starts_with('/') {
+        "/"
+    } else {
+        t
+    }
+}
+
+impl BlueGreenSpec {
+    /// The part of `path` below the link (`agent/current/a/b.toml` -> `a/b.toml`), if any.
+    pub fn below_link<'p>(link: &str, path: &'p str) -> Option<&'p str> {
+        path.strip_prefix(trim_slashes(link))
+            .and_then(|r| r.strip_prefix('/'))
+            .map(|r| r.trim_start_matches('/'))
+            .filter(|r| !r.is_empty())
+    }
+
+    fn validate(&self, at: &FieldPath, edits: &[EditSpec]) -> Vec<Invalid> {
+        let mut out = Vec::new();
+        let link = trim_slashes(&self.link);
+        let slots = [trim_slashes(&self.slots[0]), trim_slashes(&self.slots[1])];
+        let bad = |p: &str| p.is_empty() || p == "/" || p.contains('\n') || p.split('/').any(|c| c == "..");
+        if bad(link) {
+            out.push(Invalid::new(
+                at.key("link"),
+                "must name the symlink (not empty, not \"/\", no \"..\" and no newline)",
+            ));
+        }
+        for (i, s) in slots.iter().enumerate() {
+            if bad(s) {
+                out.push(Invalid::new(
+                    at.key("slots").index(i),
+                    "must name a slot directory (not empty, not \"/\", no \"..\" and no newline)",
+                ));
+            } else if *s == link || s.starts_with(&format!("{link}/")) || link.starts_with(&format!("{s}/")) {
+                out.push(Invalid::new(
+                    at.key("slots").index(i),
+                    format!("the slot {s:?} and the link {link:?} must be separate paths"),
+                ));
+            }
+        }
+        if slots[0] == slots[1] {
+            out.push(Invalid::new(
+                at.key("slots"),
+                "the two slots must be different directories",
+            ));
+        }
+        // Templated paths are checked once rendered, at preflight.
+        if !link.contains("{{") {
+            for (i, e) in edits.iter().enumerate() {
+                if !e.path.contains("{{") && Self::below_link(link, &e.path).is_none() {
+                    out.push(Invalid::new(
+                        FieldPath::root().key("edit").index(i).key("path"),
+                        format!(
+                            "with strategy \"blue_green\" every edit names its file through the link, e.g. \"{link}/config.toml\"; {:?} is not below {link:?}",
+                            e.path
+                        ),
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Commands run on each host around the change (templated like `apply.command`).
@@ -273,20 +343,22 @@ impl Playbook {
                 "the last batch step must be \"100%\" so every target is covered",
             ));
         }
-        if matches!(r.canary, Amount::Count(0)) && r.strategy == Strategy::Canary {
+        if matches!(r.canary, Amount::Count(0)) && r.strategy != Strategy::AllAtOnce {
             out.push(Invalid::new(
                 rp.key("canary"),
-                "the canary strategy needs at least 1 canary host",
+                "the canary and blue_green strategies need at least 1 canary host",
             ));
         }
         if r.concurrency == Some(0) {
             out.push(Invalid::new(rp.key("concurrency"), "must be at least 1"));
         }
-        if r.strategy == Strategy::BlueGreen && r.blue_green.is_none() {
-            out.push(Invalid::new(
+        match (&r.strategy, &r.blue_green) {
+            (Strategy::BlueGreen, None) => out.push(Invalid::new(
                 rp.key("strategy"),
                 "strategy \"blue_green\" needs a [rollout.blue_green] table with `link` and `slots`",
-            ));
+            )),
+            (Strategy::BlueGreen, Some(bg)) => out.extend(bg.validate(&rp.key("blue_green"), &self.edits)),
+            _ => {}
         }
         out
     }

@@ -155,11 +155,75 @@ pub enum EventKind {
         apply_ok: bool,
         health_ok: bool,
     },
+    /// Blue/green: about to make the idle slot a fresh copy of the live one. Nothing the
+    /// agent reads changes, so a revert does not undo it (the staged slot stays idle).
+    StageStarted {
+        host: String,
+        live: String,
+        idle: String,
+    },
+    /// Blue/green: one edited file written into the idle slot (`before`: the live slot's).
+    Staged {
+        host: String,
+        path: String,
+        before: Option<String>,
+        sha256: String,
+    },
+    /// Blue/green: about to repoint `link` from `from` to `to` (raw symlink targets, as
+    /// `readlink` prints them). From here on the agent may read the new slot.
+    FlipIntent {
+        host: String,
+        link: String,
+        from: String,
+        to: String,
+        /// The edited files in the slot `from` names, with their hashes: a revert flips back
+        /// only while that slot still holds them (it may have been restaged since).
+        #[serde(default)]
+        slot_files: Vec<SlotFile>,
+    },
+    /// The link now points at `target` (read back after the flip).
+    Flipped {
+        host: String,
+        link: String,
+        target: String,
+    },
+    /// The flip was refused before the link was touched (`untouched`), or failed.
+    FlipFailed {
+        host: String,
+        link: String,
+        error: String,
+        untouched: bool,
+    },
+    /// Revert: the link points at `target` (the flip's `from`) again, read back.
+    FlippedBack {
+        host: String,
+        link: String,
+        target: String,
+        verified: bool,
+    },
+    /// A dropped connection was opened again before `phase` (or the revert).
+    Reconnected {
+        host: String,
+        phase: String,
+    },
+    /// A dropped connection could not be opened again; the host's next steps fail.
+    ReconnectFailed {
+        host: String,
+        phase: String,
+        error: String,
+    },
     RunFinished {
         outcome: String,
         exit: i32,
         message: String,
     },
+}
+
+/// A file in a blue/green slot and its sha256 (None: it does not exist there).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SlotFile {
+    pub path: String,
+    pub sha256: Option<String>,
 }
 
 /// Appends events, flushing and fsyncing each one.

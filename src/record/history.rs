@@ -1,7 +1,7 @@
 //! Reading a run back from its events: what it was, how it ended, and which files it left
 //! changed (the input of `revert RUN`).
 
-use super::events::{Event, EventKind};
+use super::events::{Event, EventKind, SlotFile};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -98,11 +98,64 @@ pub fn outstanding(events: &[Event]) -> Vec<ChangedFile> {
     changed
 }
 
-/// Hosts with at least one written file, in the order first changed.
+/// A blue/green link this run repointed (intent recorded) and has not flipped back since.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlippedLink {
+    pub host: String,
+    pub link: String,
+    /// The raw target before the run (what revert puts back).
+    pub from: String,
+    /// The raw target the run set.
+    pub to: String,
+    /// The edited files of the `from` slot as they were; flipping back needs them unchanged.
+    pub slot_files: Vec<SlotFile>,
+}
+
+/// Links flipped (intent recorded) and neither refused untouched nor flipped back since, in
+/// the order they were flipped.
+pub fn outstanding_flips(events: &[Event]) -> Vec<FlippedLink> {
+    let mut out: Vec<FlippedLink> = Vec::new();
+    for ev in events {
+        match &ev.kind {
+            EventKind::FlipIntent {
+                host,
+                link,
+                from,
+                to,
+                slot_files,
+            } => {
+                out.retain(|f| !(f.host == *host && f.link == *link));
+                out.push(FlippedLink {
+                    host: host.clone(),
+                    link: link.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    slot_files: slot_files.clone(),
+                });
+            }
+            EventKind::FlippedBack {
+                host,
+                link,
+                verified: true,
+                ..
+            }
+            | EventKind::FlipFailed {
+                host,
+                link,
+                untouched: true,
+                ..
+            } => out.retain(|f| !(f.host == *host && f.link == *link)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Hosts with at least one written file or flipped link, in the order first changed.
 pub fn changed_hosts(events: &[Event]) -> Vec<String> {
     let mut seen = Vec::new();
     for ev in events {
-        if let EventKind::WriteIntent { host, .. } = &ev.kind {
+        if let EventKind::WriteIntent { host, .. } | EventKind::FlipIntent { host, .. } = &ev.kind {
             if !seen.contains(host) {
                 seen.push(host.clone());
             }
@@ -132,6 +185,9 @@ pub fn summarize(id: &str, events: &[Event]) -> RunSummary {
             }
             EventKind::Reverted {
                 host, verified: true, ..
+            }
+            | EventKind::FlippedBack {
+                host, verified: true, ..
             } => {
                 reverted.insert(host.clone());
             }
@@ -145,4 +201,60 @@ pub fn summarize(id: &str, events: &[Event]) -> RunSummary {
     }
     s.hosts_reverted = reverted.len();
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: EventKind) -> Event {
+        Event {
+            ts: chrono::Utc::now(),
+            kind,
+        }
+    }
+
+    fn intent(host: &str) -> Event {
+        ev(EventKind::FlipIntent {
+            host: host.into(),
+            link: "agent/current".into(),
+            from: "blue".into(),
+            to: "green".into(),
+            slot_files: vec![],
+        })
+    }
+
+    #[test]
+    fn flips_are_outstanding_until_flipped_back_or_refused_untouched() {
+        let evs = vec![
+            intent("h01"),
+            intent("h02"),
+            intent("h03"),
+            ev(EventKind::FlippedBack {
+                host: "h01".into(),
+                link: "agent/current".into(),
+                target: "blue".into(),
+                verified: true,
+            }),
+            ev(EventKind::FlipFailed {
+                host: "h02".into(),
+                link: "agent/current".into(),
+                error: "changed".into(),
+                untouched: true,
+            }),
+            ev(EventKind::FlippedBack {
+                host: "h03".into(),
+                link: "agent/current".into(),
+                target: "blue".into(),
+                verified: false,
+            }),
+        ];
+        let left = outstanding_flips(&evs);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].host, "h03");
+        assert_eq!(left[0].from, "blue");
+        assert_eq!(changed_hosts(&evs), vec!["h01", "h02", "h03"]);
+        let s = summarize("r", &evs);
+        assert_eq!((s.hosts_changed, s.hosts_reverted), (3, 1));
+    }
 }

@@ -4,7 +4,7 @@ use super::host::Prepared;
 use super::record_plan::PlanRecord;
 use super::revert::RestoreCommands;
 use crate::record::RunDir;
-use crate::ssh::Connection;
+use crate::ssh::{Connection, Endpoint};
 use crate::watch::CompiledWatch;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -17,6 +17,8 @@ pub struct RunCtx {
     pub run: RunDir,
     pub record: PlanRecord,
     pub conns: BTreeMap<String, Arc<Connection>>,
+    /// How to reach each host again when its connection dropped (see `reconnect`).
+    pub endpoints: BTreeMap<String, Endpoint>,
     pub prepared: BTreeMap<String, Prepared>,
     pub watch: Option<CompiledWatch>,
     pub concurrency: usize,

@@ -1,12 +1,14 @@
 //! The run state machine: for each phase (canary, batch 1, ...) re-check the calendar,
 //! start log tails, change the hosts, observe, and on any failure revert every changed host.
 
+use super::change::change_host;
 use super::ctx::RunCtx;
-use super::host::{self, Prepared};
+use super::host;
 use super::observe;
+use super::reconnect::reconnect;
+use super::revert::Outstanding;
 use crate::calendar::{decide, CalendarSpec, GateRequest};
 use crate::exit::Exit;
-use crate::record::history::outstanding;
 use crate::record::{read_events, EventKind};
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeSet;
@@ -36,111 +38,19 @@ fn io(e: std::io::Error) -> Outcome {
     }
 }
 
-/// Change one host: write, apply, health, after-hooks.
-async fn change_host(ctx: &RunCtx, h: &Prepared, resumed: bool) -> Result<(), String> {
-    if resumed {
-        // A resumed run: each planned file holds either this run's bytes (keep), the bytes
-        // it had before (write now), or something else (stop: someone changed it).
-        let planned = ctx
-            .record
-            .hosts
-            .get(&h.name)
-            .map(|p| p.files.clone())
-            .unwrap_or_default();
-        for fp in planned.iter().filter(|f| f.before.as_deref() != Some(f.after.as_str())) {
-            let cur = h
-                .conn
-                .read_file(&fp.path)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|c| c.sha256);
-            if cur.as_deref() == Some(fp.after.as_str()) {
-                continue;
-            }
-            let f = h
-                .files
-                .iter()
-                .find(|f| f.path == fp.path)
-                .ok_or_else(|| format!("{} is no longer in the playbook", fp.path))?;
-            if cur != fp.before || f.after_sha != fp.after {
-                return Err(format!(
-                    "{} changed since the run was planned (sha256 now {}); not continuing on it",
-                    fp.path,
-                    cur.as_deref().unwrap_or("absent")
-                ));
-            }
-            run_hooks(ctx, h, &h.before_hooks, "before").await?;
-            host::write_one(&ctx.run, h, f).await?;
-        }
-    } else {
-        run_hooks(ctx, h, &h.before_hooks, "before").await?;
-        host::write_files(&ctx.run, h).await?;
-    }
-    let hp = ctx.record.hosts.get(&h.name).cloned().unwrap_or_default();
-    host::apply(
-        &ctx.run,
-        &h.conn,
-        &h.name,
-        h.apply.as_deref(),
-        Duration::from_millis(hp.apply_timeout_ms),
-    )
-    .await?;
-    host::health(
-        &ctx.run,
-        &h.conn,
-        &h.name,
-        h.health.as_deref(),
-        Duration::from_millis(hp.health_timeout_ms),
-    )
-    .await?;
-    run_hooks(ctx, h, &h.after_hooks, "after").await?;
-    Ok(())
-}
-
-/// Run a host's hooks of one kind in order, each recorded; the first failure stops the host.
-async fn run_hooks(ctx: &RunCtx, h: &Prepared, hooks: &[String], kind: &str) -> Result<(), String> {
-    let timeout = Duration::from_millis(
-        ctx.record
-            .hosts
-            .get(&h.name)
-            .map(|p| p.apply_timeout_ms)
-            .unwrap_or(60_000),
-    );
-    for hook in hooks {
-        let r = h.conn.run(hook, None, timeout, None).await;
-        let (ok, detail) = match &r {
-            Ok(o) if o.status == 0 => (true, String::new()),
-            Ok(o) => (false, format!("exit {}: {}", o.status, o.stderr_text())),
-            Err(e) => (false, e.to_string()),
-        };
-        let _ = ctx.run.emit(EventKind::Hook {
-            host: h.name.clone(),
-            hook: format!("{kind}: {hook}"),
-            ok,
-            detail: detail.clone(),
-        });
-        if !ok {
-            return Err(format!(
-                "{kind}-hook `{hook}` failed ({detail}){}",
-                if kind == "before" { "; nothing was written" } else { "" }
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Revert everything this run changed and not yet restored; the run's final outcome.
 pub async fn revert_all(ctx: &mut RunCtx, reason: &str) -> Outcome {
     let events = match read_events(&ctx.run.dir) {
         Ok(e) => e,
         Err(e) => return io(e),
     };
-    let files = outstanding(&events);
-    let hosts: BTreeSet<String> = files.iter().map(|f| f.host.clone()).collect();
+    let todo = Outstanding::from_events(&events);
+    let hosts: BTreeSet<String> = todo.hosts();
     ctx.say(&format!("REVERTING {} host(s): {}", hosts.len(), reason));
+    reconnect(ctx, &hosts.iter().cloned().collect::<Vec<_>>(), "revert").await;
     let cmds = ctx.restore_commands();
     let mut intr = ctx.interrupt.clone();
-    let fut = super::revert::revert(&ctx.run, files, &ctx.conns, &cmds, ctx.concurrency);
+    let fut = super::revert::revert(&ctx.run, todo, &ctx.conns, &cmds, ctx.concurrency);
     tokio::pin!(fut);
     let results = loop {
         tokio::select! {
@@ -181,9 +91,9 @@ pub async fn revert_all(ctx: &mut RunCtx, reason: &str) -> Outcome {
     for r in &results {
         if r.problems.is_empty() {
             ctx.say(&format!(
-                "{}: reverted and verified ({} file(s))",
+                "{}: reverted and verified ({})",
                 r.host,
-                r.restored.len()
+                r.restored.join(", ")
             ));
         }
     }
@@ -271,6 +181,16 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
         }
         ctx.say(&format!("{phase}: {} host(s): {}", hosts.len(), hosts.join(", ")));
         let is_canary = phase == "canary";
+        let watched_base = if is_canary {
+            ctx.record.baseline.clone()
+        } else {
+            batch_baseline(&phases, idx, ctx.record.baseline.len())
+        };
+        let mut need = hosts.clone();
+        if ctx.watch.is_some() {
+            need.extend(watched_base.iter().cloned());
+        }
+        reconnect(ctx, &need, phase).await;
         let window = Duration::from_millis(if is_canary {
             ctx.record.observe_ms
         } else {
@@ -286,11 +206,7 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
                     .filter_map(|p| p.log_command.clone().map(|c| (p.name.clone(), p.conn.clone(), c)))
                     .collect()
             };
-            let base = if is_canary {
-                mk(&ctx.record.baseline)
-            } else {
-                mk(&batch_baseline(&phases, idx, ctx.record.baseline.len()))
-            };
+            let base = mk(&watched_base);
             match observe::start(mk(hosts), base).await {
                 Ok(mut t) => {
                     if let (true, Some(b)) = (is_canary, ctx.record.before_ms) {
@@ -354,11 +270,7 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
             let _ = ctx.run.emit(EventKind::ObserveStarted {
                 phase: phase.clone(),
                 hosts: hosts.clone(),
-                baseline: if is_canary {
-                    ctx.record.baseline.clone()
-                } else {
-                    batch_baseline(&phases, idx, ctx.record.baseline.len())
-                },
+                baseline: watched_base.clone(),
                 window_ms: window.as_millis() as u64,
             });
             let interrupted;
@@ -437,12 +349,10 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
                 Ok(e) => e,
                 Err(e) => return io(e),
             };
-            let files: Vec<_> = outstanding(&events)
-                .into_iter()
-                .filter(|f| only.contains(&f.host))
-                .collect();
+            let todo = Outstanding::from_events(&events).only(&only);
+            reconnect(ctx, &only.iter().cloned().collect::<Vec<_>>(), phase).await;
             let cmds = ctx.restore_commands();
-            let res = super::revert::revert(&ctx.run, files, &ctx.conns, &cmds, ctx.concurrency).await;
+            let res = super::revert::revert(&ctx.run, todo, &ctx.conns, &cmds, ctx.concurrency).await;
             if res.iter().any(|r| !r.problems.is_empty()) {
                 return revert_all(ctx, &format!("{phase}: could not revert failed host(s) cleanly")).await;
             }

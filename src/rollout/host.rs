@@ -1,6 +1,7 @@
 //! One host's part in a run: preflight (read, compute, check), then the change itself
 //! (snapshot, write, apply, health), each step recorded before it is taken.
 
+use crate::config::playbook::Strategy;
 use crate::config::{Host, Playbook};
 use crate::edit::spec::EditSpec;
 use crate::edit::template::{render, TemplateCtx};
@@ -44,6 +45,9 @@ pub struct Prepared {
     pub before_hooks: Vec<String>,
     pub after_hooks: Vec<String>,
     pub on_revert: Vec<String>,
+    /// `strategy = "blue_green"`: the host's slots; `files` then name paths through the link,
+    /// `before` is the live slot's file and the result is staged into the idle slot.
+    pub blue_green: Option<super::blue_green::BlueGreenHost>,
 }
 
 impl Prepared {
@@ -92,13 +96,38 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
             None => by_path.push((p, vec![e])),
         }
     }
+    let blue_green = match (&pb.rollout.strategy, &pb.rollout.blue_green) {
+        (Strategy::BlueGreen, Some(spec)) => {
+            let link = r("rollout.blue_green.link", &spec.link)?;
+            let a = r("rollout.blue_green.slots[0]", &spec.slots[0])?;
+            let b = r("rollout.blue_green.slots[1]", &spec.slots[1])?;
+            Some(super::blue_green::inspect(&conn, &link, [&a, &b]).await?)
+        }
+        _ => None,
+    };
     let mut files = Vec::new();
     for (path, specs) in by_path {
-        let before = conn.read_file(&path).await.map_err(|e| format!("read {path}: {e}"))?;
-        conn.check_writable(&path).await.map_err(|e| match e {
-            crate::ssh::SshError::Remote { stderr, .. } => stderr,
-            other => format!("{path}: {other}"),
-        })?;
+        let before = match &blue_green {
+            Some(bg) => {
+                let live = bg.in_slot(&path, &bg.live).ok_or_else(|| {
+                    format!(
+                        "{path} is not below the link {}: with strategy \"blue_green\" every edit names its file through the link",
+                        bg.link
+                    )
+                })?;
+                let before = conn.read_file(&live).await.map_err(|e| format!("read {live}: {e}"))?;
+                super::blue_green::check_dir(&conn, &live).await?;
+                before
+            }
+            None => {
+                let before = conn.read_file(&path).await.map_err(|e| format!("read {path}: {e}"))?;
+                conn.check_writable(&path).await.map_err(|e| match e {
+                    crate::ssh::SshError::Remote { stderr, .. } => stderr,
+                    other => format!("{path}: {other}"),
+                })?;
+                before
+            }
+        };
         let out = crate::edit::compute_all(
             specs.iter().copied(),
             before.as_ref().map(|b| b.bytes.as_slice()),
@@ -174,6 +203,7 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
         apply,
         health,
         log_command,
+        blue_green,
     })
 }
 

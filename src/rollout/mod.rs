@@ -1,11 +1,15 @@
 //! The rollout: plan (batches), engine (state machine), per-host steps, observation, revert.
 
+pub mod blue_green;
+pub mod change;
 pub mod ctx;
 pub mod engine;
+pub mod flip;
 pub mod host;
 pub mod markers;
 pub mod observe;
 pub mod plan;
+pub mod reconnect;
 pub mod record_plan;
 pub mod revert;
 pub mod setup;

@@ -26,7 +26,11 @@ pub struct HostPlan {
     #[serde(default)]
     pub after_hooks: Vec<String>,
     pub log_command: Option<String>,
+    /// File paths name the file through the link; `before` is the live slot's file.
     pub files: Vec<FilePlan>,
+    /// `strategy = "blue_green"`: the slots and the flip, as preflight found them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<super::blue_green::BlueGreenHost>,
 }
 
 /// The whole plan record.

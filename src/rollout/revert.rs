@@ -1,13 +1,60 @@
-//! Putting hosts back: restore each changed file's exact bytes, mode and owner, re-run apply,
-//! confirm health, and verify the hash equals the snapshot. Works from the run folder alone.
+//! Putting hosts back: restore each changed file's exact bytes, mode and owner (and flip each
+//! blue/green link back to its old slot), re-run apply, confirm health, and verify the hash
+//! (or the link's target) equals what it was. Works from the run folder alone.
 
-use crate::record::history::ChangedFile;
-use crate::record::{EventKind, RunDir};
+use crate::record::history::{outstanding, outstanding_flips, ChangedFile, FlippedLink};
+use crate::record::{Event, EventKind, RunDir};
 use crate::ssh::{Connection, WriteOptions};
 use futures::stream::{self, StreamExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Everything a run changed and has not put back yet: written files and flipped links.
+#[derive(Debug, Clone, Default)]
+pub struct Outstanding {
+    pub files: Vec<ChangedFile>,
+    pub flips: Vec<FlippedLink>,
+}
+
+impl Outstanding {
+    /// Read it from a run's events.
+    pub fn from_events(events: &[Event]) -> Outstanding {
+        Outstanding {
+            files: outstanding(events),
+            flips: outstanding_flips(events),
+        }
+    }
+
+    /// The hosts concerned.
+    pub fn hosts(&self) -> BTreeSet<String> {
+        self.files
+            .iter()
+            .map(|f| f.host.clone())
+            .chain(self.flips.iter().map(|f| f.host.clone()))
+            .collect()
+    }
+
+    /// Only what concerns `hosts`.
+    pub fn only(self, hosts: &BTreeSet<String>) -> Outstanding {
+        Outstanding {
+            files: self.files.into_iter().filter(|f| hosts.contains(&f.host)).collect(),
+            flips: self.flips.into_iter().filter(|f| hosts.contains(&f.host)).collect(),
+        }
+    }
+
+    /// Nothing to put back?
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.flips.is_empty()
+    }
+}
+
+/// One host's share of a revert.
+#[derive(Default)]
+struct HostWork {
+    files: Vec<ChangedFile>,
+    flips: Vec<FlippedLink>,
+}
 
 /// What to run on a host after its files are restored.
 #[derive(Clone, Default)]
@@ -92,45 +139,81 @@ async fn restore_file(run: &RunDir, conn: &Connection, f: &ChangedFile) -> Resul
     }
 }
 
-/// Revert every outstanding file, hosts in parallel (newest-changed host first in the
-/// record), then re-run apply and health on each restored host.
+/// Revert every outstanding file and link, hosts in parallel (newest-changed host first in
+/// the record), then re-run apply and health on each restored host.
 pub async fn revert(
     run: &RunDir,
-    files: Vec<ChangedFile>,
+    todo: Outstanding,
     conns: &BTreeMap<String, Arc<Connection>>,
     cmds: &BTreeMap<String, RestoreCommands>,
     concurrency: usize,
 ) -> Vec<HostRevert> {
-    let mut by_host: Vec<(String, Vec<ChangedFile>)> = Vec::new();
-    for f in files.into_iter().rev() {
-        match by_host.iter_mut().find(|(h, _)| *h == f.host) {
-            Some((_, v)) => v.push(f),
-            None => by_host.push((f.host.clone(), vec![f])),
-        }
+    let mut by_host: Vec<(String, HostWork)> = Vec::new();
+    fn slot<'a>(v: &'a mut Vec<(String, HostWork)>, host: &str) -> &'a mut HostWork {
+        let i = match v.iter().position(|(h, _)| h == host) {
+            Some(i) => i,
+            None => {
+                v.push((host.to_string(), HostWork::default()));
+                v.len() - 1
+            }
+        };
+        &mut v[i].1
+    }
+    for f in todo.files.into_iter().rev() {
+        slot(&mut by_host, &f.host.clone()).files.push(f);
+    }
+    for f in todo.flips.into_iter().rev() {
+        slot(&mut by_host, &f.host.clone()).flips.push(f);
     }
     let _ = run.emit(EventKind::RevertStarted {
         hosts: by_host.iter().map(|(h, _)| h.clone()).collect(),
         reason: String::new(),
     });
     stream::iter(by_host)
-        .map(|(host, files)| async move {
+        .map(|(host, work)| async move {
+            let HostWork { files, flips } = work;
             let mut out = HostRevert {
                 host: host.clone(),
                 restored: vec![],
                 problems: vec![],
             };
             let Some(conn) = conns.get(&host) else {
-                for f in &files {
+                let paths = files
+                    .iter()
+                    .map(|f| f.path.clone())
+                    .chain(flips.iter().map(|f| f.link.clone()));
+                for path in paths {
                     let msg = "host unreachable".to_string();
                     let _ = run.emit(EventKind::RevertFailed {
                         host: host.clone(),
-                        path: f.path.clone(),
+                        path: path.clone(),
                         error: msg.clone(),
                     });
-                    out.problems.push((f.path.clone(), msg));
+                    out.problems.push((path, msg));
                 }
                 return out;
             };
+            for f in &flips {
+                match super::flip::flip_back(conn, f).await {
+                    Ok(target) => {
+                        let _ = run.emit(EventKind::FlippedBack {
+                            host: host.clone(),
+                            link: f.link.clone(),
+                            target,
+                            verified: true,
+                        });
+                        out.restored.push(f.link.clone());
+                    }
+                    Err(e) => {
+                        let _ = run.emit(EventKind::RevertFailed {
+                            host: host.clone(),
+                            path: f.link.clone(),
+                            error: e.clone(),
+                        });
+                        out.problems.push((f.link.clone(), e));
+                    }
+                }
+            }
             for f in &files {
                 match restore_file(run, conn, f).await {
                     Ok(sha) => {

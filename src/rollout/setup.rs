@@ -10,7 +10,7 @@ use crate::cmd::context;
 use crate::config::{Host, LoadedFleet, Playbook};
 use crate::exit::{Exit, Failure};
 use crate::record::{EventKind, RunDir};
-use crate::ssh::Connection;
+use crate::ssh::{Connection, Endpoint};
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -138,6 +138,7 @@ pub fn plan_record(
                 on_revert: p.on_revert.clone(),
                 after_hooks: p.after_hooks.clone(),
                 log_command: p.log_command.clone(),
+                blue_green: p.blue_green.clone(),
                 files: p
                     .files
                     .iter()
@@ -181,6 +182,7 @@ pub fn context(
     run: RunDir,
     record: PlanRecord,
     conns: BTreeMap<String, Arc<Connection>>,
+    endpoints: BTreeMap<String, Endpoint>,
     prepared: BTreeMap<String, Prepared>,
     pb: &Playbook,
     concurrency: usize,
@@ -199,6 +201,7 @@ pub fn context(
         run,
         record,
         conns,
+        endpoints,
         prepared,
         watch,
         concurrency,
@@ -206,6 +209,14 @@ pub fn context(
         calendar,
         json,
     })
+}
+
+/// The SSH endpoint of each host, for reconnecting during the run.
+pub fn endpoints(lf: &LoadedFleet, hosts: &[&Host], accept_new: bool) -> BTreeMap<String, Endpoint> {
+    hosts
+        .iter()
+        .map(|h| (h.name.clone(), context::endpoint(lf, h, accept_new)))
+        .collect()
 }
 
 /// Emit helper that maps a record failure to exit 5.

@@ -91,6 +91,15 @@ fn describe(ev: &Event) -> Option<String> {
             ok(*health_ok)
         ),
         RunFinished { outcome, exit, message } => format!("finished: {outcome} (exit {exit}): {message}"),
+        StageStarted { host, live, idle } => format!("{host}: staging {idle} as a copy of {live}"),
+        Staged { host, path, .. } => format!("{host}: staged {path}"),
+        Flipped { host, link, target } => format!("{host}: flipped {link} to {target}"),
+        FlipFailed { host, link, error, .. } => format!("{host}: flip of {link} FAILED: {error}"),
+        FlippedBack { host, link, target, .. } => format!("{host}: flipped {link} back to {target} (verified)"),
+        Reconnected { host, phase } => format!("{phase}: {host}: connection dropped, reconnected"),
+        ReconnectFailed { host, phase, error } => {
+            format!("{phase}: {host}: connection dropped, reconnect FAILED: {error}")
+        }
         _ => return None,
     })
 }
@@ -117,8 +126,8 @@ fn metrics_line(v: &Verdict) -> String {
     out
 }
 
-/// Before hash, after hash, reverted-and-verified.
-type FileRow = (Option<String>, Option<String>, bool);
+/// Before hash, after hash, state.
+type FileRow = (Option<String>, Option<String>, &'static str);
 
 /// Render the summary text from a run's events and plan.
 pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
@@ -163,6 +172,7 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
     let mut before_metrics: Option<Verdict> = None;
     let mut first_errors: Vec<String> = Vec::new();
     let mut files: BTreeMap<(String, String), FileRow> = BTreeMap::new();
+    let mut links: BTreeMap<(String, String), (String, String, &'static str)> = BTreeMap::new();
     for ev in events {
         match &ev.kind {
             EventKind::Verdict {
@@ -196,14 +206,62 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
             } => {
                 files.insert(
                     (host.clone(), path.clone()),
-                    (before.clone(), Some(after.clone()), false),
+                    (before.clone(), Some(after.clone()), "changed"),
+                );
+            }
+            EventKind::Staged {
+                host,
+                path,
+                before,
+                sha256,
+            } => {
+                files.insert(
+                    (host.clone(), path.clone()),
+                    (before.clone(), Some(sha256.clone()), "staged (idle slot)"),
                 );
             }
             EventKind::Reverted {
-                host, path, verified, ..
+                host,
+                path,
+                verified: true,
+                ..
             } => {
                 if let Some(e) = files.get_mut(&(host.clone(), path.clone())) {
-                    e.2 = *verified;
+                    e.2 = "reverted (verified)";
+                }
+            }
+            EventKind::FlipIntent {
+                host, link, from, to, ..
+            } => {
+                links.insert(
+                    (host.clone(), link.clone()),
+                    (from.clone(), to.clone(), "flip announced"),
+                );
+            }
+            EventKind::Flipped { host, link, .. } => {
+                if let Some(e) = links.get_mut(&(host.clone(), link.clone())) {
+                    e.2 = "flipped";
+                }
+            }
+            EventKind::FlipFailed {
+                host, link, untouched, ..
+            } => {
+                if let Some(e) = links.get_mut(&(host.clone(), link.clone())) {
+                    e.2 = if *untouched {
+                        "flip refused (untouched)"
+                    } else {
+                        "flip FAILED"
+                    };
+                }
+            }
+            EventKind::FlippedBack {
+                host,
+                link,
+                verified: true,
+                ..
+            } => {
+                if let Some(e) = links.get_mut(&(host.clone(), link.clone())) {
+                    e.2 = "flipped back (verified)";
                 }
             }
             _ => {}
@@ -213,14 +271,17 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
         let _ = writeln!(o, "## Hosts\n");
         let _ = writeln!(o, "| host | file | sha256 before | sha256 after | state |");
         let _ = writeln!(o, "|---|---|---|---|---|");
-        for ((h, p), (b, a, rev)) in &files {
-            let _ = writeln!(
-                o,
-                "| {h} | `{p}` | {} | {} | {} |",
-                short(b),
-                short(a),
-                if *rev { "reverted (verified)" } else { "changed" }
-            );
+        for ((h, p), (b, a, state)) in &files {
+            let _ = writeln!(o, "| {h} | `{p}` | {} | {} | {} |", short(b), short(a), state);
+        }
+        let _ = writeln!(o);
+    }
+    if !links.is_empty() {
+        let _ = writeln!(o, "## Links (blue/green)\n");
+        let _ = writeln!(o, "| host | link | target before | target set | state |");
+        let _ = writeln!(o, "|---|---|---|---|---|");
+        for ((h, l), (from, to, state)) in &links {
+            let _ = writeln!(o, "| {h} | `{l}` | `{from}` | `{to}` | {state} |");
         }
         let _ = writeln!(o);
     }

@@ -1,0 +1,295 @@
+//! `strategy = "blue_green"` on one host: find the live slot and stage the change into the
+//! idle slot (the flip of the link, and back, is in `flip.rs`).
+//!
+//! The agent reads its files through a symlink (`link`) that names one of two slot
+//! directories. Staging rebuilds the idle slot as a copy of the live one and writes the edited
+//! files into the copy, so nothing the agent reads changes until the flip. The flip is one
+//! `rename(2)` of a new symlink over the old one (`mv -T`), announced in the record before it
+//! happens; a revert is the same rename back, so it is as fast as the flip and needs no
+//! snapshot: the old slot was never touched.
+
+use super::host::Prepared;
+use crate::config::playbook::{trim_slashes, BlueGreenSpec};
+use crate::record::{EventKind, RunDir};
+use crate::ssh::{quote::quote, Connection, WriteOptions};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// Copying a large slot can take a while; the copy is bounded all the same.
+const STAGE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One host's slots as preflight found them (also kept in `plan.json` for `resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlueGreenHost {
+    /// The symlink, as configured (rendered for the host).
+    pub link: String,
+    /// The slot the link points at now.
+    pub live: String,
+    /// The other slot: staged, then flipped to.
+    pub idle: String,
+    /// The link's raw target now (what `readlink` prints; a revert puts exactly this back).
+    pub from: String,
+    /// The raw target the flip writes: relative if `from` is, else absolute.
+    pub to: String,
+}
+
+impl BlueGreenHost {
+    /// Where a path named through the link lives in `slot`.
+    pub fn in_slot(&self, path: &str, slot: &str) -> Option<String> {
+        BlueGreenSpec::below_link(&self.link, path).map(|rest| format!("{slot}/{rest}"))
+    }
+
+    /// A path named through the link, in the idle slot (where it is staged).
+    pub fn idle_path(&self, path: &str) -> String {
+        self.in_slot(path, &self.idle).unwrap_or_else(|| path.to_string())
+    }
+
+    /// A path named through the link, in the live slot (what the agent reads now).
+    pub fn live_path(&self, path: &str) -> String {
+        self.in_slot(path, &self.live).unwrap_or_else(|| path.to_string())
+    }
+
+    /// One line for plans and logs.
+    pub fn describe(&self) -> String {
+        format!(
+            "live slot {}, stage into idle slot {}, then flip {}: {} -> {}",
+            self.live, self.idle, self.link, self.from, self.to
+        )
+    }
+}
+
+/// `target` relative to the directory `base` (both absolute and canonical).
+fn relative(target: &str, base: &str) -> String {
+    let t: Vec<&str> = target.split('/').filter(|c| !c.is_empty()).collect();
+    let b: Vec<&str> = base.split('/').filter(|c| !c.is_empty()).collect();
+    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<&str> = vec![".."; b.len() - common];
+    parts.extend(&t[common..]);
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// Read the link and both slots; Err says what is wrong on this host. Changes nothing (the
+/// `mv -T` probe works in a temporary directory of its own).
+pub async fn inspect(conn: &Connection, link: &str, slots: [&str; 2]) -> Result<BlueGreenHost, String> {
+    let link = trim_slashes(link).to_string();
+    let slots = [trim_slashes(slots[0]).to_string(), trim_slashes(slots[1]).to_string()];
+    let script = format!(
+        r#"l={l}; a={a}; b={b}
+if [ ! -L "$l" ]; then if [ -e "$l" ]; then echo NOTLINK; else echo MISSING; fi; exit 0; fi
+echo LINK
+readlink -- "$l"
+readlink -f -- "$l" || echo
+readlink -f -- "$(dirname -- "$l")" || echo
+for s in "$a" "$b"; do
+  readlink -f -- "$s" || echo
+  if [ -L "$s" ]; then echo symlink; elif [ -d "$s" ]; then echo dir; elif [ -e "$s" ]; then echo other; else echo absent; fi
+  if [ -w "$(dirname -- "$s")" ]; then echo w; else echo ro; fi
+done
+if [ -w "$(dirname -- "$l")" ]; then echo w; else echo ro; fi
+if d=$(mktemp -d 2>/dev/null); then
+  if mkdir "$d/x" && ln -s a "$d/l1" && ln -s x "$d/l2" && mv -Tf "$d/l1" "$d/l2" 2>/dev/null && [ "$(readlink "$d/l2")" = a ]; then echo mvT; else echo nomvT; fi
+  rm -rf "$d"
+else echo nomvT; fi"#,
+        l = quote(&link),
+        a = quote(&slots[0]),
+        b = quote(&slots[1]),
+    );
+    let out = conn
+        .run(&script, None, TIMEOUT, None)
+        .await
+        .map_err(|e| format!("inspecting {link}: {e}"))?;
+    let text = out.stdout_text();
+    let lines: Vec<&str> = text.lines().collect();
+    let want = format!(
+        "a blue_green playbook needs {link} to be a symlink to one of its slots {} or {}",
+        slots[0], slots[1]
+    );
+    match lines.first().copied() {
+        Some("MISSING") => return Err(format!("{link} does not exist; {want}")),
+        Some("NOTLINK") => return Err(format!("{link} is not a symlink; {want}")),
+        Some("LINK") if lines.len() == 12 => {}
+        _ => {
+            return Err(format!(
+                "unexpected answer while inspecting {link} (exit {}): {:?} {}",
+                out.status,
+                text.trim(),
+                out.stderr_text()
+            ))
+        }
+    }
+    let (raw, resolved, link_dir) = (lines[1], lines[2], lines[3]);
+    let slot = |i: usize| (lines[4 + 3 * i], lines[5 + 3 * i], lines[6 + 3 * i]);
+    let live_i = (0..2)
+        .find(|i| !resolved.is_empty() && slot(*i).0 == resolved)
+        .ok_or_else(|| {
+            format!(
+                "{link} points at {raw:?} (resolves to {resolved}), which is neither slot {} nor {}; {want}",
+                slots[0], slots[1]
+            )
+        })?;
+    let idle_i = 1 - live_i;
+    let (live, idle) = (&slots[live_i], &slots[idle_i]);
+    if slot(live_i).1 != "dir" {
+        return Err(format!("the live slot {live} is not a directory ({})", slot(live_i).1));
+    }
+    match slot(idle_i).1 {
+        "dir" | "absent" => {}
+        kind => {
+            return Err(format!(
+                "the idle slot {idle} is a {kind}, not a directory; bellwether replaces the idle slot with a copy of the live one and will not remove a {kind}"
+            ))
+        }
+    }
+    if slot(idle_i).0.is_empty() {
+        return Err(format!("the idle slot {idle}: its parent directory does not exist"));
+    }
+    if slot(idle_i).2 != "w" {
+        return Err(format!(
+            "the directory of the idle slot {idle} is not writable: staging builds the slot beside it and renames it into place"
+        ));
+    }
+    if lines[10] != "w" || link_dir.is_empty() {
+        return Err(format!(
+            "the directory of {link} is not writable: the flip renames a new symlink over it"
+        ));
+    }
+    if lines[11] != "mvT" {
+        return Err(
+            "`mv -T` (GNU coreutils) is not available on the host; the atomic flip of the link needs it".into(),
+        );
+    }
+    let to = if raw.starts_with('/') {
+        slot(idle_i).0.to_string()
+    } else {
+        relative(slot(idle_i).0, link_dir)
+    };
+    Ok(BlueGreenHost {
+        link,
+        live: live.clone(),
+        idle: idle.clone(),
+        from: raw.to_string(),
+        to,
+    })
+}
+
+/// Preflight of one edited file: its directory exists in the live slot (the idle copy will
+/// have it) and is writable (the copy keeps its mode, and the write renames a temp file in it).
+pub async fn check_dir(conn: &Connection, live_path: &str) -> Result<(), String> {
+    let script = format!(
+        "d=$(dirname -- {p}); if [ ! -d \"$d\" ]; then echo \"directory $d does not exist\"; exit 1; fi; \
+         if [ ! -w \"$d\" ]; then echo \"directory $d is not writable by $(id -un)\"; exit 1; fi",
+        p = quote(live_path)
+    );
+    let out = conn
+        .run(&script, None, TIMEOUT, None)
+        .await
+        .map_err(|e| format!("{live_path}: {e}"))?;
+    if out.status == 0 {
+        Ok(())
+    } else {
+        Err(out.stdout_text().trim().to_string())
+    }
+}
+
+pub(super) fn ioerr(e: std::io::Error) -> String {
+    format!("cannot write the run record: {e}")
+}
+
+/// Make the idle slot a fresh copy of the live one (`cp -a` into `IDLE.bellwether-stage`, then
+/// renamed into place; the old idle slot is removed), then write the edited files into it.
+/// Refuses if the link no longer points at the live slot: the slot it would replace might be
+/// the one the agent reads.
+pub async fn stage(run: &RunDir, h: &Prepared, bg: &BlueGreenHost) -> Result<(), String> {
+    run.emit(EventKind::StageStarted {
+        host: h.name.clone(),
+        live: bg.live.clone(),
+        idle: bg.idle.clone(),
+    })
+    .map_err(ioerr)?;
+    let script = format!(
+        r#"set -e
+l={l}; live={live}; idle={idle}; t="$idle.bellwether-stage"; o="$idle.bellwether-old"
+[ "$(readlink -f -- "$l")" = "$(readlink -f -- "$live")" ] || {{ echo "$l no longer points at $live" >&2; exit 19; }}
+[ "$(readlink -f -- "$idle")" != "$(readlink -f -- "$live")" ] || {{ echo "$idle is the live slot" >&2; exit 19; }}
+rm -rf -- "$t" "$o"
+cp -a -- "$live/." "$t"
+sync -f -- "$t" 2>/dev/null || sync
+if [ -e "$idle" ] || [ -L "$idle" ]; then mv -T -- "$idle" "$o"; fi
+mv -T -- "$t" "$idle"
+rm -rf -- "$o""#,
+        l = quote(&bg.link),
+        live = quote(&bg.live),
+        idle = quote(&bg.idle),
+    );
+    let out = h
+        .conn
+        .run(&script, None, STAGE_TIMEOUT, None)
+        .await
+        .map_err(|e| format!("staging {} from {}: {e}", bg.idle, bg.live))?;
+    if out.status != 0 {
+        return Err(format!(
+            "staging {} from {} failed (exit {}): {}",
+            bg.idle,
+            bg.live,
+            out.status,
+            out.stderr_text()
+        ));
+    }
+    for f in h.files.iter().filter(|f| f.changes()) {
+        let path = bg.idle_path(&f.path);
+        let before = f.before.as_ref().map(|b| b.sha256.clone());
+        let opts = WriteOptions {
+            mode: if f.before.is_none() { f.create_mode } else { None },
+            owner: None,
+            // The fresh copy holds the live slot's bytes: anything else is not our copy.
+            expect: Some(before.clone()),
+        };
+        let sha = h
+            .conn
+            .write_file(&path, &f.after, &opts)
+            .await
+            .map_err(|e| format!("stage {path}: {e}"))?;
+        run.emit(EventKind::Staged {
+            host: h.name.clone(),
+            path,
+            before,
+            sha256: sha,
+        })
+        .map_err(ioerr)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_targets() {
+        assert_eq!(relative("/h/agent/green", "/h/agent"), "green");
+        assert_eq!(relative("/h/slots/green", "/h/agent"), "../slots/green");
+        assert_eq!(relative("/srv/green", "/h/agent"), "../../srv/green");
+        assert_eq!(relative("/h/agent/x/green", "/h/agent"), "x/green");
+        assert_eq!(relative("/green", "/"), "green");
+    }
+
+    #[test]
+    fn paths_map_through_the_link() {
+        let bg = BlueGreenHost {
+            link: "agent/current".into(),
+            live: "agent/blue".into(),
+            idle: "agent/green".into(),
+            from: "blue".into(),
+            to: "green".into(),
+        };
+        assert_eq!(bg.idle_path("agent/current/config.toml"), "agent/green/config.toml");
+        assert_eq!(bg.live_path("agent/current/sub/x.env"), "agent/blue/sub/x.env");
+        assert_eq!(bg.in_slot("agent/currently/x", "agent/green"), None);
+        assert_eq!(bg.in_slot("agent/current", "agent/green"), None);
+    }
+}

@@ -1,0 +1,71 @@
+//! Re-opening dropped connections between phases.
+//!
+//! A run holds one connection per host for its whole length, and a long observation window
+//! gives a flaky link (or a restarted sshd) time to drop it. A dropped connection is opened
+//! again, once, at the start of the next phase that needs the host (as a changed host or as a
+//! baseline) and before a revert; if that fails the host fails exactly as it did before.
+
+use super::ctx::RunCtx;
+use crate::record::EventKind;
+use crate::ssh::Connection;
+use futures::stream::{self, StreamExt};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Re-open the connection of each of `hosts` that is closed (or missing, when its endpoint is
+/// known), recording `reconnected` or `reconnect_failed`; `phase` names the step it is for.
+pub async fn reconnect(ctx: &mut RunCtx, hosts: &[String], phase: &str) {
+    let wanted: BTreeSet<&String> = hosts.iter().collect();
+    let todo: Vec<(String, crate::ssh::Endpoint)> = wanted
+        .into_iter()
+        .filter_map(|h| {
+            let closed = ctx.conns.get(h).map(|c| c.is_closed());
+            let ep = ctx
+                .endpoints
+                .get(h)
+                .cloned()
+                .or_else(|| ctx.conns.get(h).map(|c| c.endpoint().clone()));
+            match (closed, ep) {
+                (Some(false), _) | (_, None) => None,
+                (_, Some(ep)) => Some((h.clone(), ep)),
+            }
+        })
+        .collect();
+    if todo.is_empty() {
+        return;
+    }
+    let results: Vec<_> = stream::iter(todo)
+        .map(|(h, ep)| async move {
+            let r = Connection::open(&ep).await;
+            (h, r)
+        })
+        .buffer_unordered(ctx.concurrency.max(1))
+        .collect()
+        .await;
+    for (h, r) in results {
+        match r {
+            Ok(c) => {
+                let c = Arc::new(c);
+                ctx.conns.insert(h.clone(), c.clone());
+                if let Some(p) = ctx.prepared.get_mut(&h) {
+                    p.conn = c;
+                }
+                let _ = ctx.run.emit(EventKind::Reconnected {
+                    host: h.clone(),
+                    phase: phase.to_string(),
+                });
+                ctx.say(&format!("{phase}: {h}: the connection had dropped; reconnected"));
+            }
+            Err(e) => {
+                let _ = ctx.run.emit(EventKind::ReconnectFailed {
+                    host: h.clone(),
+                    phase: phase.to_string(),
+                    error: e.to_string(),
+                });
+                ctx.say(&format!(
+                    "{phase}: {h}: the connection had dropped and cannot be reopened: {e}"
+                ));
+            }
+        }
+    }
+}
