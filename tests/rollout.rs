@@ -275,6 +275,12 @@ fn second_sigint_leaves_hosts_as_they_are_and_says_how_to_finish() {
     let (code, out, err) = run_cmd(&f, &["revert", &id, "--yes"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_all_restored(&f, &orig);
+    // The revert finished the cut-short part: the restored config is applied and healthy.
+    let ev = events(&run);
+    assert!(
+        ev.contains("\"event\":\"host_restored\",\"host\":\"h01\",\"apply_ok\":true,\"health_ok\":true"),
+        "{ev}"
+    );
 }
 
 extern "C" {

@@ -79,6 +79,10 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     let run = open(g, id)?;
     let events = read_events(&run.dir).map_err(|e| Failure::input(e.to_string()))?;
     let todo = Outstanding::from_events(&events);
+    let pending = crate::record::history::restart_pending(&events);
+    if todo.is_empty() && !pending.is_empty() {
+        return restart_only(g, &lf, run, &pending, yes).await;
+    }
     if todo.is_empty() {
         // Still clear this run's host markers (a run killed before changing anything leaves them).
         let targets: Vec<String> = events
@@ -184,6 +188,98 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
                 },
                 ctx.run.id
             ),
+        ))
+    }
+}
+
+/// Finish a revert that was cut short after the files were put back: re-run apply and health
+/// on those hosts, recorded, so the agents really run the restored config.
+async fn restart_only(
+    g: &Global,
+    lf: &crate::config::LoadedFleet,
+    run: RunDir,
+    hosts: &[String],
+    yes: bool,
+) -> Result<Exit, Failure> {
+    need_yes(
+        yes,
+        &format!(
+            "Re-apply the restored config on {} host(s) of run {}",
+            hosts.len(),
+            run.id
+        ),
+    )?;
+    let (_lock, _) = super::rollout::lock(&g.runs_dir(), &run.id, hosts.to_vec(), true)?;
+    let record = crate::rollout::summary::load_plan(&run).ok_or_else(|| {
+        Failure::new(
+            Exit::NeedsAttention,
+            format!("{}: plan.json is missing", run.dir.display()),
+        )
+    })?;
+    let (conns, unreachable) = connect(g, lf, hosts).await;
+    let mut bad: Vec<String> = unreachable;
+    for h in hosts {
+        let (Some(c), Some(p)) = (conns.get(h), record.hosts.get(h)) else {
+            continue;
+        };
+        let apply = crate::rollout::host::apply(
+            &run,
+            c,
+            h,
+            p.apply.as_deref(),
+            std::time::Duration::from_millis(p.apply_timeout_ms),
+        )
+        .await;
+        let health = match &apply {
+            Ok(()) => {
+                crate::rollout::host::health(
+                    &run,
+                    c,
+                    h,
+                    p.health.as_deref(),
+                    std::time::Duration::from_millis(p.health_timeout_ms),
+                )
+                .await
+            }
+            Err(e) => Err(e.clone()),
+        };
+        let _ = run.emit(EventKind::HostRestored {
+            host: h.clone(),
+            apply_ok: apply.is_ok(),
+            health_ok: health.is_ok(),
+        });
+        match health {
+            Ok(()) => say(false, &format!("{h}: restored config re-applied, healthy")),
+            Err(e) => bad.push(format!("{h}: {e}")),
+        }
+        markers::remove(c, &run.id, false).await;
+    }
+    let (exit, outcome, message) = if bad.is_empty() {
+        (
+            Exit::Done,
+            "reverted",
+            format!("re-applied the restored config on {} host(s)", hosts.len()),
+        )
+    } else {
+        (
+            Exit::NeedsAttention,
+            "revert_failed",
+            format!("re-apply failed: {}", bad.join("; ")),
+        )
+    };
+    let _ = run.emit(EventKind::RunFinished {
+        outcome: outcome.into(),
+        exit: exit.code(),
+        message: message.clone(),
+    });
+    crate::rollout::summary::write(&run);
+    if exit == Exit::Done {
+        say(false, &message);
+        Ok(exit)
+    } else {
+        Err(Failure::new(
+            exit,
+            format!("{message}\nretry with: bellwether revert {}", run.id),
         ))
     }
 }

@@ -53,6 +53,8 @@ pub fn show(g: &Global, id: &str, json: bool) -> Result<Exit, Failure> {
             "run": summarize(&run.id, &events),
             "plan": crate::rollout::summary::load_plan(&run),
             "outstanding": outstanding(&events),
+            "outstanding_links": crate::rollout::revert::Outstanding::from_events(&events).flips,
+            "restart_pending": crate::record::history::restart_pending(&events),
             "events": events,
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
@@ -73,13 +75,15 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
     for id in run_dir::list_ids(&runs) {
         let evs = read_events(&runs.join(&id)).unwrap_or_default();
         let s = summarize(&id, &evs);
-        let left = outstanding(&evs);
-        if s.outcome != "done" && !left.is_empty() {
-            attention.push((id, s.outcome, left.len()));
+        let left = crate::rollout::revert::Outstanding::from_events(&evs);
+        let pending = crate::record::history::restart_pending(&evs);
+        let n = left.files.len() + left.flips.len();
+        if s.outcome != "done" && (n > 0 || !pending.is_empty()) {
+            attention.push((id, s.outcome, n.max(pending.len())));
         }
     }
     if json {
-        let doc = serde_json::json!({"lock": lock, "unfinished": attention.iter().map(|(i, o, n)| serde_json::json!({"run": i, "outcome": o, "files_changed": n})).collect::<Vec<_>>()});
+        let doc = serde_json::json!({"lock": lock, "unfinished": attention.iter().map(|(i, o, n)| serde_json::json!({"run": i, "outcome": o, "changes_outstanding": n})).collect::<Vec<_>>()});
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(Exit::Done);
     }
@@ -97,7 +101,9 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         } else {
             format!("`bellwether revert {id}`")
         };
-        println!("run {id} ({outcome}) left {n} file(s) changed: {next}");
+        println!(
+            "run {id} ({outcome}) left {n} change(s) not put back (files, links or an unfinished re-apply): {next}"
+        );
     }
     Ok(Exit::Done)
 }

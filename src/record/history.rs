@@ -258,3 +258,30 @@ mod tests {
         assert_eq!((s.hosts_changed, s.hosts_reverted), (3, 1));
     }
 }
+
+/// Hosts whose files (or links) were put back but whose agent was not re-applied and
+/// health-checked afterwards (a revert cut short by a second Ctrl-C or a kill).
+pub fn restart_pending(events: &[Event]) -> Vec<String> {
+    let mut pending: Vec<String> = Vec::new();
+    for ev in events {
+        match &ev.kind {
+            EventKind::Reverted {
+                host, verified: true, ..
+            }
+            | EventKind::FlippedBack {
+                host, verified: true, ..
+            } => {
+                if !pending.contains(host) {
+                    pending.push(host.clone());
+                }
+            }
+            EventKind::HostRestored {
+                host,
+                apply_ok: true,
+                health_ok: true,
+            } => pending.retain(|h| h != host),
+            _ => {}
+        }
+    }
+    pending
+}
