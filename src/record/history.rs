@@ -203,6 +203,33 @@ pub fn summarize(id: &str, events: &[Event]) -> RunSummary {
     s
 }
 
+/// Hosts whose files (or links) were put back but whose agent was not re-applied and
+/// health-checked afterwards (a revert cut short by a second Ctrl-C or a kill).
+pub fn restart_pending(events: &[Event]) -> Vec<String> {
+    let mut pending: Vec<String> = Vec::new();
+    for ev in events {
+        match &ev.kind {
+            EventKind::Reverted {
+                host, verified: true, ..
+            }
+            | EventKind::FlippedBack {
+                host, verified: true, ..
+            } => {
+                if !pending.contains(host) {
+                    pending.push(host.clone());
+                }
+            }
+            EventKind::HostRestored {
+                host,
+                apply_ok: true,
+                health_ok: true,
+            } => pending.retain(|h| h != host),
+            _ => {}
+        }
+    }
+    pending
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,31 +284,4 @@ mod tests {
         let s = summarize("r", &evs);
         assert_eq!((s.hosts_changed, s.hosts_reverted), (3, 1));
     }
-}
-
-/// Hosts whose files (or links) were put back but whose agent was not re-applied and
-/// health-checked afterwards (a revert cut short by a second Ctrl-C or a kill).
-pub fn restart_pending(events: &[Event]) -> Vec<String> {
-    let mut pending: Vec<String> = Vec::new();
-    for ev in events {
-        match &ev.kind {
-            EventKind::Reverted {
-                host, verified: true, ..
-            }
-            | EventKind::FlippedBack {
-                host, verified: true, ..
-            } => {
-                if !pending.contains(host) {
-                    pending.push(host.clone());
-                }
-            }
-            EventKind::HostRestored {
-                host,
-                apply_ok: true,
-                health_ok: true,
-            } => pending.retain(|h| h != host),
-            _ => {}
-        }
-    }
-    pending
 }
