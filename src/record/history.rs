@@ -214,11 +214,7 @@ pub fn restart_pending(events: &[Event]) -> Vec<String> {
             }
             | EventKind::FlippedBack {
                 host, verified: true, ..
-            } => {
-                if !pending.contains(host) {
-                    pending.push(host.clone());
-                }
-            }
+            } if !pending.contains(host) => pending.push(host.clone()),
             EventKind::HostRestored {
                 host,
                 apply_ok: true,
