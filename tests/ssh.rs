@@ -374,3 +374,44 @@ fn a_created_file_gets_the_umask_mode_not_mktemps_0600() {
         assert_eq!(m, 0o666 & !umask);
     });
 }
+
+#[test]
+fn a_symlinked_file_is_written_where_it_lives_and_the_link_stays() {
+    let f = TestFleet::start(1);
+    let home = &f.hosts[0].home;
+    std::fs::write(home.join("agent/real.toml"), "a = 1\n").unwrap();
+    std::fs::set_permissions(home.join("agent/real.toml"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::symlink("real.toml", home.join("agent/linked.toml")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
+        let before = c.read_file("agent/linked.toml").await.unwrap().unwrap();
+        assert_eq!(before.mode, 0o640, "the mode of the file, not of the link");
+        let opts = WriteOptions {
+            expect: Some(Some(before.sha256.clone())),
+            ..Default::default()
+        };
+        c.write_file("agent/linked.toml", b"a = 2\n", &opts).await.unwrap();
+        // Put it back, as a revert does, with the recorded mode.
+        let opts = WriteOptions {
+            mode: Some(before.mode),
+            expect: Some(Some(bellwether::ssh::sha256_hex(b"a = 2\n"))),
+            ..Default::default()
+        };
+        c.write_file("agent/linked.toml", &before.bytes, &opts).await.unwrap();
+    });
+    let link = std::fs::symlink_metadata(home.join("agent/linked.toml")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link is still a link");
+    assert_eq!(
+        std::fs::read_to_string(home.join("agent/real.toml")).unwrap(),
+        "a = 1\n"
+    );
+    assert_eq!(
+        std::fs::metadata(home.join("agent/real.toml"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o640
+    );
+}

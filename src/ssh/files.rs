@@ -13,6 +13,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
+/// Shell lines setting `$P` to the file to act on: `path`, or the file it links to (a broken
+/// link resolves to where its target would be).
+fn resolve_real(path: &str) -> String {
+    let q = quote(path);
+    format!("P={q}\nif [ -L \"$P\" ]; then P=$(readlink -f -- \"$P\") || {{ echo \"cannot resolve the link {q}\" >&2; exit 3; }}; fi\n")
+}
+
 /// sha256 of bytes as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -60,8 +67,9 @@ impl Connection {
     /// Read a file: bytes, mode, owner and hash; `None` if it does not exist.
     pub async fn read_file(&self, path: &str) -> Result<Option<RemoteFile>, SshError> {
         let p = quote(path);
-        let script =
-            format!("if [ -e {p} ]; then stat -c '%a %u %g' -- {p} || exit 3; exec cat -- {p}; else echo MISSING; fi");
+        let script = format!(
+            "if [ -e {p} ]; then stat -L -c '%a %u %g' -- {p} || exit 3; exec cat -- {p}; else echo MISSING; fi"
+        );
         let out = self.run(&script, None, IO_TIMEOUT, None).await?;
         if out.status != 0 {
             return Err(SshError::Remote {
@@ -92,9 +100,11 @@ impl Connection {
 
     /// Atomically replace `path` with `bytes`; returns the sha256 read back from the host.
     pub async fn write_file(&self, path: &str, bytes: &[u8], opts: &WriteOptions) -> Result<String, SshError> {
-        let p = quote(path);
         let want = sha256_hex(bytes);
-        let mut script = String::from("set -e\n");
+        // A symlinked config is edited where it really lives: replacing the link itself would
+        // turn it into a regular file (with the link's 0777 "mode") and orphan the target.
+        let p = "\"$P\"";
+        let mut script = format!("set -e\n{}", resolve_real(path));
         script.push_str(&format!("d=$(dirname -- {p})\n"));
         script.push_str("[ -d \"$d\" ] || { echo \"directory $d does not exist\" >&2; exit 3; }\n");
         script.push_str(&expect_check(&p, &opts.expect));
@@ -154,12 +164,12 @@ impl Connection {
     /// directory must exist and be writable (temp file + rename) and an existing file must be
     /// writable too (it is the operator's signal that it may change). Err says why not.
     pub async fn check_writable(&self, path: &str) -> Result<(), SshError> {
-        let p = quote(path);
         let script = format!(
-            "d=$(dirname -- {p}); if [ ! -d \"$d\" ]; then echo \"directory $d does not exist\"; exit 1; fi; \
+            "{resolve}p=\"$P\"; d=$(dirname -- \"$p\"); if [ ! -d \"$d\" ]; then echo \"directory $d does not exist\"; exit 1; fi; \
              if [ ! -w \"$d\" ]; then echo \"directory $d is not writable by $(id -un)\"; exit 1; fi; \
-             if [ -e {p} ] && [ ! -w {p} ]; then echo \"{path} is not writable by $(id -un)\"; exit 1; fi; exit 0",
-            path = path.replace(['"', '`', '$', '\\'], "_")
+             if [ -e \"$p\" ] && [ ! -w \"$p\" ]; then echo \"{path} is not writable by $(id -un)\"; exit 1; fi; exit 0",
+            path = path.replace(['"', '`', '$', '\\'], "_"),
+            resolve = resolve_real(path),
         );
         let out = self.run(&script, None, IO_TIMEOUT, None).await?;
         if out.status == 0 {
