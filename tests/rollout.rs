@@ -618,3 +618,27 @@ fn preflight_refuses_a_file_whose_directory_does_not_exist() {
     assert!(err.contains("directory no-such-dir does not exist"), "{err}");
     assert_all_restored(&f, &orig);
 }
+
+#[test]
+fn a_failure_after_resume_reverts_hosts_changed_before_the_interruption_too() {
+    let f = TestFleet::start(4);
+    // h04 (alone in batch 2) cannot serve the new model.
+    std::fs::write(f.hosts[3].home.join("agent/broken_models"), format!("{GOOD}\n")).unwrap();
+    f.start_agents();
+    let orig = originals(&f);
+    let pb = f.playbook("swap", &playbook(GOOD, "", "batches = [\"50%\", \"100%\"]\nbatch_observe = \"6s\""));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    wait_for(&f, "\"event\":\"observe_started\",\"phase\":\"batch 1\"", Duration::from_secs(40));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
+    // Resume from another directory: the record holds an absolute playbook path.
+    let mut c = f.bw();
+    c.current_dir("/").args(["resume", &run_id, "--yes"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_all_restored(&f, &orig);
+    assert!(out.contains("every changed host (4) was reverted and verified"), "{out}");
+}

@@ -395,7 +395,18 @@ pub async fn resume(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
         request: req,
         offset: chrono::Duration::zero(),
     };
-    let endpoints = endpoints(g, &lf, &names);
+    // Hosts changed before the interruption are not re-prepared, but a failure from here on
+    // must be able to revert them too: connect to them as well.
+    let earlier: Vec<String> = crate::record::history::changed_hosts(&events)
+        .into_iter()
+        .filter(|h| !conns.contains_key(h))
+        .collect();
+    let (earlier_conns, _) = connect(g, &lf, &earlier).await;
+    let mut conns = conns;
+    conns.extend(earlier_conns);
+    let mut all_names = names.clone();
+    all_names.extend(earlier);
+    let endpoints = endpoints(g, &lf, &all_names);
     let mut ctx = RunCtx {
         run,
         record,

@@ -66,7 +66,9 @@ pub fn lock(
 /// Run the rollout.
 pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
+    // Absolute, so `resume RUN` finds the playbook from any directory.
     let pb_path = playbook_path(&a.playbook, &lf.path);
+    let pb_path = pb_path.canonicalize().unwrap_or(pb_path);
     let pb = load_playbook(&pb_path, &lf.fleet)?;
     let observe_ms = dur("--observe", &a.observe)?.unwrap_or(pb.rollout.observe.get().as_millis() as u64);
     let batch_observe_ms =
