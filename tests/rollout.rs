@@ -626,11 +626,20 @@ fn a_failure_after_resume_reverts_hosts_changed_before_the_interruption_too() {
     std::fs::write(f.hosts[3].home.join("agent/broken_models"), format!("{GOOD}\n")).unwrap();
     f.start_agents();
     let orig = originals(&f);
-    let pb = f.playbook("swap", &playbook(GOOD, "", "batches = [\"50%\", \"100%\"]\nbatch_observe = \"6s\""));
+    let pb = f.playbook(
+        "swap",
+        &playbook(GOOD, "", "batches = [\"50%\", \"100%\"]\nbatch_observe = \"6s\""),
+    );
     let mut c = f.bw();
-    c.args(["rollout", pb.to_str().unwrap(), "--yes"]).stdout(Stdio::null()).stderr(Stdio::null());
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
-    wait_for(&f, "\"event\":\"observe_started\",\"phase\":\"batch 1\"", Duration::from_secs(40));
+    wait_for(
+        &f,
+        "\"event\":\"observe_started\",\"phase\":\"batch 1\"",
+        Duration::from_secs(40),
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
@@ -640,5 +649,50 @@ fn a_failure_after_resume_reverts_hosts_changed_before_the_interruption_too() {
     let (code, out, err) = run(c);
     assert_eq!(code, 1, "{out}\n{err}");
     assert_all_restored(&f, &orig);
-    assert!(out.contains("every changed host (4) was reverted and verified"), "{out}");
+    assert!(
+        out.contains("every changed host (4) was reverted and verified"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_secret_fleet_var_spliced_into_a_command_never_reaches_output_or_records() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    let fleet = fleet.replace(
+        "groups = [\"prod\"]\n",
+        "groups = [\"prod\"]\nvars = { api_token = \"tok-VERYSECRET-42\" }\n",
+    );
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+    let pb = playbook(GOOD, "", "").replace(
+        "command = \"./agentctl restart\"",
+        "command = \"echo using --auth {{ vars.api_token }}; test {{ vars.api_token }} = tok-VERYSECRET-42 && ./agentctl restart\"",
+    );
+    let pb = f.playbook("secret", &pb);
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 0, "{out}\n{err}");
+    let run = latest_run(&f);
+    let mut texts = vec![out, err];
+    for name in ["events.jsonl", "plan.json", "summary.md"] {
+        texts.push(std::fs::read_to_string(run.join(name)).unwrap());
+    }
+    let (_, plan_out, _) = run_cmd(&f, &["plan", pb.to_str().unwrap(), "--json"]);
+    texts.push(plan_out);
+    for t in &texts {
+        assert!(!t.contains("tok-VERYSECRET-42"), "secret leaked: {t}");
+    }
+    assert!(
+        texts[2].contains("--auth ••••"),
+        "the command is recorded, masked: {}",
+        texts[2]
+    );
+    // `revert RUN` works from the record: the masked commands are re-rendered with the real
+    // secret (the apply command checks it), so the revert applies and verifies.
+    let orig_after = f.config(0);
+    let id = run.file_name().unwrap().to_string_lossy().to_string();
+    let (code, out, err) = run_cmd(&f, &["revert", &id, "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_ne!(f.config(0), orig_after, "the completed change was rolled back");
+    assert!(!out.contains("tok-VERYSECRET-42") && !err.contains("tok-VERYSECRET-42"));
 }

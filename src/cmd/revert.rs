@@ -116,9 +116,10 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     let (_lock, _) = super::rollout::lock(&g.runs_dir(), &run.id, hosts.clone(), true)?;
     let (conns, unreachable) = connect(g, &lf, &hosts).await;
     let plan = crate::rollout::summary::load_plan(&run);
-    let Some(record) = plan else {
+    let Some(mut record) = plan else {
         return Err(Failure::new(Exit::NeedsAttention, format!("{}: plan.json is missing; cannot know the apply/health commands. Restore the files from {}/snapshots by hand", run.dir.display(), run.dir.display())));
     };
+    unmask_commands(&mut record, &lf)?;
     let _ = run.emit(EventKind::RunStarted {
         run_id: run.id.clone(),
         playbook: record.playbook_id.clone(),
@@ -192,6 +193,47 @@ pub async fn revert(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     }
 }
 
+/// `plan.json` is written with secrets masked, so a command that had a secret spliced in
+/// (`--auth {{ vars.api_token }}`) is recorded as `--auth ••••`. Before running recorded
+/// commands, re-render those from the playbook and the fleet (which hold the real values).
+fn unmask_commands(
+    record: &mut crate::rollout::record_plan::PlanRecord,
+    lf: &crate::config::LoadedFleet,
+) -> Result<(), Failure> {
+    let masked = |c: &Option<String>| c.as_deref().is_some_and(|c| c.contains(crate::edit::MASK));
+    let needs = record.hosts.values().any(|h| {
+        masked(&h.apply)
+            || masked(&h.health)
+            || h.on_revert
+                .iter()
+                .chain(h.after_hooks.iter())
+                .any(|c| c.contains(crate::edit::MASK))
+    });
+    if !needs {
+        return Ok(());
+    }
+    let pb = crate::config::load_playbook(std::path::Path::new(&record.playbook_path), &lf.fleet).map_err(|e| {
+        Failure::new(
+            Exit::NeedsAttention,
+            format!(
+                "the recorded commands hold masked secrets and the playbook to re-render them cannot be loaded: {e}"
+            ),
+        )
+    })?;
+    for (name, hp) in record.hosts.iter_mut() {
+        let Some(host) = lf.fleet.host(name) else { continue };
+        let ctx = crate::rollout::host::template_ctx(host);
+        let render = |t: &str| {
+            crate::edit::render(t, &ctx).map_err(|e| Failure::new(Exit::NeedsAttention, format!("{name}: {e}")))
+        };
+        hp.apply = pb.apply.command.as_deref().map(render).transpose()?;
+        hp.health = pb.apply.health.as_deref().map(render).transpose()?;
+        hp.on_revert = pb.hooks.on_revert.iter().map(|c| render(c)).collect::<Result<_, _>>()?;
+        hp.after_hooks = pb.hooks.after.iter().map(|c| render(c)).collect::<Result<_, _>>()?;
+    }
+    Ok(())
+}
+
 /// Finish a revert that was cut short after the files were put back: re-run apply and health
 /// on those hosts, recorded, so the agents really run the restored config.
 async fn restart_only(
@@ -210,12 +252,13 @@ async fn restart_only(
         ),
     )?;
     let (_lock, _) = super::rollout::lock(&g.runs_dir(), &run.id, hosts.to_vec(), true)?;
-    let record = crate::rollout::summary::load_plan(&run).ok_or_else(|| {
+    let mut record = crate::rollout::summary::load_plan(&run).ok_or_else(|| {
         Failure::new(
             Exit::NeedsAttention,
             format!("{}: plan.json is missing", run.dir.display()),
         )
     })?;
+    unmask_commands(&mut record, lf)?;
     let (conns, unreachable) = connect(g, lf, hosts).await;
     let mut bad: Vec<String> = unreachable;
     for h in hosts {
@@ -289,12 +332,13 @@ pub async fn resume(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
     let run = open(g, id)?;
     let events = read_events(&run.dir).map_err(|e| Failure::input(e.to_string()))?;
-    let record = crate::rollout::summary::load_plan(&run).ok_or_else(|| {
+    let mut record = crate::rollout::summary::load_plan(&run).ok_or_else(|| {
         Failure::input(format!(
             "{}: no plan.json; the run never got past preflight, start a new rollout",
             run.dir.display()
         ))
     })?;
+    unmask_commands(&mut record, &lf)?;
     if let Some(EventKind::RunFinished { outcome, .. }) = events
         .iter()
         .rev()

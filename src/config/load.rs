@@ -40,6 +40,16 @@ pub fn load_calendar(path: &Path) -> Result<CalendarSpec, ConfigError> {
 pub fn load_fleet(path: &Path) -> Result<LoadedFleet, ConfigError> {
     let text = read(path, "fleet")?;
     let fleet: Fleet = parse_toml(path, &text)?;
+    // Vars named like secrets (api_token, db_password, ...) are masked by value everywhere.
+    let keys = crate::edit::Redactor::default();
+    crate::record::secrets::add_values(
+        fleet
+            .hosts
+            .iter()
+            .flat_map(|h| h.vars.iter())
+            .filter(|(k, _)| keys.is_secret_key(k))
+            .map(|(_, v)| v.clone()),
+    );
     first(path, &text, fleet.validate())?;
     let inline = CalendarSpec {
         freeze: fleet.freeze.clone(),

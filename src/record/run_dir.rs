@@ -97,6 +97,13 @@ impl RunDir {
 
     /// Write a whole file in the run folder (plan.json, summary.md, ...).
     pub fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        if name.ends_with(".json") {
+            if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+                super::secrets::redact_json(&mut v);
+                let text = serde_json::to_vec_pretty(&v).map_err(std::io::Error::other)?;
+                return write_atomic(&self.dir.join(name), &text);
+            }
+        }
         if name.ends_with(".md") {
             let text = super::secrets::redact(&String::from_utf8_lossy(bytes));
             return write_atomic(&self.dir.join(name), text.as_bytes());

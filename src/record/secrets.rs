@@ -8,6 +8,35 @@ use std::sync::{Arc, RwLock};
 
 static CURRENT: RwLock<Option<Arc<Redactor>>> = RwLock::new(None);
 
+/// Secret values known by value (fleet vars named like secrets): masked wherever they appear,
+/// even without a `key = ` in front (e.g. spliced into a command line by a template).
+static VALUES: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Remember values to mask wherever they appear (short values are ignored: masking "on" or
+/// "1" everywhere would garble every message).
+pub fn add_values<I: IntoIterator<Item = String>>(values: I) {
+    if let Ok(mut v) = VALUES.write() {
+        for s in values {
+            if s.chars().count() >= 6 && !v.contains(&s) {
+                v.push(s);
+            }
+        }
+        // Longest first, so a value containing another is masked whole.
+        v.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+fn mask_values(text: String) -> String {
+    let Ok(v) = VALUES.read() else { return text };
+    let mut out = text;
+    for s in v.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), crate::edit::MASK);
+        }
+    }
+    out
+}
+
 /// Use the defaults plus `extra` key-name regexes from now on.
 pub fn configure(extra: &[String]) -> Result<(), regex::Error> {
     let r = Arc::new(Redactor::with_defaults(extra)?);
@@ -29,7 +58,7 @@ pub fn redactor() -> Arc<Redactor> {
 
 /// Redact one text.
 pub fn redact(text: &str) -> String {
-    redactor().redact_text(text)
+    mask_values(redactor().redact_text(text))
 }
 
 /// Redact every string inside a JSON value (structure is kept, so the JSON stays valid).
@@ -41,7 +70,7 @@ pub fn redact_json(v: &mut serde_json::Value) {
 fn walk(v: &mut serde_json::Value, r: &Redactor) {
     match v {
         serde_json::Value::String(s) => {
-            let red = r.redact_text(s);
+            let red = mask_values(r.redact_text(s));
             if red != *s {
                 *s = red;
             }
@@ -67,6 +96,15 @@ mod tests {
         );
         assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());
         assert_eq!(v["n"], 3);
+    }
+
+    #[test]
+    fn known_values_are_masked_anywhere() {
+        add_values(["tok-VERYSECRET-42".to_string(), "on".to_string()]);
+        assert_eq!(
+            redact("curl --auth tok-VERYSECRET-42 -v on"),
+            format!("curl --auth {} -v on", crate::edit::MASK)
+        );
     }
 
     #[test]

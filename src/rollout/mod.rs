@@ -22,5 +22,6 @@ pub fn redact_line(line: &str) -> String {
 
 /// A unified, redacted diff of one file.
 pub fn diff_text(path: &str, before: Option<&[u8]>, after: &[u8]) -> String {
-    crate::edit::unified_diff(path, before, after, &crate::record::secrets::redactor(), false)
+    let d = crate::edit::unified_diff(path, before, after, &crate::record::secrets::redactor(), false);
+    crate::record::secrets::redact(&d)
 }
