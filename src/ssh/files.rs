@@ -107,7 +107,7 @@ impl Connection {
         let mut script = format!("set -e\n{}", resolve_real(path));
         script.push_str(&format!("d=$(dirname -- {p})\n"));
         script.push_str("[ -d \"$d\" ] || { echo \"directory $d does not exist\" >&2; exit 3; }\n");
-        script.push_str(&expect_check(&p, &opts.expect));
+        script.push_str(&expect_check(p, &opts.expect));
         script.push_str("t=$(mktemp \"$d/.bellwether.XXXXXX\")\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\"\n");
         script.push_str(&format!(
             "got=$(sha256sum < \"$t\" | cut -c1-64)\n[ \"$got\" = {w} ] || {{ echo \"incomplete upload ($got)\" >&2; exit 18; }}\n",
