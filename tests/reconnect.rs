@@ -94,3 +94,57 @@ async fn a_connection_dropped_during_the_canary_window_is_reopened_for_the_batch
     assert!(cfg.contains("name = \"claude-sonnet-4-5\""), "{cfg}");
     sb.stop_agents().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_baseline_host_is_left_out_not_blamed_on_another_host() {
+    let d = tempfile::tempdir().unwrap();
+    let sb = bellwether::sandbox::create(d.path(), 3).await.unwrap();
+    let pb = sb.dir.join("playbooks/baseline.toml");
+    let text = PLAYBOOK
+        .replace(
+            "min_lines = 5",
+            "min_lines = 5\nbaseline = { hosts = 1, max_error_rate_increase = \"5%\" }",
+        )
+        .replace("batches = [\"100%\"]", "batches = [\"50%\", \"100%\"]");
+    std::fs::write(&pb, text).unwrap();
+    let runs = sb.dir.join("runs");
+    let child = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .arg("--fleet")
+        .arg(&sb.fleet)
+        .arg("--runs-dir")
+        .arg(&runs)
+        .args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .env_remove("SSH_AUTH_SOCK")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !latest_events(&runs).contains("\"event\":\"observe_started\",\"phase\":\"canary\"") {
+        assert!(t.elapsed() < Duration::from_secs(30), "the canary window never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // h03 is batch 2 and batch 1's baseline; it goes down for good.
+    sb.fault("h03", "down").unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ev = latest_events(&runs);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{ev}");
+    assert!(stdout.contains("batch 1: baseline h03 left out"), "{stdout}");
+    assert!(
+        stdout.contains("batch 1: passed"),
+        "batch 1 is judged without its baseline: {stdout}"
+    );
+    assert!(
+        !ev.contains("\"event\":\"host_failed\",\"host\":\"h02\""),
+        "h02 is not blamed: {ev}"
+    );
+    assert!(ev.contains("\"event\":\"host_failed\",\"host\":\"h03\""), "{ev}");
+    sb.fault("h03", "clear").unwrap();
+    sb.stop_agents().await;
+}

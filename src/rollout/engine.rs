@@ -208,7 +208,10 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
             };
             let base = mk(&watched_base);
             match observe::start(mk(hosts), base).await {
-                Ok(mut t) => {
+                Ok((mut t, warnings)) => {
+                    for w in &warnings {
+                        ctx.say(&format!("{phase}: {w}"));
+                    }
                     if let (true, Some(b)) = (is_canary, ctx.record.before_ms) {
                         ctx.say(&format!(
                             "canary: recording {} of logs before the change",
@@ -226,9 +229,9 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
                     }
                     tails = Some(t);
                 }
-                Err(e) => {
+                Err((failed, e)) => {
                     let _ = ctx.run.emit(EventKind::HostFailed {
-                        host: hosts.first().cloned().unwrap_or_default(),
+                        host: failed,
                         phase: phase.clone(),
                         reason: e.clone(),
                     });

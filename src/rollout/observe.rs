@@ -65,7 +65,8 @@ impl WindowResult {
 pub async fn start(
     hosts: Vec<(String, Arc<Connection>, String)>,
     baseline: Vec<(String, Arc<Connection>, String)>,
-) -> Result<Tails, String> {
+) -> Result<(Tails, Vec<String>), (String, String)> {
+    let mut warnings = Vec::new();
     let (tx, rx) = mpsc::unbounded_channel();
     let mut names = Vec::new();
     let mut is_base = Vec::new();
@@ -76,12 +77,19 @@ pub async fn start(
         .map(|(a, b, c)| (a, b, c, false))
         .chain(baseline.into_iter().map(|(a, b, c)| (a, b, c, true)))
         .collect();
-    for (i, (name, conn, cmd, b)) in all.into_iter().enumerate() {
+    for (name, conn, cmd, b) in all {
+        let mut s = match conn.stream(&cmd).await {
+            Ok(s) => s,
+            // A baseline host is only a comparison: without it the canary is judged on
+            // fewer (or no) baseline hosts, which never makes it easier to pass.
+            Err(e) if b => {
+                warnings.push(format!("baseline {name} left out: cannot start its log watch: {e}"));
+                continue;
+            }
+            Err(e) => return Err((name.clone(), format!("{name}: cannot start the log watch `{cmd}`: {e}"))),
+        };
+        let i = names.len();
         is_base.push(b);
-        let mut s = conn
-            .stream(&cmd)
-            .await
-            .map_err(|e| format!("{name}: cannot start the log watch `{cmd}`: {e}"))?;
         let tx = tx.clone();
         streams.push(tokio::spawn(async move {
             while let Some(line) = s.next().await {
@@ -96,16 +104,19 @@ pub async fn start(
         names.push(name);
         conns.push(conn);
     }
-    Ok(Tails {
-        closed: vec![false; names.len()],
-        names,
-        baseline: is_base,
-        rx,
-        streams,
-        conns,
-        started: Instant::now(),
-        pending: Vec::new(),
-    })
+    Ok((
+        Tails {
+            closed: vec![false; names.len()],
+            names,
+            baseline: is_base,
+            rx,
+            streams,
+            conns,
+            started: Instant::now(),
+            pending: Vec::new(),
+        },
+        warnings,
+    ))
 }
 
 impl Tails {
