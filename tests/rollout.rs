@@ -696,3 +696,26 @@ fn a_secret_fleet_var_spliced_into_a_command_never_reaches_output_or_records() {
     assert_ne!(f.config(0), orig_after, "the completed change was rolled back");
     assert!(!out.contains("tok-VERYSECRET-42") && !err.contains("tok-VERYSECRET-42"));
 }
+
+#[test]
+fn dry_run_and_bad_canary_leave_no_marker_behind() {
+    let f = TestFleet::start(2);
+    let pb = f.playbook("swap", &playbook(GOOD, "", ""));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes", "--canary", "h99"]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--canary \"h99\""), "{err}");
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--dry-run"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("dry run: nothing was changed"), "{out}");
+    for h in &f.hosts {
+        assert!(!h.home.join(".bellwether.lock").exists(), "{} has a marker", h.name);
+    }
+    // And a real run right after is not blocked by anything left over.
+    f.start_agents();
+    let (code, out, err) = rollout(&f, pb.to_str().unwrap());
+    assert_eq!(code, 0, "{out}\n{err}");
+}

@@ -210,20 +210,6 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
             },
         )?;
     }
-    // Run markers on every prepared host.
-    let mut marker_fail = Vec::new();
-    for (name, p) in &prepared {
-        match markers::place(&p.conn, &run_id, a.break_lock).await {
-            Ok(None) => {}
-            Ok(Some(old)) => emit(
-                &run,
-                EventKind::LockBroken {
-                    holder: format!("{name}: stale marker of {old}"),
-                },
-            )?,
-            Err(holder) => marker_fail.push((name.clone(), holder)),
-        }
-    }
     let finish_early = |run: &RunDir, outcome: &str, exit: Exit, msg: &str| {
         let _ = run.emit(EventKind::RunFinished {
             outcome: outcome.into(),
@@ -237,23 +223,8 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
             markers::remove(&p.conn, &run_id, false).await;
         }
     };
-    if !marker_fail.is_empty() {
-        remove_markers().await;
-        let msg = format!(
-            "another run is working on {} host(s): {}; nothing was changed. If that run was killed, finish it (bellwether revert RUN) or rerun with --break-lock",
-            marker_fail.len(),
-            marker_fail
-                .iter()
-                .map(|(h, w)| format!("{h} (run {w})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        finish_early(&run, "locked", Exit::Locked, &msg);
-        return Err(Failure::new(Exit::Locked, msg));
-    }
     let max_failed = pb.rollout.max_failed_hosts;
     if !failures.is_empty() && (failures.len() > max_failed || prepared.is_empty()) {
-        remove_markers().await;
         let list = failures
             .iter()
             .map(|(h, e)| format!("  {h}: {e}"))
@@ -319,7 +290,6 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
     record.frozen = frozen;
     print_plan(&record, a.json);
     if order.is_empty() {
-        remove_markers().await;
         let msg = format!(
             "nothing to do: all {} reachable target(s) already have the change",
             unchanged.len()
@@ -330,7 +300,6 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
         return Ok(Exit::Done);
     }
     if a.dry_run || (!a.yes && !confirm(&record)) {
-        remove_markers().await;
         let _ = run.write("plan.json", &serde_json::to_vec_pretty(&record).unwrap_or_default());
         let (outcome, msg) = if a.dry_run {
             ("dry_run", "dry run: nothing was changed")
@@ -344,6 +313,35 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
         } else {
             Err(Failure::input(msg))
         };
+    }
+    // Run markers go on only now, when the run will change hosts: a dry run, a declined
+    // confirmation or bad input never leaves one behind.
+    let mut marker_fail = Vec::new();
+    for (name, p) in &prepared {
+        match markers::place(&p.conn, &run_id, a.break_lock).await {
+            Ok(None) => {}
+            Ok(Some(old)) => emit(
+                &run,
+                EventKind::LockBroken {
+                    holder: format!("{name}: stale marker of {old}"),
+                },
+            )?,
+            Err(holder) => marker_fail.push((name.clone(), holder)),
+        }
+    }
+    if !marker_fail.is_empty() {
+        remove_markers().await;
+        let msg = format!(
+            "another run is working on {} host(s): {}; nothing was changed. If that run was killed, finish it (bellwether revert RUN) or rerun with --break-lock",
+            marker_fail.len(),
+            marker_fail
+                .iter()
+                .map(|(h, w)| format!("{h} (run {w})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        finish_early(&run, "locked", Exit::Locked, &msg);
+        return Err(Failure::new(Exit::Locked, msg));
     }
     let cal = CalendarCheck {
         calendar: lf.calendar.clone(),
