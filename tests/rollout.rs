@@ -719,3 +719,22 @@ fn dry_run_and_bad_canary_leave_no_marker_behind() {
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 0, "{out}\n{err}");
 }
+
+#[test]
+fn sigterm_mid_canary_reverts_like_ctrl_c() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig = f.config(0);
+    let pb = f.playbook("swap", &playbook(GOOD, "", "observe = \"60s\""));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_for(&f, "\"event\":\"observe_started\"", Duration::from_secs(30));
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGTERM: stopping promotion"));
+    assert_eq!(f.config(0), orig);
+}

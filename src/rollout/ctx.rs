@@ -64,12 +64,18 @@ impl RunCtx {
 pub fn say(json: bool, msg: &str) {
     let msg = crate::record::secrets::redact(msg);
     tracing::info!(target: "bellwether::run", "{msg}");
-    let line = format!("{} {msg}", chrono::Utc::now().format("%H:%M:%S"));
-    if json {
-        eprintln!("{line}");
-    } else {
-        println!("{line}");
+    if crate::ui::log::is_quiet() {
+        return;
     }
+    let line = format!("{} {msg}\n", chrono::Utc::now().format("%H:%M:%S"));
+    // Never panic on a closed terminal or pipe (SIGHUP, `| head`): the run must still finish
+    // its revert and its record.
+    use std::io::Write;
+    let _ = if json {
+        std::io::stderr().write_all(line.as_bytes())
+    } else {
+        std::io::stdout().write_all(line.as_bytes())
+    };
 }
 
 /// Install the Ctrl-C handler: the first press asks for a stop-and-revert, the second for an
@@ -77,11 +83,28 @@ pub fn say(json: bool, msg: &str) {
 pub fn interrupts() -> watch::Receiver<u8> {
     let (tx, rx) = watch::channel(0u8);
     tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        // SIGTERM (systemd, `timeout`, a container stop) and SIGHUP (the terminal or SSH
+        // session went away) mean the same as Ctrl-C: stop promoting and put hosts back.
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
         let mut n = 0u8;
-        while tokio::signal::ctrl_c().await.is_ok() {
+        loop {
+            let name = tokio::select! {
+                s = int.recv() => s.map(|_| "interrupt"),
+                s = term.recv() => s.map(|_| "SIGTERM"),
+                s = hup.recv() => s.map(|_| "SIGHUP"),
+            };
+            let Some(name) = name else { return };
             n = n.saturating_add(1);
             if n == 1 {
-                eprintln!("\ninterrupt: stopping promotion and reverting what this run changed (press Ctrl-C again to stop at once and leave hosts as they are)");
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "\n{name}: stopping promotion and reverting what this run changed (press Ctrl-C again to stop at once and leave hosts as they are)");
             }
             let _ = tx.send(n);
         }

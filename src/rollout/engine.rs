@@ -372,7 +372,7 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
 
 async fn stop_interrupted(ctx: &mut RunCtx) -> Outcome {
     let _ = ctx.run.emit(EventKind::Interrupted {
-        reason: "interrupted by the operator (SIGINT)".into(),
+        reason: "interrupted by a signal (Ctrl-C, SIGTERM or SIGHUP)".into(),
     });
     if ctx.interrupted() >= 2 {
         return Outcome {

@@ -3,8 +3,16 @@
 use crate::cli::{Global, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Was `-q` given? (Progress lines are then left out; errors and results still print.)
+pub fn is_quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Install the global subscriber once (later calls are ignored).
 pub fn init(g: &Global) {
+    QUIET.store(g.quiet, std::sync::atomic::Ordering::Relaxed);
     let level = if g.quiet {
         "error"
     } else if g.log_format == LogFormat::Json && g.verbose == 0 {
