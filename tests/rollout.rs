@@ -117,6 +117,19 @@ fn good_change_on_twelve_hosts_canary_then_batches() {
     assert!(summary.contains("hosts changed: 12, reverted: 0"), "{summary}");
     assert!(run.join("plan.json").exists());
     assert!(run.join("snapshots").read_dir().unwrap().count() == 12);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let snap = walk(&run.join("snapshots")).pop().unwrap();
+        assert_eq!(
+            std::fs::metadata(&snap).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "snapshots are owner-only"
+        );
+        assert_eq!(
+            std::fs::metadata(run.join("snapshots")).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
     // The secret in the config is in no record file.
     for entry in walk(&run) {
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).to_string();

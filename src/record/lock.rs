@@ -24,8 +24,7 @@ impl LockInfo {
     /// Is the holding process gone (on this machine)?
     pub fn is_stale(&self) -> bool {
         let this_host = hostname();
-        // SAFETY: kill(pid, 0) only checks for existence; it sends no signal.
-        this_host == self.host && unsafe { libc::kill(self.pid as i32, 0) } != 0
+        this_host == self.host && pid_is_dead(self.pid as i32)
     }
 
     /// One line for messages.
@@ -39,6 +38,13 @@ impl LockInfo {
             self.started.format("%Y-%m-%d %H:%M:%S UTC")
         )
     }
+}
+
+/// Is there no process `pid` on this machine? EPERM means it exists (another user's).
+pub fn pid_is_dead(pid: i32) -> bool {
+    // SAFETY: kill(pid, 0) sends no signal; it only asks whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// This machine's host name.

@@ -40,9 +40,20 @@ pub fn snapshot_name(path: &str) -> String {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_mode(path, bytes, 0o644)
+}
+
+/// Write via a temp file with `mode` from the start (snapshots may hold secrets: 0600).
+fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp~");
+    let _ = std::fs::remove_file(&tmp);
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -54,6 +65,9 @@ impl RunDir {
     pub fn create(runs: &Path, id: &str) -> std::io::Result<RunDir> {
         let dir = runs.join(id);
         std::fs::create_dir_all(dir.join("snapshots"))?;
+        // Snapshots are the operator's exact bytes, secrets included: owner-only.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("snapshots"), std::fs::Permissions::from_mode(0o700))?;
         let events = EventLog::open(&dir)?;
         Ok(RunDir {
             id: id.to_string(),
@@ -86,7 +100,7 @@ impl RunDir {
         if let Some(p) = full.parent() {
             std::fs::create_dir_all(p)?;
         }
-        write_atomic(&full, &file.bytes)?;
+        write_atomic_mode(&full, &file.bytes, 0o600)?;
         Ok(rel)
     }
 

@@ -28,8 +28,7 @@ pub fn is_stale(holder: &str) -> bool {
     let (_run, who, pid) = (w.next(), w.next(), w.next().and_then(|p| p.parse::<i32>().ok()));
     let machine = who.and_then(|w| w.rsplit_once('@')).map(|(_, m)| m);
     match (machine, pid) {
-        // SAFETY: kill(pid, 0) sends no signal; it only asks whether the process exists.
-        (Some(m), Some(pid)) if m == hostname() => (unsafe { libc::kill(pid, 0) }) != 0,
+        (Some(m), Some(pid)) if m == hostname() => crate::record::lock::pid_is_dead(pid),
         _ => false,
     }
 }
