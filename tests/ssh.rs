@@ -415,3 +415,40 @@ fn a_symlinked_file_is_written_where_it_lives_and_the_link_stays() {
         0o640
     );
 }
+
+#[test]
+fn encrypted_identity_uses_the_passphrase_from_the_environment() {
+    let f = TestFleet::start(3);
+    let key = f.dir.join("enc_key");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-b", "256", "-N", "correct horse", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut auth = std::fs::read_to_string(f.dir.join("authorized_keys")).unwrap();
+    auth.push_str(&std::fs::read_to_string(f.dir.join("enc_key.pub")).unwrap());
+    std::fs::write(f.dir.join("authorized_keys"), auth).unwrap();
+    let fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    let fleet = fleet.replace(
+        &format!("identity = [\"{}\"]", f.key.display()),
+        &format!("identity = [\"{}\"]", key.display()),
+    );
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+    // Without the passphrase (and no terminal to ask on): refused, saying why.
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.env_remove("BELLWETHER_KEY_PASSPHRASE").arg("ping");
+        c
+    });
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(err.contains("encrypted; set BELLWETHER_KEY_PASSPHRASE"), "{err}");
+    // With it: every host, one decryption.
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.env("BELLWETHER_KEY_PASSPHRASE", "correct horse").arg("ping");
+        c
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 of 3 hosts answered"), "{out}");
+}

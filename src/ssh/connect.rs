@@ -119,6 +119,7 @@ impl Connection {
     /// Connect, verify the host key and authenticate, all within the endpoint's connect timeout.
     pub fn open(ep: &Endpoint) -> BoxFut<'_, Result<Connection, SshError>> {
         Box::pin(async move {
+            let keys = load_identities(ep);
             let started = Instant::now();
             let jump = match &ep.jump {
                 Some(j) => Some(Arc::new(Connection::open(j).await.map_err(|e| SshError::Jump {
@@ -172,7 +173,7 @@ impl Connection {
                         return Err(refused.unwrap_or_else(|| SshError::from(e)));
                     }
                 };
-                authenticate(&mut handle, ep).await?;
+                authenticate(&mut handle, ep, keys).await?;
                 Ok(handle)
             };
             let handle =
@@ -210,6 +211,40 @@ impl Connection {
     }
 }
 
+/// Keys decrypted once per process: fifty hosts must not mean fifty passphrase prompts.
+static KEYS: std::sync::Mutex<Vec<(std::path::PathBuf, Arc<russh::keys::PrivateKey>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The identity files of `ep`, loaded (from the cache, or now; at most one prompt at a time,
+/// and outside the connect timeout so typing a passphrase cannot time a host out).
+pub(crate) fn load_identities(
+    ep: &Endpoint,
+) -> Vec<(std::path::PathBuf, Result<Arc<russh::keys::PrivateKey>, String>)> {
+    let mut out = Vec::new();
+    for path in ep.identities.iter().filter(|p| p.exists()) {
+        // Holding the lock while loading serialises prompts; a poisoned lock still holds data.
+        let mut cache = KEYS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, k)) = cache.iter().find(|(p, _)| p == path) {
+            out.push((path.clone(), Ok(k.clone())));
+            continue;
+        }
+        let r = match load_key(path) {
+            Ok(k) => {
+                let k = Arc::new(k);
+                cache.push((path.clone(), k.clone()));
+                Ok(k)
+            }
+            Err(russh::keys::Error::KeyIsEncrypted) => Err(format!(
+                "{} (encrypted; set BELLWETHER_KEY_PASSPHRASE or load it into ssh-agent)",
+                path.display()
+            )),
+            Err(e) => Err(format!("{} (unreadable: {e})", path.display())),
+        };
+        out.push((path.clone(), r));
+    }
+    out
+}
+
 /// Load a private key: plain first, then with a passphrase (env var or terminal prompt).
 fn load_key(path: &std::path::Path) -> Result<russh::keys::PrivateKey, russh::keys::Error> {
     match russh::keys::load_secret_key(path, None) {
@@ -221,31 +256,25 @@ fn load_key(path: &std::path::Path) -> Result<russh::keys::PrivateKey, russh::ke
     }
 }
 
-async fn authenticate(handle: &mut client::Handle<Verifier>, ep: &Endpoint) -> Result<(), SshError> {
+async fn authenticate(
+    handle: &mut client::Handle<Verifier>,
+    ep: &Endpoint,
+    keys: Vec<(std::path::PathBuf, Result<Arc<russh::keys::PrivateKey>, String>)>,
+) -> Result<(), SshError> {
     let mut tried = Vec::new();
     let rsa_hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
-    for path in &ep.identities {
-        if !path.exists() {
-            continue;
-        }
+    for (path, key) in keys {
         // An unusable key is noted and skipped: the next identity or ssh-agent may still work.
-        let key = match load_key(path) {
+        let key = match key {
             Ok(k) => k,
-            Err(russh::keys::Error::KeyIsEncrypted) => {
-                tried.push(format!(
-                    "{} (encrypted; set BELLWETHER_KEY_PASSPHRASE or load it into ssh-agent)",
-                    path.display()
-                ));
-                continue;
-            }
-            Err(e) => {
-                tried.push(format!("{} (unreadable: {e})", path.display()));
+            Err(why) => {
+                tried.push(why);
                 continue;
             }
         };
         tried.push(path.display().to_string());
         let res = handle
-            .authenticate_publickey(ep.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+            .authenticate_publickey(ep.user.clone(), PrivateKeyWithHashAlg::new(key, rsa_hash))
             .await?;
         if res.success() {
             return Ok(());
