@@ -452,9 +452,18 @@ fn kill_9_during_batch_1_then_revert_run_restores_every_changed_host() {
     child.wait().unwrap();
     assert_ne!(f.config(1), orig[1], "batch 1 host was changed before the kill");
     let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
+    // `status` flags it for monitoring (exit 5) with the exact command.
+    let (code, out, _) = run_cmd(&f, &["status"]);
+    assert_eq!(code, 5, "{out}");
+    assert!(
+        out.contains("STALE") && out.contains(&format!("bellwether revert {run_id}")),
+        "{out}"
+    );
     let (code, out, err) = run_cmd(&f, &["revert", &run_id, "--yes"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_all_restored(&f, &orig);
+    assert_eq!(run_cmd(&f, &["status"]).0, 0, "nothing left to attend to");
+
     assert!(!f.hosts[0].home.join(".bellwether.lock").exists(), "markers removed");
     let (code, out, _) = run_cmd(&f, &["revert", &run_id, "--yes"]);
     assert_eq!(code, 0);

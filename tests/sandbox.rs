@@ -137,6 +137,14 @@ fn sandbox_up_fault_down_through_the_cli() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Whatever happens below, the background sandbox process is stopped at the end.
+    struct Down(std::path::PathBuf);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = bw().args(["sandbox", "down", "--dir"]).arg(&self.0).output();
+        }
+    }
+    let _down = Down(dir.clone());
     let fleet = dir.join("fleet.toml");
     let ping = |expect: i32| {
         let out = bw().arg("--fleet").arg(&fleet).arg("ping").output().unwrap();

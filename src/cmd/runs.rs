@@ -85,7 +85,8 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
     if json {
         let doc = serde_json::json!({"lock": lock, "unfinished": attention.iter().map(|(i, o, n)| serde_json::json!({"run": i, "outcome": o, "changes_outstanding": n})).collect::<Vec<_>>()});
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        return Ok(Exit::Done);
+        let needs = attention.iter().any(|(_, outcome, _)| outcome != "paused");
+        return Ok(if needs { Exit::NeedsAttention } else { Exit::Done });
     }
     match &lock {
         Some(l) => println!(
@@ -104,6 +105,11 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         println!(
             "run {id} ({outcome}) left {n} change(s) not put back (files, links or an unfinished re-apply): {next}"
         );
+    }
+    // For monitoring: exit 5 when a run left hosts in a state nobody chose (a paused run is
+    // waiting on the calendar on purpose, so it does not count).
+    if attention.iter().any(|(_, outcome, _)| outcome != "paused") {
+        return Ok(Exit::NeedsAttention);
     }
     Ok(Exit::Done)
 }
