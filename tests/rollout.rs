@@ -144,7 +144,7 @@ fn good_change_on_twelve_hosts_canary_then_batches() {
     }
     // No run markers are left on the hosts, and the lock is released.
     assert!(!f.hosts[0].home.join(".bellwether.lock").exists());
-    assert!(!f.runs_dir().join("lock.json").exists());
+    assert_eq!(locks_held(&f.runs_dir()), 0, "lock released");
     // `runs` lists it; `show` prints the summary.
     let (code, out, _) = run_cmd(&f, &["runs"]);
     assert_eq!(code, 0);
@@ -759,4 +759,36 @@ fn sigterm_mid_canary_reverts_like_ctrl_c() {
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SIGTERM: stopping promotion"));
     assert_eq!(f.config(0), orig);
+}
+
+#[test]
+fn rollouts_of_disjoint_hosts_run_side_by_side_overlapping_ones_do_not() {
+    let f = TestFleet::start(3);
+    f.start_agents();
+    let only = |id: &str, host: &str, observe: &str| {
+        playbook(GOOD, "", &format!("observe = \"{observe}\""))
+            .replace(
+                "targets = { groups = [\"prod\"] }",
+                &format!("targets = {{ hosts = [\"{host}\"] }}"),
+            )
+            .replace("id = \"model-swap\"", &format!("id = \"{id}\""))
+    };
+    let first = f.playbook("first", &only("swap-h01", "h01", "30s"));
+    let mut c = f.bw();
+    c.args(["rollout", first.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = c.spawn().unwrap();
+    wait_for(&f, "\"event\":\"observe_started\"", Duration::from_secs(30));
+    let second = f.playbook("second", &only("swap-h02", "h02", "2s"));
+    let (code, out, err) = rollout(&f, second.to_str().unwrap());
+    assert_eq!(code, 0, "h02 is not h01: {out}\n{err}");
+    let all = f.playbook("all", &playbook(GOOD, "", ""));
+    let (code, out, err) = rollout(&f, all.to_str().unwrap());
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(err.contains("swap-h01"), "{err}");
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(locks_held(&f.runs_dir()), 0);
 }

@@ -46,8 +46,8 @@ pub fn lock(
         Err(LockError::Held(h, stale)) => Err(Failure::new(
             Exit::Locked,
             format!(
-                "another run holds the lock {}: {}{}",
-                runs.join("lock.json").display(),
+                "another run is working on some of the same hosts (lock in {}): {}{}",
+                runs.join(".locks").display(),
                 h.describe(),
                 if stale {
                     ". Its process is gone: if it was killed, finish or revert it first (bellwether revert RUN), then rerun with --break-lock"

@@ -70,7 +70,10 @@ pub fn show(g: &Global, id: &str, json: bool) -> Result<Exit, Failure> {
 /// `status`: the lock holder and runs that left hosts changed.
 pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
     let runs = g.runs_dir();
-    let lock = crate::record::lock::read(&runs);
+    let locks: Vec<_> = crate::record::lock::read_all(&runs)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
     let mut attention = Vec::new();
     for id in run_dir::list_ids(&runs) {
         let evs = read_events(&runs.join(&id)).unwrap_or_default();
@@ -83,18 +86,21 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         }
     }
     if json {
-        let doc = serde_json::json!({"lock": lock, "unfinished": attention.iter().map(|(i, o, n)| serde_json::json!({"run": i, "outcome": o, "changes_outstanding": n})).collect::<Vec<_>>()});
+        let doc = serde_json::json!({"locks": locks, "unfinished": attention.iter().map(|(i, o, n)| serde_json::json!({"run": i, "outcome": o, "changes_outstanding": n})).collect::<Vec<_>>()});
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         let needs = attention.iter().any(|(_, outcome, _)| outcome != "paused");
         return Ok(if needs { Exit::NeedsAttention } else { Exit::Done });
     }
-    match &lock {
-        Some(l) => println!(
-            "in progress: {}{}",
+    if locks.is_empty() {
+        println!("no run in progress");
+    }
+    for l in &locks {
+        println!(
+            "in progress: {} on {}{}",
             l.describe(),
+            l.hosts.join(", "),
             if l.is_stale() { " — STALE (process gone)" } else { "" }
-        ),
-        None => println!("no run in progress"),
+        );
     }
     for (id, outcome, n) in &attention {
         let next = if outcome == "paused" || outcome == "interrupted" || outcome.starts_with("running") {

@@ -1,15 +1,22 @@
-//! The local run lock (`runs/lock.json`): one rollout at a time per runs folder.
+//! Local run locks: `runs/.locks/RUN_ID.json`, one per running run, naming its hosts. A run may
+//! start only if no live lock names one of its hosts, so rollouts of disjoint host sets can
+//! run side by side while overlapping ones exit 4. The check-and-create is serialised with
+//! `flock` on `runs/.locks/.mutex`, so two processes cannot both win.
 //!
-//! Created with O_EXCL so two processes cannot both win; it records who holds it so the loser
-//! can say which run, owner and start time. A lock whose pid is dead is stale and may be
-//! broken with `--break-lock` (recorded in the new run).
+//! A lock whose process is gone (same machine, dead pid), or one from another machine older
+//! than [`FOREIGN_STALE_AFTER`], is stale and may be broken with `--break-lock` (recorded).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-/// Who holds the lock.
+/// A lock written on another machine (whose pid cannot be checked from here) counts as stale
+/// after this long: no rollout's observation windows last a day.
+pub const FOREIGN_STALE_AFTER: chrono::Duration = chrono::Duration::hours(24);
+
+/// Who holds a lock.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockInfo {
     pub run_id: String,
@@ -21,10 +28,13 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
-    /// Is the holding process gone (on this machine)?
+    /// Is the holding process gone (this machine), or the lock old (another machine)?
     pub fn is_stale(&self) -> bool {
-        let this_host = hostname();
-        this_host == self.host && pid_is_dead(self.pid as i32)
+        if self.host == hostname() {
+            pid_is_dead(self.pid as i32)
+        } else {
+            Utc::now() - self.started > FOREIGN_STALE_AFTER
+        }
     }
 
     /// One line for messages.
@@ -58,7 +68,10 @@ pub fn hostname() -> String {
 pub fn username() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+        .unwrap_or_else(|_| {
+            // SAFETY: getuid cannot fail.
+            format!("uid {}", unsafe { libc::getuid() })
+        })
 }
 
 /// A held lock; released on drop.
@@ -71,45 +84,71 @@ pub struct Lock {
 /// Why the lock could not be taken.
 #[derive(Debug)]
 pub enum LockError {
+    /// A live (or, without break, stale) run holds some of the same hosts: (holder, stale).
     Held(LockInfo, bool),
     Io(std::io::Error),
 }
 
-impl Lock {
-    /// Take the lock in `runs`; `break_stale` removes a stale lock first (returns the old
-    /// holder in `broken`).
-    pub fn acquire(runs: &Path, info: LockInfo, break_stale: bool) -> Result<(Lock, Option<LockInfo>), LockError> {
-        std::fs::create_dir_all(runs).map_err(LockError::Io)?;
-        let path = runs.join("lock.json");
-        let mut broken = None;
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    let text =
-                        serde_json::to_string_pretty(&info).map_err(|e| LockError::Io(std::io::Error::other(e)))?;
-                    f.write_all(text.as_bytes()).map_err(LockError::Io)?;
-                    f.sync_all().map_err(LockError::Io)?;
-                    return Ok((Lock { path, info }, broken));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = read(runs).ok_or_else(|| {
-                        LockError::Io(std::io::Error::other(format!(
-                            "{} exists but cannot be read; remove it if no run is active",
-                            path.display()
-                        )))
-                    })?;
-                    let stale = holder.is_stale();
-                    if break_stale && stale {
-                        std::fs::remove_file(&path).map_err(LockError::Io)?;
-                        broken = Some(holder);
-                        continue;
-                    }
-                    return Err(LockError::Held(holder, stale));
-                }
-                Err(e) => return Err(LockError::Io(e)),
-            }
+fn locks_dir(runs: &Path) -> PathBuf {
+    runs.join(".locks")
+}
+
+/// Holds `flock(LOCK_EX)` on the mutex file until dropped.
+struct Mutex(std::fs::File);
+
+impl Mutex {
+    fn take(dir: &Path) -> std::io::Result<Mutex> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".mutex"))?;
+        // SAFETY: flock on a descriptor we own; released when the file is closed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
         }
-        Err(LockError::Io(std::io::Error::other("lock raced twice; try again")))
+        Ok(Mutex(f))
+    }
+}
+
+impl Drop for Mutex {
+    fn drop(&mut self) {
+        // SAFETY: unlocking the descriptor locked in `take`.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+impl Lock {
+    /// Take a lock for `info.hosts`; a lock of the same run id (a resumed or reverted run) is
+    /// replaced; `break_stale` removes stale overlapping locks (returned in `broken`).
+    pub fn acquire(runs: &Path, info: LockInfo, break_stale: bool) -> Result<(Lock, Option<LockInfo>), LockError> {
+        let dir = locks_dir(runs);
+        std::fs::create_dir_all(&dir).map_err(LockError::Io)?;
+        let _m = Mutex::take(&dir).map_err(LockError::Io)?;
+        let mut broken = None;
+        for (path, holder) in read_all(runs) {
+            let overlaps = holder.run_id == info.run_id || holder.hosts.iter().any(|h| info.hosts.contains(h));
+            if !overlaps {
+                continue;
+            }
+            let stale = holder.is_stale();
+            if holder.run_id == info.run_id && stale {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if break_stale && stale {
+                std::fs::remove_file(&path).map_err(LockError::Io)?;
+                broken = Some(holder);
+                continue;
+            }
+            return Err(LockError::Held(holder, stale));
+        }
+        let path = dir.join(format!("{}.json", info.run_id));
+        let text = serde_json::to_string_pretty(&info).map_err(|e| LockError::Io(std::io::Error::other(e)))?;
+        let mut f = std::fs::File::create(&path).map_err(LockError::Io)?;
+        f.write_all(text.as_bytes()).map_err(LockError::Io)?;
+        f.sync_all().map_err(LockError::Io)?;
+        Ok((Lock { path, info }, broken))
     }
 
     /// Where the lock file is.
@@ -120,54 +159,80 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        if read(self.path.parent().unwrap_or(Path::new("."))).is_some_and(|i| i.run_id == self.info.run_id) {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// The current holder, if any.
-pub fn read(runs: &Path) -> Option<LockInfo> {
-    let text = std::fs::read_to_string(runs.join("lock.json")).ok()?;
-    serde_json::from_str(&text).ok()
+/// Every lock file in `runs` with its holder.
+pub fn read_all(runs: &Path) -> Vec<(PathBuf, LockInfo)> {
+    let mut v: Vec<(PathBuf, LockInfo)> = std::fs::read_dir(locks_dir(runs))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| {
+            let info = serde_json::from_str(&std::fs::read_to_string(&p).ok()?).ok()?;
+            Some((p, info))
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn info(id: &str, pid: u32) -> LockInfo {
+    fn info(id: &str, pid: u32, hosts: &[&str]) -> LockInfo {
         LockInfo {
             run_id: id.into(),
             user: "me".into(),
             pid,
             host: hostname(),
             started: Utc::now(),
-            hosts: vec![],
+            hosts: hosts.iter().map(|s| s.to_string()).collect(),
         }
     }
 
     #[test]
-    fn second_acquire_names_the_holder_and_stale_locks_break() {
+    fn overlapping_hosts_conflict_disjoint_ones_do_not() {
         let d = tempfile::tempdir().unwrap();
-        let (l, _) = Lock::acquire(d.path(), info("a", std::process::id()), false).unwrap();
-        match Lock::acquire(d.path(), info("b", std::process::id()), true) {
+        let me = std::process::id();
+        let (a, _) = Lock::acquire(d.path(), info("a", me, &["h1", "h2"]), false).unwrap();
+        match Lock::acquire(d.path(), info("b", me, &["h2", "h3"]), true) {
             Err(LockError::Held(h, stale)) => {
                 assert_eq!(h.run_id, "a");
-                assert!(!stale);
+                assert!(!stale, "a live process is never stale");
             }
             other => panic!("{other:?}"),
         }
-        drop(l);
-        assert!(read(d.path()).is_none());
-        // A lock left by a dead process.
-        let (dead, _) = Lock::acquire(d.path(), info("c", 999_999_999), false).unwrap();
+        let (c, _) = Lock::acquire(d.path(), info("c", me, &["h3"]), false).unwrap();
+        assert_eq!(read_all(d.path()).len(), 2);
+        drop(a);
+        drop(c);
+        assert!(read_all(d.path()).is_empty());
+    }
+
+    #[test]
+    fn stale_locks_break_only_when_asked() {
+        let d = tempfile::tempdir().unwrap();
+        let (dead, _) = Lock::acquire(d.path(), info("c", 999_999_999, &["h1"]), false).unwrap();
         std::mem::forget(dead);
         assert!(matches!(
-            Lock::acquire(d.path(), info("d", 1), false),
+            Lock::acquire(d.path(), info("d", 1, &["h1"]), false),
             Err(LockError::Held(_, true))
         ));
-        let (_l, broken) = Lock::acquire(d.path(), info("d", std::process::id()), true).unwrap();
+        let (_l, broken) = Lock::acquire(d.path(), info("d", std::process::id(), &["h1"]), true).unwrap();
         assert_eq!(broken.unwrap().run_id, "c");
+    }
+
+    #[test]
+    fn foreign_locks_go_stale_after_a_day() {
+        let mut i = info("x", 1, &["h1"]);
+        i.host = "elsewhere".into();
+        assert!(!i.is_stale());
+        i.started = Utc::now() - chrono::Duration::hours(25);
+        assert!(i.is_stale());
     }
 }

@@ -324,3 +324,14 @@ pub fn run(mut c: Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// How many run locks are held in a runs folder (`runs/.locks/*.json`).
+pub fn locks_held(runs: &Path) -> usize {
+    std::fs::read_dir(runs.join(".locks"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
