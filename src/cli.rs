@@ -146,12 +146,18 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Show whether a run is in progress (the lock) and the latest runs.
+    /// Runs in progress (their locks and hosts) and runs that left changes to finish.
+    ///
+    /// Exit 5 when a run (other than one paused by the calendar) left hosts needing attention.
+    ///
+    /// Example: bellwether status --json
     Status {
         #[arg(long)]
         json: bool,
     },
     /// List recorded runs: id, playbook, started, outcome, hosts changed/reverted.
+    ///
+    /// Example: bellwether runs --json | jq '.[] | select(.outcome != "done")'
     Runs {
         #[arg(long)]
         json: bool,
@@ -182,11 +188,15 @@ pub enum Command {
         at: Option<String>,
     },
     /// Start, stop or fault a local fleet of simulated agent hosts over real SSH.
+    ///
+    /// Example: bellwether sandbox up --hosts 8 --dir sandbox && bellwether --fleet sandbox/fleet.toml ping
     Sandbox {
         #[command(subcommand)]
         action: SandboxAction,
     },
     /// A real canary rollout on a local sandbox fleet: one good change, one bad (reverted).
+    ///
+    /// Example: bellwether demo --dir /tmp/bellwether-demo
     Demo {
         /// Where to keep the sandbox and its run records.
         #[arg(long)]

@@ -115,7 +115,7 @@ fn latest_run(f: &TestFleet) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.join("events.jsonl").exists())
         .collect();
     runs.sort();
     runs.pop().expect("a run folder")
@@ -134,7 +134,11 @@ fn wait_for(f: &TestFleet, needle: &str, limit: Duration) {
     let t = Instant::now();
     loop {
         if let Ok(rd) = std::fs::read_dir(f.runs_dir()) {
-            let mut runs: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+            let mut runs: Vec<_> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("events.jsonl").exists())
+                .collect();
             runs.sort();
             if let Some(r) = runs.pop() {
                 if std::fs::read_to_string(r.join("events.jsonl"))

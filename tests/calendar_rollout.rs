@@ -72,7 +72,12 @@ fn has_change(f: &TestFleet, i: usize) -> bool {
 
 fn run_dirs(f: &TestFleet) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(f.runs_dir())
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("events.jsonl").exists())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v

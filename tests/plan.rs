@@ -295,7 +295,7 @@ fn rollout_with_a_preflight_failure_on_one_host_changes_no_host() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.is_dir())
+        .find(|p| p.join("events.jsonl").exists())
         .expect("the run is recorded");
     let ev = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
     assert!(ev.contains("\"outcome\":\"preflight_failed\""), "{ev}");

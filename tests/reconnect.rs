@@ -32,7 +32,12 @@ batch_observe = "2s"
 
 fn latest_events(runs: &std::path::Path) -> String {
     let mut dirs: Vec<_> = std::fs::read_dir(runs)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("events.jsonl").exists())
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
     dirs.pop()

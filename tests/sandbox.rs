@@ -27,7 +27,7 @@ fn demo_promotes_the_good_change_and_reverts_the_bad_one() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.join("events.jsonl").exists())
         .collect();
     runs.sort();
     assert_eq!(runs.len(), 2);

@@ -160,6 +160,9 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
         };
         println!("\n== {who}");
         println!("{}", if col { colour(diff) } else { diff.clone() });
+        for w in only_additions(diff) {
+            println!("warning: {w}");
+        }
     }
     if !failures.is_empty() {
         println!("\npreflight FAILED on {} host(s):", failures.len());
@@ -196,5 +199,46 @@ mod tests {
         assert_eq!(host_range(&names(&["h01", "h02", "h03"]), &order), "h01, h02, h03");
         assert_eq!(host_range(&names(&["h07"]), &order), "h07");
         assert_eq!(host_range(&[], &order), "");
+    }
+}
+
+/// Files whose diff only adds lines: nothing that existed is replaced, which is what a
+/// misspelt key in `set` (`model.nmae`) looks like. Worth a look before rolling.
+pub fn only_additions(diff: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for file in diff.split("\n--- ").filter(|f| !f.trim().is_empty()) {
+        let name = file
+            .lines()
+            .find_map(|l| l.strip_prefix("+++ "))
+            .unwrap_or("?")
+            .trim_start_matches("b/")
+            .to_string();
+        let body = file.lines().skip_while(|l| !l.starts_with("@@"));
+        let (mut plus, mut minus) = (0, 0);
+        for l in body {
+            if l.starts_with('+') {
+                plus += 1;
+            } else if l.starts_with('-') {
+                minus += 1;
+            }
+        }
+        let existed = !file.contains("/dev/null");
+        if plus > 0 && minus == 0 && existed {
+            out.push(format!(
+                "{name}: the change only adds lines, it replaces no existing value; if you meant to change a key, check its spelling in `set`"
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod addition_tests {
+    #[test]
+    fn flags_diffs_that_only_add() {
+        let add = "--- a/etc/c.toml\n+++ b/etc/c.toml\n@@ -1,2 +1,3 @@\n [model]\n name = \"x\"\n+nmae = \"y\"\n";
+        assert_eq!(super::only_additions(add).len(), 1);
+        let change = "--- a/etc/c.toml\n+++ b/etc/c.toml\n@@ -1,2 +1,2 @@\n [model]\n-name = \"x\"\n+name = \"y\"\n";
+        assert!(super::only_additions(change).is_empty());
     }
 }

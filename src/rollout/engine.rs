@@ -287,11 +287,12 @@ pub async fn run_phases(ctx: &mut RunCtx, from: usize, resumed: bool) -> Outcome
                     }
                 }
                 for (h, v) in &r.verdicts {
+                    let failed = phase_failures.iter().any(|(x, _)| x == h);
                     ctx.say(&format!(
-                        "{phase}: {h}: {} lines, {} errors{}",
+                        "{phase}: {h}: {} lines, {} errors, {}",
                         v.stats.lines,
                         v.stats.error_lines,
-                        if v.passed { ", gates passed" } else { "" }
+                        if v.passed && !failed { "gates passed" } else { "FAILED" }
                     ));
                 }
             } else {
