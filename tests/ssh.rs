@@ -452,3 +452,105 @@ fn encrypted_identity_uses_the_passphrase_from_the_environment() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("3 of 3 hosts answered"), "{out}");
 }
+
+/// Start an ssh-agent holding `key`; returns its socket path and pid (killed by the caller).
+fn agent_with(dir: &std::path::Path, key: &std::path::Path) -> (std::path::PathBuf, u32) {
+    let sock = dir.join("agent.sock");
+    let out = std::process::Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&sock)
+        .arg("-s")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pid: u32 = text
+        .split("SSH_AGENT_PID=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let st = std::process::Command::new("ssh-add")
+        .arg(key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    (sock, pid)
+}
+
+#[test]
+fn authenticates_with_ssh_agent_and_with_an_rsa_key() {
+    let f = TestFleet::start(2);
+    // An RSA key, accepted by the hosts, held only by ssh-agent (OpenSSH 9 refuses SHA-1
+    // RSA signatures, so this also proves rsa-sha2 signing through the agent).
+    let rsa = f.dir.join("rsa_key");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
+        .arg(&rsa)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut auth = std::fs::read_to_string(f.dir.join("authorized_keys")).unwrap();
+    auth.push_str(&std::fs::read_to_string(f.dir.join("rsa_key.pub")).unwrap());
+    std::fs::write(f.dir.join("authorized_keys"), auth).unwrap();
+    let (sock, pid) = agent_with(&f.dir, &rsa);
+    let fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    let fleet = fleet
+        .replace(&format!("identity = [\"{}\"]", f.key.display()), "identity = []")
+        .replace("agent = false", "agent = true");
+    std::fs::write(f.fleet_path(), &fleet).unwrap();
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.env("SSH_AUTH_SOCK", &sock).arg("ping");
+        c
+    });
+    // Without the agent there is nothing to authenticate with.
+    let (code2, _, err2) = run({
+        let mut c = f.bw();
+        c.arg("ping");
+        c
+    });
+    let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 of 2 hosts answered"), "{out}");
+    assert_eq!(code2, 6);
+    assert!(err2.contains("no usable identity file and no ssh-agent key"), "{err2}");
+    // The RSA key as an identity file works too.
+    std::fs::write(
+        f.fleet_path(),
+        fleet.replace("identity = []", &format!("identity = [\"{}\"]", rsa.display())),
+    )
+    .unwrap();
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.arg("ping");
+        c
+    });
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn become_runs_commands_through_sudo() {
+    let f = TestFleet::start(1);
+    assert!(
+        std::path::Path::new("/usr/bin/sudo").exists(),
+        "sudo is needed for this test (.ci/run installs it)"
+    );
+    let fleet = std::fs::read_to_string(f.fleet_path())
+        .unwrap()
+        .replace("[defaults]\n", "[defaults]\nbecome = true\n");
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.args(["exec", "--", "echo via=$SUDO_COMMAND"]);
+        c
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("h01 | via=/usr/bin/sh -c") || out.contains("h01 | via=/bin/sh -c"),
+        "the command ran through sudo: {out}"
+    );
+}
