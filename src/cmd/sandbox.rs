@@ -132,7 +132,7 @@ pub async fn demo(dir: Option<PathBuf>, hosts: usize) -> Result<Exit, Failure> {
         eprintln!("error: {}", e.message);
     }
     println!("\n---- summary.md of that run ----");
-    let _ = crate::cmd::runs::show(&g, "sandbox-model-swap", false);
+    let _ = crate::cmd::runs::show(&g, "latest", false);
     println!("\n== 2. a broken change: -> claude-broken-9 (the agent logs `model not found`)\n");
     let bad = crate::cmd::rollout::run(&g, &rollout_args(&sb.dir.join("playbooks/model-broken.toml"))).await;
     let bad_ok = matches!(&bad, Err(f) if f.exit == Exit::Reverted);
@@ -140,7 +140,7 @@ pub async fn demo(dir: Option<PathBuf>, hosts: usize) -> Result<Exit, Failure> {
         println!("(expected) {}", e.message);
     }
     println!("\n---- summary.md of that run ----");
-    let _ = crate::cmd::runs::show(&g, "sandbox-model-broken", false);
+    let _ = crate::cmd::runs::show(&g, "latest", false);
     sb.stop_agents().await;
     println!(
         "\n== records: {}  (bellwether --fleet {} runs)",
