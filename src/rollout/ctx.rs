@@ -56,6 +56,8 @@ impl RunCtx {
 
     /// Progress line for the operator (timestamped; stdout, or stderr under --json).
     pub fn say(&self, msg: &str) {
+        // The span puts the run id on the JSON log event (`--log-format json`).
+        let _span = tracing::info_span!("run", run_id = %self.run.id).entered();
         say(self.json, msg);
     }
 }

@@ -67,15 +67,26 @@ pub async fn preflight_all(
     BTreeMap<String, Arc<Connection>>,
 ) {
     let results: Vec<PreflightResult> = stream::iter(hosts.iter())
-        .map(|h| async move {
-            let ep = context::endpoint(lf, h, accept_new);
-            match Connection::open(&ep).await {
-                Ok(c) => {
-                    let c = Arc::new(c);
-                    (h.name.clone(), host::preflight(c.clone(), h, pb, base).await, Some(c))
+        .map(|h| {
+            use tracing::Instrument;
+            let span = tracing::info_span!("host", host = %h.name);
+            async move {
+                let ep = context::endpoint(lf, h, accept_new);
+                let r = match Connection::open(&ep).await {
+                    Ok(c) => {
+                        let c = Arc::new(c);
+                        tracing::debug!(handshake_ms = c.handshake.as_millis() as u64, "connected");
+                        (h.name.clone(), host::preflight(c.clone(), h, pb, base).await, Some(c))
+                    }
+                    Err(e) => (h.name.clone(), Err(format!("{} ({})", e, e.class())), None),
+                };
+                match &r.1 {
+                    Ok(p) => tracing::info!(files = p.files.len(), unchanged = p.unchanged(), "preflight ok"),
+                    Err(e) => tracing::warn!(error = %crate::record::secrets::redact(e), "preflight failed"),
                 }
-                Err(e) => (h.name.clone(), Err(format!("{} ({})", e, e.class())), None),
+                r
             }
+            .instrument(span)
         })
         .buffer_unordered(concurrency)
         .collect()

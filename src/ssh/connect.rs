@@ -118,78 +118,83 @@ type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 impl Connection {
     /// Connect, verify the host key and authenticate, all within the endpoint's connect timeout.
     pub fn open(ep: &Endpoint) -> BoxFut<'_, Result<Connection, SshError>> {
-        Box::pin(async move {
-            let keys = load_identities(ep);
-            let started = Instant::now();
-            let jump = match &ep.jump {
-                Some(j) => Some(Arc::new(Connection::open(j).await.map_err(|e| SshError::Jump {
-                    jump: j.name.clone(),
-                    source: Box::new(e),
-                })?)),
-                None => None,
-            };
-            let verdict = Arc::new(Mutex::new(None));
-            let verifier = Verifier {
-                host: ep.name.clone(),
-                lookup_host: ep.address.clone(),
-                port: ep.port,
-                files: ep.known_hosts.clone(),
-                accept_new: ep.accept_new,
-                verdict: verdict.clone(),
-            };
-            let fut = async {
-                let handle = match &jump {
-                    None => {
-                        let sock = tokio::net::TcpStream::connect((ep.address.as_str(), ep.port))
-                            .await
-                            .map_err(|source| SshError::Connect {
-                                addr: ep.addr(),
-                                source,
-                            })?;
-                        // Small request/response packets: without TCP_NODELAY each exec can
-                        // wait on Nagle + delayed ACK (~40 ms a round trip).
-                        let _ = sock.set_nodelay(true);
-                        client::connect_stream(config(true), sock, verifier).await
-                    }
-                    Some(j) => {
-                        let ch = j
-                            .handle
-                            .channel_open_direct_tcpip(ep.address.clone(), ep.port as u32, "127.0.0.1", 0)
-                            .await
-                            .map_err(|e| SshError::Jump {
-                                jump: j.endpoint.name.clone(),
-                                source: Box::new(SshError::Protocol(format!(
-                                    "cannot open a tunnel to {}: {e}",
-                                    ep.addr()
-                                ))),
-                            })?;
-                        client::connect_stream(config(true), ch.into_stream(), verifier).await
-                    }
+        use tracing::Instrument;
+        let span = tracing::debug_span!("ssh", host = %ep.name, addr = %ep.addr());
+        Box::pin(
+            async move {
+                let keys = load_identities(ep);
+                let started = Instant::now();
+                let jump = match &ep.jump {
+                    Some(j) => Some(Arc::new(Connection::open(j).await.map_err(|e| SshError::Jump {
+                        jump: j.name.clone(),
+                        source: Box::new(e),
+                    })?)),
+                    None => None,
                 };
-                let mut handle = match handle {
-                    Ok(h) => h,
-                    Err(e) => {
-                        let refused = verdict.lock().ok().and_then(|mut v| v.take());
-                        return Err(refused.unwrap_or_else(|| SshError::from(e)));
-                    }
+                let verdict = Arc::new(Mutex::new(None));
+                let verifier = Verifier {
+                    host: ep.name.clone(),
+                    lookup_host: ep.address.clone(),
+                    port: ep.port,
+                    files: ep.known_hosts.clone(),
+                    accept_new: ep.accept_new,
+                    verdict: verdict.clone(),
                 };
-                authenticate(&mut handle, ep, keys).await?;
-                Ok(handle)
-            };
-            let handle =
-                tokio::time::timeout(ep.connect_timeout, fut)
-                    .await
-                    .map_err(|_| SshError::ConnectTimeout {
-                        addr: ep.addr(),
-                        after: ep.connect_timeout,
-                    })??;
-            Ok(Connection {
-                handle,
-                endpoint: ep.clone(),
-                handshake: started.elapsed(),
-                _jump: jump,
-            })
-        })
+                let fut = async {
+                    let handle = match &jump {
+                        None => {
+                            let sock = tokio::net::TcpStream::connect((ep.address.as_str(), ep.port))
+                                .await
+                                .map_err(|source| SshError::Connect {
+                                    addr: ep.addr(),
+                                    source,
+                                })?;
+                            // Small request/response packets: without TCP_NODELAY each exec can
+                            // wait on Nagle + delayed ACK (~40 ms a round trip).
+                            let _ = sock.set_nodelay(true);
+                            client::connect_stream(config(true), sock, verifier).await
+                        }
+                        Some(j) => {
+                            let ch = j
+                                .handle
+                                .channel_open_direct_tcpip(ep.address.clone(), ep.port as u32, "127.0.0.1", 0)
+                                .await
+                                .map_err(|e| SshError::Jump {
+                                    jump: j.endpoint.name.clone(),
+                                    source: Box::new(SshError::Protocol(format!(
+                                        "cannot open a tunnel to {}: {e}",
+                                        ep.addr()
+                                    ))),
+                                })?;
+                            client::connect_stream(config(true), ch.into_stream(), verifier).await
+                        }
+                    };
+                    let mut handle = match handle {
+                        Ok(h) => h,
+                        Err(e) => {
+                            let refused = verdict.lock().ok().and_then(|mut v| v.take());
+                            return Err(refused.unwrap_or_else(|| SshError::from(e)));
+                        }
+                    };
+                    authenticate(&mut handle, ep, keys).await?;
+                    Ok(handle)
+                };
+                let handle =
+                    tokio::time::timeout(ep.connect_timeout, fut)
+                        .await
+                        .map_err(|_| SshError::ConnectTimeout {
+                            addr: ep.addr(),
+                            after: ep.connect_timeout,
+                        })??;
+                Ok(Connection {
+                    handle,
+                    endpoint: ep.clone(),
+                    handshake: started.elapsed(),
+                    _jump: jump,
+                })
+            }
+            .instrument(span),
+        )
     }
 
     /// The endpoint this connection reaches.
