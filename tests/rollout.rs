@@ -796,3 +796,39 @@ fn rollouts_of_disjoint_hosts_run_side_by_side_overlapping_ones_do_not() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(locks_held(&f.runs_dir()), 0);
 }
+
+#[test]
+fn the_log_watch_follows_a_rotated_log_file() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    // 6 s at ~10 lines/s: only a watch that follows the new file after rotation sees 40 lines.
+    let pb = f.playbook(
+        "rotate",
+        &playbook(GOOD, "", "observe = \"6s\"\nbatch_observe = \"6s\"").replace("min_lines = 5", "min_lines = 40"),
+    );
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_for(
+        &f,
+        "\"event\":\"observe_started\",\"phase\":\"canary\"",
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let log = f.hosts[0].home.join("agent/agent.log");
+    std::fs::rename(&log, log.with_extension("log.1")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        f.hosts[0].home.join("agent/agent.log").exists(),
+        "the agent wrote a new log after the rotation"
+    );
+}
