@@ -8,12 +8,14 @@ pub mod flip;
 pub mod host;
 pub mod markers;
 pub mod observe;
+pub mod phase;
 pub mod plan;
 pub mod reconnect;
 pub mod record_plan;
 pub mod revert;
 pub mod setup;
 pub mod summary;
+pub mod summary_tables;
 
 /// Redact secrets from a line before it reaches a log, a diff or a run record.
 pub fn redact_line(line: &str) -> String {

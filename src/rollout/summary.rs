@@ -2,6 +2,7 @@
 //! the canary's metrics before and after, the first error lines that failed a gate.
 
 use super::record_plan::PlanRecord;
+use super::summary_tables::{FileRow, HostVerdicts, LinkRow, Tables};
 use crate::record::history::summarize;
 use crate::record::{read_events, Event, EventKind, RunDir};
 use crate::watch::Verdict;
@@ -126,13 +127,28 @@ fn metrics_line(v: &Verdict) -> String {
     out
 }
 
-/// Before hash, after hash, state.
-type FileRow = (Option<String>, Option<String>, &'static str);
-
 /// Render the summary text from a run's events and plan.
 pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
-    let s = summarize(id, events);
     let mut o = String::new();
+    render_header(&mut o, id, events, plan);
+    if let Some(p) = plan {
+        render_plan(&mut o, p);
+    }
+    let t = Tables::from_events(events);
+    render_files(&mut o, &t.files);
+    render_links(&mut o, &t.links);
+    render_gates(&mut o, &t.verdicts);
+    if let Some(b) = &t.before_metrics {
+        render_canary_metrics(&mut o, b, &t.verdicts, plan);
+    }
+    render_failures(&mut o, &t.first_errors);
+    render_timeline(&mut o, events);
+    o
+}
+
+/// The top lines answer "what ran and how did it end" before any detail.
+fn render_header(o: &mut String, id: &str, events: &[Event], plan: Option<&PlanRecord>) {
+    let s = summarize(id, events);
     let _ = writeln!(o, "# Run {id}\n");
     let _ = writeln!(o, "- playbook: {}", s.playbook);
     if let Some(p) = plan {
@@ -153,179 +169,106 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
         "- hosts changed: {}, reverted: {}\n",
         s.hosts_changed, s.hosts_reverted
     );
-    if let Some(p) = plan {
-        let _ = writeln!(o, "## Plan\n");
-        for (phase, hosts) in p.plan.phases() {
-            let _ = writeln!(o, "- {phase}: {}", hosts.join(", "));
-        }
-        if !p.baseline.is_empty() {
+}
+
+/// The planned phases, so a reader can tell how far the run got.
+fn render_plan(o: &mut String, p: &PlanRecord) {
+    let _ = writeln!(o, "## Plan\n");
+    for (phase, hosts) in p.plan.phases() {
+        let _ = writeln!(o, "- {phase}: {}", hosts.join(", "));
+    }
+    if !p.baseline.is_empty() {
+        let _ = writeln!(
+            o,
+            "- baseline (unchanged, compared during the canary window): {}",
+            p.baseline.join(", ")
+        );
+    }
+    let _ = writeln!(o);
+}
+
+/// Hashes per file, so a revert can be checked byte for byte without the tool.
+fn render_files(o: &mut String, files: &BTreeMap<(String, String), FileRow>) {
+    if files.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "## Hosts\n");
+    let _ = writeln!(o, "| host | file | sha256 before | sha256 after | state |");
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for ((h, p), (b, a, state)) in files {
+        let _ = writeln!(o, "| {h} | `{p}` | {} | {} | {} |", short(b), short(a), state);
+    }
+    let _ = writeln!(o);
+}
+
+/// Blue/green links, whose before/after is a target path rather than a hash.
+fn render_links(o: &mut String, links: &BTreeMap<(String, String), LinkRow>) {
+    if links.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "## Links (blue/green)\n");
+    let _ = writeln!(o, "| host | link | target before | target set | state |");
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for ((h, l), (from, to, state)) in links {
+        let _ = writeln!(o, "| {h} | `{l}` | `{from}` | `{to}` | {state} |");
+    }
+    let _ = writeln!(o);
+}
+
+/// Every gate result with its numbers, so a pass is as explainable as a failure.
+fn render_gates(o: &mut String, verdicts: &HostVerdicts) {
+    if verdicts.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "## Gates\n");
+    for (h, vs) in verdicts {
+        for (phase, passed, v) in vs {
+            let detail = v.as_ref().map(metrics_line).unwrap_or_default();
             let _ = writeln!(
                 o,
-                "- baseline (unchanged, compared during the canary window): {}",
-                p.baseline.join(", ")
+                "- {h} ({phase}): {} — {detail}",
+                if *passed { "passed" } else { "FAILED" }
             );
         }
-        let _ = writeln!(o);
     }
-    // Per host: hashes and gate results.
-    let mut verdicts: BTreeMap<String, Vec<(String, bool, Option<Verdict>)>> = BTreeMap::new();
-    let mut before_metrics: Option<Verdict> = None;
-    let mut first_errors: Vec<String> = Vec::new();
-    let mut files: BTreeMap<(String, String), FileRow> = BTreeMap::new();
-    let mut links: BTreeMap<(String, String), (String, String, &'static str)> = BTreeMap::new();
-    for ev in events {
-        match &ev.kind {
-            EventKind::Verdict {
-                phase,
-                host,
-                passed,
-                verdict,
-            } => {
-                let v: Option<Verdict> = serde_json::from_value(verdict.clone()).ok();
-                if phase == "before" {
-                    before_metrics = v;
-                    continue;
-                }
-                if !passed {
-                    if let Some(v) = &v {
-                        for b in &v.breaches {
-                            first_errors.push(format!("{host} ({phase}): {}", super::redact_line(&b.message)));
-                        }
-                    }
-                }
-                verdicts
-                    .entry(host.clone())
-                    .or_default()
-                    .push((phase.clone(), *passed, v));
-            }
-            EventKind::WriteIntent {
-                host,
-                path,
-                before,
-                after,
-            } => {
-                files.insert(
-                    (host.clone(), path.clone()),
-                    (before.clone(), Some(after.clone()), "changed"),
-                );
-            }
-            EventKind::Staged {
-                host,
-                path,
-                before,
-                sha256,
-            } => {
-                files.insert(
-                    (host.clone(), path.clone()),
-                    (before.clone(), Some(sha256.clone()), "staged (idle slot)"),
-                );
-            }
-            EventKind::Reverted {
-                host,
-                path,
-                verified: true,
-                ..
-            } => {
-                if let Some(e) = files.get_mut(&(host.clone(), path.clone())) {
-                    e.2 = "reverted (verified)";
-                }
-            }
-            EventKind::FlipIntent {
-                host, link, from, to, ..
-            } => {
-                links.insert(
-                    (host.clone(), link.clone()),
-                    (from.clone(), to.clone(), "flip announced"),
-                );
-            }
-            EventKind::Flipped { host, link, .. } => {
-                if let Some(e) = links.get_mut(&(host.clone(), link.clone())) {
-                    e.2 = "flipped";
-                }
-            }
-            EventKind::FlipFailed {
-                host, link, untouched, ..
-            } => {
-                if let Some(e) = links.get_mut(&(host.clone(), link.clone())) {
-                    e.2 = if *untouched {
-                        "flip refused (untouched)"
-                    } else {
-                        "flip FAILED"
-                    };
-                }
-            }
-            EventKind::FlippedBack {
-                host,
-                link,
-                verified: true,
-                ..
-            } => {
-                if let Some(e) = links.get_mut(&(host.clone(), link.clone())) {
-                    e.2 = "flipped back (verified)";
-                }
-            }
-            _ => {}
-        }
+    let _ = writeln!(o);
+}
+
+/// The canary's logs before and after the change side by side: the comparison it exists for.
+fn render_canary_metrics(o: &mut String, before: &Verdict, verdicts: &HostVerdicts, plan: Option<&PlanRecord>) {
+    let canary = plan.and_then(|p| p.plan.canary.first().cloned()).unwrap_or_default();
+    let after = verdicts
+        .get(&canary)
+        .and_then(|v| v.iter().find(|x| x.0 == "canary"))
+        .and_then(|x| x.2.as_ref());
+    let _ = writeln!(o, "## Canary metrics ({canary})\n");
+    let _ = writeln!(o, "- before the change: {}", metrics_line(before));
+    if let Some(a) = after {
+        let _ = writeln!(o, "- after the change: {}", metrics_line(a));
     }
-    if !files.is_empty() {
-        let _ = writeln!(o, "## Hosts\n");
-        let _ = writeln!(o, "| host | file | sha256 before | sha256 after | state |");
-        let _ = writeln!(o, "|---|---|---|---|---|");
-        for ((h, p), (b, a, state)) in &files {
-            let _ = writeln!(o, "| {h} | `{p}` | {} | {} | {} |", short(b), short(a), state);
-        }
-        let _ = writeln!(o);
+    let _ = writeln!(o);
+}
+
+/// The first breaches only: enough to start investigating without flooding the summary.
+fn render_failures(o: &mut String, first_errors: &[String]) {
+    if first_errors.is_empty() {
+        return;
     }
-    if !links.is_empty() {
-        let _ = writeln!(o, "## Links (blue/green)\n");
-        let _ = writeln!(o, "| host | link | target before | target set | state |");
-        let _ = writeln!(o, "|---|---|---|---|---|");
-        for ((h, l), (from, to, state)) in &links {
-            let _ = writeln!(o, "| {h} | `{l}` | `{from}` | `{to}` | {state} |");
-        }
-        let _ = writeln!(o);
+    let _ = writeln!(o, "## What failed\n");
+    for e in first_errors.iter().take(10) {
+        let _ = writeln!(o, "- {e}");
     }
-    if !verdicts.is_empty() {
-        let _ = writeln!(o, "## Gates\n");
-        for (h, vs) in &verdicts {
-            for (phase, passed, v) in vs {
-                let detail = v.as_ref().map(metrics_line).unwrap_or_default();
-                let _ = writeln!(
-                    o,
-                    "- {h} ({phase}): {} — {detail}",
-                    if *passed { "passed" } else { "FAILED" }
-                );
-            }
-        }
-        let _ = writeln!(o);
-    }
-    if let Some(b) = &before_metrics {
-        let canary = plan.and_then(|p| p.plan.canary.first().cloned()).unwrap_or_default();
-        let after = verdicts
-            .get(&canary)
-            .and_then(|v| v.iter().find(|x| x.0 == "canary"))
-            .and_then(|x| x.2.as_ref());
-        let _ = writeln!(o, "## Canary metrics ({canary})\n");
-        let _ = writeln!(o, "- before the change: {}", metrics_line(b));
-        if let Some(a) = after {
-            let _ = writeln!(o, "- after the change: {}", metrics_line(a));
-        }
-        let _ = writeln!(o);
-    }
-    if !first_errors.is_empty() {
-        let _ = writeln!(o, "## What failed\n");
-        for e in first_errors.iter().take(10) {
-            let _ = writeln!(o, "- {e}");
-        }
-        let _ = writeln!(o);
-    }
+    let _ = writeln!(o);
+}
+
+/// Every notable event in order, for reconstructing what happened when.
+fn render_timeline(o: &mut String, events: &[Event]) {
     let _ = writeln!(o, "## Timeline (UTC)\n");
     for ev in events {
         if let Some(d) = describe(ev) {
             let _ = writeln!(o, "- {} {}", ev.ts.format("%H:%M:%S%.3f"), d);
         }
     }
-    o
 }
 
 /// Load a run's plan record, if present.
