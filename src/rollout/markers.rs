@@ -50,7 +50,14 @@ pub async fn place(conn: &Connection, run_id: &str, break_stale: bool) -> Result
     match out.status {
         0 => Ok(None),
         9 => {
-            let holder = out.stdout_text().trim().to_string();
+            let text = out.stdout_text();
+            let holder = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string();
             if break_stale && is_stale(&holder) {
                 let force = format!("printf '%s\\n' {} > {MARKER}", quote(&content));
                 conn.run(&force, None, Duration::from_secs(20), None)

@@ -20,6 +20,29 @@ fn resolve_real(path: &str) -> String {
     format!("P={q}\nif [ -L \"$P\" ]; then P=$(readlink -f -- \"$P\") || {{ echo \"cannot resolve the link {q}\" >&2; exit 3; }}; fi\n")
 }
 
+/// Printed before a file's bytes so output from the login shell's start-up files (a
+/// `.bashrc` that echoes) is never taken for the file.
+const MARK: &str = "__bellwether_read__";
+
+/// Where the bytes after the marker line start.
+fn after_mark(out: &[u8]) -> Option<usize> {
+    let m = format!("{MARK}\n");
+    let m = m.as_bytes();
+    out.windows(m.len())
+        .enumerate()
+        .find(|(i, w)| *w == m && (*i == 0 || out[i - 1] == b'\n'))
+        .map(|(i, _)| i + m.len())
+}
+
+/// The last non-empty line: our scripts print their result last, after any start-up noise.
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .unwrap_or("")
+}
+
 /// sha256 of bytes as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -68,7 +91,7 @@ impl Connection {
     pub async fn read_file(&self, path: &str) -> Result<Option<RemoteFile>, SshError> {
         let p = quote(path);
         let script = format!(
-            "if [ -e {p} ]; then stat -L -c '%a %u %g' -- {p} || exit 3; exec cat -- {p}; else echo MISSING; fi"
+            "echo {MARK}; if [ -e {p} ]; then stat -L -c '%a %u %g' -- {p} || exit 3; exec cat -- {p}; else echo MISSING; fi"
         );
         let out = self.run(&script, None, IO_TIMEOUT, None).await?;
         if out.status != 0 {
@@ -78,12 +101,19 @@ impl Connection {
                 stderr: out.stderr_text(),
             });
         }
-        let nl = out.stdout.iter().position(|b| *b == b'\n').unwrap_or(out.stdout.len());
-        let header = String::from_utf8_lossy(&out.stdout[..nl]).to_string();
+        // Anything a login shell's start-up files print comes before the marker; skip it.
+        let start = after_mark(&out.stdout).ok_or_else(|| {
+            SshError::Protocol(format!(
+                "read {path}: the remote shell's output lacks bellwether's marker"
+            ))
+        })?;
+        let stdout = &out.stdout[start..];
+        let nl = stdout.iter().position(|b| *b == b'\n').unwrap_or(stdout.len());
+        let header = String::from_utf8_lossy(&stdout[..nl]).to_string();
         if header == "MISSING" {
             return Ok(None);
         }
-        let bytes = out.stdout.get(nl + 1..).unwrap_or_default().to_vec();
+        let bytes = stdout.get(nl + 1..).unwrap_or_default().to_vec();
         let mut f = header.split_whitespace();
         let bad = || SshError::Protocol(format!("unexpected stat output for {path}: {header:?}"));
         let mode = u32::from_str_radix(f.next().ok_or_else(bad)?, 8).map_err(|_| bad())?;
@@ -134,7 +164,7 @@ impl Connection {
         let out = self.run(&script, Some(bytes), IO_TIMEOUT, None).await?;
         let stdout = out.stdout_text();
         if out.status == 17 {
-            let found = stdout.trim().strip_prefix("CHANGED ").unwrap_or("?").to_string();
+            let found = last_line(&stdout).strip_prefix("CHANGED ").unwrap_or("?").to_string();
             let expected = opts.expect.clone().flatten().unwrap_or_else(|| "absent".into());
             return Err(SshError::Changed {
                 path: path.to_string(),
@@ -149,7 +179,7 @@ impl Connection {
                 stderr: out.stderr_text(),
             });
         }
-        let found = stdout.trim().to_string();
+        let found = last_line(&stdout).to_string();
         if found != want {
             return Err(SshError::Verify {
                 path: path.to_string(),
@@ -197,7 +227,7 @@ impl Connection {
             return Err(SshError::Changed {
                 path: path.to_string(),
                 expected: expect.unwrap_or("").to_string(),
-                found: out.stdout_text().trim().trim_start_matches("CHANGED ").to_string(),
+                found: last_line(&out.stdout_text()).trim_start_matches("CHANGED ").to_string(),
             });
         }
         if out.status != 0 {
@@ -208,5 +238,25 @@ impl Connection {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_up_noise_before_the_marker_is_skipped() {
+        let out = b"Welcome to host\n__bellwether_read__\n640 0 0\nfile __bellwether_read__\n";
+        let i = after_mark(out).unwrap();
+        assert_eq!(&out[i..], b"640 0 0\nfile __bellwether_read__\n");
+        assert_eq!(after_mark(b"no marker here\n"), None);
+        assert_eq!(after_mark(b"x__bellwether_read__\n"), None, "only at a line start");
+    }
+
+    #[test]
+    fn results_are_read_from_the_last_line() {
+        assert_eq!(last_line("pyenv: cannot rehash\nabc123\n\n"), "abc123");
+        assert_eq!(last_line(""), "");
     }
 }
