@@ -110,48 +110,8 @@ fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
     run(c)
 }
 
-fn latest_run(f: &TestFleet) -> PathBuf {
-    let mut runs: Vec<_> = std::fs::read_dir(f.runs_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("events.jsonl").exists())
-        .collect();
-    runs.sort();
-    runs.pop().expect("a run folder")
-}
-
-fn events(run: &Path) -> String {
-    std::fs::read_to_string(run.join("events.jsonl")).unwrap()
-}
-
 fn run_id(f: &TestFleet) -> String {
     latest_run(f).file_name().unwrap().to_string_lossy().to_string()
-}
-
-/// Wait until the latest run's events contain `needle`.
-fn wait_for(f: &TestFleet, needle: &str, limit: Duration) {
-    let t = Instant::now();
-    loop {
-        if let Ok(rd) = std::fs::read_dir(f.runs_dir()) {
-            let mut runs: Vec<_> = rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.join("events.jsonl").exists())
-                .collect();
-            runs.sort();
-            if let Some(r) = runs.pop() {
-                if std::fs::read_to_string(r.join("events.jsonl"))
-                    .unwrap_or_default()
-                    .contains(needle)
-                {
-                    return;
-                }
-            }
-        }
-        assert!(t.elapsed() < limit, "timed out waiting for {needle}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Start a rollout in the background and SIGKILL it once `needle` is in its events.

@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const GOOD: &str = "claude-sonnet-4-5";
@@ -68,23 +68,6 @@ fn has_change(f: &TestFleet, i: usize) -> bool {
     String::from_utf8(f.config(i))
         .unwrap()
         .contains(&format!("name = \"{GOOD}\""))
-}
-
-fn run_dirs(f: &TestFleet) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(f.runs_dir())
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.join("events.jsonl").exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn latest_run(f: &TestFleet) -> PathBuf {
-    run_dirs(f).pop().expect("a run folder")
 }
 
 fn read(p: &Path) -> String {
@@ -387,19 +370,6 @@ fn hosts_skipped_for_a_frozen_region_do_not_use_up_max_failed_hosts() {
     let ev = read(&latest_run(&f).join("events.jsonl"));
     assert!(ev.contains("\"event\":\"reverted\",\"host\":\"h03\""), "{ev}");
     assert!(!ev.contains("\"event\":\"reverted\",\"host\":\"h01\""), "{ev}");
-}
-
-/// Wait until the latest run's events contain `needle`.
-fn wait_for(f: &TestFleet, needle: &str, limit: Duration) {
-    let t = Instant::now();
-    while !run_dirs(f)
-        .last()
-        .and_then(|r| std::fs::read_to_string(r.join("events.jsonl")).ok())
-        .is_some_and(|ev| ev.contains(needle))
-    {
-        assert!(t.elapsed() < limit, "timed out waiting for {needle}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -303,3 +303,24 @@ fn rollout_with_a_preflight_failure_on_one_host_changes_no_host() {
     assert!(!ev.contains("\"event\":\"snapshot\""), "{ev}");
     assert_eq!(locks_held(&f.runs_dir()), 0, "lock released");
 }
+
+#[test]
+fn a_change_that_only_adds_lines_is_flagged_as_a_possible_misspelt_key() {
+    let f = TestFleet::start(2);
+    let typo = f.playbook(
+        "typo",
+        &playbook("[[edit]]\npath = \"agent/config.toml\"\nset = { \"model.nmae\" = \"claude-sonnet-4-5\" }"),
+    );
+    let (code, out, err) = plan(&f, &typo, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("warning: agent/config.toml: the change only adds lines, it replaces no existing value"),
+        "{out}"
+    );
+    let swap = f.playbook("swap", &playbook(SWAP));
+    let (_, out, _) = plan(&f, &swap, &[]);
+    assert!(
+        !out.contains("only adds lines"),
+        "a real value change is not flagged: {out}"
+    );
+}

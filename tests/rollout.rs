@@ -58,21 +58,6 @@ fn rollout(f: &TestFleet, pb: &str) -> (i32, String, String) {
     run(c)
 }
 
-fn latest_run(f: &TestFleet) -> std::path::PathBuf {
-    let mut runs: Vec<_> = std::fs::read_dir(f.runs_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("events.jsonl").exists())
-        .collect();
-    runs.sort();
-    runs.pop().expect("a run folder")
-}
-
-fn events(run: &std::path::Path) -> String {
-    std::fs::read_to_string(run.join("events.jsonl")).unwrap()
-}
-
 #[test]
 fn good_change_on_twelve_hosts_canary_then_batches() {
     let f = TestFleet::start(12);
@@ -299,31 +284,6 @@ fn second_sigint_leaves_hosts_as_they_are_and_says_how_to_finish() {
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-/// Wait until the latest run's events contain `needle`.
-fn wait_for(f: &TestFleet, needle: &str, limit: Duration) {
-    let t = Instant::now();
-    loop {
-        if let Ok(rd) = std::fs::read_dir(f.runs_dir()) {
-            let mut runs: Vec<_> = rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.join("events.jsonl").exists())
-                .collect();
-            runs.sort();
-            if let Some(r) = runs.pop() {
-                if std::fs::read_to_string(r.join("events.jsonl"))
-                    .unwrap_or_default()
-                    .contains(needle)
-                {
-                    return;
-                }
-            }
-        }
-        assert!(t.elapsed() < limit, "timed out waiting for {needle}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[allow(dead_code)]

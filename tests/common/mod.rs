@@ -335,3 +335,40 @@ pub fn locks_held(runs: &Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// Run folders (those holding `events.jsonl`), oldest first.
+pub fn run_dirs(f: &TestFleet) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(f.runs_dir())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("events.jsonl").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The newest run folder.
+pub fn latest_run(f: &TestFleet) -> PathBuf {
+    run_dirs(f).pop().expect("a run folder")
+}
+
+/// A run's `events.jsonl`.
+pub fn events(run: &Path) -> String {
+    std::fs::read_to_string(run.join("events.jsonl")).unwrap()
+}
+
+/// Wait until the latest run's events contain `needle`.
+pub fn wait_for(f: &TestFleet, needle: &str, limit: Duration) {
+    let t = Instant::now();
+    while !run_dirs(f)
+        .last()
+        .and_then(|r| std::fs::read_to_string(r.join("events.jsonl")).ok())
+        .is_some_and(|ev| ev.contains(needle))
+    {
+        assert!(t.elapsed() < limit, "timed out waiting for {needle}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
