@@ -341,7 +341,7 @@ pub fn run(cli: Cli) -> i32 {
     match rt.block_on(dispatch(cli)) {
         Ok(exit) => exit.code(),
         Err(f) => {
-            eprintln!("error: {}", crate::record::secrets::redact(&f.message));
+            eprintln!("error: {}", crate::record::secrets::Secrets::default().text(&f.message));
             f.exit.code()
         }
     }

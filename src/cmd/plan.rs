@@ -1,12 +1,11 @@
 //! `bellwether plan`: everything a rollout would do, read-only.
 
 use super::context;
-use crate::calendar::{decide, parse_at};
 use crate::cli::{Global, PlanArgs};
-use crate::config::{load::playbook_path, load_playbook};
 use crate::exit::{Exit, Failure};
-use crate::rollout::plan::make_plan;
-use crate::rollout::setup;
+use crate::record::secrets::Secrets;
+use crate::rollout::planner::{self, PlanRequest};
+use crate::rollout::preflight;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -65,18 +64,22 @@ pub fn host_range(hosts: &[String], order: &[String]) -> String {
 /// Run the plan.
 pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
-    let pb_path = playbook_path(&a.playbook, &lf.path);
-    let pb = load_playbook(&pb_path, &lf.fleet)?;
-    let now = chrono::Utc::now();
-    let at = match &a.at {
-        Some(s) => parse_at(s, now).map_err(|e| Failure::input(format!("--at: {e}")))?,
-        None => now,
+    // The same planner as `rollout`: same calendar decision, emergency profile and batches.
+    let req = PlanRequest {
+        playbook: a.playbook.clone(),
+        canary: a.canary.clone(),
+        at: a.at.clone(),
+        ..Default::default()
     };
-    let targets = pb.targets.resolve(&lf.fleet);
-    let decision = decide(&lf.calendar, &setup::gate_request(&pb, &targets, at, None));
+    let settings = planner::settings(&lf, &req)?;
+    let gate = planner::decide_for_plan(&lf, &settings);
+    let (pb, pb_path) = (&settings.pb, &settings.pb_path);
+    let targets = gate.targets.clone();
+    let decision = gate.decision.clone();
+    let secrets = Secrets::for_run(&lf, Some(pb));
     let conc = context::concurrency(g, &lf);
     let base = pb_path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let (prepared, failures, conns) = setup::preflight_all(&lf, &targets, &pb, &base, g.accept_new, conc).await;
+    let (prepared, failures, conns) = preflight::preflight_all(&lf, &targets, pb, &base, g.accept_new, conc).await;
     for c in conns.values() {
         c.close().await;
     }
@@ -90,7 +93,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
         .map(|h| h.name.clone())
         .filter(|n| prepared.get(n).is_some_and(|p| p.unchanged()))
         .collect();
-    let plan = make_plan(&order, &pb.rollout, a.canary.as_deref(), None).map_err(Failure::input)?;
+    let plan = planner::batches(&lf, &settings, &gate, &order)?;
     // Group hosts whose diffs are identical.
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let mut per_host: BTreeMap<String, String> = BTreeMap::new();
@@ -101,7 +104,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
             .files
             .iter()
             .filter(|f| f.changes())
-            .map(|f| setup::file_diff(&f.path, f.before.as_ref().map(|b| b.bytes.as_slice()), &f.after))
+            .map(|f| secrets.diff(&f.path, f.before.as_ref().map(|b| b.bytes.as_slice()), &f.after))
             .collect::<Vec<_>>()
             .join("\n");
         // Blue/green: the diff is against the live slot; say where it is staged.
@@ -126,7 +129,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
             "calendar": decision,
             "plan": plan,
             "unchanged": unchanged,
-            "preflight_failures": failures.iter().map(|(h, e)| json!({"host": h, "error": e})).collect::<Vec<_>>(),
+            "preflight_failures": failures.iter().map(|(h, e)| json!({"host": h, "error": secrets.text(e)})).collect::<Vec<_>>(),
             "diffs": per_host,
             "blue_green": slots,
             "exit": exit.code(),
@@ -167,7 +170,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     if !failures.is_empty() {
         println!("\npreflight FAILED on {} host(s):", failures.len());
         for (h, e) in &failures {
-            println!("  {h}: {e}");
+            println!("  {h}: {}", secrets.text(e));
         }
     }
     Ok(exit)

@@ -46,7 +46,14 @@ pub fn list(g: &Global, json: bool) -> Result<Exit, Failure> {
 
 /// `show RUN`: the summary (regenerated from the events, so it is current after a revert).
 pub fn show(g: &Global, id: &str, json: bool) -> Result<Exit, Failure> {
-    let run = RunDir::open(&g.runs_dir(), id).map_err(|e| Failure::input(e.to_string()))?;
+    // Read-only: the record's free text is masked already, identifiers are exact.
+    let run = RunDir::open(
+        &g.runs_dir(),
+        id,
+        crate::record::secrets::Secrets::default(),
+        crate::record::run_dir::Progress::Quiet,
+    )
+    .map_err(|e| Failure::input(e.to_string()))?;
     let events = read_events(&run.dir).map_err(|e| Failure::input(format!("{}: {e}", run.dir.display())))?;
     if json {
         let doc = serde_json::json!({
@@ -67,28 +74,51 @@ pub fn show(g: &Global, id: &str, json: bool) -> Result<Exit, Failure> {
     Ok(Exit::Done)
 }
 
-/// `status`: the lock holder and runs that left hosts changed.
+/// `status`: the lock holder, runs that left hosts changed, and run markers left on hosts by
+/// runs that are no longer alive (they block the next rollout on those hosts with exit 4).
 pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
     let runs = g.runs_dir();
     let locks: Vec<_> = crate::record::lock::read_all(&runs)
         .into_iter()
         .map(|(_, l)| l)
         .collect();
+    let alive = |id: &str| locks.iter().any(|l| l.run_id == id && !l.is_stale());
     let mut attention = Vec::new();
+    let mut stale_markers: Vec<(String, Vec<String>)> = Vec::new();
+    let mut damaged = Vec::new();
     for id in run_dir::list_ids(&runs) {
-        let evs = read_events(&runs.join(&id)).unwrap_or_default();
+        let evs = match read_events(&runs.join(&id)) {
+            Ok(e) => e,
+            Err(e) => {
+                damaged.push((id, e.to_string()));
+                continue;
+            }
+        };
         let s = summarize(&id, &evs);
         let left = crate::rollout::revert::Outstanding::from_events(&evs);
         let pending = crate::record::history::restart_pending(&evs);
         let n = left.files.len() + left.flips.len();
         if s.outcome != "done" && (n > 0 || !pending.is_empty()) {
-            attention.push((id, s.outcome, n.max(pending.len())));
+            attention.push((id.clone(), s.outcome, n.max(pending.len())));
+        }
+        let held = crate::record::history::markers_held(&evs);
+        if !held.is_empty() && !alive(&id) {
+            stale_markers.push((id, held));
         }
     }
+    // For monitoring: exit 5 when a run left hosts in a state nobody chose (a paused run is
+    // waiting on the calendar on purpose, so it does not count), or left markers that block
+    // the next rollout, or its record cannot be read.
+    let needs =
+        attention.iter().any(|(_, outcome, _)| outcome != "paused") || !stale_markers.is_empty() || !damaged.is_empty();
     if json {
-        let doc = serde_json::json!({"locks": locks, "unfinished": attention.iter().map(|(i, o, n)| serde_json::json!({"run": i, "outcome": o, "changes_outstanding": n})).collect::<Vec<_>>()});
+        let doc = serde_json::json!({
+            "locks": locks,
+            "unfinished": attention.iter().map(|(i, o, n)| serde_json::json!({"run": i, "outcome": o, "changes_outstanding": n})).collect::<Vec<_>>(),
+            "stale_markers": stale_markers.iter().map(|(i, h)| serde_json::json!({"run": i, "hosts": h})).collect::<Vec<_>>(),
+            "damaged_records": damaged.iter().map(|(i, e)| serde_json::json!({"run": i, "error": e})).collect::<Vec<_>>(),
+        });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        let needs = attention.iter().any(|(_, outcome, _)| outcome != "paused");
         return Ok(if needs { Exit::NeedsAttention } else { Exit::Done });
     }
     if locks.is_empty() {
@@ -108,14 +138,18 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         } else {
             format!("`bellwether revert {id}`")
         };
+        let what = if outcome == "paused" { "kept" } else { "not put back" };
+        println!("run {id} ({outcome}) left {n} change(s) {what} (files, links or an unfinished re-apply): {next}");
+    }
+    for (id, hosts) in &stale_markers {
         println!(
-            "run {id} ({outcome}) left {n} change(s) not put back (files, links or an unfinished re-apply): {next}"
+            "run {id} is no longer running but its marker is still on {} host(s): {} (the next rollout there exits 4); clear it with `bellwether revert {id}`",
+            hosts.len(),
+            hosts.join(", ")
         );
     }
-    // For monitoring: exit 5 when a run left hosts in a state nobody chose (a paused run is
-    // waiting on the calendar on purpose, so it does not count).
-    if attention.iter().any(|(_, outcome, _)| outcome != "paused") {
-        return Ok(Exit::NeedsAttention);
+    for (id, e) in &damaged {
+        println!("run {id}: the record cannot be read: {e}");
     }
-    Ok(Exit::Done)
+    Ok(if needs { Exit::NeedsAttention } else { Exit::Done })
 }

@@ -40,16 +40,6 @@ pub fn load_calendar(path: &Path) -> Result<CalendarSpec, ConfigError> {
 pub fn load_fleet(path: &Path) -> Result<LoadedFleet, ConfigError> {
     let text = read(path, "fleet")?;
     let fleet: Fleet = parse_toml(path, &text)?;
-    // Vars named like secrets (api_token, db_password, ...) are masked by value everywhere.
-    let keys = crate::edit::Redactor::default();
-    crate::record::secrets::add_values(
-        fleet
-            .hosts
-            .iter()
-            .flat_map(|h| h.vars.iter())
-            .filter(|(k, _)| keys.is_secret_key(k))
-            .map(|(_, v)| v.clone()),
-    );
     first(path, &text, fleet.validate())?;
     let inline = CalendarSpec {
         freeze: fleet.freeze.clone(),
@@ -111,8 +101,6 @@ pub fn load_playbook(path: &Path, fleet: &Fleet) -> Result<Playbook, ConfigError
         }
     }
     first(path, &text, problems)?;
-    // Validated above, so this cannot fail; the redactor then covers everything printed.
-    let _ = crate::record::secrets::configure(&pb.redact);
     Ok(pb)
 }
 

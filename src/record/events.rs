@@ -3,6 +3,7 @@
 //! Every transition is written and fsynced BEFORE the action it announces, and its result
 //! after, so a run killed at any instant can be finished or reverted from its folder alone.
 
+use super::secrets::Secrets;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
@@ -89,6 +90,22 @@ pub enum EventKind {
         host: String,
         path: String,
         sha256: String,
+    },
+    /// The write after a `write_intent` was refused before the file was touched (it no
+    /// longer held the bytes preflight read): the run did NOT change it, so revert leaves it
+    /// alone and never calls it a host to repair.
+    WriteRefused {
+        host: String,
+        path: String,
+        error: String,
+    },
+    /// This run's marker is now on `host` (placed before the first change; see `markers`).
+    MarkerPlaced {
+        host: String,
+    },
+    /// This run's marker was taken off `host` (the run ended on that host).
+    MarkerReleased {
+        host: String,
     },
     Apply {
         host: String,
@@ -243,13 +260,11 @@ impl EventLog {
         })
     }
 
-    /// Append one event durably.
-    pub fn emit(&self, kind: EventKind) -> std::io::Result<()> {
+    /// Append one event durably: free text masked by `secrets`, identifiers exact.
+    pub fn emit(&self, mut kind: EventKind, secrets: &Secrets) -> std::io::Result<()> {
+        kind.mask_free_text(secrets);
         let ev = Event { ts: Utc::now(), kind };
-        // Every string in the record passes the redactor (error lines, command output).
-        let mut value = serde_json::to_value(&ev).map_err(std::io::Error::other)?;
-        super::secrets::redact_json(&mut value);
-        let mut line = serde_json::to_string(&value).map_err(std::io::Error::other)?;
+        let mut line = serde_json::to_string(&ev).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut f = self
             .file
@@ -265,20 +280,90 @@ impl EventLog {
     }
 }
 
-/// Read every event of a run; a torn last line (killed mid-write) is ignored.
+/// Read every event of a run. A torn LAST line (the process was killed mid-write) is
+/// ignored; any other line that does not parse is an error naming the file and line: the
+/// record is the write-ahead log that `revert` and `resume` act on, and skipping a line could
+/// hide a change that must be put back.
 pub fn read_events(dir: &Path) -> std::io::Result<Vec<Event>> {
-    let f = File::open(dir.join("events.jsonl"))?;
+    let path = dir.join("events.jsonl");
+    let f = File::open(&path)?;
     let mut out = Vec::new();
-    for line in BufReader::new(f).lines() {
+    let mut bad: Option<(usize, String)> = None;
+    for (i, line) in BufReader::new(f).lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        if let Ok(ev) = serde_json::from_str::<Event>(&line) {
-            out.push(ev);
+        if let Some((n, e)) = bad.take() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}:{n}: not a valid event ({e}); the record is damaged, refusing to act on it (inspect the line; only a torn last line is ignored)",
+                    path.display()
+                ),
+            ));
+        }
+        match serde_json::from_str::<Event>(&line) {
+            Ok(ev) => out.push(ev),
+            Err(e) => bad = Some((i + 1, e.to_string())),
         }
     }
     Ok(out)
+}
+
+impl EventKind {
+    /// Mask the free-text fields (messages, command lines and their output, log lines) in
+    /// place. Identifiers — hosts, paths, hashes, ids, link targets, modes, owners — are left
+    /// exact: `revert` and `resume` read them back.
+    pub fn mask_free_text(&mut self, s: &Secrets) {
+        use EventKind::*;
+        match self {
+            Gate { summary, exception, .. } => {
+                s.mask(summary);
+                if let Some(e) = exception {
+                    s.mask(e);
+                }
+            }
+            Preflight { detail, .. } | Health { detail, .. } => s.mask(detail),
+            Skipped { reason, .. } | HostFailed { reason, .. } | Paused { reason } | Interrupted { reason } => {
+                s.mask(reason)
+            }
+            RevertStarted { reason, .. } => s.mask(reason),
+            Apply { command, detail, .. } => {
+                s.mask(command);
+                s.mask(detail);
+            }
+            Hook { hook, detail, .. } => {
+                s.mask(hook);
+                s.mask(detail);
+            }
+            Verdict { verdict, .. } => s.json(verdict),
+            WriteRefused { error, .. }
+            | RevertFailed { error, .. }
+            | FlipFailed { error, .. }
+            | ReconnectFailed { error, .. } => s.mask(error),
+            RunFinished { message, .. } => s.mask(message),
+            RunStarted { .. }
+            | LockBroken { .. }
+            | Unchanged { .. }
+            | PhaseStarted { .. }
+            | Snapshot { .. }
+            | WriteIntent { .. }
+            | Written { .. }
+            | MarkerPlaced { .. }
+            | MarkerReleased { .. }
+            | ObserveStarted { .. }
+            | PhasePassed { .. }
+            | Reverted { .. }
+            | HostRestored { .. }
+            | StageStarted { .. }
+            | Staged { .. }
+            | FlipIntent { .. }
+            | Flipped { .. }
+            | FlippedBack { .. }
+            | Reconnected { .. } => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -289,16 +374,23 @@ mod tests {
     fn round_trip_and_torn_line() {
         let d = tempfile::tempdir().unwrap();
         let log = EventLog::open(d.path()).unwrap();
-        log.emit(EventKind::PhaseStarted {
-            phase: "canary".into(),
-            hosts: vec!["h01".into()],
-        })
+        let s = Secrets::default();
+        log.emit(
+            EventKind::PhaseStarted {
+                phase: "canary".into(),
+                hosts: vec!["h01".into()],
+            },
+            &s,
+        )
         .unwrap();
-        log.emit(EventKind::Written {
-            host: "h01".into(),
-            path: "/a b".into(),
-            sha256: "ff".into(),
-        })
+        log.emit(
+            EventKind::Written {
+                host: "h01".into(),
+                path: "/a b".into(),
+                sha256: "ff".into(),
+            },
+            &s,
+        )
         .unwrap();
         std::fs::OpenOptions::new()
             .append(true)
@@ -312,5 +404,76 @@ mod tests {
         let text = std::fs::read_to_string(log.path()).unwrap();
         assert!(text.starts_with("{\"ts\":"), "{text}");
         assert!(text.contains("\"event\":\"phase_started\""), "{text}");
+    }
+
+    #[test]
+    fn a_damaged_line_that_is_not_the_last_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let log = EventLog::open(d.path()).unwrap();
+        let s = Secrets::default();
+        log.emit(EventKind::Paused { reason: "a".into() }, &s).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .unwrap()
+            .write_all(b"{\"ts\":\"2026-garbage\n")
+            .unwrap();
+        log.emit(EventKind::Paused { reason: "b".into() }, &s).unwrap();
+        let e = read_events(d.path()).unwrap_err();
+        assert!(e.to_string().contains("events.jsonl:2:"), "{e}");
+    }
+
+    #[test]
+    fn identifiers_are_exact_and_free_text_is_masked() {
+        let d = tempfile::tempdir().unwrap();
+        let log = EventLog::open(d.path()).unwrap();
+        // A secret-named var whose value is a directory, a token-shaped host name and path.
+        let s = Secrets::new(&[], ["/etc/agent".to_string()]).unwrap();
+        log.emit(
+            EventKind::WriteIntent {
+                host: "sk-prod-01".into(),
+                path: "/etc/agent/config.toml".into(),
+                before: Some("aa".into()),
+                after: "bb".into(),
+            },
+            &s,
+        )
+        .unwrap();
+        log.emit(
+            EventKind::Snapshot {
+                host: "sk-prod-01".into(),
+                path: "/srv/sk-learn-models/x.toml".into(),
+                missing: false,
+                sha256: Some("aa".into()),
+                mode: Some(0o640),
+                uid: Some(0),
+                gid: Some(0),
+                file: Some("snapshots/sk-prod-01/%2Fsrv%2Fsk-learn-models%2Fx.toml".into()),
+            },
+            &s,
+        )
+        .unwrap();
+        log.emit(
+            EventKind::HostFailed {
+                host: "sk-prod-01".into(),
+                phase: "canary".into(),
+                reason: "write /etc/agent/config.toml: api_key = \"sk-ant-abcdefghijkl\"".into(),
+            },
+            &s,
+        )
+        .unwrap();
+        let evs = read_events(d.path()).unwrap();
+        assert!(matches!(&evs[0].kind, EventKind::WriteIntent { host, path, .. }
+            if host == "sk-prod-01" && path == "/etc/agent/config.toml"));
+        assert!(matches!(&evs[1].kind, EventKind::Snapshot { path, file: Some(f), .. }
+            if path == "/srv/sk-learn-models/x.toml" && f.contains("sk-learn-models")));
+        let EventKind::HostFailed { host, reason, .. } = &evs[2].kind else {
+            panic!("{:?}", evs[2])
+        };
+        assert_eq!(host, "sk-prod-01");
+        assert!(
+            !reason.contains("/etc/agent") && !reason.contains("sk-ant-abc"),
+            "{reason}"
+        );
     }
 }

@@ -84,18 +84,48 @@ pub fn outstanding(events: &[Event]) -> Vec<ChangedFile> {
                     snapshot: s.and_then(|s| s.5),
                 });
             }
+            // Put back, or never touched: the write was refused before the file changed.
             EventKind::Reverted {
                 host,
                 path,
                 verified: true,
                 ..
-            } => {
+            }
+            | EventKind::WriteRefused { host, path, .. } => {
                 changed.retain(|c| !(c.host == *host && c.path == *path));
             }
             _ => {}
         }
     }
     changed
+}
+
+/// Hosts that still carry this run's marker by the record: placed and not released since,
+/// in the order placed.
+pub fn markers_held(events: &[Event]) -> Vec<String> {
+    let mut held: Vec<String> = Vec::new();
+    for ev in events {
+        match &ev.kind {
+            EventKind::MarkerPlaced { host } if !held.contains(host) => held.push(host.clone()),
+            EventKind::MarkerReleased { host } => held.retain(|h| h != host),
+            _ => {}
+        }
+    }
+    held
+}
+
+/// Does the record say where markers went? (Records written before markers were recorded
+/// do not: then every target may hold one.)
+pub fn records_markers(events: &[Event]) -> bool {
+    events.iter().any(|e| matches!(e.kind, EventKind::MarkerPlaced { .. }))
+}
+
+/// The pid and targets of the run's most recent start (a resume or revert starts again).
+pub fn last_start(events: &[Event]) -> Option<(u32, Vec<String>)> {
+    events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::RunStarted { pid, targets, .. } => Some((*pid, targets.clone())),
+        _ => None,
+    })
 }
 
 /// A blue/green link this run repointed (intent recorded) and has not flipped back since.
@@ -279,5 +309,34 @@ mod tests {
         assert_eq!(changed_hosts(&evs), vec!["h01", "h02", "h03"]);
         let s = summarize("r", &evs);
         assert_eq!((s.hosts_changed, s.hosts_reverted), (3, 1));
+    }
+
+    #[test]
+    fn a_refused_write_is_not_outstanding_and_markers_are_tracked() {
+        let intent = |h: &str| {
+            ev(EventKind::WriteIntent {
+                host: h.into(),
+                path: "/etc/a.toml".into(),
+                before: Some("aa".into()),
+                after: "bb".into(),
+            })
+        };
+        let evs = vec![
+            ev(EventKind::MarkerPlaced { host: "h01".into() }),
+            ev(EventKind::MarkerPlaced { host: "h05".into() }),
+            intent("h01"),
+            intent("h05"),
+            ev(EventKind::WriteRefused {
+                host: "h05".into(),
+                path: "/etc/a.toml".into(),
+                error: "changed".into(),
+            }),
+            ev(EventKind::MarkerReleased { host: "h05".into() }),
+        ];
+        let left = outstanding(&evs);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].host, "h01");
+        assert_eq!(markers_held(&evs), vec!["h01"]);
+        assert!(records_markers(&evs));
     }
 }

@@ -1,16 +1,64 @@
 //! A run's folder: `runs/RUN_ID/` with events, plan, snapshots, matched log lines, summary.
+//!
+//! The open folder is also the run's one event SINK: every typed event goes through
+//! [`RunDir::emit`], which masks its free text with the run's [`Secrets`] (identifiers stay
+//! exact), appends it to `events.jsonl`, fsyncs, and hands it to the log; progress lines for
+//! people go through [`RunDir::say`] to the renderer chosen once when the run was opened.
+//! Nothing else in the engine prints, and nothing holds process-wide masking state.
 
 use super::events::{EventKind, EventLog};
+use super::secrets::Secrets;
 use crate::ssh::RemoteFile;
 use chrono::Utc;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// An open run folder.
+/// Where a run's progress lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Timestamped lines on stdout (a terminal, cron mail).
+    Stdout,
+    /// Timestamped lines on stderr, because stdout carries the command's JSON.
+    Stderr,
+    /// Nothing (`-q`): the record and the exit code say it all.
+    Quiet,
+}
+
+impl Progress {
+    /// The renderer for a command: stderr when stdout carries JSON, nothing under `-q`.
+    pub fn for_output(json: bool) -> Progress {
+        if crate::ui::log::is_quiet() {
+            Progress::Quiet
+        } else if json {
+            Progress::Stderr
+        } else {
+            Progress::Stdout
+        }
+    }
+
+    /// Print one timestamped line. Never panics on a closed terminal or pipe (SIGHUP,
+    /// `| head`): the run must still finish its revert and its record.
+    pub fn line(self, msg: &str) {
+        use std::io::Write;
+        let line = format!("{} {msg}\n", Utc::now().format("%H:%M:%S"));
+        let _ = match self {
+            Progress::Stdout => std::io::stdout().write_all(line.as_bytes()),
+            Progress::Stderr => std::io::stderr().write_all(line.as_bytes()),
+            Progress::Quiet => Ok(()),
+        };
+    }
+}
+
+/// An open run folder: the run's record and its event sink.
 pub struct RunDir {
     pub id: String,
     pub dir: PathBuf,
-    pub events: EventLog,
+    events: EventLog,
+    secrets: Secrets,
+    progress: Progress,
+    /// The first record write that failed: once set, the run must stop (the state machine
+    /// checks it after every step, so even a write nobody could propagate stops the run).
+    failed: std::sync::Mutex<Option<String>>,
 }
 
 /// A sortable run id: UTC time then the playbook id.
@@ -62,7 +110,7 @@ fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()
 
 impl RunDir {
     /// Create a new run folder under `runs`.
-    pub fn create(runs: &Path, id: &str) -> std::io::Result<RunDir> {
+    pub fn create(runs: &Path, id: &str, secrets: Secrets, progress: Progress) -> std::io::Result<RunDir> {
         let dir = runs.join(id);
         std::fs::create_dir_all(dir.join("snapshots"))?;
         // Snapshots are the operator's exact bytes, secrets included: owner-only.
@@ -73,23 +121,78 @@ impl RunDir {
             id: id.to_string(),
             dir,
             events,
+            secrets,
+            progress,
+            failed: Default::default(),
         })
     }
 
-    /// Open an existing run folder (revert, resume).
-    pub fn open(runs: &Path, id: &str) -> std::io::Result<RunDir> {
+    /// Open an existing run folder (revert, resume, show).
+    pub fn open(runs: &Path, id: &str, secrets: Secrets, progress: Progress) -> std::io::Result<RunDir> {
         let dir = resolve(runs, id)?;
         let events = EventLog::open(&dir)?;
         let id = dir
             .file_name()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
-        Ok(RunDir { id, dir, events })
+        Ok(RunDir {
+            id,
+            dir,
+            events,
+            secrets,
+            progress,
+            failed: Default::default(),
+        })
     }
 
-    /// Append an event; a failure to record is fatal for safety, so it is returned.
+    /// Append an event durably (free text masked, identifiers exact). A failure to record is
+    /// fatal for safety — an unrecorded change could not be reverted — so it is returned and
+    /// every caller stops on it.
     pub fn emit(&self, kind: EventKind) -> std::io::Result<()> {
-        self.events.emit(kind)
+        if tracing::enabled!(target: "bellwether::event", tracing::Level::DEBUG) {
+            let mut k = kind.clone();
+            k.mask_free_text(&self.secrets);
+            tracing::debug!(target: "bellwether::event", run_id = %self.id, event = ?k);
+        }
+        let r = self.events.emit(kind, &self.secrets);
+        if let Err(e) = &r {
+            self.note_failure(format!("cannot write {}: {e}", self.events.path().display()));
+        }
+        r
+    }
+
+    fn note_failure(&self, msg: String) {
+        if let Ok(mut f) = self.failed.lock() {
+            f.get_or_insert(msg);
+        }
+    }
+
+    /// The first record write that failed, if any.
+    pub fn failed(&self) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// A progress line for people (masked), with the run id on the log event.
+    pub fn say(&self, msg: &str) {
+        let msg = self.secrets.text(msg);
+        let _span = tracing::info_span!("run", run_id = %self.id).entered();
+        tracing::info!(target: "bellwether::run", "{msg}");
+        self.progress.line(&msg);
+    }
+
+    /// The run's secret masker (for free text built outside the sink: diffs, log lines).
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    /// Where progress lines go.
+    pub fn progress(&self) -> Progress {
+        self.progress
+    }
+
+    /// The path of `events.jsonl`.
+    pub fn events_path(&self) -> &Path {
+        self.events.path()
     }
 
     /// Save a file's previous bytes before the host is touched; returns the snapshot's
@@ -97,11 +200,14 @@ impl RunDir {
     pub fn save_snapshot(&self, host: &str, path: &str, file: &RemoteFile) -> std::io::Result<String> {
         let rel = format!("snapshots/{}/{}", snapshot_name(host), snapshot_name(path));
         let full = self.dir.join(&rel);
-        if let Some(p) = full.parent() {
-            std::fs::create_dir_all(p)?;
+        let r = full
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| write_atomic_mode(&full, &file.bytes, 0o600));
+        if let Err(e) = &r {
+            self.note_failure(format!("cannot save the snapshot {}: {e}", full.display()));
         }
-        write_atomic_mode(&full, &file.bytes, 0o600)?;
-        Ok(rel)
+        r.map(|()| rel)
     }
 
     /// Read a saved snapshot.
@@ -109,29 +215,38 @@ impl RunDir {
         std::fs::read(self.dir.join(rel))
     }
 
-    /// Write a whole file in the run folder (plan.json, summary.md, ...).
+    /// Write a whole file in the run folder as given: the caller has masked its free text
+    /// and kept its identifiers (`plan.json`, see `PlanRecord::masked`).
     pub fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        if name.ends_with(".json") {
-            if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(bytes) {
-                super::secrets::redact_json(&mut v);
-                let text = serde_json::to_vec_pretty(&v).map_err(std::io::Error::other)?;
-                return write_atomic(&self.dir.join(name), &text);
-            }
-        }
-        if name.ends_with(".md") {
-            let text = super::secrets::redact(&String::from_utf8_lossy(bytes));
-            return write_atomic(&self.dir.join(name), text.as_bytes());
-        }
         write_atomic(&self.dir.join(name), bytes)
     }
 
-    /// Append text to a file in the run folder (matched log lines).
+    /// Write a document for people (`summary.md`), masked as a whole.
+    pub fn write_text(&self, name: &str, text: &str) -> std::io::Result<()> {
+        write_atomic(&self.dir.join(name), self.secrets.text(text).as_bytes())
+    }
+
+    /// Write a JSON document that is free text throughout (`decision.json`), every string
+    /// masked.
+    pub fn write_free_json<T: serde::Serialize>(&self, name: &str, doc: &T) -> std::io::Result<()> {
+        let mut v = serde_json::to_value(doc).map_err(std::io::Error::other)?;
+        self.secrets.json(&mut v);
+        let text = serde_json::to_vec_pretty(&v).map_err(std::io::Error::other)?;
+        write_atomic(&self.dir.join(name), &text)
+    }
+
+    /// Append free text to a file in the run folder (matched log lines), masked. A failure
+    /// is remembered like a failed event: the record is incomplete, so the run stops.
     pub fn append(&self, name: &str, text: &str) -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
+        let r = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join(name))?;
-        f.write_all(text.as_bytes())
+            .open(self.dir.join(name))
+            .and_then(|mut f| f.write_all(self.secrets.text(text).as_bytes()));
+        if let Err(e) = &r {
+            self.note_failure(format!("cannot write {}: {e}", self.dir.join(name).display()));
+        }
+        r
     }
 }
 
@@ -191,9 +306,12 @@ mod tests {
     #[test]
     fn ids_sort_by_time_and_resolve_by_prefix_or_suffix() {
         let d = tempfile::tempdir().unwrap();
-        let a = RunDir::create(d.path(), "20260101T000000000Z-alpha").unwrap();
+        let q = || (Secrets::default(), Progress::Quiet);
+        let (s, p) = q();
+        let a = RunDir::create(d.path(), "20260101T000000000Z-alpha", s, p).unwrap();
         a.emit(EventKind::Paused { reason: "x".into() }).unwrap();
-        let b = RunDir::create(d.path(), "20260102T000000000Z-beta").unwrap();
+        let (s, p) = q();
+        let b = RunDir::create(d.path(), "20260102T000000000Z-beta", s, p).unwrap();
         b.emit(EventKind::Paused { reason: "x".into() }).unwrap();
         assert_eq!(
             list_ids(d.path()),

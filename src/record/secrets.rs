@@ -1,83 +1,107 @@
-//! The process-wide secret redactor: the default key patterns plus the playbook's `redact`
-//! list, applied to everything bellwether writes for people (progress lines, errors, event
-//! strings, summaries, diffs, matched log lines). Snapshots are exempt: they are the
+//! A run's secret masker: the default key patterns, the playbook's `redact` list and the
+//! fleet's secret values (vars named like secrets), applied to FREE TEXT only — progress
+//! lines, errors, diff lines, log lines, command output, summaries. Identifiers the machine
+//! reads back (hosts, paths, hashes, ids, modes, owners) are never masked: a host var named
+//! `tls_key_dir = "/etc/agent"` must not turn the recorded path into `••••/config.toml`, or
+//! revert would read back a path that does not exist. Snapshots are exempt too: they are the
 //! operator's own bytes, kept to put them back.
+//!
+//! One value per run (held by the run's sink), not process-wide state: two runs in one
+//! process (tests, the demo) cannot leak each other's patterns.
 
 use crate::edit::Redactor;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-static CURRENT: RwLock<Option<Arc<Redactor>>> = RwLock::new(None);
+/// Masks secrets in free text.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    keys: Arc<Redactor>,
+    /// Known secret values, longest first (so a value containing another is masked whole).
+    values: Arc<Vec<String>>,
+}
 
-/// Secret values known by value (fleet vars named like secrets): masked wherever they appear,
-/// even without a `key = ` in front (e.g. spliced into a command line by a template).
-static VALUES: RwLock<Vec<String>> = RwLock::new(Vec::new());
+impl Default for Secrets {
+    fn default() -> Self {
+        Secrets {
+            keys: Arc::new(Redactor::default()),
+            values: Arc::new(Vec::new()),
+        }
+    }
+}
 
-/// Remember values to mask wherever they appear (short values are ignored: masking "on" or
-/// "1" everywhere would garble every message).
-pub fn add_values<I: IntoIterator<Item = String>>(values: I) {
-    if let Ok(mut v) = VALUES.write() {
+impl Secrets {
+    /// The default key patterns plus `extra`, and `values` masked wherever they appear
+    /// (values shorter than 6 characters are ignored: masking "on" or "1" everywhere would
+    /// garble every message).
+    pub fn new<I: IntoIterator<Item = String>>(extra: &[String], values: I) -> Result<Secrets, regex::Error> {
+        let mut v: Vec<String> = Vec::new();
         for s in values {
             if s.chars().count() >= 6 && !v.contains(&s) {
                 v.push(s);
             }
         }
-        // Longest first, so a value containing another is masked whole.
         v.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Ok(Secrets {
+            keys: Arc::new(Redactor::with_defaults(extra)?),
+            values: Arc::new(v),
+        })
     }
-}
 
-fn mask_values(text: String) -> String {
-    let Ok(v) = VALUES.read() else { return text };
-    let mut out = text;
-    for s in v.iter() {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), crate::edit::MASK);
-        }
+    /// The secrets of a fleet (its secret-named vars) and, when given, a playbook's patterns.
+    pub fn for_run(lf: &crate::config::LoadedFleet, pb: Option<&crate::config::Playbook>) -> Secrets {
+        let keys = Redactor::default();
+        let values = lf
+            .fleet
+            .hosts
+            .iter()
+            .flat_map(|h| h.vars.iter())
+            .filter(|(k, _)| keys.is_secret_key(k))
+            .map(|(_, v)| v.clone());
+        let extra = pb.map(|p| p.redact.clone()).unwrap_or_default();
+        // The playbook's patterns were compiled when it was loaded, so this cannot fail; fall
+        // back to the defaults (never to no masking) if it ever does.
+        Secrets::new(&extra, values).unwrap_or_default()
     }
-    out
-}
 
-/// Use the defaults plus `extra` key-name regexes from now on.
-pub fn configure(extra: &[String]) -> Result<(), regex::Error> {
-    let r = Arc::new(Redactor::with_defaults(extra)?);
-    if let Ok(mut g) = CURRENT.write() {
-        *g = Some(r);
+    /// The key-pattern redactor (for diffs of structured files).
+    pub fn redactor(&self) -> &Redactor {
+        &self.keys
     }
-    Ok(())
-}
 
-/// The redactor in force.
-pub fn redactor() -> Arc<Redactor> {
-    if let Ok(g) = CURRENT.read() {
-        if let Some(r) = g.as_ref() {
-            return r.clone();
-        }
-    }
-    Arc::new(Redactor::default())
-}
-
-/// Redact one text.
-pub fn redact(text: &str) -> String {
-    mask_values(redactor().redact_text(text))
-}
-
-/// Redact every string inside a JSON value (structure is kept, so the JSON stays valid).
-pub fn redact_json(v: &mut serde_json::Value) {
-    let r = redactor();
-    walk(v, &r);
-}
-
-fn walk(v: &mut serde_json::Value, r: &Redactor) {
-    match v {
-        serde_json::Value::String(s) => {
-            let red = mask_values(r.redact_text(s));
-            if red != *s {
-                *s = red;
+    /// Mask one free text.
+    pub fn text(&self, text: &str) -> String {
+        let mut out = self.keys.redact_text(text);
+        for s in self.values.iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), crate::edit::MASK);
             }
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, r)),
-        serde_json::Value::Object(o) => o.values_mut().for_each(|x| walk(x, r)),
-        _ => {}
+        out
+    }
+
+    /// Mask a free-text field in place.
+    pub fn mask(&self, s: &mut String) {
+        let red = self.text(s);
+        if red != *s {
+            *s = red;
+        }
+    }
+
+    /// Mask every string inside a JSON value that is free text as a whole (a verdict with
+    /// its log lines); the structure is kept, so the JSON stays valid.
+    pub fn json(&self, v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => self.mask(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.json(x)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.json(x)),
+            _ => {}
+        }
+    }
+
+    /// A unified diff of one file, masked (key patterns inside structured files, then tokens
+    /// and known values in every line).
+    pub fn diff(&self, path: &str, before: Option<&[u8]>, after: &[u8]) -> String {
+        self.text(&crate::edit::unified_diff(path, before, after, &self.keys, false))
     }
 }
 
@@ -87,8 +111,9 @@ mod tests {
 
     #[test]
     fn json_strings_are_redacted_and_stay_valid_json() {
+        let s = Secrets::default();
         let mut v = serde_json::json!({"detail": "api_key = \"sk-ant-abc123456789\" failed", "n": 3, "list": ["token: hunter2"]});
-        redact_json(&mut v);
+        s.json(&mut v);
         let text = v.to_string();
         assert!(
             !text.contains("sk-ant-abc123456789") && !text.contains("hunter2"),
@@ -99,18 +124,18 @@ mod tests {
     }
 
     #[test]
-    fn known_values_are_masked_anywhere() {
-        add_values(["tok-VERYSECRET-42".to_string(), "on".to_string()]);
+    fn known_values_are_masked_anywhere_in_text() {
+        let s = Secrets::new(&[], ["tok-VERYSECRET-42".to_string(), "on".to_string()]).unwrap();
         assert_eq!(
-            redact("curl --auth tok-VERYSECRET-42 -v on"),
+            s.text("curl --auth tok-VERYSECRET-42 -v on"),
             format!("curl --auth {} -v on", crate::edit::MASK)
         );
     }
 
     #[test]
-    fn extra_patterns_apply() {
-        configure(&["(?i)^internal_id$".to_string()]).unwrap();
-        assert!(!redact("internal_id = \"abc-123\"").contains("abc-123"));
-        configure(&[]).unwrap();
+    fn extra_patterns_apply_and_do_not_leak_into_other_values() {
+        let s = Secrets::new(&["(?i)^internal_id$".to_string()], []).unwrap();
+        assert!(!s.text("internal_id = \"abc-123\"").contains("abc-123"));
+        assert!(Secrets::default().text("internal_id = \"abc-123\"").contains("abc-123"));
     }
 }

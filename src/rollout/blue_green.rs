@@ -8,6 +8,7 @@
 //! happens; a revert is the same rename back, so it is as fast as the flip and needs no
 //! snapshot: the old slot was never touched.
 
+use super::error::HostError;
 use super::host::Prepared;
 use crate::config::playbook::{trim_slashes, BlueGreenSpec};
 use crate::record::{EventKind, RunDir};
@@ -196,21 +197,16 @@ pub async fn check_dir(conn: &Connection, live_path: &str) -> Result<(), String>
     }
 }
 
-pub(super) fn ioerr(e: std::io::Error) -> String {
-    format!("cannot write the run record: {e}")
-}
-
 /// Make the idle slot a fresh copy of the live one (`cp -a` into `IDLE.bellwether-stage`, then
 /// renamed into place; the old idle slot is removed), then write the edited files into it.
 /// Refuses if the link no longer points at the live slot: the slot it would replace might be
 /// the one the agent reads.
-pub async fn stage(run: &RunDir, h: &Prepared, bg: &BlueGreenHost) -> Result<(), String> {
+pub(crate) async fn stage(run: &RunDir, h: &Prepared, bg: &BlueGreenHost) -> Result<(), HostError> {
     run.emit(EventKind::StageStarted {
         host: h.name.clone(),
         live: bg.live.clone(),
         idle: bg.idle.clone(),
-    })
-    .map_err(ioerr)?;
+    })?;
     let script = format!(
         r#"set -e
 l={l}; live={live}; idle={idle}; t="$idle.bellwether-stage"; o="$idle.bellwether-old"
@@ -232,13 +228,13 @@ rm -rf -- "$o""#,
         .await
         .map_err(|e| format!("staging {} from {}: {e}", bg.idle, bg.live))?;
     if out.status != 0 {
-        return Err(format!(
+        return Err(HostError::Failed(format!(
             "staging {} from {} failed (exit {}): {}",
             bg.idle,
             bg.live,
             out.status,
             out.stderr_text()
-        ));
+        )));
     }
     for f in h.files.iter().filter(|f| f.changes()) {
         let path = bg.idle_path(&f.path);
@@ -259,8 +255,7 @@ rm -rf -- "$o""#,
             path,
             before,
             sha256: sha,
-        })
-        .map_err(ioerr)?;
+        })?;
     }
     Ok(())
 }

@@ -2,30 +2,27 @@
 //! flip the link), run apply and health, then the after-hooks; each step recorded.
 
 use super::blue_green::{self, BlueGreenHost};
-use super::ctx::RunCtx;
+use super::error::HostError;
 use super::host::{self, Prepared};
+use super::run::Run;
 use crate::record::EventKind;
 use std::time::Duration;
 
 /// Change one host: write (or stage and flip), apply, health, after-hooks.
-pub async fn change_host(ctx: &RunCtx, h: &Prepared, resumed: bool) -> Result<(), String> {
+pub(crate) async fn change_host(ctx: &Run, h: &Prepared) -> Result<(), HostError> {
+    let resumed = ctx.resumed;
     if let Some(bg) = &h.blue_green {
         stage_and_flip(ctx, h, bg, resumed).await?;
     } else if resumed {
         // A resumed run: each planned file holds either this run's bytes (keep), the bytes
         // it had before (write now), or something else (stop: someone changed it).
-        let planned = ctx
-            .record
-            .hosts
-            .get(&h.name)
-            .map(|p| p.files.clone())
-            .unwrap_or_default();
+        let planned = ctx.plan.hosts.get(&h.name).map(|p| p.files.clone()).unwrap_or_default();
         for fp in planned.iter().filter(|f| f.before.as_deref() != Some(f.after.as_str())) {
             let cur = h
                 .conn
                 .read_file(&fp.path)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| HostError::Failed(e.to_string()))?
                 .map(|c| c.sha256);
             if cur.as_deref() == Some(fp.after.as_str()) {
                 continue;
@@ -36,22 +33,22 @@ pub async fn change_host(ctx: &RunCtx, h: &Prepared, resumed: bool) -> Result<()
                 .find(|f| f.path == fp.path)
                 .ok_or_else(|| format!("{} is no longer in the playbook", fp.path))?;
             if cur != fp.before || f.after_sha != fp.after {
-                return Err(format!(
+                return Err(HostError::LeftAlone(format!(
                     "{} changed since the run was planned (sha256 now {}); not continuing on it",
                     fp.path,
                     cur.as_deref().unwrap_or("absent")
-                ));
+                )));
             }
             run_hooks(ctx, h, &h.before_hooks, "before").await?;
-            host::write_one(&ctx.run, h, f).await?;
+            host::write_one(&ctx.rec, h, f).await?;
         }
     } else {
         run_hooks(ctx, h, &h.before_hooks, "before").await?;
-        host::write_files(&ctx.run, h).await?;
+        host::write_files(&ctx.rec, h).await?;
     }
-    let hp = ctx.record.hosts.get(&h.name).cloned().unwrap_or_default();
+    let hp = ctx.plan.hosts.get(&h.name).cloned().unwrap_or_default();
     host::apply(
-        &ctx.run,
+        &ctx.rec,
         &h.conn,
         &h.name,
         h.apply.as_deref(),
@@ -59,7 +56,7 @@ pub async fn change_host(ctx: &RunCtx, h: &Prepared, resumed: bool) -> Result<()
     )
     .await?;
     host::health(
-        &ctx.run,
+        &ctx.rec,
         &h.conn,
         &h.name,
         h.health.as_deref(),
@@ -71,9 +68,9 @@ pub async fn change_host(ctx: &RunCtx, h: &Prepared, resumed: bool) -> Result<()
 }
 
 /// Run a host's hooks of one kind in order, each recorded; the first failure stops the host.
-pub async fn run_hooks(ctx: &RunCtx, h: &Prepared, hooks: &[String], kind: &str) -> Result<(), String> {
+pub(crate) async fn run_hooks(ctx: &Run, h: &Prepared, hooks: &[String], kind: &str) -> Result<(), HostError> {
     let timeout = Duration::from_millis(
-        ctx.record
+        ctx.plan
             .hosts
             .get(&h.name)
             .map(|p| p.apply_timeout_ms)
@@ -86,17 +83,17 @@ pub async fn run_hooks(ctx: &RunCtx, h: &Prepared, hooks: &[String], kind: &str)
             Ok(o) => (false, format!("exit {}: {}", o.status, o.stderr_text())),
             Err(e) => (false, e.to_string()),
         };
-        let _ = ctx.run.emit(EventKind::Hook {
+        ctx.rec.emit(EventKind::Hook {
             host: h.name.clone(),
             hook: format!("{kind}: {hook}"),
             ok,
             detail: detail.clone(),
-        });
+        })?;
         if !ok {
-            return Err(format!(
+            return Err(HostError::Failed(format!(
                 "{kind}-hook `{hook}` failed ({detail}){}",
                 if kind == "before" { "; nothing was written" } else { "" }
-            ));
+            )));
         }
     }
     Ok(())
@@ -106,9 +103,9 @@ pub async fn run_hooks(ctx: &RunCtx, h: &Prepared, hooks: &[String], kind: &str)
 /// the host got to: the link still at the planned `from` (stage and flip again: staging only
 /// ever rebuilds the idle slot), already at the planned `to` with the planned files live
 /// (nothing left but apply and health), or anything else (stop: someone changed it).
-async fn stage_and_flip(ctx: &RunCtx, h: &Prepared, bg: &BlueGreenHost, resumed: bool) -> Result<(), String> {
+async fn stage_and_flip(ctx: &Run, h: &Prepared, bg: &BlueGreenHost, resumed: bool) -> Result<(), HostError> {
     if resumed {
-        let hp = ctx.record.hosts.get(&h.name).cloned().unwrap_or_default();
+        let hp = ctx.plan.hosts.get(&h.name).cloned().unwrap_or_default();
         let planned = hp
             .blue_green
             .as_ref()
@@ -119,31 +116,31 @@ async fn stage_and_flip(ctx: &RunCtx, h: &Prepared, bg: &BlueGreenHost, resumed:
             // Flipped before the interruption: the planned results must be what is live now.
             for fp in &hp.files {
                 if find(&fp.path).map(sha) != Some(Some(fp.after.clone())) {
-                    return Err(format!(
+                    return Err(HostError::LeftAlone(format!(
                         "{} already points at {:?}, but {} there is not what this run staged; not continuing on it",
                         bg.link, planned.to, fp.path
-                    ));
+                    )));
                 }
             }
             return Ok(());
         }
         if bg.link != planned.link || bg.from != planned.from || bg.to != planned.to {
-            return Err(format!(
+            return Err(HostError::LeftAlone(format!(
                 "{} now points at {:?}; the run planned to flip it from {:?} to {:?}; not continuing on it",
                 bg.link, bg.from, planned.from, planned.to
-            ));
+            )));
         }
         for fp in &hp.files {
             let f = find(&fp.path).ok_or_else(|| format!("{} is no longer in the playbook", fp.path))?;
             if sha(f) != fp.before || f.after_sha != fp.after {
-                return Err(format!(
+                return Err(HostError::LeftAlone(format!(
                     "{} changed since the run was planned; not continuing on it",
                     bg.live_path(&fp.path)
-                ));
+                )));
             }
         }
     }
     run_hooks(ctx, h, &h.before_hooks, "before").await?;
-    blue_green::stage(&ctx.run, h, bg).await?;
-    super::flip::flip(&ctx.run, h, bg).await
+    blue_green::stage(&ctx.rec, h, bg).await?;
+    super::flip::flip(&ctx.rec, h, bg).await
 }

@@ -1,7 +1,8 @@
 //! The blue/green flip: repoint a host's link at the staged slot with one atomic rename,
 //! announced in the record before and read back after; and the same rename back on revert.
 
-use super::blue_green::{ioerr, BlueGreenHost};
+use super::blue_green::BlueGreenHost;
+use super::error::HostError;
 use super::host::{FileChange, Prepared};
 use crate::record::events::SlotFile;
 use crate::record::history::FlippedLink;
@@ -89,45 +90,50 @@ fn slot_files(bg: &BlueGreenHost, files: &[FileChange]) -> Vec<SlotFile> {
 }
 
 /// Flip the link to the staged slot: intent recorded first, the target read back after.
-pub async fn flip(run: &RunDir, h: &Prepared, bg: &BlueGreenHost) -> Result<(), String> {
+pub(crate) async fn flip(run: &RunDir, h: &Prepared, bg: &BlueGreenHost) -> Result<(), HostError> {
     run.emit(EventKind::FlipIntent {
         host: h.name.clone(),
         link: bg.link.clone(),
         from: bg.from.clone(),
         to: bg.to.clone(),
         slot_files: slot_files(bg, &h.files),
-    })
-    .map_err(ioerr)?;
+    })?;
     let r = set_link(&h.conn, &bg.link, &bg.from, &bg.to).await;
     let target = match r {
         Ok(LinkSet::Set(t)) => t,
         Ok(LinkSet::Already) => bg.to.clone(),
         Err(e) => {
-            let _ = run.emit(EventKind::FlipFailed {
+            let untouched = matches!(e, LinkError::Refused(_));
+            run.emit(EventKind::FlipFailed {
                 host: h.name.clone(),
                 link: bg.link.clone(),
                 error: e.message().to_string(),
-                untouched: matches!(e, LinkError::Refused(_)),
+                untouched,
+            })?;
+            let msg = format!("flip: {}", e.message());
+            return Err(if untouched {
+                HostError::LeftAlone(msg)
+            } else {
+                HostError::Failed(msg)
             });
-            return Err(format!("flip: {}", e.message()));
         }
     };
     if target != bg.to {
         let msg = format!("flip: {} reads back {target:?}, expected {:?}", bg.link, bg.to);
-        let _ = run.emit(EventKind::FlipFailed {
+        run.emit(EventKind::FlipFailed {
             host: h.name.clone(),
             link: bg.link.clone(),
             error: msg.clone(),
             untouched: false,
-        });
-        return Err(msg);
+        })?;
+        return Err(HostError::Failed(msg));
     }
     run.emit(EventKind::Flipped {
         host: h.name.clone(),
         link: bg.link.clone(),
         target,
-    })
-    .map_err(ioerr)
+    })?;
+    Ok(())
 }
 
 /// Revert one flip: check the old slot still holds what it held, then point the link back at

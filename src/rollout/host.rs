@@ -1,6 +1,7 @@
 //! One host's part in a run: preflight (read, compute, check), then the change itself
 //! (snapshot, write, apply, health), each step recorded before it is taken.
 
+use super::error::HostError;
 use crate::config::playbook::Strategy;
 use crate::config::{Host, Playbook};
 use crate::edit::spec::EditSpec;
@@ -207,23 +208,20 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
     })
 }
 
-fn ioerr(e: std::io::Error) -> String {
-    format!("cannot write the run record: {e}")
-}
-
 /// Snapshot, then write every changed file (each recorded before and after).
-pub async fn write_files(run: &RunDir, h: &Prepared) -> Result<(), String> {
+pub(crate) async fn write_files(run: &RunDir, h: &Prepared) -> Result<(), HostError> {
     for f in h.files.iter().filter(|f| f.changes()) {
         write_one(run, h, f).await?;
     }
     Ok(())
 }
 
-/// Snapshot and write one file.
-pub async fn write_one(run: &RunDir, h: &Prepared, f: &FileChange) -> Result<(), String> {
+/// Snapshot and write one file. A write refused because the file no longer holds what
+/// preflight read is recorded as `write_refused` and is `LeftAlone`: the run did not touch it.
+pub(crate) async fn write_one(run: &RunDir, h: &Prepared, f: &FileChange) -> Result<(), HostError> {
     {
         let snapshot = match &f.before {
-            Some(b) => Some(run.save_snapshot(&h.name, &f.path, b).map_err(ioerr)?),
+            Some(b) => Some(run.save_snapshot(&h.name, &f.path, b)?),
             None => None,
         };
         run.emit(EventKind::Snapshot {
@@ -235,43 +233,48 @@ pub async fn write_one(run: &RunDir, h: &Prepared, f: &FileChange) -> Result<(),
             uid: f.before.as_ref().map(|b| b.uid),
             gid: f.before.as_ref().map(|b| b.gid),
             file: snapshot,
-        })
-        .map_err(ioerr)?;
+        })?;
         run.emit(EventKind::WriteIntent {
             host: h.name.clone(),
             path: f.path.clone(),
             before: f.before.as_ref().map(|b| b.sha256.clone()),
             after: f.after_sha.clone(),
-        })
-        .map_err(ioerr)?;
+        })?;
         let opts = WriteOptions {
             mode: if f.before.is_none() { f.create_mode } else { None },
             owner: None,
             expect: Some(f.before.as_ref().map(|b| b.sha256.clone())),
         };
-        let sha = h
-            .conn
-            .write_file(&f.path, &f.after, &opts)
-            .await
-            .map_err(|e| format!("write {}: {e}", f.path))?;
+        let sha = match h.conn.write_file(&f.path, &f.after, &opts).await {
+            Ok(sha) => sha,
+            Err(e @ crate::ssh::SshError::Changed { .. }) => {
+                let why = format!("left alone: changed by someone else since preflight ({e})");
+                run.emit(EventKind::WriteRefused {
+                    host: h.name.clone(),
+                    path: f.path.clone(),
+                    error: why.clone(),
+                })?;
+                return Err(HostError::LeftAlone(why));
+            }
+            Err(e) => return Err(HostError::Failed(format!("write {}: {e}", f.path))),
+        };
         run.emit(EventKind::Written {
             host: h.name.clone(),
             path: f.path.clone(),
             sha256: sha,
-        })
-        .map_err(ioerr)?;
+        })?;
     }
     Ok(())
 }
 
 /// Run the apply command (if any), recorded.
-pub async fn apply(
+pub(crate) async fn apply(
     run: &RunDir,
     conn: &Connection,
     host: &str,
     cmd: Option<&str>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), HostError> {
     let Some(cmd) = cmd else { return Ok(()) };
     let r = conn.run(cmd, None, timeout, None).await;
     let (ok, status, detail) = match &r {
@@ -283,30 +286,26 @@ pub async fn apply(
         command: cmd.to_string(),
         status,
         ok,
-        detail: crate::rollout::redact_line(&detail),
-    })
-    .map_err(ioerr)?;
+        detail: detail.clone(),
+    })?;
     if ok {
         Ok(())
     } else {
-        Err(match status {
-            Some(s) => format!(
-                "apply command `{cmd}` exited {s}: {}",
-                crate::rollout::redact_line(&detail)
-            ),
+        Err(HostError::Failed(match status {
+            Some(s) => format!("apply command `{cmd}` exited {s}: {detail}"),
             None => format!("apply command `{cmd}` failed: {detail}"),
-        })
+        }))
     }
 }
 
 /// Run the health command until it passes or `timeout` runs out, recorded.
-pub async fn health(
+pub(crate) async fn health(
     run: &RunDir,
     conn: &Connection,
     host: &str,
     cmd: Option<&str>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), HostError> {
     let Some(cmd) = cmd else { return Ok(()) };
     let started = Instant::now();
     let mut retry = HealthRetry::new(timeout);
@@ -324,8 +323,7 @@ pub async fn health(
                     ok: true,
                     attempts: r.attempts,
                     detail: String::new(),
-                })
-                .map_err(ioerr)?;
+                })?;
                 return Ok(());
             }
             HealthStep::RetryAfter(d) => tokio::time::sleep(d).await,
@@ -342,9 +340,8 @@ pub async fn health(
                     ok: false,
                     attempts: r.attempts,
                     detail: detail.clone(),
-                })
-                .map_err(ioerr)?;
-                return Err(detail);
+                })?;
+                return Err(HostError::Failed(detail));
             }
         }
     }

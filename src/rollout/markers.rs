@@ -71,18 +71,51 @@ pub async fn place(conn: &Connection, run_id: &str, break_stale: bool) -> Result
     }
 }
 
-/// Remove the marker if it is ours (or unconditionally with `force`).
-pub async fn remove(conn: &Connection, run_id: &str, force: bool) {
-    let script = if force {
-        format!("rm -f {MARKER}")
+/// Remove the marker if it is ours; Err says why it could not be checked or removed.
+pub async fn remove(conn: &Connection, run_id: &str) -> Result<(), String> {
+    let script = format!(
+        "if [ -f {m} ]; then case \"$(head -n1 {m})\" in {id}\\ *) rm -f {m} || exit 1;; esac; fi; exit 0",
+        m = MARKER,
+        id = quote(run_id).replace(' ', "\\ ")
+    );
+    let out = conn
+        .run(&script, None, Duration::from_secs(20), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.status == 0 {
+        Ok(())
     } else {
-        format!(
-            "[ -f {m} ] && case \"$(head -n1 {m})\" in {id}\\ *) rm -f {m};; esac; true",
-            m = MARKER,
-            id = quote(run_id).replace(' ', "\\ ")
-        )
-    };
-    let _ = conn.run(&script, None, Duration::from_secs(20), None).await;
+        Err(format!(
+            "cannot remove {MARKER} (exit {}): {}",
+            out.status,
+            out.stderr_text()
+        ))
+    }
+}
+
+/// Take this run's marker off each of `hosts` (through `conns`), recording each release.
+/// Hosts that cannot be reached keep it and come back with why (`status` lists them).
+pub async fn release(
+    run: &crate::record::RunDir,
+    conns: &std::collections::BTreeMap<String, std::sync::Arc<Connection>>,
+    hosts: &[String],
+) -> Vec<(String, String)> {
+    let mut kept = Vec::new();
+    for h in hosts {
+        let Some(c) = conns.get(h) else {
+            kept.push((h.clone(), "not reachable".to_string()));
+            continue;
+        };
+        match remove(c, &run.id).await {
+            Ok(()) => {
+                if let Err(e) = run.emit(crate::record::EventKind::MarkerReleased { host: h.clone() }) {
+                    kept.push((h.clone(), format!("released, but the record could not say so: {e}")));
+                }
+            }
+            Err(e) => kept.push((h.clone(), e)),
+        }
+    }
+    kept
 }
 
 #[cfg(test)]

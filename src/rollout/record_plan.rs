@@ -56,3 +56,27 @@ pub struct PlanRecord {
     pub unchanged: Vec<String>,
     pub hosts: BTreeMap<String, HostPlan>,
 }
+
+impl PlanRecord {
+    /// The record as written to `plan.json`: identifiers (hosts, paths, hashes, slots) exact,
+    /// free text masked — diffs and command lines, which may have a secret spliced in
+    /// (`revert`/`resume` re-render masked commands from the playbook).
+    pub fn masked(&self, s: &crate::record::secrets::Secrets) -> PlanRecord {
+        let mut out = self.clone();
+        for hp in out.hosts.values_mut() {
+            for c in [&mut hp.apply, &mut hp.health, &mut hp.log_command]
+                .into_iter()
+                .flatten()
+            {
+                s.mask(c);
+            }
+            hp.on_revert
+                .iter_mut()
+                .chain(hp.after_hooks.iter_mut())
+                .for_each(|c| s.mask(c));
+            hp.files.iter_mut().for_each(|f| s.mask(&mut f.diff));
+        }
+        out.skipped.iter_mut().for_each(|(_, why)| s.mask(why));
+        out
+    }
+}

@@ -76,6 +76,15 @@ pub struct HostRevert {
     pub problems: Vec<(String, String)>,
 }
 
+/// While hosts are being put back, a record write that fails must not stop the restore (the
+/// hosts come first): the sink remembers the failure and the run's ending reports it
+/// (machine.rs), so nothing is lost silently.
+fn noted(r: std::io::Result<()>) {
+    if let Err(e) = r {
+        tracing::error!(error = %e, "run record write failed during revert; continuing to restore");
+    }
+}
+
 /// Restore one file; returns the verified sha (None when the file was removed).
 async fn restore_file(run: &RunDir, conn: &Connection, f: &ChangedFile) -> Result<Option<String>, String> {
     let cur = conn
@@ -147,6 +156,7 @@ pub async fn revert(
     conns: &BTreeMap<String, Arc<Connection>>,
     cmds: &BTreeMap<String, RestoreCommands>,
     concurrency: usize,
+    reason: &str,
 ) -> Vec<HostRevert> {
     let mut by_host: Vec<(String, HostWork)> = Vec::new();
     fn slot<'a>(v: &'a mut Vec<(String, HostWork)>, host: &str) -> &'a mut HostWork {
@@ -165,10 +175,10 @@ pub async fn revert(
     for f in todo.flips.into_iter().rev() {
         slot(&mut by_host, &f.host.clone()).flips.push(f);
     }
-    let _ = run.emit(EventKind::RevertStarted {
+    noted(run.emit(EventKind::RevertStarted {
         hosts: by_host.iter().map(|(h, _)| h.clone()).collect(),
-        reason: String::new(),
-    });
+        reason: reason.to_string(),
+    }));
     stream::iter(by_host)
         .map(|(host, work)| async move {
             let HostWork { files, flips } = work;
@@ -184,11 +194,11 @@ pub async fn revert(
                     .chain(flips.iter().map(|f| f.link.clone()));
                 for path in paths {
                     let msg = "host unreachable".to_string();
-                    let _ = run.emit(EventKind::RevertFailed {
+                    noted(run.emit(EventKind::RevertFailed {
                         host: host.clone(),
                         path: path.clone(),
                         error: msg.clone(),
-                    });
+                    }));
                     out.problems.push((path, msg));
                 }
                 return out;
@@ -196,20 +206,20 @@ pub async fn revert(
             for f in &flips {
                 match super::flip::flip_back(conn, f).await {
                     Ok(target) => {
-                        let _ = run.emit(EventKind::FlippedBack {
+                        noted(run.emit(EventKind::FlippedBack {
                             host: host.clone(),
                             link: f.link.clone(),
                             target,
                             verified: true,
-                        });
+                        }));
                         out.restored.push(f.link.clone());
                     }
                     Err(e) => {
-                        let _ = run.emit(EventKind::RevertFailed {
+                        noted(run.emit(EventKind::RevertFailed {
                             host: host.clone(),
                             path: f.link.clone(),
                             error: e.clone(),
-                        });
+                        }));
                         out.problems.push((f.link.clone(), e));
                     }
                 }
@@ -217,20 +227,20 @@ pub async fn revert(
             for f in &files {
                 match restore_file(run, conn, f).await {
                     Ok(sha) => {
-                        let _ = run.emit(EventKind::Reverted {
+                        noted(run.emit(EventKind::Reverted {
                             host: host.clone(),
                             path: f.path.clone(),
                             sha256: sha,
                             verified: true,
-                        });
+                        }));
                         out.restored.push(f.path.clone());
                     }
                     Err(e) => {
-                        let _ = run.emit(EventKind::RevertFailed {
+                        noted(run.emit(EventKind::RevertFailed {
                             host: host.clone(),
                             path: f.path.clone(),
                             error: e.clone(),
-                        });
+                        }));
                         out.problems.push((f.path.clone(), e));
                     }
                 }
@@ -243,18 +253,18 @@ pub async fn revert(
                 c.apply.as_deref(),
                 c.apply_timeout.max(Duration::from_secs(1)),
             )
-            .await;
+            .await
+            .map_err(|e| e.to_string());
             let health_ok = match &apply_ok {
-                Ok(()) => {
-                    super::host::health(
-                        run,
-                        conn,
-                        &host,
-                        c.health.as_deref(),
-                        c.health_timeout.max(Duration::from_secs(1)),
-                    )
-                    .await
-                }
+                Ok(()) => super::host::health(
+                    run,
+                    conn,
+                    &host,
+                    c.health.as_deref(),
+                    c.health_timeout.max(Duration::from_secs(1)),
+                )
+                .await
+                .map_err(|e| e.to_string()),
                 Err(e) => Err(e.clone()),
             };
             for hook in &c.on_revert {
@@ -262,18 +272,18 @@ pub async fn revert(
                     .run(hook, None, c.apply_timeout.max(Duration::from_secs(1)), None)
                     .await;
                 let ok = matches!(&r, Ok(o) if o.status == 0);
-                let _ = run.emit(EventKind::Hook {
+                noted(run.emit(EventKind::Hook {
                     host: host.clone(),
                     hook: hook.clone(),
                     ok,
                     detail: String::new(),
-                });
+                }));
             }
-            let _ = run.emit(EventKind::HostRestored {
+            noted(run.emit(EventKind::HostRestored {
                 host: host.clone(),
                 apply_ok: apply_ok.is_ok(),
                 health_ok: health_ok.is_ok(),
-            });
+            }));
             if let Err(e) = apply_ok {
                 out.problems.push(("apply".into(), e));
             } else if let Err(e) = health_ok {

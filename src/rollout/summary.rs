@@ -278,10 +278,19 @@ pub fn load_plan(run: &RunDir) -> Option<PlanRecord> {
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
-/// (Re)write `summary.md` for a run folder.
+/// (Re)write `summary.md` for a run folder. The summary is derived from the events (which
+/// stay the source of truth), so a summary that cannot be written is reported, not fatal.
 pub fn write(run: &RunDir) {
-    let events = read_events(&run.dir).unwrap_or_default();
+    let events = match read_events(&run.dir) {
+        Ok(e) => e,
+        Err(e) => {
+            run.say(&format!("cannot write summary.md: {e}"));
+            return;
+        }
+    };
     let plan = load_plan(run);
     let text = render(&run.id, &events, plan.as_ref());
-    let _ = run.write("summary.md", text.as_bytes());
+    if let Err(e) = run.write_text("summary.md", &text) {
+        run.say(&format!("cannot write summary.md: {e}"));
+    }
 }

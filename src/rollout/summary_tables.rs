@@ -65,8 +65,7 @@ impl Tables {
         if !passed {
             if let Some(v) = &v {
                 for b in &v.breaches {
-                    self.first_errors
-                        .push(format!("{host} ({phase}): {}", super::redact_line(&b.message)));
+                    self.first_errors.push(format!("{host} ({phase}): {}", b.message));
                 }
             }
         }

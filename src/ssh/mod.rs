@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod error;
 pub mod exec;
 pub mod files;
+pub mod fleet;
 pub mod known_hosts;
 pub mod passphrase;
 pub mod pool;

@@ -1,0 +1,244 @@
+//! The run as one state machine. Every way a run can go is a transition here; the steps
+//! (phase.rs, revert.rs) do one thing each and RETURN the next state — none of them reverts
+//! or finishes on its own.
+//!
+//! ```text
+//!            ┌──────────── calendar closed ───────────▶ Paused ─────────────┐
+//!            │                                                              │
+//!  Begin(k) ─┴▶ Change(k) ─▶ Observe(k) ─▶ Judge(k) ─ passed ─▶ Begin(k+1)  │
+//!     │            │            │             │                   …         │
+//!     │            │            │             ├─ within budget: revert the  │
+//!     │            │            │             │  failed hosts, Begin(k+1)   │
+//!     │            └─ Ctrl-C ───┴─▶ Interrupted ─ 2nd Ctrl-C ─▶ Finished ◀──┤
+//!     │                               │ 1st                                 │
+//!     │                               ▼                                     │
+//!     └─ tails fail ──────────────▶ Reverting ◀─ canary failed / budget ────┤
+//!                                     │                                     │
+//!  no phase left ─────────────────────┴──────────────────────▶ Finished ◀───┘
+//! ```
+//!
+//! Preflight happens before the machine starts (start.rs): a run whose preflight fails never
+//! changes a host. A record write that fails anywhere stops the run: the machine checks the
+//! sink after every step and reverts what the run changed.
+
+use super::error::RecordFailed;
+use super::outcome::{Ending, Outcome};
+use super::phase::{self, Failures, Phase};
+use super::reconnect::reconnect;
+use super::revert::{HostRevert, Outstanding};
+use super::run::Run;
+use crate::record::{read_events, EventKind};
+use std::collections::BTreeSet;
+
+/// Where the run is.
+pub(crate) enum State {
+    /// Re-check the calendar, record phase `k`, reach its hosts, start its log tails.
+    Begin(usize),
+    /// Change the phase's hosts.
+    Change(Phase),
+    /// Watch the window (or wait it out without a log watch), then health.
+    Observe(Phase, Failures),
+    /// Decide: passed, revert some hosts and go on, or revert the run.
+    Judge(Phase, Failures),
+    /// The calendar closed: stop before the next phase, keeping what passed.
+    Paused(String),
+    /// The operator pressed Ctrl-C (or SIGTERM/SIGHUP arrived).
+    Interrupted,
+    /// Put back every host the run changed.
+    Reverting(String),
+    /// The end.
+    Finished(Ending),
+}
+
+/// What a step returns: the next state, or a record write that failed.
+pub(crate) type Step = Result<State, RecordFailed>;
+
+/// Drive the run from `state` to its end.
+pub(crate) async fn drive(run: &mut Run, mut state: State) -> Ending {
+    loop {
+        let next = match state {
+            State::Begin(k) => phase::begin(run, k).await,
+            State::Change(p) => phase::change(run, p).await,
+            State::Observe(p, f) => phase::observe(run, p, f).await,
+            State::Judge(p, f) => phase::judge(run, p, f).await,
+            State::Paused(why) => pause(run, why),
+            State::Interrupted => interrupted(run),
+            State::Reverting(why) => return revert_all(run, &why).await,
+            State::Finished(e) => return e,
+        };
+        // A write nobody could propagate (a verdict, a matched log line) still stops the run.
+        let next = match (next, run.rec.failed()) {
+            (Ok(State::Finished(e)), _) => Ok(State::Finished(e)),
+            (Ok(_), Some(e)) => Err(RecordFailed(e)),
+            (n, _) => n,
+        };
+        state = match next {
+            Ok(s) => s,
+            Err(RecordFailed(e)) => return record_failed(run, &e).await,
+        };
+    }
+}
+
+/// The record could not be written: stop, put back what the run changed, and end as
+/// `record_failed` (exit 5) whatever the revert did — the record is incomplete.
+async fn record_failed(run: &mut Run, e: &str) -> Ending {
+    run.stop_tails().await;
+    run.say(&format!("STOPPING: {e}"));
+    let reverted = revert_all(run, &format!("the run record could not be written ({e})")).await;
+    if reverted.outcome == Outcome::Interrupted {
+        return reverted;
+    }
+    Ending::new(
+        Outcome::RecordFailed,
+        format!(
+            "{}
+the run stopped because its record could not be written; check {}",
+            reverted.message,
+            run.dir().display()
+        ),
+    )
+}
+
+/// The calendar closed: hosts already changed keep the change (they passed their gates).
+fn pause(run: &mut Run, why: String) -> Step {
+    run.rec.emit(EventKind::Paused { reason: why.clone() })?;
+    Ok(State::Finished(Ending::new(
+        Outcome::Paused,
+        format!(
+            "{why}. Hosts already changed keep the change (they passed their gates). Continue later with: bellwether resume {}",
+            run.id()
+        ),
+    )))
+}
+
+/// First interrupt: revert what changed; second: stop at once and leave hosts as they are.
+fn interrupted(run: &mut Run) -> Step {
+    run.rec.emit(EventKind::Interrupted {
+        reason: "interrupted by a signal (Ctrl-C, SIGTERM or SIGHUP)".into(),
+    })?;
+    if run.interrupted() >= 2 {
+        return Ok(State::Finished(left_as_is(run, "stopped at once")));
+    }
+    Ok(State::Reverting("interrupted by the operator".into()))
+}
+
+fn left_as_is(run: &Run, what: &str) -> Ending {
+    Ending::new(
+        Outcome::Interrupted,
+        format!(
+            "{what}; hosts were left as they are. Finish with: bellwether revert {}",
+            run.id()
+        ),
+    )
+}
+
+/// Revert everything this run changed and has not restored (from the record alone).
+pub(crate) async fn revert_all(run: &mut Run, reason: &str) -> Ending {
+    run.stop_tails().await;
+    let events = match read_events(&run.rec.dir) {
+        Ok(e) => e,
+        Err(e) => {
+            return Ending::new(
+                Outcome::RecordFailed,
+                format!("{reason}; the run record cannot be read back to revert ({e}); hosts may need attention: restore from {}/snapshots", run.dir().display()),
+            )
+        }
+    };
+    let todo = Outstanding::from_events(&events);
+    let hosts: BTreeSet<String> = todo.hosts();
+    run.say(&format!("REVERTING {} host(s): {}", hosts.len(), reason));
+    reconnect(run, &hosts.iter().cloned().collect::<Vec<_>>(), "revert").await;
+    let cmds = run.restore_commands();
+    let mut intr = run.interrupt.clone();
+    let fut = super::revert::revert(&run.rec, todo, &run.conns, &cmds, run.concurrency, reason);
+    tokio::pin!(fut);
+    let results = loop {
+        tokio::select! {
+            r = &mut fut => break Some(r),
+            c = intr.changed() => {
+                if c.is_err() || *intr.borrow() >= 2 { break None; }
+            }
+        }
+    };
+    let Some(results) = results else {
+        // Best effort: the run stops either way; a failed write is reported by the ending.
+        let _ = run.rec.emit(EventKind::Interrupted {
+            reason: "second interrupt during revert: hosts left as they are".into(),
+        });
+        return left_as_is(run, "stopped during revert");
+    };
+    let ending = revert_ending(run, reason, &hosts, &results);
+    match run.rec.failed() {
+        Some(e) => Ending::new(
+            Outcome::RecordFailed,
+            format!(
+                "{}\nthe run record is incomplete ({e}): check the hosts above by hand",
+                ending.message
+            ),
+        ),
+        None => ending,
+    }
+}
+
+/// Reverted (exit 1) only when every changed host is back and verified; hosts the run left
+/// alone (never written) are named, but are not a failure of the revert.
+fn revert_ending(run: &Run, reason: &str, hosts: &BTreeSet<String>, results: &[HostRevert]) -> Ending {
+    let mut bad = Vec::new();
+    for r in results {
+        if r.problems.is_empty() {
+            run.say(&format!(
+                "{}: reverted and verified ({})",
+                r.host,
+                r.restored.join(", ")
+            ));
+        } else {
+            let why: Vec<String> = r.problems.iter().map(|(p, m)| format!("{p}: {m}")).collect();
+            bad.push(format!("  {}: {}", r.host, why.join("; ")));
+        }
+    }
+    let alone = left_alone_note(run);
+    if bad.is_empty() {
+        return Ending::new(
+            Outcome::Reverted,
+            format!(
+                "{reason}; every changed host ({}) was reverted and verified{alone}",
+                hosts.len()
+            ),
+        );
+    }
+    Ending::new(
+        Outcome::RevertFailed,
+        format!(
+            "{reason}; revert FAILED on {} host(s), they need attention:\n{}\nRetry with: bellwether revert {}{alone}",
+            bad.len(),
+            bad.join("\n"),
+            run.id()
+        ),
+    )
+}
+
+/// "; left alone (not written by this run): h05 (…)" — or nothing.
+pub(crate) fn left_alone_note(run: &Run) -> String {
+    if run.left_alone.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = run.left_alone.iter().map(|(h, why)| format!("{h} ({why})")).collect();
+    format!(
+        "\nleft alone, not written by this run (someone else changed them; nothing to undo): {}",
+        list.join("; ")
+    )
+}
+
+/// Revert only `hosts` (failed within the budget); false when that did not work cleanly.
+pub(crate) async fn revert_some(run: &mut Run, hosts: &BTreeSet<String>, phase: &str) -> Result<bool, RecordFailed> {
+    let events = read_events(&run.rec.dir)?;
+    let todo = Outstanding::from_events(&events).only(hosts);
+    if todo.is_empty() {
+        return Ok(true);
+    }
+    reconnect(run, &hosts.iter().cloned().collect::<Vec<_>>(), phase).await;
+    let cmds = run.restore_commands();
+    let why = format!("{phase}: host(s) failed within max_failed_hosts");
+    let res = super::revert::revert(&run.rec, todo, &run.conns, &cmds, run.concurrency, &why).await;
+    Ok(res.iter().all(|r| r.problems.is_empty()))
+}

@@ -1,0 +1,137 @@
+//! How a run ends: one closed set of outcomes, each with its exit code (docs/run-records.md).
+
+use crate::exit::Exit;
+use std::fmt;
+
+/// The outcome of a run, recorded in `run_finished` and mapped to the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every target has the change.
+    Done,
+    /// `--dry-run`: planned and recorded, nothing changed.
+    DryRun,
+    /// The operator said no at the prompt: nothing changed.
+    Declined,
+    /// A gate failed and every host the run changed was put back and verified.
+    Reverted,
+    /// Putting hosts back failed on some host: they need a person.
+    RevertFailed,
+    /// The calendar closed before the next phase: the hosts changed so far keep the change.
+    Paused,
+    /// Stopped at once by a second interrupt: hosts left as they are.
+    Interrupted,
+    /// The record could not be written: the run stopped (and tried to put hosts back).
+    RecordFailed,
+    /// Preflight failed on too many hosts: nothing changed.
+    PreflightFailed,
+    /// Another run holds some of the hosts: nothing changed.
+    Locked,
+}
+
+impl Outcome {
+    /// The word in the record and in `runs`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::DryRun => "dry_run",
+            Outcome::Declined => "declined",
+            Outcome::Reverted => "reverted",
+            Outcome::RevertFailed => "revert_failed",
+            Outcome::Paused => "paused",
+            Outcome::Interrupted => "interrupted",
+            Outcome::RecordFailed => "record_failed",
+            Outcome::PreflightFailed => "preflight_failed",
+            Outcome::Locked => "locked",
+        }
+    }
+
+    /// Read the word back from a record.
+    pub fn parse(s: &str) -> Option<Outcome> {
+        use Outcome::*;
+        [
+            Done,
+            DryRun,
+            Declined,
+            Reverted,
+            RevertFailed,
+            Paused,
+            Interrupted,
+            RecordFailed,
+            PreflightFailed,
+            Locked,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+
+    /// The process exit code for this outcome.
+    pub fn exit(self) -> Exit {
+        match self {
+            Outcome::Done | Outcome::DryRun => Exit::Done,
+            Outcome::Declined => Exit::BadInput,
+            Outcome::Reverted => Exit::Reverted,
+            Outcome::Paused => Exit::Blocked,
+            Outcome::Locked => Exit::Locked,
+            Outcome::PreflightFailed => Exit::Preflight,
+            Outcome::RevertFailed | Outcome::Interrupted | Outcome::RecordFailed => Exit::NeedsAttention,
+        }
+    }
+
+    /// A run that can be continued with `resume`.
+    pub fn resumable(self) -> bool {
+        matches!(self, Outcome::Paused | Outcome::Interrupted)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A finished run: its outcome and the message for people.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+impl Ending {
+    /// An ending with `outcome` and `message`.
+    pub fn new(outcome: Outcome, message: impl Into<String>) -> Ending {
+        Ending {
+            outcome,
+            message: message.into(),
+        }
+    }
+
+    /// The process exit code.
+    pub fn exit(&self) -> Exit {
+        self.outcome.exit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_reads_back_and_has_its_exit_code() {
+        for (o, code) in [
+            (Outcome::Done, 0),
+            (Outcome::DryRun, 0),
+            (Outcome::Reverted, 1),
+            (Outcome::Declined, 2),
+            (Outcome::Paused, 3),
+            (Outcome::Locked, 4),
+            (Outcome::RevertFailed, 5),
+            (Outcome::Interrupted, 5),
+            (Outcome::RecordFailed, 5),
+            (Outcome::PreflightFailed, 6),
+        ] {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+            assert_eq!(o.exit().code(), code, "{o}");
+        }
+        assert_eq!(Outcome::parse("running"), None);
+    }
+}

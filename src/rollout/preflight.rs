@@ -1,0 +1,281 @@
+//! Preflight of every target (connect, read, compute, check — nothing changes) and the plan
+//! record built from it: which hosts change, in which phase, with which commands.
+
+use super::host::{self, Prepared};
+use super::outcome::{Ending, Outcome};
+use super::planner::{self, Gate, Settings};
+use super::record_plan::{FilePlan, HostPlan, PlanRecord};
+use super::run::RunOptions;
+use super::start::finish_early;
+use crate::config::{Host, LoadedFleet, Playbook};
+use crate::exit::{Exit, Failure};
+use crate::record::secrets::Secrets;
+use crate::record::{EventKind, RunDir};
+use crate::ssh::{Connection, Endpoint};
+use futures::stream::{self, StreamExt};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+type PreflightResult = (String, Result<Prepared, String>, Option<Arc<Connection>>);
+
+/// Prepared hosts, failures (host, why) and the open connections.
+pub type Preflighted = (
+    BTreeMap<String, Prepared>,
+    Vec<(String, String)>,
+    BTreeMap<String, Arc<Connection>>,
+);
+
+/// Connect to and preflight every host, `concurrency` at once.
+pub async fn preflight_all(
+    lf: &LoadedFleet,
+    hosts: &[&Host],
+    pb: &Playbook,
+    base: &Path,
+    accept_new: bool,
+    concurrency: usize,
+) -> Preflighted {
+    let results: Vec<PreflightResult> = stream::iter(hosts.iter())
+        .map(|h| {
+            use tracing::Instrument;
+            let span = tracing::info_span!("host", host = %h.name);
+            async move {
+                let ep = crate::ssh::fleet::endpoint(lf, h, accept_new);
+                match Connection::open(&ep).await {
+                    Ok(c) => {
+                        let c = Arc::new(c);
+                        tracing::debug!(handshake_ms = c.handshake.as_millis() as u64, "connected");
+                        (h.name.clone(), host::preflight(c.clone(), h, pb, base).await, Some(c))
+                    }
+                    Err(e) => (h.name.clone(), Err(format!("{} ({})", e, e.class())), None),
+                }
+            }
+            .instrument(span)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut ok = BTreeMap::new();
+    let mut bad = Vec::new();
+    let mut conns = BTreeMap::new();
+    for (name, r, c) in results {
+        if let Some(c) = c {
+            conns.insert(name.clone(), c);
+        }
+        match r {
+            Ok(p) => {
+                ok.insert(name, p);
+            }
+            Err(e) => bad.push((name, e)),
+        }
+    }
+    bad.sort();
+    (ok, bad, conns)
+}
+
+fn record_err(e: std::io::Error) -> Failure {
+    Failure::new(Exit::NeedsAttention, format!("cannot write the run record: {e}"))
+}
+
+/// Preflight the run's targets; more failures than `max_failed_hosts` (or no host left at
+/// all) end the run here, recorded, with nothing changed.
+pub(crate) async fn preflight(
+    lf: &LoadedFleet,
+    opts: &RunOptions,
+    s: &Settings,
+    gate: &Gate<'_>,
+    rec: &RunDir,
+    conc: usize,
+) -> Result<Preflighted, Failure> {
+    let base = s.pb_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let (prepared, failures, conns) = preflight_all(lf, &gate.targets, &s.pb, &base, opts.accept_new, conc).await;
+    for (h, why) in &failures {
+        rec.emit(EventKind::Preflight {
+            host: h.clone(),
+            ok: false,
+            detail: why.clone(),
+        })
+        .map_err(record_err)?;
+    }
+    for (name, p) in &prepared {
+        rec.emit(EventKind::Preflight {
+            host: name.clone(),
+            ok: true,
+            detail: format!("{} file(s) to check", p.files.len()),
+        })
+        .map_err(record_err)?;
+    }
+    let max_failed = s.pb.rollout.max_failed_hosts;
+    if !failures.is_empty() && (failures.len() > max_failed || prepared.is_empty()) {
+        let list: Vec<String> = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect();
+        let msg = format!(
+            "preflight failed on {} of {} host(s); nothing was changed:\n{}",
+            failures.len(),
+            gate.targets.len(),
+            list.join("\n")
+        );
+        for c in conns.values() {
+            c.close().await;
+        }
+        finish_early(rec, Ending::new(Outcome::PreflightFailed, msg.clone()))?;
+        return Err(Failure::new(Exit::Preflight, rec.secrets().text(&msg)));
+    }
+    Ok((prepared, failures, conns))
+}
+
+/// What the run will change, as shown to the operator and written to `plan.json`.
+pub(crate) struct Planned {
+    pub(crate) record: PlanRecord,
+    /// Hosts that will be changed, in fleet order.
+    pub(crate) order: Vec<String>,
+    /// Reachable hosts that already have the change.
+    pub(crate) unchanged: Vec<String>,
+}
+
+/// Split the hosts to change into phases, record the skipped and up-to-date ones, and show
+/// the plan.
+pub(crate) fn plan(
+    lf: &LoadedFleet,
+    s: &Settings,
+    gate: &Gate<'_>,
+    rec: &RunDir,
+    prepared: &BTreeMap<String, Prepared>,
+    failures: &[(String, String)],
+) -> Result<Planned, Failure> {
+    let frozen: Vec<String> = gate.frozen_skips.iter().map(|(h, _)| h.clone()).collect();
+    let mut skipped = gate.frozen_skips.clone();
+    skipped.extend(failures.iter().cloned());
+    for (h, r) in &skipped {
+        rec.emit(EventKind::Skipped {
+            host: h.clone(),
+            reason: r.clone(),
+        })
+        .map_err(record_err)?;
+    }
+    let mut order = Vec::new();
+    let mut unchanged = Vec::new();
+    for h in &gate.targets {
+        match prepared.get(&h.name) {
+            Some(p) if p.unchanged() => {
+                unchanged.push(h.name.clone());
+                rec.emit(EventKind::Unchanged { host: h.name.clone() })
+                    .map_err(record_err)?;
+            }
+            Some(_) => order.push(h.name.clone()),
+            None => {}
+        }
+    }
+    let batch_plan = planner::batches(lf, s, gate, &order)?;
+    let mut record = plan_record(rec, s, &order, prepared, batch_plan, gate, skipped, unchanged.clone());
+    record.frozen = frozen;
+    show_plan(rec, &record);
+    Ok(Planned {
+        record,
+        order,
+        unchanged,
+    })
+}
+
+/// Build the plan record from prepared hosts.
+#[allow(clippy::too_many_arguments)]
+fn plan_record(
+    rec: &RunDir,
+    s: &Settings,
+    order: &[String],
+    prepared: &BTreeMap<String, Prepared>,
+    plan: super::plan::BatchPlan,
+    gate: &Gate<'_>,
+    skipped: Vec<(String, String)>,
+    unchanged: Vec<String>,
+) -> PlanRecord {
+    let pb = &s.pb;
+    let k = pb
+        .watch
+        .as_ref()
+        .and_then(|w| w.baseline.as_ref())
+        .map(|b| b.hosts)
+        .unwrap_or(0);
+    let baseline: Vec<String> = plan.batches.iter().flatten().take(k).cloned().collect();
+    let hosts = order
+        .iter()
+        .filter_map(|n| prepared.get(n).map(|p| (n.clone(), host_plan(pb, p, rec.secrets()))))
+        .collect();
+    PlanRecord {
+        run_id: rec.id.clone(),
+        playbook_id: pb.id.clone(),
+        playbook_path: s.pb_path.display().to_string(),
+        tier: pb.tier.to_string(),
+        component: pb.component.clone(),
+        plan,
+        baseline,
+        observe_ms: gate.observe_ms,
+        batch_observe_ms: s.batch_observe_ms,
+        before_ms: pb
+            .watch
+            .as_ref()
+            .and_then(|w| w.before)
+            .map(|d| d.get().as_millis() as u64),
+        max_failed_hosts: pb.rollout.max_failed_hosts,
+        emergency: gate.emergency,
+        skipped,
+        frozen: Vec::new(),
+        unchanged,
+        hosts,
+    }
+}
+
+/// One host's plan: its rendered commands (exact in memory; masked when written) and files.
+fn host_plan(pb: &Playbook, p: &Prepared, secrets: &Secrets) -> HostPlan {
+    HostPlan {
+        apply: p.apply.clone(),
+        health: p.health.clone(),
+        apply_timeout_ms: pb.apply.timeout.get().as_millis() as u64,
+        health_timeout_ms: pb.apply.health_timeout.get().as_millis() as u64,
+        on_revert: p.on_revert.clone(),
+        after_hooks: p.after_hooks.clone(),
+        log_command: p.log_command.clone(),
+        blue_green: p.blue_green.clone(),
+        files: p
+            .files
+            .iter()
+            .map(|f| FilePlan {
+                path: f.path.clone(),
+                before: f.before.as_ref().map(|b| b.sha256.clone()),
+                after: f.after_sha.clone(),
+                diff: secrets.diff(&f.path, f.before.as_ref().map(|b| b.bytes.as_slice()), &f.after),
+            })
+            .collect(),
+    }
+}
+
+/// The plan for people: phases, baseline, blue/green slots, skipped and up-to-date hosts.
+fn show_plan(rec: &RunDir, r: &PlanRecord) {
+    for (phase, hosts) in r.plan.phases() {
+        rec.say(&format!("plan: {phase}: {}", hosts.join(", ")));
+    }
+    if !r.baseline.is_empty() {
+        rec.say(&format!(
+            "plan: baseline (watched, unchanged during the canary window): {}",
+            r.baseline.join(", ")
+        ));
+    }
+    for (h, p) in &r.hosts {
+        if let Some(bg) = &p.blue_green {
+            rec.say(&format!("plan: {h}: {}", bg.describe()));
+        }
+    }
+    for (h, why) in &r.skipped {
+        rec.say(&format!("plan: skipped {h}: {why}"));
+    }
+    if !r.unchanged.is_empty() {
+        rec.say(&format!("plan: already up to date: {}", r.unchanged.join(", ")));
+    }
+}
+
+/// The SSH endpoint of each host, for reconnecting during the run.
+pub fn endpoints(lf: &LoadedFleet, hosts: &[&Host], accept_new: bool) -> BTreeMap<String, Endpoint> {
+    hosts
+        .iter()
+        .map(|h| (h.name.clone(), crate::ssh::fleet::endpoint(lf, h, accept_new)))
+        .collect()
+}

@@ -1,0 +1,455 @@
+//! `Run::revert` and `Run::resume`: reopening a recorded run from its folder alone — its
+//! events (read strictly: a damaged line is an error, never skipped), its plan (commands
+//! re-rendered where the record masked a secret), connections to every host it touched.
+
+use super::finish::Finished;
+use super::machine::{drive, revert_all, State};
+use super::outcome::{Ending, Outcome};
+use super::record_plan::{HostPlan, PlanRecord};
+use super::revert::Outstanding;
+use super::run::{interactive, interrupts, CalendarCheck, Run, RunOptions};
+use super::start::{concurrency, lock};
+use super::{markers, planner, preflight};
+use crate::config::{load_playbook, Host, LoadedFleet};
+use crate::exit::{Exit, Failure};
+use crate::record::history::{changed_hosts, last_start, markers_held, records_markers, restart_pending};
+use crate::record::lock::username;
+use crate::record::run_dir::Progress;
+use crate::record::secrets::Secrets;
+use crate::record::{read_events, Event, EventKind, RunDir};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// Changing hosts again needs `--yes` or a "y" on a terminal; cron without `--yes` is refused.
+fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
+    if !yes && !interactive() {
+        return Err(Failure::input(format!(
+            "refusing to {what} without --yes: there is no terminal to confirm on"
+        )));
+    }
+    if !yes {
+        use std::io::Write;
+        print!("{what}? [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut l = String::new();
+        let _ = std::io::stdin().read_line(&mut l);
+        if !matches!(l.trim(), "y" | "Y" | "yes") {
+            return Err(Failure::input("not confirmed: nothing was changed"));
+        }
+    }
+    Ok(())
+}
+
+/// The run folder and its events; a damaged record stops here (exit 2), before any host.
+fn open(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<(RunDir, Vec<Event>), Failure> {
+    let dir = crate::record::run_dir::resolve(&opts.runs_dir, id).map_err(|e| Failure::input(e.to_string()))?;
+    let events = read_events(&dir).map_err(|e| Failure::input(e.to_string()))?;
+    let pb = events.iter().find_map(|e| match &e.kind {
+        EventKind::RunStarted { playbook_path, .. } => {
+            load_playbook(std::path::Path::new(playbook_path), &lf.fleet).ok()
+        }
+        _ => None,
+    });
+    let secrets = Secrets::for_run(lf, pb.as_ref());
+    let rec = RunDir::open(&opts.runs_dir, id, secrets, Progress::for_output(opts.json))
+        .map_err(|e| Failure::input(e.to_string()))?;
+    Ok((rec, events))
+}
+
+/// `plan.json` with the commands a masked secret hid re-rendered from the playbook.
+fn load_plan(rec: &RunDir, lf: &LoadedFleet) -> Result<PlanRecord, Failure> {
+    let mut record = super::summary::load_plan(rec).ok_or_else(|| {
+        Failure::new(
+            Exit::NeedsAttention,
+            format!(
+                "{}: plan.json is missing; cannot know the apply/health commands. Restore the files from {}/snapshots by hand",
+                rec.dir.display(),
+                rec.dir.display()
+            ),
+        )
+    })?;
+    unmask_commands(&mut record, lf)?;
+    Ok(record)
+}
+
+fn record_err(e: std::io::Error) -> Failure {
+    Failure::new(Exit::NeedsAttention, format!("cannot write the run record: {e}"))
+}
+
+/// Record that this process takes the run over (`resumed: true`).
+fn restart_record(
+    rec: &RunDir,
+    plan: Option<&PlanRecord>,
+    events: &[Event],
+    targets: &[String],
+) -> Result<(), Failure> {
+    let (playbook, playbook_path, tier, component) = match plan {
+        Some(p) => (
+            p.playbook_id.clone(),
+            p.playbook_path.clone(),
+            p.tier.clone(),
+            p.component.clone(),
+        ),
+        None => events
+            .iter()
+            .find_map(|e| match &e.kind {
+                EventKind::RunStarted {
+                    playbook,
+                    playbook_path,
+                    tier,
+                    component,
+                    ..
+                } => Some((playbook.clone(), playbook_path.clone(), tier.clone(), component.clone())),
+                _ => None,
+            })
+            .unwrap_or_default(),
+    };
+    rec.emit(EventKind::RunStarted {
+        run_id: rec.id.clone(),
+        playbook,
+        playbook_path,
+        tier,
+        component,
+        user: username(),
+        pid: std::process::id(),
+        targets: targets.to_vec(),
+        resumed: true,
+    })
+    .map_err(record_err)
+}
+
+/// A reopened run with no prepared hosts (revert works from the record alone).
+fn reopened(lf: &LoadedFleet, opts: &RunOptions, rec: RunDir, plan: PlanRecord, hosts: &[String]) -> Run {
+    let targets: Vec<&Host> = hosts.iter().filter_map(|n| lf.fleet.host(n)).collect();
+    Run {
+        rec,
+        plan,
+        conns: BTreeMap::new(),
+        endpoints: preflight::endpoints(lf, &targets, opts.accept_new),
+        prepared: BTreeMap::new(),
+        watch: None,
+        concurrency: concurrency(opts, lf),
+        interrupt: interrupts(),
+        calendar: None,
+        resumed: true,
+        failed_hosts: 0,
+        left_alone: Vec::new(),
+        tails: None,
+        _lock: None,
+    }
+}
+
+/// Hosts that still carry the run's marker (every target, for records that predate marker
+/// events: removal only ever takes this run's own marker).
+fn marker_hosts(events: &[Event]) -> Vec<String> {
+    if records_markers(events) {
+        markers_held(events)
+    } else {
+        last_start(events).map(|(_, t)| t).unwrap_or_default()
+    }
+}
+
+impl Run {
+    /// `revert RUN`: put back every file the run changed and every link it flipped that is not
+    /// restored yet, re-apply where a revert was cut short, and take the run's markers off
+    /// every host it placed them on.
+    pub async fn revert(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<Finished, Failure> {
+        let (rec, events) = open(lf, opts, id)?;
+        let todo = Outstanding::from_events(&events);
+        let pending = restart_pending(&events);
+        let marked = marker_hosts(&events);
+        let mut hosts: BTreeSet<String> = todo.hosts();
+        hosts.extend(pending.iter().cloned());
+        hosts.extend(marked.iter().cloned());
+        let what = match (todo.files.len(), todo.flips.len(), pending.len()) {
+            (0, 0, 0) if marked.is_empty() => {
+                rec.say(&format!(
+                    "run {}: nothing to revert (every file it changed and every link it flipped is already restored)",
+                    rec.id
+                ));
+                return Ok(Finished {
+                    run_id: rec.id.clone(),
+                    dir: rec.dir.clone(),
+                    ending: Ending::new(Outcome::Reverted, "nothing to revert"),
+                });
+            }
+            (0, 0, 0) => format!("Clear run {}'s marker from {} host(s)", rec.id, marked.len()),
+            (0, 0, p) => format!("Re-apply the restored config on {p} host(s) of run {}", rec.id),
+            (n, m, _) => format!(
+                "Revert {n} file(s) and {m} link(s) on {} host(s) changed by run {}",
+                todo.hosts().len(),
+                rec.id
+            ),
+        };
+        need_yes(opts.yes, &what)?;
+        let hosts: Vec<String> = hosts.into_iter().collect();
+        let (lock, _) = lock(&opts.runs_dir, &rec.id, hosts.clone(), true)?;
+        let plan = if todo.is_empty() && pending.is_empty() {
+            super::summary::load_plan(&rec).unwrap_or_else(|| empty_plan(&rec.id))
+        } else {
+            load_plan(&rec, lf)?
+        };
+        restart_record(&rec, Some(&plan), &events, &hosts)?;
+        let mut run = reopened(lf, opts, rec, plan, &hosts);
+        run._lock = Some(lock);
+        let ending = if !todo.is_empty() {
+            let reason = format!("revert of run {} requested by {}", run.id(), username());
+            revert_all(&mut run, &reason).await
+        } else if !pending.is_empty() {
+            run.restart_only(&pending).await
+        } else {
+            Ending::new(
+                Outcome::Reverted,
+                "nothing was left changed; the run's markers are cleared",
+            )
+        };
+        Ok(run.finish(ending).await)
+    }
+
+    /// Finish a revert that was cut short after the files were put back: re-run apply and
+    /// health on those hosts, recorded, so the agents really run the restored config.
+    async fn restart_only(&mut self, hosts: &[String]) -> Ending {
+        super::reconnect::reconnect(self, hosts, "revert").await;
+        let mut bad = Vec::new();
+        for h in hosts {
+            let (Some(c), Some(p)) = (self.conns.get(h).cloned(), self.plan.hosts.get(h).cloned()) else {
+                bad.push(format!("{h}: not reachable"));
+                continue;
+            };
+            match reapply(&self.rec, &c, h, &p).await {
+                Ok(()) => self.say(&format!("{h}: restored config re-applied, healthy")),
+                Err(e) => bad.push(format!("{h}: {e}")),
+            }
+        }
+        if bad.is_empty() {
+            Ending::new(
+                Outcome::Reverted,
+                format!("re-applied the restored config on {} host(s)", hosts.len()),
+            )
+        } else {
+            Ending::new(
+                Outcome::RevertFailed,
+                format!(
+                    "re-apply failed: {}\nretry with: bellwether revert {}",
+                    bad.join("; "),
+                    self.id()
+                ),
+            )
+        }
+    }
+
+    /// `resume RUN`: continue an interrupted or paused run from its first phase that did not
+    /// pass, with the same plan, exception and failure handling as the original run.
+    pub async fn resume(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<Finished, Failure> {
+        let (rec, events) = open(lf, opts, id)?;
+        let plan = resumable(&rec, lf, &events)?;
+        let phases = plan.plan.phases();
+        let from = first_unpassed(&events, &phases);
+        let at = phases.get(from).map(|p| p.0.as_str()).unwrap_or("the end");
+        need_yes(opts.yes, &format!("Resume run {} from {at}", rec.id))?;
+        let pb_path = PathBuf::from(&plan.playbook_path);
+        let pb = load_playbook(&pb_path, &lf.fleet)?;
+        let mut names: Vec<String> = phases.iter().skip(from).flat_map(|(_, h)| h.clone()).collect();
+        names.extend(plan.baseline.iter().cloned());
+        names.sort();
+        names.dedup();
+        let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
+        let (lock, _) = lock(&opts.runs_dir, &rec.id, names.clone(), true)?;
+        restart_record(&rec, Some(&plan), &events, &names)?;
+        let conc = concurrency(opts, lf);
+        let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let (prepared, failures, conns) = preflight::preflight_all(lf, &hosts, &pb, &base, opts.accept_new, conc).await;
+        if !failures.is_empty() {
+            let list: Vec<String> = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect();
+            return Err(Failure::new(
+                Exit::Preflight,
+                rec.secrets().text(&format!(
+                    "cannot resume: preflight failed:\n{}\nthe run is unchanged; retry, or `bellwether revert {}`",
+                    list.join("\n"),
+                    rec.id
+                )),
+            ));
+        }
+        for (name, p) in &prepared {
+            rec.emit(EventKind::MarkerPlaced { host: name.clone() })
+                .map_err(record_err)?;
+            if let Err(holder) = markers::place(&p.conn, &rec.id, true).await {
+                return Err(Failure::new(Exit::Locked, format!("{name} is held by run {holder}")));
+            }
+        }
+        let mut all = names.clone();
+        all.extend(changed_hosts(&events));
+        let settings_like = approved_calendar(lf, &events, &pb, &hosts);
+        let mut run = reopened(lf, opts, rec, plan, &all);
+        run.failed_hosts = run
+            .plan
+            .skipped
+            .iter()
+            .filter(|(h, _)| !run.plan.frozen.contains(h))
+            .count();
+        run.conns = conns;
+        run.prepared = prepared;
+        run.calendar = Some(settings_like);
+        run._lock = Some(lock);
+        run.watch = pb
+            .watch
+            .as_ref()
+            .filter(|w| w.log.is_some())
+            .map(|w| w.compiled().map_err(|e| Failure::input(e.to_string())))
+            .transpose()?;
+        run.say(&format!("resuming run {} at {at}", run.id()));
+        let ending = drive(&mut run, State::Begin(from)).await;
+        Ok(run.finish(ending).await)
+    }
+}
+
+/// Apply, then health only if apply worked; both results are recorded so the summary shows
+/// which step a host that is still wrong failed at.
+async fn reapply(rec: &RunDir, c: &crate::ssh::Connection, h: &str, p: &HostPlan) -> Result<(), String> {
+    let ms = std::time::Duration::from_millis;
+    let apply = super::host::apply(rec, c, h, p.apply.as_deref(), ms(p.apply_timeout_ms))
+        .await
+        .map_err(|e| e.to_string());
+    let health = match &apply {
+        Ok(()) => super::host::health(rec, c, h, p.health.as_deref(), ms(p.health_timeout_ms))
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.clone()),
+    };
+    rec.emit(EventKind::HostRestored {
+        host: h.to_string(),
+        apply_ok: apply.is_ok(),
+        health_ok: health.is_ok(),
+    })
+    .map_err(|e| format!("cannot write the run record: {e}"))?;
+    health
+}
+
+/// A plan for a run that never got one (killed before preflight ended): only markers to clear.
+fn empty_plan(id: &str) -> PlanRecord {
+    PlanRecord {
+        run_id: id.to_string(),
+        playbook_id: String::new(),
+        playbook_path: String::new(),
+        tier: String::new(),
+        component: String::new(),
+        plan: super::plan::BatchPlan {
+            canary: vec![],
+            batches: vec![],
+        },
+        baseline: vec![],
+        observe_ms: 0,
+        batch_observe_ms: 0,
+        before_ms: None,
+        max_failed_hosts: 0,
+        emergency: false,
+        skipped: vec![],
+        frozen: vec![],
+        unchanged: vec![],
+        hosts: BTreeMap::new(),
+    }
+}
+
+/// Only a run that stopped part-way (paused or interrupted) and got as far as a plan can be
+/// resumed.
+fn resumable(rec: &RunDir, lf: &LoadedFleet, events: &[Event]) -> Result<PlanRecord, Failure> {
+    let Some(mut record) = super::summary::load_plan(rec) else {
+        return Err(Failure::input(format!(
+            "{}: no plan.json; the run never got past preflight, start a new rollout",
+            rec.dir.display()
+        )));
+    };
+    unmask_commands(&mut record, lf)?;
+    let last = events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::RunFinished { outcome, .. } => Some(outcome.clone()),
+        _ => None,
+    });
+    if let Some(outcome) = last {
+        if !Outcome::parse(&outcome).is_some_and(Outcome::resumable) {
+            return Err(Failure::input(format!(
+                "run {} already finished ({outcome}); nothing to resume",
+                rec.id
+            )));
+        }
+    }
+    Ok(record)
+}
+
+/// The index of the first phase without a `PhasePassed` event (`phases.len()` if all passed).
+fn first_unpassed(events: &[Event], phases: &[(String, Vec<String>)]) -> usize {
+    let passed: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::PhasePassed { phase } => Some(phase),
+            _ => None,
+        })
+        .collect();
+    phases
+        .iter()
+        .position(|(p, _)| !passed.contains(&p))
+        .unwrap_or(phases.len())
+}
+
+/// The exception approved for this run still holds for it: without it, an emergency fix
+/// resumed inside the very freeze it was approved for would pause at once.
+fn approved_calendar(
+    lf: &LoadedFleet,
+    events: &[Event],
+    pb: &crate::config::Playbook,
+    hosts: &[&Host],
+) -> CalendarCheck {
+    let exception = events.iter().find_map(|e| match &e.kind {
+        EventKind::Gate {
+            exception: Some(reason),
+            approver: Some(approver),
+            ..
+        } => Some(crate::calendar::Exception {
+            reason: reason.clone(),
+            approver: approver.clone(),
+        }),
+        _ => None,
+    });
+    CalendarCheck {
+        calendar: lf.calendar.clone(),
+        request: planner::gate_request(pb, hosts, chrono::Utc::now(), exception),
+        offset: chrono::Duration::zero(),
+    }
+}
+
+/// `plan.json` is written with free text masked, so a command that had a secret spliced in
+/// (`--auth {{ vars.api_token }}`) is recorded as `--auth ••••`. Before running recorded
+/// commands, re-render those from the playbook and the fleet (which hold the real values).
+fn unmask_commands(record: &mut PlanRecord, lf: &LoadedFleet) -> Result<(), Failure> {
+    let masked = |c: &Option<String>| c.as_deref().is_some_and(|c| c.contains(crate::edit::MASK));
+    let needs = record.hosts.values().any(|h| {
+        masked(&h.apply)
+            || masked(&h.health)
+            || h.on_revert
+                .iter()
+                .chain(h.after_hooks.iter())
+                .any(|c| c.contains(crate::edit::MASK))
+    });
+    if !needs {
+        return Ok(());
+    }
+    let pb = load_playbook(std::path::Path::new(&record.playbook_path), &lf.fleet).map_err(|e| {
+        Failure::new(
+            Exit::NeedsAttention,
+            format!(
+                "the recorded commands hold masked secrets and the playbook to re-render them cannot be loaded: {e}"
+            ),
+        )
+    })?;
+    for (name, hp) in record.hosts.iter_mut() {
+        let Some(host) = lf.fleet.host(name) else { continue };
+        let ctx = super::host::template_ctx(host);
+        let render = |t: &str| {
+            crate::edit::render(t, &ctx).map_err(|e| Failure::new(Exit::NeedsAttention, format!("{name}: {e}")))
+        };
+        hp.apply = pb.apply.command.as_deref().map(render).transpose()?;
+        hp.health = pb.apply.health.as_deref().map(render).transpose()?;
+        hp.on_revert = pb.hooks.on_revert.iter().map(|c| render(c)).collect::<Result<_, _>>()?;
+        hp.after_hooks = pb.hooks.after.iter().map(|c| render(c)).collect::<Result<_, _>>()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! A run in progress: its record (the event sink), its plan, one connection per host, the
+//! prepared hosts and the operator's interrupts. Built only by `Run::start` (start.rs),
+//! `Run::resume` and `Run::revert` (reopen.rs); driven by the state machine (machine.rs).
+
+use super::host::Prepared;
+use super::observe::Tails;
+use super::record_plan::PlanRecord;
+use super::revert::RestoreCommands;
+use crate::calendar::{CalendarSpec, GateRequest};
+use crate::record::lock::Lock;
+use crate::record::RunDir;
+use crate::ssh::{Connection, Endpoint};
+use crate::watch::CompiledWatch;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What the calendar is re-checked against before each phase.
+#[derive(Clone)]
+pub struct CalendarCheck {
+    pub calendar: CalendarSpec,
+    pub request: GateRequest,
+    /// `--at` shifts "now" for rehearsals; the offset is kept for later checks.
+    pub offset: chrono::Duration,
+}
+
+/// How `revert`, `resume` and `rollout` reach hosts: from the fleet, not from `cli`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where run folders live.
+    pub runs_dir: std::path::PathBuf,
+    /// `-j`, overriding the fleet's concurrency.
+    pub concurrency: Option<usize>,
+    /// Record unknown host keys (OpenSSH accept-new).
+    pub accept_new: bool,
+    /// Stdout carries JSON: progress lines go to stderr.
+    pub json: bool,
+    /// `--yes`: no confirmation prompt.
+    pub yes: bool,
+}
+
+/// A run in progress.
+pub struct Run {
+    /// The record: events, plan, snapshots; also the sink for progress lines.
+    pub(crate) rec: RunDir,
+    pub(crate) plan: PlanRecord,
+    pub(crate) conns: BTreeMap<String, Arc<Connection>>,
+    /// How to reach each host again when its connection dropped (see `reconnect`).
+    pub(crate) endpoints: BTreeMap<String, Endpoint>,
+    pub(crate) prepared: BTreeMap<String, Prepared>,
+    pub(crate) watch: Option<CompiledWatch>,
+    pub(crate) concurrency: usize,
+    /// 0 = running, 1 = first Ctrl-C (stop and revert), 2 = second (leave as is).
+    pub(crate) interrupt: watch::Receiver<u8>,
+    pub(crate) calendar: Option<CalendarCheck>,
+    /// A resumed run: hosts may already hold this run's change.
+    pub(crate) resumed: bool,
+    /// Hosts that failed so far (preflight failures count; frozen regions do not).
+    pub(crate) failed_hosts: usize,
+    /// Hosts the run did not write because someone else changed them: left alone.
+    pub(crate) left_alone: Vec<(String, String)>,
+    /// Tails of the phase being observed (stopped on every way out of the phase).
+    pub(crate) tails: Option<Tails>,
+    /// Held until the run ends: dropping it releases the hosts to other runs.
+    pub(crate) _lock: Option<Lock>,
+}
+
+impl Run {
+    /// The run id.
+    pub fn id(&self) -> &str {
+        &self.rec.id
+    }
+
+    /// The run folder.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.rec.dir
+    }
+
+    /// Restore commands per host from the plan record.
+    pub(crate) fn restore_commands(&self) -> BTreeMap<String, RestoreCommands> {
+        self.plan
+            .hosts
+            .iter()
+            .map(|(h, p)| {
+                (
+                    h.clone(),
+                    RestoreCommands {
+                        apply: p.apply.clone(),
+                        health: p.health.clone(),
+                        apply_timeout: Duration::from_millis(p.apply_timeout_ms),
+                        health_timeout: Duration::from_millis(p.health_timeout_ms),
+                        on_revert: p.on_revert.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The interrupt level now.
+    pub(crate) fn interrupted(&self) -> u8 {
+        *self.interrupt.borrow()
+    }
+
+    /// Progress line for the operator, through the run's sink.
+    pub(crate) fn say(&self, msg: &str) {
+        self.rec.say(msg);
+    }
+
+    /// Stop the current phase's log tails, if any.
+    pub(crate) async fn stop_tails(&mut self) {
+        if let Some(t) = self.tails.take() {
+            t.stop().await;
+        }
+    }
+}
+
+/// Install the Ctrl-C handler: the first press asks for a stop-and-revert, the second for an
+/// immediate stop that leaves hosts as they are.
+pub fn interrupts() -> watch::Receiver<u8> {
+    let (tx, rx) = watch::channel(0u8);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        // SIGTERM (systemd, `timeout`, a container stop) and SIGHUP (the terminal or SSH
+        // session went away) mean the same as Ctrl-C: stop promoting and put hosts back.
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        let mut n = 0u8;
+        loop {
+            let name = tokio::select! {
+                s = int.recv() => s.map(|_| "interrupt"),
+                s = term.recv() => s.map(|_| "SIGTERM"),
+                s = hup.recv() => s.map(|_| "SIGHUP"),
+            };
+            let Some(name) = name else { return };
+            n = n.saturating_add(1);
+            if n == 1 {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "\n{name}: stopping promotion and reverting what this run changed (press Ctrl-C again to stop at once and leave hosts as they are)");
+            }
+            let _ = tx.send(n);
+        }
+    });
+    rx
+}
+
+/// Is stdin a terminal (may we ask)?
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal()
+}

@@ -1,0 +1,320 @@
+//! `Run::start`: everything before the state machine takes over — calendar gate, lock and run
+//! folder, preflight of every target, the plan (recorded and shown), the confirmation, and
+//! the run markers. Nothing on any host changes before the plan is confirmed.
+
+use super::finish::Finished;
+use super::host::Prepared;
+use super::machine::{drive, State};
+use super::outcome::{Ending, Outcome};
+use super::planner::{self, Gate, PlanRequest, Settings};
+use super::record_plan::PlanRecord;
+use super::run::{interactive, interrupts, Run, RunOptions};
+use super::{markers, preflight};
+use crate::config::LoadedFleet;
+use crate::exit::{Exit, Failure};
+use crate::record::lock::{hostname, username, Lock, LockError, LockInfo};
+use crate::record::run_dir::Progress;
+use crate::record::secrets::Secrets;
+use crate::record::{new_run_id, EventKind, RunDir};
+use crate::ssh::Connection;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What `rollout` asks for beyond the plan.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    pub plan: PlanRequest,
+    pub dry_run: bool,
+    pub break_lock: bool,
+}
+
+fn record_err(e: std::io::Error) -> Failure {
+    Failure::new(Exit::NeedsAttention, format!("cannot write the run record: {e}"))
+}
+
+impl Run {
+    /// Plan, confirm and run a rollout to its end.
+    pub async fn start(lf: &LoadedFleet, opts: &RunOptions, req: &StartRequest) -> Result<Finished, Failure> {
+        if !opts.yes && !req.dry_run && !interactive() {
+            return Err(Failure::input("refusing to roll out without --yes: there is no terminal to confirm on (cron/CI must pass --yes); nothing was changed"));
+        }
+        let s = planner::settings(lf, &req.plan)?;
+        let progress = Progress::for_output(opts.json);
+        let gate = planner::gate(lf, &s, req.plan.skip_frozen).inspect_err(|_| {
+            // The operator sees why before the error line.
+            show_decision(progress, &planner::decide_for_plan(lf, &s));
+        })?;
+        show_decision(progress, &gate);
+        if let Some(c) = &s.canary {
+            if !gate.targets.iter().any(|h| &h.name == c) {
+                return Err(Failure::input(format!(
+                    "--canary {c:?} is not one of this playbook's targets (or its region is skipped); nothing was changed"
+                )));
+            }
+        }
+        let secrets = Secrets::for_run(lf, Some(&s.pb));
+        let (lock, rec) = open_run(opts, &s, &gate, secrets, progress, req.break_lock)?;
+        let conc = concurrency(opts, lf).min(s.pb.rollout.concurrency.unwrap_or(usize::MAX));
+        let (prepared, failures, conns) = preflight::preflight(lf, opts, &s, &gate, &rec, conc).await?;
+        let planned = preflight::plan(lf, &s, &gate, &rec, &prepared, &failures)?;
+        if let Some(done) = stop_before_change(&rec, opts, req, &planned)? {
+            return Ok(done);
+        }
+        place_markers(&rec, &prepared, req.break_lock).await?;
+        let mut run = Run {
+            plan: planned.record,
+            conns,
+            endpoints: preflight::endpoints(lf, &gate.targets, opts.accept_new),
+            prepared,
+            watch: compiled_watch(&s)?,
+            concurrency: conc,
+            interrupt: interrupts(),
+            calendar: Some(gate.recheck(lf, &s)),
+            resumed: false,
+            failed_hosts: 0,
+            left_alone: Vec::new(),
+            tails: None,
+            _lock: Some(lock),
+            rec,
+        };
+        run.failed_hosts = run
+            .plan
+            .skipped
+            .iter()
+            .filter(|(h, _)| !run.plan.frozen.contains(h))
+            .count();
+        write_plan(&run.rec, &run.plan).map_err(record_err)?;
+        let ending = drive(&mut run, State::Begin(0)).await;
+        Ok(run.finish(ending).await)
+    }
+}
+
+/// The log watch, compiled once for the run.
+pub(crate) fn compiled_watch(s: &Settings) -> Result<Option<crate::watch::CompiledWatch>, Failure> {
+    match &s.pb.watch {
+        Some(w) if w.log.is_some() => Ok(Some(w.compiled().map_err(|e| Failure::input(e.to_string()))?)),
+        _ => Ok(None),
+    }
+}
+
+/// Concurrency in force: `-j`, else the fleet's.
+pub(crate) fn concurrency(opts: &RunOptions, lf: &LoadedFleet) -> usize {
+    opts.concurrency.unwrap_or(lf.fleet.defaults.concurrency).max(1)
+}
+
+/// `plan.json`: identifiers exact, free text (diffs, commands) masked.
+pub(crate) fn write_plan(rec: &RunDir, plan: &PlanRecord) -> std::io::Result<()> {
+    let masked = plan.masked(rec.secrets());
+    rec.write(
+        "plan.json",
+        &serde_json::to_vec_pretty(&masked).map_err(std::io::Error::other)?,
+    )
+}
+
+fn show_decision(p: Progress, g: &Gate<'_>) {
+    p.line(&format!("calendar: {}", g.decision.headline()));
+    for r in &g.decision.reasons {
+        p.line(&format!("  {r}"));
+    }
+}
+
+/// Take the local lock or explain who holds it (exit 4).
+pub(crate) fn lock(
+    runs: &Path,
+    run_id: &str,
+    hosts: Vec<String>,
+    break_lock: bool,
+) -> Result<(Lock, Option<LockInfo>), Failure> {
+    let info = LockInfo {
+        run_id: run_id.to_string(),
+        user: username(),
+        pid: std::process::id(),
+        host: hostname(),
+        started: chrono::Utc::now(),
+        hosts,
+    };
+    match Lock::acquire(runs, info, break_lock) {
+        Ok(x) => Ok(x),
+        Err(LockError::Held(h, stale)) => Err(Failure::new(
+            Exit::Locked,
+            format!(
+                "another run is working on some of the same hosts (lock in {}): {}{}",
+                runs.join(".locks").display(),
+                h.describe(),
+                if stale {
+                    ". Its process is gone: if it was killed, finish or revert it first (bellwether revert RUN), then rerun with --break-lock"
+                } else {
+                    ""
+                }
+            ),
+        )),
+        Err(LockError::Io(e)) => Err(Failure::new(
+            Exit::NeedsAttention,
+            format!("cannot take the lock in {}: {e}", runs.display()),
+        )),
+    }
+}
+
+/// Lock the hosts, then create the run folder and record the start and the gate in it, so
+/// every later step (even a preflight failure) is in the record.
+fn open_run(
+    opts: &RunOptions,
+    s: &Settings,
+    gate: &Gate<'_>,
+    secrets: Secrets,
+    progress: Progress,
+    break_lock: bool,
+) -> Result<(Lock, RunDir), Failure> {
+    let pb = &s.pb;
+    let run_id = new_run_id(&pb.id);
+    let names: Vec<String> = gate.targets.iter().map(|h| h.name.clone()).collect();
+    let (lock, broken) = lock(&opts.runs_dir, &run_id, names.clone(), break_lock)?;
+    let rec = RunDir::create(&opts.runs_dir, &run_id, secrets, progress)
+        .map_err(|e| Failure::new(Exit::NeedsAttention, format!("cannot create the run folder: {e}")))?;
+    rec.emit(EventKind::RunStarted {
+        run_id: run_id.clone(),
+        playbook: pb.id.clone(),
+        playbook_path: s.pb_path.display().to_string(),
+        tier: pb.tier.to_string(),
+        component: pb.component.clone(),
+        user: username(),
+        pid: std::process::id(),
+        targets: names,
+        resumed: false,
+    })
+    .map_err(record_err)?;
+    if let Some(b) = broken {
+        rec.emit(EventKind::LockBroken { holder: b.describe() })
+            .map_err(record_err)?;
+    }
+    record_gate(&rec, s, gate)?;
+    rec.say(&format!(
+        "run {run_id}: {} ({} {}), {} target(s)",
+        pb.id,
+        pb.tier,
+        pb.component,
+        gate.targets.len()
+    ));
+    Ok((lock, rec))
+}
+
+/// An exception's reason, approver, owner, scope and rollback go in the record, so an
+/// emergency change can be audited afterwards.
+fn record_gate(rec: &RunDir, s: &Settings, gate: &Gate<'_>) -> Result<(), Failure> {
+    let exception = &s.exception;
+    let decision = &gate.decision;
+    rec.emit(EventKind::Gate {
+        allowed: true,
+        summary: decision.summary(),
+        exception: exception.as_ref().map(|e| e.reason.clone()),
+        approver: exception.as_ref().map(|e| e.approver.clone()),
+        emergency: gate.emergency,
+        owner: exception.as_ref().and(s.pb.owner.clone()),
+        scope: exception
+            .as_ref()
+            .map(|_| format!("{} {} in {}", s.pb.tier, s.pb.component, decision.regions.join(", "))),
+        rollback: exception.as_ref().map(|_| format!("bellwether revert {}", rec.id)),
+    })
+    .map_err(record_err)?;
+    rec.write_free_json("decision.json", decision).map_err(record_err)
+}
+
+/// Record how a run ended that never reached the machine, and write its summary.
+pub(crate) fn finish_early(rec: &RunDir, mut ending: Ending) -> Result<Finished, Failure> {
+    rec.emit(EventKind::RunFinished {
+        outcome: ending.outcome.as_str().into(),
+        exit: ending.exit().code(),
+        message: ending.message.clone(),
+    })
+    .map_err(record_err)?;
+    super::summary::write(rec);
+    ending.message = rec.secrets().text(&ending.message);
+    Ok(Finished {
+        run_id: rec.id.clone(),
+        dir: rec.dir.clone(),
+        ending,
+    })
+}
+
+/// A run with nothing to do, a dry run or a declined confirmation ends here, recorded with its
+/// plan; `None` means the run goes on to change hosts.
+fn stop_before_change(
+    rec: &RunDir,
+    opts: &RunOptions,
+    req: &StartRequest,
+    p: &preflight::Planned,
+) -> Result<Option<Finished>, Failure> {
+    let record = &p.record;
+    let ending = if p.order.is_empty() {
+        Ending::new(
+            Outcome::Done,
+            format!(
+                "nothing to do: all {} reachable target(s) already have the change",
+                p.unchanged.len()
+            ),
+        )
+    } else if req.dry_run {
+        Ending::new(Outcome::DryRun, "dry run: nothing was changed")
+    } else if !opts.yes && !confirm(record) {
+        Ending::new(Outcome::Declined, "not confirmed: nothing was changed")
+    } else {
+        return Ok(None);
+    };
+    write_plan(rec, record).map_err(record_err)?;
+    rec.say(&ending.message);
+    finish_early(rec, ending).map(Some)
+}
+
+/// Run markers go on only now, when the run will change hosts: a dry run, a declined
+/// confirmation or bad input never leaves one behind. Each is recorded BEFORE it is placed,
+/// so every path that finishes the run knows where to take them off. A host held by another
+/// run ends this one (exit 4) after taking back the markers it did place.
+async fn place_markers(rec: &RunDir, prepared: &BTreeMap<String, Prepared>, break_lock: bool) -> Result<(), Failure> {
+    let mut held_by_other = Vec::new();
+    for (name, p) in prepared {
+        rec.emit(EventKind::MarkerPlaced { host: name.clone() })
+            .map_err(record_err)?;
+        match markers::place(&p.conn, &rec.id, break_lock).await {
+            Ok(None) => {}
+            Ok(Some(old)) => rec
+                .emit(EventKind::LockBroken {
+                    holder: format!("{name}: stale marker of {old}"),
+                })
+                .map_err(record_err)?,
+            Err(holder) => held_by_other.push((name.clone(), holder)),
+        }
+    }
+    if held_by_other.is_empty() {
+        return Ok(());
+    }
+    let conns: BTreeMap<String, Arc<Connection>> = prepared.iter().map(|(n, p)| (n.clone(), p.conn.clone())).collect();
+    let names: Vec<String> = prepared.keys().cloned().collect();
+    markers::release(rec, &conns, &names).await;
+    let msg = format!(
+        "another run is working on {} host(s): {}; nothing was changed. If that run was killed, finish it (bellwether revert RUN) or rerun with --break-lock",
+        held_by_other.len(),
+        held_by_other
+            .iter()
+            .map(|(h, w)| format!("{h} (run {w})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    finish_early(rec, Ending::new(Outcome::Locked, msg.clone()))?;
+    Err(Failure::new(Exit::Locked, msg))
+}
+
+/// Show one host's diff (every host gets the same change) and ask before touching anything.
+fn confirm(r: &PlanRecord) -> bool {
+    if let Some((_, p)) = r.hosts.iter().next() {
+        for f in &p.files {
+            println!("{}", f.diff);
+        }
+    }
+    print!("Roll {} out to {} host(s)? [y/N] ", r.playbook_id, r.plan.all().len());
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
+}
