@@ -15,4 +15,5 @@ pub mod rollout;
 pub mod sandbox;
 pub mod ssh;
 pub mod ui;
+pub mod value;
 pub mod watch;

@@ -6,7 +6,7 @@
 
 use super::tiers::{Tier, TierOverrides, TierRule};
 use crate::config::error::{FieldPath, Invalid};
-use crate::config::units::Dur;
+use crate::value::Dur;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;

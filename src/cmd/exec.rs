@@ -2,9 +2,9 @@
 
 use super::context;
 use crate::cli::Global;
-use crate::config::units::Dur;
 use crate::exit::{Exit, Failure};
 use crate::ssh::{Connection, Stream};
+use crate::value::Dur;
 use futures::stream::{self, StreamExt};
 use std::io::Write;
 

@@ -3,13 +3,13 @@
 
 use crate::calendar::{decide, parse_at, Decision, Exception, GateRequest, OffPeak};
 use crate::cli::{Global, RolloutArgs};
-use crate::config::units::Dur;
 use crate::config::{load::playbook_path, load_playbook, Host, LoadedFleet, Playbook};
 use crate::exit::{Exit, Failure};
 use crate::record::lock::{hostname, username, Lock, LockError, LockInfo};
 use crate::record::{new_run_id, EventKind, RunDir};
 use crate::rollout::ctx::{interactive, say};
 use crate::rollout::setup::{self, emit};
+use crate::value::Dur;
 use std::path::{Path, PathBuf};
 
 fn dur(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {

@@ -2,9 +2,9 @@
 
 use super::error::{FieldPath, Invalid};
 use super::targets::TargetSpec;
-use super::units::Dur;
 use crate::calendar::Tier;
 use crate::edit::spec::EditSpec;
+use crate::value::{Dur, Percent};
 use crate::watch::WatchSpec;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -115,7 +115,7 @@ impl<'de> Deserialize<'de> for Amount {
                 if let Ok(n) = s.trim().parse::<usize>() {
                     return Ok(Amount::Count(n));
                 }
-                super::units::Percent::parse(&s)
+                Percent::parse(&s)
                     .map(|p| Amount::Percent(p.0))
                     .map_err(serde::de::Error::custom)
             }

@@ -14,7 +14,7 @@
 //! - Thresholds are on the captured number as logged (ms if the log says ms).
 
 use crate::config::error::{FieldPath, Invalid};
-use crate::config::units::{Dur, Percent};
+use crate::value::{Dur, Percent};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
