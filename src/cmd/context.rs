@@ -4,6 +4,7 @@ use crate::cli::Global;
 use crate::config::{load_fleet, Host, LoadedFleet, TargetSpec};
 use crate::exit::Failure;
 use crate::ssh::{ssh_config, Endpoint};
+use crate::value::FieldPath;
 use std::path::{Path, PathBuf};
 
 /// Load the fleet named by `--fleet`.
@@ -36,7 +37,7 @@ pub fn concurrency(g: &Global, lf: &LoadedFleet) -> usize {
 /// Resolve the hosts a CLI selector names; an unknown name is bad input.
 pub fn select<'f>(lf: &'f LoadedFleet, words: &[String]) -> Result<Vec<&'f Host>, Failure> {
     let spec = TargetSpec::parse_cli(words);
-    let problems = spec.validate(&lf.fleet, &crate::config::error::FieldPath::root().key("TARGETS"));
+    let problems = spec.validate(&lf.fleet, &FieldPath::root().key("TARGETS"));
     if let Some(p) = problems.first() {
         return Err(Failure::input(format!("TARGETS: {}", p.message)));
     }

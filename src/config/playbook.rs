@@ -1,10 +1,10 @@
 //! `playbooks/NAME.toml`: one change — what to edit, how to apply and judge it, how to roll it.
 
-use super::error::{FieldPath, Invalid};
+use super::error::Invalid;
 use super::targets::TargetSpec;
 use crate::calendar::Tier;
 use crate::edit::spec::EditSpec;
-use crate::value::{Dur, Percent};
+use crate::value::{Dur, FieldPath, Percent};
 use crate::watch::WatchSpec;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
