@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod edit;
 pub mod exit;
+pub mod options;
 pub mod record;
 pub mod rollout;
 pub mod sandbox;

@@ -1,8 +1,8 @@
 //! What most commands need first: the loaded fleet and a way to reach each host.
 
-use crate::cli::Global;
 use crate::config::{load_fleet, Host, LoadedFleet, TargetSpec};
 use crate::exit::Failure;
+use crate::options::Global;
 use crate::ssh::{ssh_config, Endpoint};
 use crate::value::FieldPath;
 use std::path::{Path, PathBuf};

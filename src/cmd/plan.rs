@@ -2,9 +2,10 @@
 
 use super::context;
 use crate::calendar::{decide, parse_at};
-use crate::cli::{Global, PlanArgs};
+use crate::cli::PlanArgs;
 use crate::config::{load::playbook_path, load_playbook};
 use crate::exit::{Exit, Failure};
+use crate::options::Global;
 use crate::rollout::plan::make_plan;
 use crate::rollout::setup;
 use serde_json::json;

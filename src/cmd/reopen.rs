@@ -2,9 +2,9 @@
 //! go-ahead, connections to its hosts and the commands recorded in its plan.
 
 use super::context;
-use crate::cli::Global;
 use crate::config::Host;
 use crate::exit::{Exit, Failure};
+use crate::options::Global;
 use crate::record::RunDir;
 use crate::rollout::ctx::interactive;
 use crate::ssh::Connection;

@@ -3,9 +3,9 @@
 
 use super::context;
 use super::reopen::{connect, endpoints, need_yes, open, unmask_commands};
-use crate::cli::Global;
 use crate::config::{load_playbook, Host, LoadedFleet, Playbook};
 use crate::exit::{Exit, Failure};
+use crate::options::Global;
 use crate::record::lock::username;
 use crate::record::{read_events, Event, EventKind, RunDir};
 use crate::rollout::ctx::{say, RunCtx};
