@@ -2,10 +2,9 @@
 
 use super::context;
 use crate::calendar::{decide, parse_at};
-use crate::cli::PlanArgs;
 use crate::config::{load::playbook_path, load_playbook};
 use crate::exit::{Exit, Failure};
-use crate::options::Global;
+use crate::options::{Global, PlanArgs};
 use crate::rollout::plan::make_plan;
 use crate::rollout::setup;
 use serde_json::json;

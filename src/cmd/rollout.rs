@@ -3,10 +3,9 @@
 
 use super::context;
 use super::rollout_start::{self as start, Gate, Settings, Started};
-use crate::cli::RolloutArgs;
 use crate::config::LoadedFleet;
 use crate::exit::{Exit, Failure};
-use crate::options::Global;
+use crate::options::{Global, RolloutArgs};
 use crate::record::{EventKind, RunDir};
 use crate::rollout::ctx::say;
 use crate::rollout::engine::{run_phases, CalendarCheck, Outcome};

@@ -2,10 +2,9 @@
 //! decided before any host is contacted.
 
 use crate::calendar::{decide, parse_at, Decision, Exception, GateRequest, OffPeak};
-use crate::cli::RolloutArgs;
 use crate::config::{load::playbook_path, load_playbook, Host, LoadedFleet, Playbook};
 use crate::exit::{Exit, Failure};
-use crate::options::Global;
+use crate::options::{Global, RolloutArgs};
 use crate::record::lock::{hostname, username, Lock, LockError, LockInfo};
 use crate::record::{new_run_id, EventKind, RunDir};
 use crate::rollout::ctx::{interactive, say};
