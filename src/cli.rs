@@ -1,7 +1,8 @@
 //! The command line (clap derive) and dispatch to the commands in `cmd/`.
 
 use crate::exit::{Exit, Failure};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::options::{GateArgs, Global, PlanArgs, RolloutArgs, SandboxAction};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Canary-first rollouts of config, model and provider changes to a fleet of AI-agent hosts.
@@ -16,74 +17,6 @@ pub struct Cli {
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Flags every command takes.
-#[derive(Debug, Args, Clone)]
-pub struct Global {
-    /// The fleet file.
-    #[arg(long, global = true, env = "BELLWETHER_FLEET", default_value = "fleet.toml")]
-    pub fleet: PathBuf,
-    /// Where run records live (default: `runs/` beside the fleet file).
-    #[arg(long, global = true, env = "BELLWETHER_RUNS_DIR")]
-    pub runs_dir: Option<PathBuf>,
-    /// More log output (-v info, -vv debug, -vvv trace).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Only errors.
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Colour in diffs and tables.
-    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
-    pub color: Color,
-    /// Hosts worked on at once (overrides the fleet's `concurrency`).
-    #[arg(short = 'j', long, global = true)]
-    pub concurrency: Option<usize>,
-    /// Record unknown host keys instead of refusing (OpenSSH accept-new; a changed key is
-    /// still refused).
-    #[arg(long, global = true)]
-    pub accept_new: bool,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// Colour choice.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum Color {
-    Auto,
-    Always,
-    Never,
-}
-
-impl Global {
-    /// The runs folder to use.
-    pub fn runs_dir(&self) -> PathBuf {
-        self.runs_dir.clone().unwrap_or_else(|| {
-            self.fleet
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(|p| p.join("runs"))
-                .unwrap_or_else(|| PathBuf::from("runs"))
-        })
-    }
-
-    /// Whether to colour output on stdout.
-    pub fn colored(&self) -> bool {
-        use std::io::IsTerminal;
-        match self.color {
-            Color::Always => true,
-            Color::Never => false,
-            Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
-        }
-    }
 }
 
 /// The subcommands.
@@ -204,128 +137,6 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         hosts: usize,
     },
-}
-
-/// Sandbox actions.
-#[derive(Debug, Subcommand)]
-pub enum SandboxAction {
-    /// Start N simulated hosts and write DIR/fleet.toml and DIR/known_hosts.
-    Up {
-        #[arg(long, default_value_t = 8)]
-        hosts: usize,
-        #[arg(long, default_value = "sandbox")]
-        dir: PathBuf,
-    },
-    /// Stop the sandbox.
-    Down {
-        #[arg(long, default_value = "sandbox")]
-        dir: PathBuf,
-    },
-    /// Run the sandbox in the foreground (what `up` starts in the background).
-    #[command(hide = true)]
-    Serve {
-        #[arg(long, default_value_t = 8)]
-        hosts: usize,
-        #[arg(long, default_value = "sandbox")]
-        dir: PathBuf,
-    },
-    /// Inject a fault: errors, slow, down, drop-write (drop the next upload), clear.
-    Fault {
-        host: String,
-        kind: String,
-        #[arg(long, default_value = "sandbox")]
-        dir: PathBuf,
-    },
-}
-
-/// `plan` arguments.
-#[derive(Debug, Args)]
-pub struct PlanArgs {
-    /// Playbook path or name under playbooks/.
-    pub playbook: String,
-    /// One JSON document instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// Canary host (overrides the playbook's preference).
-    #[arg(long)]
-    pub canary: Option<String>,
-    /// Evaluate the calendar as of this time.
-    #[arg(long)]
-    pub at: Option<String>,
-}
-
-/// `rollout` arguments.
-#[derive(Debug, Args)]
-pub struct RolloutArgs {
-    /// Playbook path or name under playbooks/.
-    pub playbook: String,
-    /// Do not ask for confirmation (required without a TTY).
-    #[arg(long)]
-    pub yes: bool,
-    /// Canary host (overrides the playbook's preference).
-    #[arg(long)]
-    pub canary: Option<String>,
-    /// Canary observation window (overrides the playbook), e.g. 30s.
-    #[arg(long)]
-    pub observe: Option<String>,
-    /// Per-batch observation window (overrides the playbook).
-    #[arg(long)]
-    pub batch_observe: Option<String>,
-    /// Plan and preflight only; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Break a stale lock (dead pid); recorded in the run.
-    #[arg(long)]
-    pub break_lock: bool,
-    /// Reason for a freeze exception (T0 always, T1 in a soft freeze).
-    #[arg(long)]
-    pub exception: Option<String>,
-    /// Who approved the exception.
-    #[arg(long)]
-    pub approver: Option<String>,
-    /// Proceed on hosts outside a regional freeze, skipping frozen ones (recorded).
-    #[arg(long)]
-    pub skip_frozen: bool,
-    /// Refuse to start outside this window, e.g. "02:00-05:00 Europe/London" (exit 3).
-    #[arg(long)]
-    pub within: Option<String>,
-    /// Evaluate the calendar as of this time (testing and rehearsal).
-    #[arg(long, hide = true)]
-    pub at: Option<String>,
-    /// One JSON document on stdout at the end.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `gate` arguments.
-#[derive(Debug, Args)]
-pub struct GateArgs {
-    /// Change tier T0..T3 (default: the playbook's).
-    #[arg(long)]
-    pub tier: Option<String>,
-    /// Region the change touches (repeatable; default all).
-    #[arg(long)]
-    pub region: Vec<String>,
-    /// Component the change touches (repeatable).
-    #[arg(long)]
-    pub component: Vec<String>,
-    /// Decide as of this time (RFC 3339, or "YYYY-MM-DDTHH:MM Zone/Name").
-    #[arg(long)]
-    pub at: Option<String>,
-    /// Take tier, regions and components from this playbook.
-    #[arg(long)]
-    pub playbook: Option<String>,
-    /// Exception reason (T0, or T1 in a soft freeze).
-    #[arg(long)]
-    pub exception: Option<String>,
-    #[arg(long)]
-    pub approver: Option<String>,
-    /// Write the decision JSON here.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Calendar file (default: the fleet's calendar).
-    #[arg(long)]
-    pub calendar: Option<PathBuf>,
 }
 
 /// Run the parsed command line; returns the process exit code.

@@ -5,8 +5,8 @@
 //! all at once with their field paths, and `decide` can assume a checked calendar.
 
 use super::tiers::{Tier, TierOverrides, TierRule};
-use crate::config::error::{FieldPath, Invalid};
-use crate::config::units::Dur;
+use crate::config::error::Invalid;
+use crate::value::{Dur, FieldPath};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;

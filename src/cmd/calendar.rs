@@ -3,8 +3,8 @@
 use super::context;
 use crate::calendar::time::{parse_zone, show_in, show_utc};
 use crate::calendar::{operator_zone, parse_at, render_text, upcoming, TimeError};
-use crate::cli::Global;
 use crate::exit::{Exit, Failure};
+use crate::options::Global;
 use chrono::Utc;
 use chrono_tz::Tz;
 

@@ -1,9 +1,9 @@
 //! `bellwether check`: validate every input file and show what each playbook targets.
 
 use super::context;
-use crate::cli::Global;
 use crate::config::{load::playbook_files, load::playbook_path, load_playbook, Playbook};
 use crate::exit::{Exit, Failure};
+use crate::options::Global;
 use std::collections::BTreeMap;
 use std::path::Path;
 

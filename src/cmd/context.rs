@@ -1,9 +1,10 @@
 //! What most commands need first: the loaded fleet and a way to reach each host.
 
-use crate::cli::Global;
 use crate::config::{load_fleet, Host, LoadedFleet, TargetSpec};
 use crate::exit::Failure;
+use crate::options::Global;
 pub use crate::ssh::fleet::{endpoint, expand};
+use crate::value::FieldPath;
 
 /// Load the fleet named by `--fleet`.
 pub fn fleet(g: &Global) -> Result<LoadedFleet, Failure> {
@@ -18,7 +19,7 @@ pub fn concurrency(g: &Global, lf: &LoadedFleet) -> usize {
 /// Resolve the hosts a CLI selector names; an unknown name is bad input.
 pub fn select<'f>(lf: &'f LoadedFleet, words: &[String]) -> Result<Vec<&'f Host>, Failure> {
     let spec = TargetSpec::parse_cli(words);
-    let problems = spec.validate(&lf.fleet, &crate::config::error::FieldPath::root().key("TARGETS"));
+    let problems = spec.validate(&lf.fleet, &FieldPath::root().key("TARGETS"));
     if let Some(p) = problems.first() {
         return Err(Failure::input(format!("TARGETS: {}", p.message)));
     }

@@ -1,10 +1,10 @@
 //! `bellwether exec`: an ad-hoc command on every target, output prefixed by host.
 
 use super::context;
-use crate::cli::Global;
-use crate::config::units::Dur;
 use crate::exit::{Exit, Failure};
+use crate::options::Global;
 use crate::ssh::{Connection, Stream};
+use crate::value::Dur;
 use futures::stream::{self, StreamExt};
 use std::io::Write;
 

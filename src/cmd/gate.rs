@@ -9,12 +9,12 @@ use crate::calendar::time::{show_in, show_utc};
 use crate::calendar::{
     decide, operator_zone, parse_at, CalendarSpec, Decision, Effect, Exception, GateRequest, Readiness, Tier, WindowHit,
 };
-use crate::cli::{GateArgs, Global};
 use crate::cmd::calendar::{bad_at, is_utc};
 use crate::config::load::playbook_path;
 use crate::config::playbook::Strategy;
 use crate::config::{load_calendar, load_playbook, Fleet, Playbook};
 use crate::exit::{Exit, Failure};
+use crate::options::{GateArgs, Global};
 use chrono::Utc;
 use chrono_tz::Tz;
 use std::fmt::Write as _;

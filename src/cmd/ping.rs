@@ -1,8 +1,8 @@
 //! `bellwether ping`: can we reach, verify and log in to every target?
 
 use super::context;
-use crate::cli::Global;
 use crate::exit::{Exit, Failure};
+use crate::options::Global;
 use crate::ssh::Connection;
 use futures::stream::{self, StreamExt};
 use std::time::Duration;

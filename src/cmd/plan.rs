@@ -1,8 +1,8 @@
 //! `bellwether plan`: everything a rollout would do, read-only.
 
 use super::context;
-use crate::cli::{Global, PlanArgs};
 use crate::exit::{Exit, Failure};
+use crate::options::{Global, PlanArgs};
 use crate::record::secrets::Secrets;
 use crate::rollout::planner::{self, PlanRequest};
 use crate::rollout::preflight;

@@ -3,8 +3,8 @@
 
 use super::context;
 use super::rollout::options;
-use crate::cli::Global;
 use crate::exit::{Exit, Failure};
+use crate::options::Global;
 use crate::rollout::{Outcome, Run};
 
 /// Put back every file the run changed and every link it flipped, not yet restored, and

@@ -1,8 +1,8 @@
 //! `bellwether rollout`: parse → `Run::start` → render.
 
 use super::context;
-use crate::cli::{Global, RolloutArgs};
 use crate::exit::{Exit, Failure};
+use crate::options::{Global, RolloutArgs};
 use crate::rollout::planner::PlanRequest;
 use crate::rollout::{Finished, Outcome, Run, RunOptions, StartRequest};
 

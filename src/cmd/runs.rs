@@ -1,7 +1,7 @@
 //! `bellwether runs`, `show RUN` and `status`: reading the run records.
 
-use crate::cli::Global;
 use crate::exit::{Exit, Failure};
+use crate::options::Global;
 use crate::record::history::{outstanding, summarize};
 use crate::record::{read_events, run_dir, RunDir};
 

@@ -1,7 +1,7 @@
 //! `bellwether sandbox up|down|fault` and `bellwether demo`.
 
-use crate::cli::{Color, Global, LogFormat, RolloutArgs, SandboxAction};
 use crate::exit::{Exit, Failure};
+use crate::options::{Color, Global, LogFormat, RolloutArgs, SandboxAction};
 use crate::sandbox::control;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

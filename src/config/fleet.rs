@@ -1,7 +1,7 @@
 //! `fleet.toml`: the inventory (hosts, addresses, regions, groups, vars) and SSH defaults.
 
-use super::error::{FieldPath, Invalid};
-use super::units::Dur;
+use super::error::Invalid;
+use crate::value::{Dur, FieldPath};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,10 +1,11 @@
 //! Reading the files from disk: parse, validate, locate every problem.
 
-use super::error::{FieldPath, Invalid};
+use super::error::Invalid;
 use super::fleet::Fleet;
 use super::locate::{locate, parse_toml, ConfigError};
 use super::playbook::Playbook;
 use crate::calendar::CalendarSpec;
+use crate::value::FieldPath;
 use std::path::{Path, PathBuf};
 
 /// A fleet together with where it came from and its effective calendar.

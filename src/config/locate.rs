@@ -3,7 +3,8 @@
 //! serde reports a byte span for syntax and type errors; semantic checks report a field path,
 //! which is mapped back to a span by walking a span-keeping `toml_edit` parse of the same text.
 
-use super::error::{FieldPath, Invalid, Seg};
+use super::error::Invalid;
+use crate::value::{FieldPath, Seg};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};

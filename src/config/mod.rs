@@ -9,7 +9,6 @@ pub mod load;
 pub mod locate;
 pub mod playbook;
 pub mod targets;
-pub mod units;
 
 pub use fleet::{Fleet, Host};
 pub use load::{load_calendar, load_fleet, load_playbook, LoadedFleet};

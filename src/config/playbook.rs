@@ -1,10 +1,10 @@
 //! `playbooks/NAME.toml`: one change — what to edit, how to apply and judge it, how to roll it.
 
-use super::error::{FieldPath, Invalid};
+use super::error::Invalid;
 use super::targets::TargetSpec;
-use super::units::Dur;
 use crate::calendar::Tier;
 use crate::edit::spec::EditSpec;
+use crate::value::{Dur, FieldPath, Percent};
 use crate::watch::WatchSpec;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -115,7 +115,7 @@ impl<'de> Deserialize<'de> for Amount {
                 if let Ok(n) = s.trim().parse::<usize>() {
                     return Ok(Amount::Count(n));
                 }
-                super::units::Percent::parse(&s)
+                Percent::parse(&s)
                     .map(|p| Amount::Percent(p.0))
                     .map_err(serde::de::Error::custom)
             }

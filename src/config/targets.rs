@@ -1,8 +1,9 @@
 //! Choosing hosts: the playbook's `targets` table and the CLI's TARGETS selector share one
 //! matcher (group, region, host name or glob, exclusions).
 
-use super::error::{FieldPath, Invalid};
+use super::error::Invalid;
 use super::fleet::{Fleet, Host};
+use crate::value::FieldPath;
 use serde::{Deserialize, Serialize};
 
 /// `targets = { groups = [...], regions = [...], hosts = [...], exclude = [...] }`.

@@ -6,7 +6,8 @@ use regex::Regex;
 use super::keypath::KeyPath;
 use super::spec::{parse_mode, Action, EditSpec, Format};
 use super::template;
-use crate::config::error::{FieldPath, Invalid, Seg};
+use crate::config::error::Invalid;
+use crate::value::{FieldPath, Seg};
 
 impl EditSpec {
     /// Every problem with this edit; `path` is where the edit sits (e.g. `edit[0]`).

@@ -5,9 +5,9 @@
 use super::plan::{make_plan, BatchPlan};
 use super::run::CalendarCheck;
 use crate::calendar::{decide, parse_at, Decision, Exception, GateRequest, OffPeak, Readiness};
-use crate::config::units::Dur;
 use crate::config::{load::playbook_path, load_playbook, Host, LoadedFleet, Playbook};
 use crate::exit::{Exit, Failure};
+use crate::value::Dur;
 use std::path::PathBuf;
 
 /// What the operator asked for (the flags of `plan` and `rollout`).

@@ -1,6 +1,6 @@
 //! tracing setup: RUST_LOG-style filtering, text or JSON on stderr.
 
-use crate::cli::{Global, LogFormat};
+use crate::options::{Global, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

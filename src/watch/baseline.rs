@@ -25,7 +25,7 @@ use super::gate::{num, pct, Breach, Excused, GateKind, Verdict};
 use super::judge::{error_count_breach, judge, Finding, Measure};
 use super::spec::BaselineSpec;
 use super::stats::{Counts, ErrorLine, Stats};
-use crate::config::units::Percent;
+use crate::value::Percent;
 
 /// How long the canary's error count must stay over `max_errors`, unexplained by the
 /// baseline, before baseline mode fails fast: an outage reaches every host's log within

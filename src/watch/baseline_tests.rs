@@ -1,7 +1,7 @@
 //! Unit tests of `baseline.rs`, kept apart so that file stays about its rules.
 
 use super::baseline::*;
-use crate::config::units::Percent;
+use crate::value::Percent;
 use crate::watch::observer::Observer;
 use crate::watch::testutil::watch;
 use crate::watch::{BaselineSpec, CompiledWatch, Counts, GateKind, Stats};

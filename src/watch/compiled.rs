@@ -2,7 +2,8 @@
 //! run (regex handles are reference-counted, so cloning one per host is cheap).
 
 use super::spec::{BaselineSpec, MetricSpec, WatchSpec};
-use crate::config::error::{FieldPath, Invalid};
+use crate::config::error::Invalid;
+use crate::value::FieldPath;
 use regex::{Regex, RegexSet};
 
 /// The `[watch]` table failed validation; each entry names its field.

@@ -13,8 +13,8 @@
 //!   pass a latency gate by having no latencies.
 //! - Thresholds are on the captured number as logged (ms if the log says ms).
 
-use crate::config::error::{FieldPath, Invalid};
-use crate::config::units::{Dur, Percent};
+use crate::config::error::Invalid;
+use crate::value::{Dur, FieldPath, Percent};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 

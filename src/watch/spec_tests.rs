@@ -1,7 +1,7 @@
 //! Unit tests of `spec.rs`, kept apart so that file stays about its rules.
 
 use super::spec::*;
-use crate::config::error::FieldPath;
+use crate::value::FieldPath;
 use serde::Deserialize;
 
 fn parse(src: &str) -> WatchSpec {

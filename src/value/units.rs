@@ -1,4 +1,4 @@
-//! Small value types shared by the formats: durations ("10m") and percentages ("3%").
+//! Human-written quantities in files and flags: durations ("10m") and percentages ("3%").
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
