@@ -497,21 +497,3 @@ pub fn wait_for_event(f: &TestFleet, pred: impl Fn(&EventKind) -> bool, limit: D
         std::thread::sleep(Duration::from_millis(50));
     }
 }
-
-/// A run's `events.jsonl`.
-pub fn events(run: &Path) -> String {
-    std::fs::read_to_string(run.join("events.jsonl")).unwrap()
-}
-
-/// Wait until the latest run's events contain `needle`.
-pub fn wait_for(f: &TestFleet, needle: &str, limit: Duration) {
-    let t = Instant::now();
-    while !run_dirs(f)
-        .last()
-        .and_then(|r| std::fs::read_to_string(r.join("events.jsonl")).ok())
-        .is_some_and(|ev| ev.contains(needle))
-    {
-        assert!(t.elapsed() < limit, "timed out waiting for {needle}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
