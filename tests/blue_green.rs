@@ -114,14 +114,14 @@ fn run_id(f: &TestFleet) -> String {
     latest_run(f).file_name().unwrap().to_string_lossy().to_string()
 }
 
-/// Start a rollout in the background and SIGKILL it once `needle` is in its events.
-fn rollout_killed_at(f: &TestFleet, pb: &Path, needle: &str) {
+/// Start a rollout in the background and SIGKILL it once an event matches `at`.
+fn rollout_killed_at(f: &TestFleet, pb: &Path, at: impl Fn(&EventKind) -> bool) {
     let mut c = f.bw();
     c.args(["rollout", pb.to_str().unwrap(), "--yes"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
-    wait_for(f, needle, Duration::from_secs(60));
+    wait_for_event(f, at, Duration::from_secs(60));
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
 }
@@ -157,22 +157,26 @@ fn good_change_stages_green_flips_every_link_and_leaves_blue_untouched() {
         assert_no_leftovers(&f, i);
     }
     let run = latest_run(&f);
-    let ev = events(&run);
+    let ev = record(&run);
     // The flip is announced before it happens, with the old target, and verified after.
-    let intent = ev
-        .find(
-            "\"event\":\"flip_intent\",\"host\":\"h01\",\"link\":\"agent/current\",\"from\":\"blue\",\"to\":\"green\"",
-        )
-        .expect(&ev);
-    let flipped = ev
-        .find("\"event\":\"flipped\",\"host\":\"h01\",\"link\":\"agent/current\",\"target\":\"green\"")
-        .expect(&ev);
-    let staged = ev
-        .find("\"event\":\"staged\",\"host\":\"h01\",\"path\":\"agent/green/config.toml\"")
-        .expect(&ev);
+    let intent = ev.position(|k| {
+        matches!(k, EventKind::FlipIntent { host, link, from, to, .. }
+            if host == "h01" && link == "agent/current" && from == "blue" && to == "green")
+    });
+    let flipped = ev.position(|k| {
+        matches!(k, EventKind::Flipped { host, link, target }
+            if host == "h01" && link == "agent/current" && target == "green")
+    });
+    let staged = ev.position(|k| {
+        matches!(k, EventKind::Staged { host, path, .. }
+            if host == "h01" && path == "agent/green/config.toml")
+    });
+    let (Some(intent), Some(flipped), Some(staged)) = (intent, flipped, staged) else {
+        panic!("staged, flip_intent and flipped for h01: {ev}");
+    };
     assert!(staged < intent && intent < flipped, "{ev}");
     assert!(
-        !ev.contains("\"event\":\"write_intent\""),
+        !ev.has(|k| matches!(k, EventKind::WriteIntent { .. })),
         "the live slot is never written: {ev}"
     );
     let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
@@ -208,13 +212,19 @@ fn broken_model_fails_the_canary_which_flips_back_to_blue() {
     for i in 1..4 {
         assert!(!agent(&f, i).join("green").exists(), "h{:02} untouched", i + 1);
     }
-    let ev = events(&latest_run(&f));
+    let ev = record(&latest_run(&f));
     assert!(
-        ev.contains("\"event\":\"flipped_back\",\"host\":\"h01\",\"link\":\"agent/current\",\"target\":\"blue\",\"verified\":true"),
+        ev.has(|k| {
+            matches!(k, EventKind::FlippedBack { host, link, target, verified: true }
+                if host == "h01" && link == "agent/current" && target == "blue")
+        }),
         "{ev}"
     );
-    assert!(!ev.contains("\"host\":\"h02\",\"live\""), "h02 never staged: {ev}");
-    assert!(ev.contains("\"outcome\":\"reverted\""), "{ev}");
+    assert!(
+        !ev.has(|k| matches!(k, EventKind::StageStarted { host, .. } if host == "h02")),
+        "h02 never staged: {ev}"
+    );
+    assert_eq!(ev.outcome(), Some("reverted"), "{ev}");
     assert!(
         out.contains("every changed host (1) was reverted and verified"),
         "{out}"
@@ -229,7 +239,7 @@ fn kill_9_in_a_batch_window_then_revert_run_flips_every_link_back() {
         "bg",
         &playbook(GOOD, "batches = [\"50%\", \"100%\"]\nbatch_observe = \"60s\""),
     );
-    rollout_killed_at(&f, &pb, "\"event\":\"observe_started\",\"phase\":\"batch 1\"");
+    rollout_killed_at(&f, &pb, observe_started("batch 1"));
     assert_eq!(link(&f, 0), "green", "the canary was flipped before the kill");
     assert_eq!(link(&f, 1), "green", "batch 1 was flipped before the kill");
     let id = run_id(&f);
@@ -241,8 +251,8 @@ fn kill_9_in_a_batch_window_then_revert_run_flips_every_link_back() {
         assert_eq!(running_model(&f, i), "claude-sonnet-4", "h{:02}", i + 1);
     }
     assert!(!f.hosts[0].home.join(".bellwether.lock").exists(), "markers removed");
-    let ev = events(&latest_run(&f));
-    assert_eq!(ev.matches("\"event\":\"flipped_back\"").count(), 3, "{ev}");
+    let ev = record(&latest_run(&f));
+    assert_eq!(ev.count(|k| matches!(k, EventKind::FlippedBack { .. })), 3, "{ev}");
     let (code, out, _) = bw(&f, &["revert", &id, "--yes"]);
     assert_eq!(code, 0);
     assert!(out.contains("nothing to revert"), "{out}");
@@ -253,7 +263,7 @@ fn a_link_repointed_by_someone_else_is_not_touched_by_revert() {
     let f = blue_green_fleet(2);
     f.start_agents();
     let pb = f.playbook("bg", &playbook(GOOD, "observe = \"60s\""));
-    rollout_killed_at(&f, &pb, "\"event\":\"observe_started\",\"phase\":\"canary\"");
+    rollout_killed_at(&f, &pb, observe_started("canary"));
     assert_eq!(link(&f, 0), "green");
     // Someone points h01 at a third directory after the kill.
     let a = agent(&f, 0);
@@ -278,7 +288,7 @@ fn resume_after_a_kill_in_the_canary_window_keeps_the_flip_and_finishes() {
     let f = blue_green_fleet(3);
     f.start_agents();
     let pb = f.playbook("bg", &playbook(GOOD, "observe = \"8s\""));
-    rollout_killed_at(&f, &pb, "\"event\":\"observe_started\",\"phase\":\"canary\"");
+    rollout_killed_at(&f, &pb, observe_started("canary"));
     assert_eq!(link(&f, 0), "green");
     let id = run_id(&f);
     let (code, out, err) = bw(&f, &["resume", &id, "--yes"]);
@@ -288,14 +298,14 @@ fn resume_after_a_kill_in_the_canary_window_keeps_the_flip_and_finishes() {
         assert_eq!(slot_config(&f, i, "green").unwrap(), with_model(GOOD));
         assert_eq!(slot_config(&f, i, "blue").unwrap(), AGENT_CONFIG);
     }
-    let ev = events(&latest_run(&f));
+    let ev = record(&latest_run(&f));
     // h01 was flipped once, before the kill; the resumed run did not restage it.
     assert_eq!(
-        ev.matches("\"event\":\"flip_intent\",\"host\":\"h01\"").count(),
+        ev.count(|k| matches!(k, EventKind::FlipIntent { host, .. } if host == "h01")),
         1,
         "{ev}"
     );
-    assert!(ev.contains("\"outcome\":\"done\""), "{ev}");
+    assert_eq!(ev.outcome(), Some("done"), "{ev}");
 }
 
 #[test]

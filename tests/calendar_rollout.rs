@@ -162,26 +162,35 @@ fn t0_in_a_hard_freeze_needs_an_exception_and_then_runs_the_emergency_profile() 
         "5% of 3, at least 1"
     );
     assert_eq!(plan["observe_ms"], 3000);
-    let ev = read(&run.join("events.jsonl"));
-    let gate = ev
-        .lines()
-        .find(|l| l.contains("\"event\":\"gate\""))
-        .expect("a gate event");
-    let gate: serde_json::Value = serde_json::from_str(gate).unwrap();
-    assert_eq!(gate["allowed"], true);
-    assert_eq!(gate["emergency"], true);
-    assert_eq!(gate["exception"], "outage fix");
-    assert_eq!(gate["approver"], "alice");
+    let ev = record(&run);
+    let Some(EventKind::Gate {
+        allowed,
+        emergency,
+        exception,
+        approver,
+        scope,
+        rollback,
+        ..
+    }) = ev.kinds().find(|k| matches!(k, EventKind::Gate { .. }))
+    else {
+        panic!("a gate event: {ev}");
+    };
+    assert!(*allowed, "{ev}");
+    assert!(*emergency, "{ev}");
+    assert_eq!(exception.as_deref(), Some("outage fix"));
+    assert_eq!(approver.as_deref(), Some("alice"));
     let run_id = run.file_name().unwrap().to_string_lossy().to_string();
     assert_eq!(
-        gate["rollback"],
-        format!("bellwether revert {run_id}"),
+        rollback.as_deref(),
+        Some(format!("bellwether revert {run_id}").as_str()),
         "the rollback lever is recorded"
     );
-    assert!(gate["scope"].as_str().unwrap().starts_with("T0 "), "{gate}");
+    assert!(scope.as_deref().unwrap().starts_with("T0 "), "{scope:?}");
     assert!(
-        ev.contains("\"event\":\"observe_started\",\"phase\":\"canary\",\"hosts\":[\"h01\"]")
-            && ev.contains("\"window_ms\":3000"),
+        ev.has(
+            |k| matches!(k, EventKind::ObserveStarted { phase, hosts, window_ms: 3000, .. }
+            if phase == "canary" && hosts == &["h01"])
+        ),
         "{ev}"
     );
     let decision: serde_json::Value = serde_json::from_str(&read(&run.join("decision.json"))).unwrap();
@@ -221,15 +230,24 @@ fn a_hard_freeze_starting_mid_run_pauses_at_the_batch_boundary_and_resume_finish
     assert_eq!(f.config(2), orig[2], "batch host untouched");
     no_markers(&f);
     let run_dir = latest_run(&f);
-    let ev = read(&run_dir.join("events.jsonl"));
-    assert!(ev.contains("\"event\":\"phase_passed\",\"phase\":\"canary\""), "{ev}");
+    let ev = record(&run_dir);
+    assert!(
+        ev.has(|k| matches!(k, EventKind::PhasePassed { phase } if phase == "canary")),
+        "{ev}"
+    );
     let paused = ev
-        .lines()
-        .find(|l| l.contains("\"event\":\"paused\""))
+        .kinds()
+        .find_map(|k| match k {
+            EventKind::Paused { reason } => Some(reason),
+            _ => None,
+        })
         .unwrap_or_else(|| panic!("a paused event: {ev}"));
     assert!(paused.contains("hard freeze `incident`"), "{paused}");
-    assert!(!ev.contains("\"event\":\"written\",\"host\":\"h02\""), "{ev}");
-    assert!(ev.contains("\"outcome\":\"paused\""), "{ev}");
+    assert!(
+        !ev.has(|k| matches!(k, EventKind::Written { host, .. } if host == "h02")),
+        "{ev}"
+    );
+    assert_eq!(ev.outcome(), Some("paused"), "{ev}");
     assert!(err.contains("paused before batch 1"), "{err}");
     assert!(err.contains("bellwether resume"), "{err}");
 
@@ -242,10 +260,10 @@ fn a_hard_freeze_starting_mid_run_pauses_at_the_batch_boundary_and_resume_finish
     for i in 0..3 {
         assert!(has_change(&f, i), "host {i} changed after resume");
     }
-    let ev = read(&run_dir.join("events.jsonl"));
-    assert!(ev.contains("\"outcome\":\"done\""), "{ev}");
+    let ev = record(&run_dir);
+    assert_eq!(ev.outcome(), Some("done"), "{ev}");
     assert_eq!(
-        ev.matches("\"event\":\"written\",\"host\":\"h01\"").count(),
+        ev.count(|k| matches!(k, EventKind::Written { host, .. } if host == "h01")),
         1,
         "the canary is not written twice: {ev}"
     );
@@ -288,13 +306,14 @@ fn skip_frozen_proceeds_outside_a_regional_freeze_and_records_the_skipped_hosts(
     assert!(has_change(&f, 2), "h03 (ap-south-1) changed");
     assert!(out.contains("plan: skipped h02: region eu-west-1 is frozen"), "{out}");
     let run = latest_run(&f);
-    let ev = read(&run.join("events.jsonl"));
+    let ev = record(&run);
     assert!(
-        ev.contains("\"event\":\"skipped\",\"host\":\"h02\",\"reason\":\"region eu-west-1 is frozen\""),
+        ev.has(|k| matches!(k, EventKind::Skipped { host, reason }
+            if host == "h02" && reason == "region eu-west-1 is frozen")),
         "{ev}"
     );
-    assert!(!ev.contains("\"host\":\"h02\",\"path\""), "h02 never written: {ev}");
-    assert!(ev.contains("\"outcome\":\"done\""), "{ev}");
+    assert!(!ev.has(|k| file_host(k) == Some("h02")), "h02 never written: {ev}");
+    assert_eq!(ev.outcome(), Some("done"), "{ev}");
     let plan: serde_json::Value = serde_json::from_str(&read(&run.join("plan.json"))).unwrap();
     assert_eq!(plan["skipped"][0][0], "h02");
     let summary = read(&run.join("summary.md"));
@@ -367,9 +386,15 @@ fn hosts_skipped_for_a_frozen_region_do_not_use_up_max_failed_hosts() {
         out.contains("within max_failed_hosts = 1; reverting just those"),
         "{out}"
     );
-    let ev = read(&latest_run(&f).join("events.jsonl"));
-    assert!(ev.contains("\"event\":\"reverted\",\"host\":\"h03\""), "{ev}");
-    assert!(!ev.contains("\"event\":\"reverted\",\"host\":\"h01\""), "{ev}");
+    let ev = record(&latest_run(&f));
+    assert!(
+        ev.has(|k| matches!(k, EventKind::Reverted { host, .. } if host == "h03")),
+        "{ev}"
+    );
+    assert!(
+        !ev.has(|k| matches!(k, EventKind::Reverted { host, .. } if host == "h01")),
+        "{ev}"
+    );
 }
 
 #[test]
@@ -391,11 +416,7 @@ fn resuming_an_exception_run_inside_the_freeze_keeps_its_exception() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
-    wait_for(
-        &f,
-        "\"event\":\"observe_started\",\"phase\":\"canary\"",
-        Duration::from_secs(30),
-    );
+    wait_for_event(&f, observe_started("canary"), Duration::from_secs(30));
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!has_change(&f, 1), "killed before batch 1");
@@ -408,7 +429,7 @@ fn resuming_an_exception_run_inside_the_freeze_keeps_its_exception() {
         "the approved exception still holds for its own run: {out}\n{err}"
     );
     assert!(has_change(&f, 0) && has_change(&f, 1), "{out}");
-    let ev = read(&latest_run(&f).join("events.jsonl"));
-    assert!(!ev.contains("\"event\":\"paused\""), "{ev}");
-    assert!(ev.contains("\"outcome\":\"done\""), "{ev}");
+    let ev = record(&latest_run(&f));
+    assert!(!ev.has(|k| matches!(k, EventKind::Paused { .. })), "{ev}");
+    assert_eq!(ev.outcome(), Some("done"), "{ev}");
 }

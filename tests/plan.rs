@@ -297,10 +297,10 @@ fn rollout_with_a_preflight_failure_on_one_host_changes_no_host() {
         .map(|e| e.path())
         .find(|p| p.join("events.jsonl").exists())
         .expect("the run is recorded");
-    let ev = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
-    assert!(ev.contains("\"outcome\":\"preflight_failed\""), "{ev}");
-    assert!(!ev.contains("\"event\":\"written\""), "{ev}");
-    assert!(!ev.contains("\"event\":\"snapshot\""), "{ev}");
+    let ev = record(&run_dir);
+    assert_eq!(ev.outcome(), Some("preflight_failed"), "{ev}");
+    assert!(!ev.has(|k| matches!(k, EventKind::Written { .. })), "{ev}");
+    assert!(!ev.has(|k| matches!(k, EventKind::Snapshot { .. })), "{ev}");
     assert_eq!(locks_held(&f.runs_dir()), 0, "lock released");
 }
 

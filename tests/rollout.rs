@@ -74,29 +74,31 @@ fn good_change_on_twelve_hosts_canary_then_batches() {
         assert_eq!(now, expect, "host {i}: only the model line changes, comments kept");
     }
     let run = latest_run(&f);
-    let ev = events(&run);
+    let ev = record(&run);
     // Canary first, then three batches, each passed.
     let phases: Vec<&str> = ev
-        .lines()
-        .filter(|l| l.contains("\"event\":\"phase_passed\""))
+        .kinds()
+        .filter_map(|k| match k {
+            EventKind::PhasePassed { phase } => Some(phase.as_str()),
+            _ => None,
+        })
         .collect();
     assert_eq!(phases.len(), 4, "{ev}");
-    assert!(phases[0].contains("\"canary\""));
+    assert_eq!(phases[0], "canary", "{ev}");
     let canary_written = ev
-        .find("\"event\":\"written\",\"host\":\"h01\"")
+        .position(|k| matches!(k, EventKind::Written { host, .. } if host == "h01"))
         .expect("canary written");
     let canary_passed = ev
-        .find("\"phase\":\"canary\"}")
-        .unwrap_or(0)
-        .max(ev.find("phase_passed").unwrap());
+        .position(|k| matches!(k, EventKind::PhasePassed { phase } if phase == "canary"))
+        .expect("canary passed");
     let batch_written = ev
-        .find("\"event\":\"written\",\"host\":\"h02\"")
+        .position(|k| matches!(k, EventKind::Written { host, .. } if host != "h01"))
         .expect("batch host written");
     assert!(
         canary_written < canary_passed && canary_passed < batch_written,
-        "canary passes before any batch host is written"
+        "canary passes before any batch host is written: {ev}"
     );
-    assert!(ev.contains("\"outcome\":\"done\""));
+    assert_eq!(ev.outcome(), Some("done"), "{ev}");
     let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
     assert!(summary.contains("outcome: **done** (exit 0)"), "{summary}");
     assert!(summary.contains("hosts changed: 12, reverted: 0"), "{summary}");
@@ -175,10 +177,15 @@ fn bad_model_fails_the_canary_which_is_restored_byte_for_byte() {
     for (i, orig) in originals.iter().enumerate() {
         assert_eq!(&f.config(i), orig, "host {i} restored byte for byte");
     }
-    let ev = events(&latest_run(&f));
-    assert!(!ev.contains("\"host\":\"h02\",\"path\""), "no other host touched: {ev}");
-    assert!(ev.contains("\"event\":\"reverted\",\"host\":\"h01\""), "{ev}");
-    assert!(ev.contains("\"verified\":true"));
+    let ev = record(&latest_run(&f));
+    assert!(
+        !ev.has(|k| file_host(k).is_some_and(|h| h != "h01")),
+        "no other host touched: {ev}"
+    );
+    assert!(
+        ev.has(|k| matches!(k, EventKind::Reverted { host, verified: true, .. } if host == "h01")),
+        "{ev}"
+    );
     let summary = std::fs::read_to_string(latest_run(&f).join("summary.md")).unwrap();
     assert!(
         summary.contains("model not found: claude-broken-9"),
@@ -210,8 +217,11 @@ fn silent_agent_fails_the_silence_gate() {
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 1, "{out}\n{err}");
     assert_eq!(f.config(0), orig);
-    let ev = events(&latest_run(&f));
-    assert!(ev.contains("\"gate\":\"silence\""), "{ev}");
+    let ev = record(&latest_run(&f));
+    assert!(
+        ev.has(|k| breaches(k).iter().any(|b| b.gate == GateKind::Silence)),
+        "{ev}"
+    );
 }
 
 #[test]
@@ -225,13 +235,18 @@ fn sigint_mid_canary_reverts_and_exits_1() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    wait_for(&f, "\"event\":\"phase_started\"", Duration::from_secs(20));
-    wait_for(&f, "\"event\":\"health\"", Duration::from_secs(20));
+    wait_for_event(
+        &f,
+        |k| matches!(k, EventKind::PhaseStarted { .. }),
+        Duration::from_secs(20),
+    );
+    wait_for_event(&f, |k| matches!(k, EventKind::Health { .. }), Duration::from_secs(20));
     unsafe { libc_kill(child.id() as i32, 2) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(f.config(0), orig);
-    assert!(events(&latest_run(&f)).contains("\"event\":\"interrupted\""));
+    let ev = record(&latest_run(&f));
+    assert!(ev.has(|k| matches!(k, EventKind::Interrupted { .. })), "{ev}");
 }
 
 #[test]
@@ -250,9 +265,17 @@ fn second_sigint_leaves_hosts_as_they_are_and_says_how_to_finish() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    wait_for(&f, "\"event\":\"observe_started\"", Duration::from_secs(30));
+    wait_for_event(
+        &f,
+        |k| matches!(k, EventKind::ObserveStarted { .. }),
+        Duration::from_secs(30),
+    );
     unsafe { libc_kill(child.id() as i32, 2) };
-    wait_for(&f, "\"event\":\"revert_started\"", Duration::from_secs(20));
+    wait_for_event(
+        &f,
+        |k| matches!(k, EventKind::RevertStarted { .. }),
+        Duration::from_secs(20),
+    );
     unsafe { libc_kill(child.id() as i32, 2) };
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -264,19 +287,25 @@ fn second_sigint_leaves_hosts_as_they_are_and_says_how_to_finish() {
         stderr.contains("hosts were left as they are") && stderr.contains(&format!("bellwether revert {id}")),
         "{stderr}"
     );
-    let ev = events(&run);
-    assert!(ev.contains("second interrupt during revert"), "{ev}");
+    let ev = record(&run);
     assert!(
-        !ev.contains("\"event\":\"host_restored\""),
+        ev.has(|k| matches!(k, EventKind::Interrupted { reason } if reason.contains("second interrupt during revert"))),
+        "{ev}"
+    );
+    assert!(
+        !ev.has(|k| matches!(k, EventKind::HostRestored { .. })),
         "the revert was cut short: {ev}"
     );
     let (code, out, err) = run_cmd(&f, &["revert", &id, "--yes"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_all_restored(&f, &orig);
     // The revert finished the cut-short part: the restored config is applied and healthy.
-    let ev = events(&run);
+    let ev = record(&run);
     assert!(
-        ev.contains("\"event\":\"host_restored\",\"host\":\"h01\",\"apply_ok\":true,\"health_ok\":true"),
+        ev.has(|k| matches!(
+            k,
+            EventKind::HostRestored { host, apply_ok: true, health_ok: true } if host == "h01"
+        )),
         "{ev}"
     );
 }
@@ -312,16 +341,16 @@ fn failure_in_the_second_batch_reverts_every_changed_host() {
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 1, "{out}\n{err}");
     assert_all_restored(&f, &orig);
-    let ev = events(&latest_run(&f));
+    let ev = record(&latest_run(&f));
     for h in ["h01", "h02", "h03", "h04"] {
         assert!(
-            ev.contains(&format!("\"event\":\"reverted\",\"host\":\"{h}\"")),
+            ev.has(|k| matches!(k, EventKind::Reverted { host, .. } if host == h)),
             "{h} reverted: {ev}"
         );
     }
     assert!(
-        !ev.contains("\"event\":\"written\",\"host\":\"h05\""),
-        "batch 3 never started"
+        !ev.has(|k| matches!(k, EventKind::Written { host, .. } if host == "h05")),
+        "batch 3 never started: {ev}"
     );
     assert!(out.contains("batch 2 failed on h04"), "{out}");
 }
@@ -336,9 +365,13 @@ fn p95_latency_gate_fails_a_slow_model_and_passes_a_fast_one() {
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 1, "{out}\n{err}");
     assert_all_restored(&f, &orig);
-    let ev = events(&latest_run(&f));
-    assert!(ev.contains("\"gate\":\"metric\""), "{ev}");
-    assert!(ev.contains("p95"), "{ev}");
+    let ev = record(&latest_run(&f));
+    assert!(
+        ev.has(|k| breaches(k)
+            .iter()
+            .any(|b| b.gate == GateKind::Metric && b.message.contains("p95"))),
+        "{ev}"
+    );
     let pb = f.playbook("fast", &playbook(GOOD, gate, ""));
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 0, "{out}\n{err}");
@@ -356,7 +389,11 @@ fn error_rate_gate_fails_a_flaky_model_and_passes_under_a_looser_limit() {
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 1, "{out}\n{err}");
     assert_all_restored(&f, &orig);
-    assert!(events(&latest_run(&f)).contains("\"gate\":\"error_rate\""));
+    let ev = record(&latest_run(&f));
+    assert!(
+        ev.has(|k| breaches(k).iter().any(|b| b.gate == GateKind::ErrorRate)),
+        "{ev}"
+    );
     let pb = f.playbook(
         "flaky2",
         &playbook("flaky-model", "max_errors = 1000\nmax_error_rate = \"25%\"", ""),
@@ -389,8 +426,11 @@ fn baseline_outage_everywhere_passes_canary_only_errors_fail() {
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 1, "{out}\n{err}");
     assert_all_restored(&f, &orig);
-    let ev = events(&latest_run(&f));
-    assert!(ev.contains("\"baseline\":[\"h02\",\"h03\"]"), "{ev}");
+    let ev = record(&latest_run(&f));
+    assert!(
+        ev.has(|k| matches!(k, EventKind::ObserveStarted { baseline, .. } if baseline == &["h02", "h03"])),
+        "{ev}"
+    );
 }
 
 #[test]
@@ -407,11 +447,7 @@ fn kill_9_during_batch_1_then_revert_run_restores_every_changed_host() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
-    wait_for(
-        &f,
-        "\"event\":\"observe_started\",\"phase\":\"batch 1\"",
-        Duration::from_secs(40),
-    );
+    wait_for_event(&f, observe_started("batch 1"), Duration::from_secs(40));
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     assert_ne!(f.config(1), orig[1], "batch 1 host was changed before the kill");
@@ -444,11 +480,7 @@ fn resume_after_a_kill_in_the_canary_window_completes_the_rollout() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
-    wait_for(
-        &f,
-        "\"event\":\"observe_started\",\"phase\":\"canary\"",
-        Duration::from_secs(30),
-    );
+    wait_for_event(&f, observe_started("canary"), Duration::from_secs(30));
     child.kill().unwrap();
     child.wait().unwrap();
     let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
@@ -462,9 +494,12 @@ fn resume_after_a_kill_in_the_canary_window_completes_the_rollout() {
             "host {i}"
         );
     }
-    let ev = events(&latest_run(&f));
-    assert!(ev.contains("\"resumed\":true"), "{ev}");
-    assert!(ev.contains("\"outcome\":\"done\""), "{ev}");
+    let ev = record(&latest_run(&f));
+    assert!(
+        ev.has(|k| matches!(k, EventKind::RunStarted { resumed: true, .. })),
+        "{ev}"
+    );
+    assert_eq!(ev.outcome(), Some("done"), "{ev}");
 }
 
 #[test]
@@ -477,7 +512,11 @@ fn a_second_rollout_while_one_runs_exits_4_naming_the_holder() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let child = c.spawn().unwrap();
-    wait_for(&f, "\"event\":\"observe_started\"", Duration::from_secs(30));
+    wait_for_event(
+        &f,
+        |k| matches!(k, EventKind::ObserveStarted { .. }),
+        Duration::from_secs(30),
+    );
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 4, "{out}\n{err}");
     let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
@@ -508,11 +547,7 @@ fn host_unreachable_in_batch_2_reverts_everything_with_max_failed_hosts_0() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    wait_for(
-        &f,
-        "\"event\":\"observe_started\",\"phase\":\"canary\"",
-        Duration::from_secs(30),
-    );
+    wait_for_event(&f, observe_started("canary"), Duration::from_secs(30));
     f.hosts[3].kill_hard(); // h04, in batch 2
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -549,14 +584,19 @@ fn failing_before_hook_writes_nothing_and_secrets_stay_out_of_every_output() {
     assert_eq!(code, 1, "{out}\n{err}");
     assert_all_restored(&f, &orig);
     let run = latest_run(&f);
-    let ev = events(&run);
-    assert!(ev.contains("\"event\":\"hook\"") && ev.contains("\"ok\":false"), "{ev}");
-    assert!(!ev.contains("\"event\":\"write_intent\""), "nothing was written: {ev}");
+    let ev = record(&run);
+    assert!(ev.has(|k| matches!(k, EventKind::Hook { ok: false, .. })), "{ev}");
+    assert!(
+        !ev.has(|k| matches!(k, EventKind::WriteIntent { .. })),
+        "nothing was written: {ev}"
+    );
     assert!(
         out.contains("before-hook") && out.contains("nothing was written"),
         "{out}"
     );
-    for text in [ev, std::fs::read_to_string(run.join("summary.md")).unwrap(), out, err] {
+    // The bytes on disk, not the parsed record: the secret must be masked in the file itself.
+    let raw = raw_events(&run);
+    for text in [raw, std::fs::read_to_string(run.join("summary.md")).unwrap(), out, err] {
         assert!(!text.contains("sk-ant-test-SECRET-123"), "secret leaked: {text}");
     }
 }
@@ -586,7 +626,8 @@ fn a_killed_run_leaves_stale_markers_that_break_lock_clears() {
     c.args(["rollout", pb.to_str().unwrap(), "--yes", "--break-lock"]);
     let (code, out, err) = run(c);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(events(&latest_run(&f)).contains("\"event\":\"lock_broken\""));
+    let ev = record(&latest_run(&f));
+    assert!(ev.has(|k| matches!(k, EventKind::LockBroken { .. })), "{ev}");
     assert!(!f.hosts[1].home.join(".bellwether.lock").exists());
 }
 
@@ -621,11 +662,7 @@ fn a_failure_after_resume_reverts_hosts_changed_before_the_interruption_too() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
-    wait_for(
-        &f,
-        "\"event\":\"observe_started\",\"phase\":\"batch 1\"",
-        Duration::from_secs(40),
-    );
+    wait_for_event(&f, observe_started("batch 1"), Duration::from_secs(40));
     child.kill().unwrap();
     child.wait().unwrap();
     let run_id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
@@ -659,6 +696,7 @@ fn a_secret_fleet_var_spliced_into_a_command_never_reaches_output_or_records() {
     let (code, out, err) = rollout(&f, pb.to_str().unwrap());
     assert_eq!(code, 0, "{out}\n{err}");
     let run = latest_run(&f);
+    // The bytes on disk (events.jsonl raw), not the parsed record: nothing may hold the secret.
     let mut texts = vec![out, err];
     for name in ["events.jsonl", "plan.json", "summary.md"] {
         texts.push(std::fs::read_to_string(run.join(name)).unwrap());
@@ -668,10 +706,10 @@ fn a_secret_fleet_var_spliced_into_a_command_never_reaches_output_or_records() {
     for t in &texts {
         assert!(!t.contains("tok-VERYSECRET-42"), "secret leaked: {t}");
     }
+    let ev = record(&run);
     assert!(
-        texts[2].contains("--auth ••••"),
-        "the command is recorded, masked: {}",
-        texts[2]
+        ev.has(|k| matches!(k, EventKind::Apply { command, .. } if command.contains("--auth ••••"))),
+        "the command is recorded, masked: {ev}"
     );
     // `revert RUN` works from the record: the masked commands are re-rendered with the real
     // secret (the apply command checks it), so the revert applies and verifies.
@@ -717,7 +755,11 @@ fn sigterm_mid_canary_reverts_like_ctrl_c() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    wait_for(&f, "\"event\":\"observe_started\"", Duration::from_secs(30));
+    wait_for_event(
+        &f,
+        |k| matches!(k, EventKind::ObserveStarted { .. }),
+        Duration::from_secs(30),
+    );
     unsafe { libc_kill(child.id() as i32, 15) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
@@ -743,7 +785,11 @@ fn rollouts_of_disjoint_hosts_run_side_by_side_overlapping_ones_do_not() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let child = c.spawn().unwrap();
-    wait_for(&f, "\"event\":\"observe_started\"", Duration::from_secs(30));
+    wait_for_event(
+        &f,
+        |k| matches!(k, EventKind::ObserveStarted { .. }),
+        Duration::from_secs(30),
+    );
     let second = f.playbook("second", &only("swap-h02", "h02", "2s"));
     let (code, out, err) = rollout(&f, second.to_str().unwrap());
     assert_eq!(code, 0, "h02 is not h01: {out}\n{err}");
@@ -771,11 +817,7 @@ fn the_log_watch_follows_a_rotated_log_file() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    wait_for(
-        &f,
-        "\"event\":\"observe_started\",\"phase\":\"canary\"",
-        Duration::from_secs(30),
-    );
+    wait_for_event(&f, observe_started("canary"), Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(1000));
     let log = f.hosts[0].home.join("agent/agent.log");
     std::fs::rename(&log, log.with_extension("log.1")).unwrap();

@@ -1,6 +1,9 @@
 //! The sandbox and demo: a real canary rollout over SSH with no sshd, and fault injection.
 
+mod common;
+
 use bellwether::ssh::{Connection, Endpoint, SshError, WriteOptions};
+use common::{record, run_dirs_in, EventKind};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -23,26 +26,14 @@ fn demo_promotes_the_good_change_and_reverts_the_bad_one() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Two runs recorded: the good one done (exit 0), the bad one reverted (exit 1).
-    let mut runs: Vec<_> = std::fs::read_dir(dir.join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("events.jsonl").exists())
-        .collect();
-    runs.sort();
+    let runs = run_dirs_in(&dir.join("runs"));
     assert_eq!(runs.len(), 2);
-    let good = std::fs::read_to_string(runs[0].join("events.jsonl")).unwrap();
-    let bad = std::fs::read_to_string(runs[1].join("events.jsonl")).unwrap();
+    let good = record(&runs[0]);
+    let bad = record(&runs[1]);
+    assert_eq!(good.finished(), Some(("done", 0)), "{good}");
+    assert_eq!(bad.finished(), Some(("reverted", 1)), "{bad}");
     assert!(
-        good.contains("\"event\":\"run_finished\",\"outcome\":\"done\",\"exit\":0"),
-        "{good}"
-    );
-    assert!(
-        bad.contains("\"event\":\"run_finished\",\"outcome\":\"reverted\",\"exit\":1"),
-        "{bad}"
-    );
-    assert!(
-        bad.contains("\"event\":\"reverted\",\"host\":\"h01\"") && bad.contains("\"verified\":true"),
+        bad.has(|k| matches!(k, EventKind::Reverted { host, verified: true, .. } if host == "h01")),
         "{bad}"
     );
     // Every host ends on the good model, byte for byte what the first run wrote.
@@ -53,14 +44,17 @@ fn demo_promotes_the_good_change_and_reverts_the_bad_one() {
             "h{i:02}: {cfg}"
         );
     }
-    let after_good: String = good
-        .lines()
-        .find(|l| l.contains("\"event\":\"written\",\"host\":\"h01\""))
-        .unwrap()
-        .to_string();
+    let after_good = good
+        .kinds()
+        .find_map(|k| match k {
+            EventKind::Written { host, sha256, .. } if host == "h01" => Some(sha256),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("h01 written in the first run: {good}"));
     let h01 = std::fs::read(dir.join("hosts/h01/agent/config.toml")).unwrap();
-    assert!(
-        after_good.contains(&bellwether::ssh::sha256_hex(&h01)),
+    assert_eq!(
+        after_good,
+        &bellwether::ssh::sha256_hex(&h01),
         "h01 is back to exactly the first run's bytes"
     );
     assert!(stdout.contains("demo finished"), "{stdout}");

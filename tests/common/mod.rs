@@ -2,6 +2,11 @@
 //! host and user keys, a matching known_hosts, and per-host homes running the fake agent.
 #![allow(dead_code)]
 
+// Not every test binary uses every name the fixture offers.
+#[allow(unused_imports)]
+pub use bellwether::record::{read_events, Event, EventKind};
+#[allow(unused_imports)]
+pub use bellwether::watch::{Breach, GateKind};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -338,7 +343,12 @@ pub fn locks_held(runs: &Path) -> usize {
 
 /// Run folders (those holding `events.jsonl`), oldest first.
 pub fn run_dirs(f: &TestFleet) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(f.runs_dir())
+    run_dirs_in(&f.runs_dir())
+}
+
+/// Run folders under a runs folder, oldest first.
+pub fn run_dirs_in(runs: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(runs)
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.path())
@@ -355,20 +365,135 @@ pub fn latest_run(f: &TestFleet) -> PathBuf {
     run_dirs(f).pop().expect("a run folder")
 }
 
-/// A run's `events.jsonl`.
-pub fn events(run: &Path) -> String {
+/// A run's `events.jsonl` as raw text: only for checks of the bytes on disk (that secrets are
+/// masked in the file). Everything else reads the record typed, with [`record`].
+pub fn raw_events(run: &Path) -> String {
     std::fs::read_to_string(run.join("events.jsonl")).unwrap()
 }
 
-/// Wait until the latest run's events contain `needle`.
-pub fn wait_for(f: &TestFleet, needle: &str, limit: Duration) {
+/// A run's events, read with the library's own reader.
+///
+/// `read_events` skips a line it cannot parse (a torn last line after a kill); here every
+/// complete line must parse, so a negative check (`!ev.has(..)`) cannot pass on a record the
+/// reader could not read.
+pub fn record(run: &Path) -> Record {
+    let text = raw_events(run);
+    let complete = text
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n') && !l.trim().is_empty())
+        .count();
+    let events = read_events(run).expect("read events.jsonl");
+    assert!(
+        events.len() >= complete,
+        "{} of {complete} complete lines of {}/events.jsonl did not parse:\n{text}",
+        complete.saturating_sub(events.len()),
+        run.display()
+    );
+    Record(events)
+}
+
+/// The events of one run, in the order they were written.
+pub struct Record(pub Vec<Event>);
+
+impl Record {
+    /// Every event's kind, in order.
+    pub fn kinds(&self) -> impl DoubleEndedIterator<Item = &EventKind> {
+        self.0.iter().map(|e| &e.kind)
+    }
+
+    /// Whether any event matches.
+    pub fn has(&self, pred: impl Fn(&EventKind) -> bool) -> bool {
+        self.kinds().any(pred)
+    }
+
+    /// How many events match.
+    pub fn count(&self, pred: impl Fn(&EventKind) -> bool) -> usize {
+        self.kinds().filter(|k| pred(k)).count()
+    }
+
+    /// The index of the first event that matches.
+    pub fn position(&self, pred: impl Fn(&EventKind) -> bool) -> Option<usize> {
+        self.kinds().position(pred)
+    }
+
+    /// The outcome and exit code of the last `run_finished` (a resumed run has one per part).
+    pub fn finished(&self) -> Option<(&str, i32)> {
+        self.kinds().rev().find_map(|k| match k {
+            EventKind::RunFinished { outcome, exit, .. } => Some((outcome.as_str(), *exit)),
+            _ => None,
+        })
+    }
+
+    /// The outcome of the last `run_finished`.
+    pub fn outcome(&self) -> Option<&str> {
+        self.finished().map(|(o, _)| o)
+    }
+}
+
+/// One event a line, for assertion messages.
+impl std::fmt::Display for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for e in &self.0 {
+            writeln!(f, "{:?}", e.kind)?;
+        }
+        Ok(())
+    }
+}
+
+/// The host of an event about one file on a host (snapshot, write intent, written, staged,
+/// reverted, revert failed): the events a host gets only once a file of it is touched.
+pub fn file_host(k: &EventKind) -> Option<&str> {
+    match k {
+        EventKind::Snapshot { host, .. }
+        | EventKind::WriteIntent { host, .. }
+        | EventKind::Written { host, .. }
+        | EventKind::Staged { host, .. }
+        | EventKind::Reverted { host, .. }
+        | EventKind::RevertFailed { host, .. } => Some(host),
+        _ => None,
+    }
+}
+
+/// The gates a `verdict` event says failed (empty for any other event).
+pub fn breaches(k: &EventKind) -> Vec<Breach> {
+    match k {
+        EventKind::Verdict { verdict, .. } => {
+            serde_json::from_value(verdict["breaches"].clone()).expect("a verdict's breaches")
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Matches the start of `phase`'s observation window.
+pub fn observe_started(phase: &str) -> impl Fn(&EventKind) -> bool + '_ {
+    move |k| matches!(k, EventKind::ObserveStarted { phase: p, .. } if p == phase)
+}
+
+/// The newest run folder under `runs`, if any.
+pub fn latest_run_in(runs: &Path) -> Option<PathBuf> {
+    run_dirs_in(runs).pop()
+}
+
+/// Whether the newest run under `runs` has an event matching `pred` yet (a run still being
+/// written: a torn last line is skipped, and it is read again on the next poll).
+pub fn latest_has(runs: &Path, pred: impl Fn(&EventKind) -> bool) -> bool {
+    latest_run_in(runs)
+        .and_then(|r| read_events(&r).ok())
+        .is_some_and(|evs| evs.iter().any(|e| pred(&e.kind)))
+}
+
+/// Wait until the latest run has an event matching `pred`.
+#[track_caller]
+pub fn wait_for_event(f: &TestFleet, pred: impl Fn(&EventKind) -> bool, limit: Duration) {
     let t = Instant::now();
-    while !run_dirs(f)
-        .last()
-        .and_then(|r| std::fs::read_to_string(r.join("events.jsonl")).ok())
-        .is_some_and(|ev| ev.contains(needle))
-    {
-        assert!(t.elapsed() < limit, "timed out waiting for {needle}");
+    while !latest_has(&f.runs_dir(), &pred) {
+        if t.elapsed() >= limit {
+            let so_far = latest_run_in(&f.runs_dir()).map(|r| record(&r).to_string());
+            panic!(
+                "timed out after {limit:?} waiting for an event; the record so far:\n{}",
+                so_far.unwrap_or_else(|| "(no run folder)".into())
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
