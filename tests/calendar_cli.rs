@@ -349,7 +349,11 @@ fn the_playbook_supplies_tier_component_and_regions() {
     assert_eq!(strings(&j["regions"]), ["ap-southeast-1"]);
     assert_eq!(j["playbook_id"], "model-swap-sonnet");
 
-    // A bare playbook name is looked up in playbooks/; --component overrides the playbook's.
+    // A bare playbook name is looked up in playbooks/; --component overrides the playbook's
+    // (with a component some playbook uses: an unknown name is refused as a likely typo).
+    let pb = std::fs::read_to_string(d.path().join("playbooks/model-swap.toml")).unwrap();
+    let prompts = pb.replace("component = \"model\"", "component = \"prompts\"");
+    std::fs::write(d.path().join("playbooks/prompts.toml"), prompts).unwrap();
     let (code, stdout, stderr) = run(
         d.path(),
         &[
@@ -452,6 +456,92 @@ fn a_gate_without_tier_or_playbook_is_bad_input() {
     assert_eq!(code, 2);
     assert!(
         stderr.contains("--tier: unknown tier \"T4\"; expected T0, T1, T2 or T3"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_misspelt_region_or_component_is_bad_input_not_an_allow() {
+    let d = examples();
+    let gate = |flag: &str, name: &str| {
+        let args = [
+            "gate",
+            "--tier",
+            "T2",
+            "--at",
+            IN_SOFT_FREEZE,
+            flag,
+            name,
+            "--out",
+            DECISION,
+        ];
+        run(d.path(), &args)
+    };
+    // Spelt right, Singapore is in its soft freeze.
+    let (code, stdout, stderr) = gate("--region", "ap-southeast-1");
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    std::fs::remove_file(d.path().join(DECISION)).unwrap();
+
+    // Misspelt, it overlaps no window: that must not become an ALLOW.
+    let (code, stdout, stderr) = gate("--region", "ap-southeast1");
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(
+            "error: --region \"ap-southeast1\" is not a known region: no fleet host, freeze window \
+             or playbook uses it (did you mean \"ap-southeast-1\"?); known regions: \
+             ap-southeast-1, eu-west-1, us-east-1\n"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !d.path().join(DECISION).exists(),
+        "no decision is written for bad input"
+    );
+
+    let (code, _, stderr) = gate("--component", "modle");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "--component \"modle\" is not a known component: no freeze window or playbook uses it \
+             (did you mean \"model\"?); known components: model, provider\n"
+        ),
+        "{stderr}"
+    );
+    // A component only a playbook names is known.
+    let pb = std::fs::read_to_string(d.path().join("playbooks/model-swap.toml")).unwrap();
+    let router = pb.replace("component = \"model\"", "component = \"router\"");
+    std::fs::write(d.path().join("playbooks/router.toml"), router).unwrap();
+    let args = ["gate", "--tier", "T2", "--at", OUTSIDE, "--component", "router"];
+    let (code, stdout, stderr) = run(d.path(), &args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+}
+
+#[test]
+fn regions_are_known_from_the_fleet_even_with_a_calendar_file() {
+    let d = examples();
+    let mut fleet = std::fs::read_to_string(d.path().join("fleet.toml")).unwrap();
+    fleet.push_str("\n[[host]]\nname = \"sae1-a\"\naddress = \"10.0.4.11\"\nregion = \"sa-east-1\"\n");
+    std::fs::write(d.path().join("fleet.toml"), fleet).unwrap();
+    let args = [
+        "gate",
+        "--calendar",
+        "calendar.toml",
+        "--tier",
+        "T2",
+        "--region",
+        "sa-east-1",
+        "--at",
+        OUTSIDE,
+    ];
+    let (code, stdout, stderr) = run(d.path(), &args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // Without the fleet only the calendar's names are known.
+    std::fs::remove_file(d.path().join("fleet.toml")).unwrap();
+    let (code, stdout, stderr) = run(d.path(), &args);
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("known regions: ap-southeast-1, eu-west-1, us-east-1\n"),
         "{stderr}"
     );
 }

@@ -5,6 +5,7 @@
 //! from a playbook), prints the decision for people and writes it as JSON for machines.
 
 use super::context;
+use super::gate_names::Known;
 use crate::calendar::time::{show_in, show_utc};
 use crate::calendar::{
     decide, operator_zone, parse_at, CalendarSpec, Decision, Effect, Exception, GateRequest, Readiness, Tier, WindowHit,
@@ -13,7 +14,7 @@ use crate::cli::{GateArgs, Global};
 use crate::cmd::calendar::{bad_at, is_utc};
 use crate::config::load::playbook_path;
 use crate::config::playbook::Strategy;
-use crate::config::{load_calendar, load_playbook, Fleet, Playbook};
+use crate::config::{load_calendar, load_playbook, Fleet, LoadedFleet, Playbook};
 use crate::exit::{Exit, Failure};
 use chrono::Utc;
 use chrono_tz::Tz;
@@ -48,7 +49,11 @@ pub fn run(g: &Global, a: &GateArgs) -> Result<Exit, Failure> {
         None => Utc::now(),
     };
     let exception = exception(a)?;
-    let (calendar, change) = load(g, a)?;
+    let (calendar, fleet, change) = load(g, a)?;
+    // Before deciding: a misspelt name would overlap no window and turn into an ALLOW.
+    let playbooks = g.fleet.parent().unwrap_or(Path::new(".")).join("playbooks");
+    let component = change.as_ref().map(|c| c.component.as_str());
+    Known::gather(&calendar, fleet.as_ref().map(|f| &f.fleet), &playbooks, component).check(&a.region, &a.component)?;
     let tier = match (tier, &change) {
         (Some(t), _) => t,
         (None, Some(c)) => c.tier,
@@ -113,11 +118,16 @@ fn exception(a: &GateArgs) -> Result<Option<Exception>, Failure> {
     }
 }
 
-/// The calendar to judge by, and the playbook's change if one is named. The fleet is only
-/// read when needed, so a CI job holding just a calendar file can run `gate --calendar FILE`.
-fn load(g: &Global, a: &GateArgs) -> Result<(CalendarSpec, Option<Change>), Failure> {
+/// The calendar to judge by, the fleet, and the playbook's change if one is named. The fleet
+/// is only required when needed, so a CI job holding just a calendar file can run
+/// `gate --calendar FILE`; a fleet that is there anyway still lends its region names.
+fn load(g: &Global, a: &GateArgs) -> Result<(CalendarSpec, Option<LoadedFleet>, Option<Change>), Failure> {
     if let (Some(file), None) = (&a.calendar, &a.playbook) {
-        return Ok((load_calendar(file)?, None));
+        let calendar = load_calendar(file)?;
+        // Not needed for the decision, so a fleet that does not load is left out rather than
+        // failing the gate; fewer known names can only make the gate stricter.
+        let fleet = g.fleet.exists().then(|| context::fleet(g).ok()).flatten();
+        return Ok((calendar, fleet, None));
     }
     if !g.fleet.exists() {
         return Err(Failure::input(format!(
@@ -138,7 +148,7 @@ fn load(g: &Global, a: &GateArgs) -> Result<(CalendarSpec, Option<Change>), Fail
         }
         None => None,
     };
-    Ok((calendar, change))
+    Ok((calendar, Some(lf), change))
 }
 
 /// Tier, component, regions and readiness facts of a playbook, against the fleet it targets.
