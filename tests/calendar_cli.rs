@@ -7,6 +7,7 @@
 //! soft freeze `weekend_berlin` (Friday 16:00 to Monday 06:00 Berlin, eu-west-1).
 
 use serde_json::Value;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -438,6 +439,110 @@ fn a_calendar_file_alone_is_enough_without_a_fleet() {
         stderr.contains("no fleet file at fleet.toml") && stderr.contains("--calendar FILE"),
         "{stderr}"
     );
+}
+
+#[test]
+fn out_dash_is_stdout_and_nothing_else_is_there() {
+    let d = examples();
+    let (code, stdout, stderr) = run(d.path(), &["gate", "--tier", "T2", "--at", OUTSIDE, "--out", "-"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // stdout is the JSON alone (`gate --out - | jq`); the text for people is on stderr.
+    let j: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(j["decision"], "allow");
+    assert!(stderr.starts_with("ALLOW: T2 change may ship"), "{stderr}");
+    assert!(stderr.contains("  decision written to stdout\n"), "{stderr}");
+    assert!(!d.path().join("-").exists(), "no file named -");
+}
+
+/// A link to this process's stdout, as `/dev/stdout` is, without touching the real one.
+fn stdout_link(dir: &Path) -> PathBuf {
+    let link = dir.join("stdout");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+    link
+}
+
+#[test]
+fn out_through_a_link_to_stdout_reaches_stdout_and_keeps_the_link() {
+    let d = examples();
+    let link = stdout_link(d.path());
+    let args = [
+        "gate",
+        "--tier",
+        "T2",
+        "--at",
+        IN_HARD_FREEZE,
+        "--region",
+        "us-east-1",
+        "--out",
+        "stdout",
+    ];
+    // stdout a pipe, as in CI.
+    let (code, stdout, stderr) = run(d.path(), &args);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let j: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(j["decision"], "block");
+    assert!(stderr.contains("BLOCK: T2 change may not ship"), "{stderr}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+
+    // stdout redirected to a file (`> decision.json`): the JSON is all of it, not overwritten
+    // by the text that follows, as a second write position opened on the file would be.
+    let file = d.path().join("redirected.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .current_dir(d.path())
+        .args(args)
+        .env_remove("BELLWETHER_FLEET")
+        .env("TZ", "UTC")
+        .stdout(std::fs::File::create(&file).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let j: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(j["decision"], "block");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+}
+
+#[test]
+fn out_writes_through_a_symlink_and_a_fifo_instead_of_replacing_them() {
+    let d = examples();
+    std::fs::create_dir_all(d.path().join("shared")).unwrap();
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    std::fs::write(d.path().join("shared/decision.json"), "stale").unwrap();
+    std::os::unix::fs::symlink("../shared/decision.json", d.path().join(DECISION)).unwrap();
+    let args = ["gate", "--tier", "T2", "--at", OUTSIDE, "--out", DECISION];
+    let (code, stdout, stderr) = run(d.path(), &args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("  decision written to {DECISION}\n")),
+        "{stdout}"
+    );
+    let link = std::fs::symlink_metadata(d.path().join(DECISION)).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
+    let j: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("shared/decision.json")).unwrap()).unwrap();
+    assert_eq!(j["decision"], "allow");
+    assert_eq!(decision(d.path())["decision"], "allow");
+
+    // A FIFO (a CI step reading the decision as it comes) is written to, not renamed over.
+    let fifo = d.path().join("decision.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let (code, stdout, stderr) = run(
+        d.path(),
+        &["gate", "--tier", "T2", "--at", OUTSIDE, "--out", "decision.fifo"],
+    );
+    // Should the FIFO never have been opened, let the reader see EOF rather than hang.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let j: Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert_eq!(j["decision"], "allow");
+    assert!(!std::fs::symlink_metadata(&fifo).unwrap().is_file(), "still a FIFO");
 }
 
 #[test]
