@@ -7,6 +7,7 @@
 //! soft freeze `weekend_berlin` (Friday 16:00 to Monday 06:00 Berlin, eu-west-1).
 
 use serde_json::Value;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -349,7 +350,11 @@ fn the_playbook_supplies_tier_component_and_regions() {
     assert_eq!(strings(&j["regions"]), ["ap-southeast-1"]);
     assert_eq!(j["playbook_id"], "model-swap-sonnet");
 
-    // A bare playbook name is looked up in playbooks/; --component overrides the playbook's.
+    // A bare playbook name is looked up in playbooks/; --component overrides the playbook's
+    // (with a component some playbook uses: an unknown name is refused as a likely typo).
+    let pb = std::fs::read_to_string(d.path().join("playbooks/model-swap.toml")).unwrap();
+    let prompts = pb.replace("component = \"model\"", "component = \"prompts\"");
+    std::fs::write(d.path().join("playbooks/prompts.toml"), prompts).unwrap();
     let (code, stdout, stderr) = run(
         d.path(),
         &[
@@ -437,6 +442,110 @@ fn a_calendar_file_alone_is_enough_without_a_fleet() {
 }
 
 #[test]
+fn out_dash_is_stdout_and_nothing_else_is_there() {
+    let d = examples();
+    let (code, stdout, stderr) = run(d.path(), &["gate", "--tier", "T2", "--at", OUTSIDE, "--out", "-"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // stdout is the JSON alone (`gate --out - | jq`); the text for people is on stderr.
+    let j: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(j["decision"], "allow");
+    assert!(stderr.starts_with("ALLOW: T2 change may ship"), "{stderr}");
+    assert!(stderr.contains("  decision written to stdout\n"), "{stderr}");
+    assert!(!d.path().join("-").exists(), "no file named -");
+}
+
+/// A link to this process's stdout, as `/dev/stdout` is, without touching the real one.
+fn stdout_link(dir: &Path) -> PathBuf {
+    let link = dir.join("stdout");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+    link
+}
+
+#[test]
+fn out_through_a_link_to_stdout_reaches_stdout_and_keeps_the_link() {
+    let d = examples();
+    let link = stdout_link(d.path());
+    let args = [
+        "gate",
+        "--tier",
+        "T2",
+        "--at",
+        IN_HARD_FREEZE,
+        "--region",
+        "us-east-1",
+        "--out",
+        "stdout",
+    ];
+    // stdout a pipe, as in CI.
+    let (code, stdout, stderr) = run(d.path(), &args);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let j: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(j["decision"], "block");
+    assert!(stderr.contains("BLOCK: T2 change may not ship"), "{stderr}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+
+    // stdout redirected to a file (`> decision.json`): the JSON is all of it, not overwritten
+    // by the text that follows, as a second write position opened on the file would be.
+    let file = d.path().join("redirected.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .current_dir(d.path())
+        .args(args)
+        .env_remove("BELLWETHER_FLEET")
+        .env("TZ", "UTC")
+        .stdout(std::fs::File::create(&file).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let j: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(j["decision"], "block");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+}
+
+#[test]
+fn out_writes_through_a_symlink_and_a_fifo_instead_of_replacing_them() {
+    let d = examples();
+    std::fs::create_dir_all(d.path().join("shared")).unwrap();
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    std::fs::write(d.path().join("shared/decision.json"), "stale").unwrap();
+    std::os::unix::fs::symlink("../shared/decision.json", d.path().join(DECISION)).unwrap();
+    let args = ["gate", "--tier", "T2", "--at", OUTSIDE, "--out", DECISION];
+    let (code, stdout, stderr) = run(d.path(), &args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("  decision written to {DECISION}\n")),
+        "{stdout}"
+    );
+    let link = std::fs::symlink_metadata(d.path().join(DECISION)).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
+    let j: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("shared/decision.json")).unwrap()).unwrap();
+    assert_eq!(j["decision"], "allow");
+    assert_eq!(decision(d.path())["decision"], "allow");
+
+    // A FIFO (a CI step reading the decision as it comes) is written to, not renamed over.
+    let fifo = d.path().join("decision.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let (code, stdout, stderr) = run(
+        d.path(),
+        &["gate", "--tier", "T2", "--at", OUTSIDE, "--out", "decision.fifo"],
+    );
+    // Should the FIFO never have been opened, let the reader see EOF rather than hang.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let j: Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert_eq!(j["decision"], "allow");
+    assert!(!std::fs::symlink_metadata(&fifo).unwrap().is_file(), "still a FIFO");
+}
+
+#[test]
 fn a_gate_without_tier_or_playbook_is_bad_input() {
     let d = examples();
     let (code, stdout, stderr) = run(d.path(), &["gate", "--region", "us-east-1", "--out", DECISION]);
@@ -452,6 +561,92 @@ fn a_gate_without_tier_or_playbook_is_bad_input() {
     assert_eq!(code, 2);
     assert!(
         stderr.contains("--tier: unknown tier \"T4\"; expected T0, T1, T2 or T3"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_misspelt_region_or_component_is_bad_input_not_an_allow() {
+    let d = examples();
+    let gate = |flag: &str, name: &str| {
+        let args = [
+            "gate",
+            "--tier",
+            "T2",
+            "--at",
+            IN_SOFT_FREEZE,
+            flag,
+            name,
+            "--out",
+            DECISION,
+        ];
+        run(d.path(), &args)
+    };
+    // Spelt right, Singapore is in its soft freeze.
+    let (code, stdout, stderr) = gate("--region", "ap-southeast-1");
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    std::fs::remove_file(d.path().join(DECISION)).unwrap();
+
+    // Misspelt, it overlaps no window: that must not become an ALLOW.
+    let (code, stdout, stderr) = gate("--region", "ap-southeast1");
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(
+            "error: --region \"ap-southeast1\" is not a known region: no fleet host, freeze window \
+             or playbook uses it (did you mean \"ap-southeast-1\"?); known regions: \
+             ap-southeast-1, eu-west-1, us-east-1\n"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !d.path().join(DECISION).exists(),
+        "no decision is written for bad input"
+    );
+
+    let (code, _, stderr) = gate("--component", "modle");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "--component \"modle\" is not a known component: no freeze window or playbook uses it \
+             (did you mean \"model\"?); known components: model, provider\n"
+        ),
+        "{stderr}"
+    );
+    // A component only a playbook names is known.
+    let pb = std::fs::read_to_string(d.path().join("playbooks/model-swap.toml")).unwrap();
+    let router = pb.replace("component = \"model\"", "component = \"router\"");
+    std::fs::write(d.path().join("playbooks/router.toml"), router).unwrap();
+    let args = ["gate", "--tier", "T2", "--at", OUTSIDE, "--component", "router"];
+    let (code, stdout, stderr) = run(d.path(), &args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+}
+
+#[test]
+fn regions_are_known_from_the_fleet_even_with_a_calendar_file() {
+    let d = examples();
+    let mut fleet = std::fs::read_to_string(d.path().join("fleet.toml")).unwrap();
+    fleet.push_str("\n[[host]]\nname = \"sae1-a\"\naddress = \"10.0.4.11\"\nregion = \"sa-east-1\"\n");
+    std::fs::write(d.path().join("fleet.toml"), fleet).unwrap();
+    let args = [
+        "gate",
+        "--calendar",
+        "calendar.toml",
+        "--tier",
+        "T2",
+        "--region",
+        "sa-east-1",
+        "--at",
+        OUTSIDE,
+    ];
+    let (code, stdout, stderr) = run(d.path(), &args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // Without the fleet only the calendar's names are known.
+    std::fs::remove_file(d.path().join("fleet.toml")).unwrap();
+    let (code, stdout, stderr) = run(d.path(), &args);
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("known regions: ap-southeast-1, eu-west-1, us-east-1\n"),
         "{stderr}"
     );
 }

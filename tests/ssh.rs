@@ -103,7 +103,9 @@ fn unknown_host_refused_then_accepted_with_accept_new() {
         c
     });
     assert_eq!(code, 6, "{out}{err}");
+    // The file exists and merely lacks the host: only then is --accept-new the advice.
     assert!(err.contains("is not known") && err.contains("--accept-new"), "{err}");
+    assert!(!err.contains("does not exist"), "{err}");
     let (code, out, err) = run({
         let mut c = f.bw();
         c.args(["ping", "--accept-new"]);
@@ -122,6 +124,75 @@ fn unknown_host_refused_then_accepted_with_accept_new() {
         c
     });
     assert_eq!(code, 0);
+}
+
+#[test]
+fn a_missing_known_hosts_file_is_its_own_error_not_advice_to_accept_new() {
+    let f = TestFleet::start(1);
+    // The fleet names a file that is not there (one letter short).
+    let typo = f.dir.join("known_host");
+    let fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    let from = format!("known_hosts = \"{}\"", f.known_hosts.display());
+    assert!(fleet.contains(&from), "{fleet}");
+    let fleet = fleet.replace(&from, &format!("known_hosts = \"{}\"", typo.display()));
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+    let bw = |args: &[&str]| {
+        let mut c = f.bw();
+        c.args(args);
+        run(c)
+    };
+
+    let (code, out, err) = bw(&["ping"]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(out.contains("FAILED (host-key)"), "{out}");
+    assert!(
+        err.contains(&format!(
+            "h01: known_hosts file {} does not exist, so the host key of h01",
+            typo.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("a misspelt path?"), "{err}");
+    assert!(!err.contains("--accept-new"), "no advice to trust every key: {err}");
+
+    // `check` (no network) flags it too.
+    let (code, out, err) = bw(&["check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "  warning: known_hosts file {} does not exist: every host key will be refused as unknown; \
+             check `known_hosts` in [defaults] (a misspelt path?)\n",
+            typo.display()
+        )),
+        "{out}"
+    );
+
+    // A folder where the file should be: unreadable, also without the advice.
+    std::fs::create_dir(&typo).unwrap();
+    let (code, out, err) = bw(&["ping"]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot read known_hosts file {} (it is a folder",
+            typo.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("--accept-new"), "{err}");
+    std::fs::remove_dir(&typo).unwrap();
+
+    // Asked for explicitly, --accept-new still creates the file and records the key.
+    let (code, out, err) = bw(&["ping", "--accept-new"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("created known_hosts file"), "{err}");
+    let kh = std::fs::read_to_string(&typo).unwrap();
+    assert!(
+        kh.starts_with(&format!("[{}]:{} ssh-ed25519 ", f.hosts[0].addr, f.hosts[0].port)),
+        "{kh}"
+    );
+    let (code, out, err) = bw(&["check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("warning: known_hosts"), "{out}");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::config::{load::playbook_files, load::playbook_path, load_playbook, Pl
 use crate::exit::{Exit, Failure};
 use crate::options::Global;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Warnings an operator should see before running a playbook.
 pub fn warnings(pb: &Playbook) -> Vec<String> {
@@ -48,6 +48,9 @@ pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
         fleet.regions().len(),
         fleet.groups().len()
     );
+    if let Some(w) = known_hosts_warning(&context::known_hosts_files(&lf)) {
+        println!("  warning: {w}");
+    }
     println!(
         "calendar {}: {} freeze windows",
         lf.calendar_path.display(),
@@ -89,6 +92,31 @@ pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
     }
     println!("\nok");
     Ok(Exit::Done)
+}
+
+/// A known_hosts file that cannot be read: every connection would be refused (no network
+/// is needed to see it, and a misspelt path is the usual cause).
+fn known_hosts_warning(files: &[PathBuf]) -> Option<String> {
+    let first = files.first()?;
+    let e = crate::ssh::known_hosts::unusable(first)?;
+    let what = if e.kind() == std::io::ErrorKind::NotFound {
+        format!("known_hosts file {} does not exist", first.display())
+    } else {
+        format!("cannot read known_hosts file {} ({e})", first.display())
+    };
+    let usable: Vec<String> = files[1..]
+        .iter()
+        .filter(|f| crate::ssh::known_hosts::unusable(f).is_none())
+        .map(|f| f.display().to_string())
+        .collect();
+    let effect = if usable.is_empty() {
+        "every host key will be refused as unknown".to_string()
+    } else {
+        format!("only host keys listed in {} will be accepted", usable.join(", "))
+    };
+    Some(format!(
+        "{what}: {effect}; check `known_hosts` in [defaults] (a misspelt path?)"
+    ))
 }
 
 fn strategy_name(s: crate::config::playbook::Strategy) -> &'static str {

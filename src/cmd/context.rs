@@ -3,7 +3,7 @@
 use crate::config::{load_fleet, Host, LoadedFleet, TargetSpec};
 use crate::exit::Failure;
 use crate::options::Global;
-pub use crate::ssh::fleet::{endpoint, expand};
+pub use crate::ssh::fleet::{endpoint, expand, known_hosts_files};
 use crate::value::FieldPath;
 
 /// Load the fleet named by `--fleet`.

@@ -5,6 +5,7 @@
 //! from a playbook), prints the decision for people and writes it as JSON for machines.
 
 use super::context;
+use super::gate_names::Known;
 use crate::calendar::time::{show_in, show_utc};
 use crate::calendar::{
     decide, operator_zone, parse_at, CalendarSpec, Decision, Effect, Exception, GateRequest, Readiness, Tier, WindowHit,
@@ -12,13 +13,13 @@ use crate::calendar::{
 use crate::cmd::calendar::{bad_at, is_utc};
 use crate::config::load::playbook_path;
 use crate::config::playbook::Strategy;
-use crate::config::{load_calendar, load_playbook, Fleet, Playbook};
+use crate::config::{load_calendar, load_playbook, Fleet, LoadedFleet, Playbook};
 use crate::exit::{Exit, Failure};
 use crate::options::{GateArgs, Global};
+use crate::ui::out_file::{self, Destination};
 use chrono::Utc;
 use chrono_tz::Tz;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 /// What a playbook says about its change: the gate's defaults when `--playbook` is given.
@@ -48,7 +49,11 @@ pub fn run(g: &Global, a: &GateArgs) -> Result<Exit, Failure> {
         None => Utc::now(),
     };
     let exception = exception(a)?;
-    let (calendar, change) = load(g, a)?;
+    let (calendar, fleet, change) = load(g, a)?;
+    // Before deciding: a misspelt name would overlap no window and turn into an ALLOW.
+    let playbooks = g.fleet.parent().unwrap_or(Path::new(".")).join("playbooks");
+    let component = change.as_ref().map(|c| c.component.as_str());
+    Known::gather(&calendar, fleet.as_ref().map(|f| &f.fleet), &playbooks, component).check(&a.region, &a.component)?;
     let tier = match (tier, &change) {
         (Some(t), _) => t,
         (None, Some(c)) => c.tier,
@@ -64,11 +69,18 @@ pub fn run(g: &Global, a: &GateArgs) -> Result<Exit, Failure> {
         readiness: change.as_ref().map(|c| c.readiness),
     };
     let decision = decide(&calendar, &req);
-    if let Some(out) = &a.out {
-        write_decision(out, &decision)?;
-    }
+    let written = match &a.out {
+        Some(out) => Some((out.as_path(), write_decision(out, &decision)?)),
+        None => None,
+    };
     let notes = change.map(|c| c.notes).unwrap_or_default();
-    print!("{}", render(&decision, operator_zone(), &notes, a.out.as_deref()));
+    let text = render(&decision, operator_zone(), &notes, written);
+    if matches!(written, Some((_, Destination::Stdout))) {
+        // stdout carries the JSON alone, so `gate --out - | jq` works; people read stderr.
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
     Ok(if decision.allowed { Exit::Done } else { Exit::Blocked })
 }
 
@@ -113,11 +125,16 @@ fn exception(a: &GateArgs) -> Result<Option<Exception>, Failure> {
     }
 }
 
-/// The calendar to judge by, and the playbook's change if one is named. The fleet is only
-/// read when needed, so a CI job holding just a calendar file can run `gate --calendar FILE`.
-fn load(g: &Global, a: &GateArgs) -> Result<(CalendarSpec, Option<Change>), Failure> {
+/// The calendar to judge by, the fleet, and the playbook's change if one is named. The fleet
+/// is only required when needed, so a CI job holding just a calendar file can run
+/// `gate --calendar FILE`; a fleet that is there anyway still lends its region names.
+fn load(g: &Global, a: &GateArgs) -> Result<(CalendarSpec, Option<LoadedFleet>, Option<Change>), Failure> {
     if let (Some(file), None) = (&a.calendar, &a.playbook) {
-        return Ok((load_calendar(file)?, None));
+        let calendar = load_calendar(file)?;
+        // Not needed for the decision, so a fleet that does not load is left out rather than
+        // failing the gate; fewer known names can only make the gate stricter.
+        let fleet = g.fleet.exists().then(|| context::fleet(g).ok()).flatten();
+        return Ok((calendar, fleet, None));
     }
     if !g.fleet.exists() {
         return Err(Failure::input(format!(
@@ -138,7 +155,7 @@ fn load(g: &Global, a: &GateArgs) -> Result<(CalendarSpec, Option<Change>), Fail
         }
         None => None,
     };
-    Ok((calendar, change))
+    Ok((calendar, Some(lf), change))
 }
 
 /// Tier, component, regions and readiness facts of a playbook, against the fleet it targets.
@@ -180,36 +197,19 @@ fn change(pb: &Playbook, fleet: &Fleet) -> Change {
     }
 }
 
-/// Write the decision as pretty JSON, atomically: a reader (a CI artifact upload, `jq` in the
-/// next step) never sees half a file, even if the job is killed mid-write.
-fn write_decision(path: &Path, d: &Decision) -> Result<(), Failure> {
+/// Write the decision as pretty JSON where `--out` says: `-` or `/dev/stdout` is stdout, a
+/// regular file is replaced atomically (a CI artifact upload or `jq` in the next step never
+/// sees half a file), a symlink or FIFO is written through (see [`out_file`]).
+fn write_decision(path: &Path, d: &Decision) -> Result<Destination, Failure> {
     let fail =
         |e: &dyn std::fmt::Display| Failure::input(format!("cannot write the decision file {}: {e}", path.display()));
-    let name = path
-        .file_name()
-        .ok_or_else(|| fail(&"--out needs a file name, not a folder"))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     let mut text = serde_json::to_string_pretty(d).map_err(|e| fail(&e))?;
     text.push('\n');
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    });
-    written.map_err(|e| {
-        // Best effort: the temp file is only litter, the error below is what matters.
-        let _ = std::fs::remove_file(&tmp);
-        fail(&e)
-    })
+    out_file::write_output(path, text.as_bytes()).map_err(|e| fail(&e))
 }
 
 /// The decision for people: verdict, tier and time, each window that mattered, the reasons.
-fn render(d: &Decision, zone: Tz, notes: &[String], out: Option<&Path>) -> String {
+fn render(d: &Decision, zone: Tz, notes: &[String], out: Option<(&Path, Destination)>) -> String {
     let mut s = String::new();
     let (word, verb) = if d.allowed {
         ("ALLOW", "may ship")
@@ -248,8 +248,13 @@ fn render(d: &Decision, zone: Tz, notes: &[String], out: Option<&Path>) -> Strin
     for r in &d.reasons {
         let _ = writeln!(s, "    - {r}");
     }
-    if let Some(p) = out {
-        let _ = writeln!(s, "  decision written to {}", p.display());
+    match out {
+        Some((_, Destination::Stdout)) => s.push_str("  decision written to stdout\n"),
+        Some((_, Destination::Stderr)) => s.push_str("  decision written to stderr\n"),
+        Some((p, Destination::File)) => {
+            let _ = writeln!(s, "  decision written to {}", p.display());
+        }
+        None => {}
     }
     s
 }

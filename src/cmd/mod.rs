@@ -5,6 +5,7 @@ pub mod check;
 pub mod context;
 pub mod exec;
 pub mod gate;
+pub mod gate_names;
 pub mod ping;
 pub mod plan;
 pub mod revert;

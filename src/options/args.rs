@@ -85,7 +85,7 @@ pub struct GateArgs {
     pub exception: Option<String>,
     #[arg(long)]
     pub approver: Option<String>,
-    /// Write the decision JSON here.
+    /// Write the decision JSON here (`-`: stdout; a symlink or FIFO is written through).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Calendar file (default: the fleet's calendar).

@@ -87,8 +87,10 @@ pub fn snapshot_name(path: &str) -> String {
     s
 }
 
+/// Summaries and plans: replaced atomically, but written through if the operator linked one
+/// elsewhere (see `ui::out_file`).
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic_mode(path, bytes, 0o644)
+    crate::ui::out_file::write_file(path, bytes)
 }
 
 /// Write via a temp file with `mode` from the start (snapshots may hold secrets: 0600).

@@ -51,6 +51,12 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(io(&path.display().to_string()))
 }
 
+/// The files the operator reads and runs with (fleet, known_hosts, playbooks), in the folder
+/// they chose: written like every other controller output (see `ui::out_file`).
+fn export(path: &Path, text: &str) -> Result<(), String> {
+    crate::ui::out_file::write_file(path, text.as_bytes()).map_err(io(&path.display().to_string()))
+}
+
 /// The demo playbooks written into the sandbox.
 pub fn playbook(id: &str, model: &str, observe: &str) -> String {
     format!(
@@ -149,14 +155,14 @@ pub async fn create(dir: &Path, n: usize) -> Result<Sandbox, String> {
         tokio::spawn(serve(listener, hk, state.clone()));
         hosts.push(state);
     }
-    write(&dir.join("known_hosts"), &known)?;
+    export(&dir.join("known_hosts"), &known)?;
     let fleet_path = dir.join("fleet.toml");
-    write(&fleet_path, &fleet)?;
-    write(
+    export(&fleet_path, &fleet)?;
+    export(
         &dir.join("playbooks/model-swap.toml"),
         &playbook("sandbox-model-swap", "claude-sonnet-4-5", "8s"),
     )?;
-    write(
+    export(
         &dir.join("playbooks/model-broken.toml"),
         &playbook("sandbox-model-broken", "claude-broken-9", "8s"),
     )?;

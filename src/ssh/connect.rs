@@ -52,20 +52,46 @@ impl Verifier {
                     text: first.text.clone(),
                 })
             }
+            // Asked for explicitly, so a missing file is created: that is the flag's promise.
             HostKeyStatus::Unknown if self.accept_new => match self.files.first() {
-                Some(f) => match known_hosts::append(f, &self.lookup_host, self.port, key) {
-                    Ok(()) => {
+                Some(f) => match (f.exists(), known_hosts::append(f, &self.lookup_host, self.port, key)) {
+                    (existed, Ok(())) => {
+                        if !existed {
+                            tracing::warn!(file = %f.display(), "created known_hosts file (it did not exist)");
+                        }
                         tracing::warn!(host = %self.host, fingerprint = %offered, file = %f.display(), "accepted new host key");
                         true
                     }
-                    Err(e) => self.refuse(SshError::Protocol(format!(
+                    (_, Err(e)) => self.refuse(SshError::Protocol(format!(
                         "cannot record host key in {}: {e}",
                         f.display()
                     ))),
                 },
                 None => self.refuse(SshError::Protocol("no known_hosts file configured".into())),
             },
-            HostKeyStatus::Unknown => self.refuse(SshError::HostKeyUnknown {
+            HostKeyStatus::Unknown => self.refuse(self.unknown(lookup, offered)),
+        }
+    }
+
+    /// Refusal of a key no file lists. "Rerun with --accept-new" only when the file it would
+    /// record into is there and merely lacks the host: for a missing or unreadable file (a
+    /// misspelt path, most likely) that advice would trust every host's key unverified.
+    fn unknown(&self, lookup: String, offered: String) -> SshError {
+        let first = self.files.first();
+        match first.and_then(|f| known_hosts::unusable(f).map(|e| (f, e))) {
+            Some((f, e)) if e.kind() == std::io::ErrorKind::NotFound => SshError::KnownHostsMissing {
+                host: self.host.clone(),
+                lookup,
+                offered,
+                file: f.clone(),
+            },
+            Some((f, e)) => SshError::KnownHostsUnreadable {
+                host: self.host.clone(),
+                lookup,
+                file: f.clone(),
+                reason: e.to_string(),
+            },
+            None => SshError::HostKeyUnknown {
                 host: self.host.clone(),
                 lookup,
                 offered,
@@ -75,7 +101,7 @@ impl Verifier {
                     .map(|f| f.display().to_string())
                     .collect::<Vec<_>>()
                     .join(", "),
-            }),
+            },
         }
     }
 }

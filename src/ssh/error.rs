@@ -41,6 +41,27 @@ pub enum SshError {
         offered: String,
         files: String,
     },
+    #[error(
+        "known_hosts file {} does not exist, so the host key of {host} ({lookup}, it offered {offered}) cannot \
+         be verified. Check `known_hosts` in the fleet's [defaults] (a misspelt path?); if the file is really \
+         new, add each host's key to it after verifying its fingerprint out of band"
+    , file.display())]
+    KnownHostsMissing {
+        host: String,
+        lookup: String,
+        offered: String,
+        file: PathBuf,
+    },
+    #[error(
+        "cannot read known_hosts file {} ({reason}), so the host key of {host} ({lookup}) cannot be verified; \
+         check `known_hosts` in the fleet's [defaults]"
+    , file.display())]
+    KnownHostsUnreadable {
+        host: String,
+        lookup: String,
+        file: PathBuf,
+        reason: String,
+    },
     #[error("authentication as {user} failed (tried: {tried}); check the user, the identity files in fleet.toml and ssh-agent")]
     Auth { user: String, tried: String },
     #[error("cannot load identity {}: {reason}", path.display())]
@@ -79,9 +100,11 @@ impl SshError {
         match self {
             SshError::ConnectTimeout { .. } | SshError::Timeout { .. } => "timeout",
             SshError::Connect { .. } => "refused",
-            SshError::HostKeyMismatch { .. } | SshError::HostKeyRevoked { .. } | SshError::HostKeyUnknown { .. } => {
-                "host-key"
-            }
+            SshError::HostKeyMismatch { .. }
+            | SshError::HostKeyRevoked { .. }
+            | SshError::HostKeyUnknown { .. }
+            | SshError::KnownHostsMissing { .. }
+            | SshError::KnownHostsUnreadable { .. } => "host-key",
             SshError::Auth { .. } | SshError::Identity { .. } => "auth",
             SshError::Jump { .. } => "jump",
             SshError::SudoPassword => "sudo",

@@ -22,6 +22,20 @@ pub fn expand(p: &str, base: &Path) -> PathBuf {
     }
 }
 
+/// The known_hosts files host keys are checked against, in order; `--accept-new` records into
+/// the first.
+pub fn known_hosts_files(lf: &LoadedFleet) -> Vec<PathBuf> {
+    let base = lf.path.parent().unwrap_or(Path::new("."));
+    match &lf.fleet.defaults.known_hosts {
+        Some(k) => vec![expand(k, base)],
+        // As OpenSSH: the user's file (where --accept-new records), then the system-wide one.
+        None => vec![
+            home().unwrap_or_default().join(".ssh/known_hosts"),
+            PathBuf::from("/etc/ssh/ssh_known_hosts"),
+        ],
+    }
+}
+
 /// Build the SSH endpoint for a fleet host: host fields, then `~/.ssh/config`, then defaults.
 pub fn endpoint(lf: &LoadedFleet, host: &Host, accept_new: bool) -> Endpoint {
     endpoint_depth(lf, host, accept_new, 0)
@@ -56,14 +70,7 @@ fn endpoint_depth(lf: &LoadedFleet, host: &Host, accept_new: bool, depth: usize)
             .collect(),
     };
     ep.identities = ids;
-    ep.known_hosts = match &d.known_hosts {
-        Some(k) => vec![expand(k, &base)],
-        // As OpenSSH: the user's file (where --accept-new records), then the system-wide one.
-        None => vec![
-            home().unwrap_or_default().join(".ssh/known_hosts"),
-            PathBuf::from("/etc/ssh/ssh_known_hosts"),
-        ],
-    };
+    ep.known_hosts = known_hosts_files(lf);
     ep.accept_new = accept_new;
     ep.connect_timeout = d.connect_timeout.get();
     ep.become_root = host.become_root.unwrap_or(d.become_root);

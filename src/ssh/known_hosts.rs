@@ -188,6 +188,21 @@ pub fn check(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> HostK
     }
 }
 
+/// Why `file` cannot be consulted, if it cannot: it does not exist (`NotFound`), is a folder,
+/// or cannot be opened. [`check`] reads such a file as empty, which is right for looking a
+/// key up but wrong for advice: "rerun with --accept-new" for a misspelt path would record
+/// every host's key unverified.
+pub fn unusable(file: &Path) -> Option<std::io::Error> {
+    match std::fs::metadata(file) {
+        Err(e) => Some(e),
+        Ok(m) if m.is_dir() => Some(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is a folder, not a file",
+        )),
+        Ok(_) => std::fs::File::open(file).err(),
+    }
+}
+
 /// Record a newly accepted key (OpenSSH `accept-new`): one plain line appended to `file`.
 pub fn append(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {

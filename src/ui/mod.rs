@@ -1,4 +1,5 @@
 //! Output for people and machines: logging, tables, progress.
 
 pub mod log;
+pub mod out_file;
 pub mod table;
