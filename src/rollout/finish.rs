@@ -6,8 +6,9 @@ use super::outcome::{Ending, Outcome};
 use super::reconnect::reconnect;
 use super::revert::Outstanding;
 use super::run::Run;
+use crate::exit::{Exit, Failure};
 use crate::record::history::{markers_held, records_markers};
-use crate::record::{read_events, EventKind};
+use crate::record::{read_events, EventKind, RunDir};
 
 /// A run that has ended: where its record is and how it ended.
 #[derive(Debug)]
@@ -85,4 +86,21 @@ impl Run {
             self.rec.id
         ))
     }
+}
+
+/// Record how a run ended that never reached the machine, and write its summary.
+pub(crate) fn finish_early(rec: &RunDir, mut ending: Ending) -> Result<Finished, Failure> {
+    rec.emit(EventKind::RunFinished {
+        outcome: ending.outcome.as_str().into(),
+        exit: ending.exit().code(),
+        message: ending.message.clone(),
+    })
+    .map_err(|e| Failure::new(Exit::NeedsAttention, format!("cannot write the run record: {e}")))?;
+    super::summary::write(rec);
+    ending.message = rec.secrets().text(&ending.message);
+    Ok(Finished {
+        run_id: rec.id.clone(),
+        dir: rec.dir.clone(),
+        ending,
+    })
 }

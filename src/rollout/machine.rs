@@ -23,35 +23,13 @@
 
 use super::error::RecordFailed;
 use super::outcome::{Ending, Outcome};
-use super::phase::{self, Failures, Phase};
+use super::phase;
 use super::reconnect::reconnect;
 use super::revert::{HostRevert, Outstanding};
 use super::run::Run;
+pub(crate) use super::state::{State, Step};
 use crate::record::{read_events, EventKind};
 use std::collections::BTreeSet;
-
-/// Where the run is.
-pub(crate) enum State {
-    /// Re-check the calendar, record phase `k`, reach its hosts, start its log tails.
-    Begin(usize),
-    /// Change the phase's hosts.
-    Change(Phase),
-    /// Watch the window (or wait it out without a log watch), then health.
-    Observe(Phase, Failures),
-    /// Decide: passed, revert some hosts and go on, or revert the run.
-    Judge(Phase, Failures),
-    /// The calendar closed: stop before the next phase, keeping what passed.
-    Paused(String),
-    /// The operator pressed Ctrl-C (or SIGTERM/SIGHUP arrived).
-    Interrupted,
-    /// Put back every host the run changed.
-    Reverting(String),
-    /// The end.
-    Finished(Ending),
-}
-
-/// What a step returns: the next state, or a record write that failed.
-pub(crate) type Step = Result<State, RecordFailed>;
 
 /// Drive the run from `state` to its end.
 pub(crate) async fn drive(run: &mut Run, mut state: State) -> Ending {
@@ -196,7 +174,7 @@ fn revert_ending(run: &Run, reason: &str, hosts: &BTreeSet<String>, results: &[H
             bad.push(format!("  {}: {}", r.host, why.join("; ")));
         }
     }
-    let alone = left_alone_note(run);
+    let alone = run.left_alone_note();
     if bad.is_empty() {
         return Ending::new(
             Outcome::Reverted,
@@ -215,30 +193,4 @@ fn revert_ending(run: &Run, reason: &str, hosts: &BTreeSet<String>, results: &[H
             run.id()
         ),
     )
-}
-
-/// "; left alone (not written by this run): h05 (…)" — or nothing.
-pub(crate) fn left_alone_note(run: &Run) -> String {
-    if run.left_alone.is_empty() {
-        return String::new();
-    }
-    let list: Vec<String> = run.left_alone.iter().map(|(h, why)| format!("{h} ({why})")).collect();
-    format!(
-        "\nleft alone, not written by this run (someone else changed them; nothing to undo): {}",
-        list.join("; ")
-    )
-}
-
-/// Revert only `hosts` (failed within the budget); false when that did not work cleanly.
-pub(crate) async fn revert_some(run: &mut Run, hosts: &BTreeSet<String>, phase: &str) -> Result<bool, RecordFailed> {
-    let events = read_events(&run.rec.dir)?;
-    let todo = Outstanding::from_events(&events).only(hosts);
-    if todo.is_empty() {
-        return Ok(true);
-    }
-    reconnect(run, &hosts.iter().cloned().collect::<Vec<_>>(), phase).await;
-    let cmds = run.restore_commands();
-    let why = format!("{phase}: host(s) failed within max_failed_hosts");
-    let res = super::revert::revert(&run.rec, todo, &run.conns, &cmds, run.concurrency, &why).await;
-    Ok(res.iter().all(|r| r.problems.is_empty()))
 }

@@ -27,6 +27,7 @@ pub(crate) mod reopen;
 pub mod revert;
 pub mod run;
 pub(crate) mod start;
+pub(crate) mod state;
 pub mod summary;
 pub mod summary_tables;
 

@@ -4,30 +4,20 @@
 
 use super::change::change_host;
 use super::error::HostError;
+use super::error::RecordFailed;
 use super::host;
-use super::machine::{revert_some, State, Step};
 use super::observe;
+use super::reconnect::reconnect as reconnect_hosts;
 use super::reconnect::reconnect;
+use super::revert::Outstanding;
 use super::run::Run;
+pub(crate) use super::state::{Failures, Phase, State, Step};
 use crate::calendar::decide;
+use crate::record::read_events;
 use crate::record::EventKind;
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-/// Hosts that failed in a phase, with why.
-pub(crate) type Failures = Vec<(String, HostError)>;
-
-/// One phase as the steps see it: worked out once so they agree on hosts and window.
-pub(crate) struct Phase {
-    pub(crate) idx: usize,
-    pub(crate) name: String,
-    pub(crate) hosts: Vec<String>,
-    pub(crate) is_canary: bool,
-    /// Unchanged (or already passed) hosts whose logs are compared with this phase's.
-    pub(crate) watched_base: Vec<String>,
-    pub(crate) window: Duration,
-}
 
 /// Is the calendar still open for the next phase?
 fn calendar_open(run: &Run) -> Result<(), String> {
@@ -59,7 +49,7 @@ pub(crate) async fn begin(run: &mut Run, idx: usize) -> Step {
     let Some((name, hosts)) = phases.get(idx).cloned() else {
         return Ok(State::Finished(super::outcome::Ending::new(
             super::outcome::Outcome::Done,
-            format!("every target has the change{}", super::machine::left_alone_note(run)),
+            format!("every target has the change{}", run.left_alone_note()),
         )));
     };
     if idx > 0 || run.resumed {
@@ -296,4 +286,18 @@ pub(crate) async fn judge(run: &mut Run, phase: Phase, failures: Failures) -> St
     run.rec.emit(EventKind::PhasePassed { phase: name.clone() })?;
     run.say(&format!("{name}: passed"));
     Ok(State::Begin(phase.idx + 1))
+}
+
+/// Revert only `hosts` (failed within the budget); false when that did not work cleanly.
+pub(crate) async fn revert_some(run: &mut Run, hosts: &BTreeSet<String>, phase: &str) -> Result<bool, RecordFailed> {
+    let events = read_events(&run.rec.dir)?;
+    let todo = Outstanding::from_events(&events).only(hosts);
+    if todo.is_empty() {
+        return Ok(true);
+    }
+    reconnect_hosts(run, &hosts.iter().cloned().collect::<Vec<_>>(), phase).await;
+    let cmds = run.restore_commands();
+    let why = format!("{phase}: host(s) failed within max_failed_hosts");
+    let res = super::revert::revert(&run.rec, todo, &run.conns, &cmds, run.concurrency, &why).await;
+    Ok(res.iter().all(|r| r.problems.is_empty()))
 }

@@ -1,12 +1,12 @@
 //! Preflight of every target (connect, read, compute, check — nothing changes) and the plan
 //! record built from it: which hosts change, in which phase, with which commands.
 
+use super::finish::finish_early;
 use super::host::{self, Prepared};
 use super::outcome::{Ending, Outcome};
 use super::planner::{self, Gate, Settings};
 use super::record_plan::{FilePlan, HostPlan, PlanRecord};
 use super::run::RunOptions;
-use super::start::finish_early;
 use crate::config::{Host, LoadedFleet, Playbook};
 use crate::exit::{Exit, Failure};
 use crate::record::secrets::Secrets;

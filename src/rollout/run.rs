@@ -108,6 +108,18 @@ impl Run {
         self.rec.say(msg);
     }
 
+    /// "; left alone (not written by this run): h05 (…)" — or nothing.
+    pub(crate) fn left_alone_note(&self) -> String {
+        if self.left_alone.is_empty() {
+            return String::new();
+        }
+        let list: Vec<String> = self.left_alone.iter().map(|(h, why)| format!("{h} ({why})")).collect();
+        format!(
+            "\nleft alone, not written by this run (someone else changed them; nothing to undo): {}",
+            list.join("; ")
+        )
+    }
+
     /// Stop the current phase's log tails, if any.
     pub(crate) async fn stop_tails(&mut self) {
         if let Some(t) = self.tails.take() {

@@ -2,7 +2,7 @@
 //! folder, preflight of every target, the plan (recorded and shown), the confirmation, and
 //! the run markers. Nothing on any host changes before the plan is confirmed.
 
-use super::finish::Finished;
+use super::finish::{finish_early, Finished};
 use super::host::Prepared;
 use super::machine::{drive, State};
 use super::outcome::{Ending, Outcome};
@@ -219,23 +219,6 @@ fn record_gate(rec: &RunDir, s: &Settings, gate: &Gate<'_>) -> Result<(), Failur
     })
     .map_err(record_err)?;
     rec.write_free_json("decision.json", decision).map_err(record_err)
-}
-
-/// Record how a run ended that never reached the machine, and write its summary.
-pub(crate) fn finish_early(rec: &RunDir, mut ending: Ending) -> Result<Finished, Failure> {
-    rec.emit(EventKind::RunFinished {
-        outcome: ending.outcome.as_str().into(),
-        exit: ending.exit().code(),
-        message: ending.message.clone(),
-    })
-    .map_err(record_err)?;
-    super::summary::write(rec);
-    ending.message = rec.secrets().text(&ending.message);
-    Ok(Finished {
-        run_id: rec.id.clone(),
-        dir: rec.dir.clone(),
-        ending,
-    })
 }
 
 /// A run with nothing to do, a dry run or a declined confirmation ends here, recorded with its
