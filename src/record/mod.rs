@@ -1,6 +1,7 @@
 //! Run records: plain files under `runs/RUN_ID/` that can be committed and read by people,
 //! and from which `revert` and `resume` work after a crash.
 
+pub(crate) mod crash;
 pub mod events;
 pub mod history;
 pub mod lock;

@@ -156,7 +156,11 @@ impl RunDir {
             k.mask_free_text(&self.secrets);
             tracing::debug!(target: "bellwether::event", run_id = %self.id, event = ?k);
         }
+        let crash_here = super::crash::is_point(&kind);
         let r = self.events.emit(kind, &self.secrets);
+        if r.is_ok() && crash_here {
+            std::process::abort();
+        }
         if let Err(e) = &r {
             self.note_failure(format!("cannot write {}: {e}", self.events.path().display()));
         }

@@ -163,6 +163,38 @@ impl Sshd {
         self.stop();
     }
 
+    /// Start this host's sshd again (same address, port, host key): the host comes back.
+    pub fn restart(&mut self) {
+        self.stop();
+        let cfg = self.dir.join("sshd_config");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut child = Command::new(sshd_bin())
+                .args(["-D", "-e", "-f"])
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start sshd");
+            let up = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < up {
+                if std::net::TcpStream::connect((self.addr.as_str(), self.port)).is_ok() {
+                    self.child = child;
+                    return;
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port may still be in TIME_WAIT: try again
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(Instant::now() < deadline, "sshd for {} did not come back", self.name);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Stop this sshd (the host becomes unreachable).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
