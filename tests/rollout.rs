@@ -730,6 +730,36 @@ fn dry_run_and_bad_canary_leave_no_marker_behind() {
     let (code, _, err) = run(c);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--canary \"h99\""), "{err}");
+    // Validated before the run exists: no folder that `runs` would list as interrupted.
+    assert!(run_dirs(&f).is_empty(), "a bad --canary leaves no run folder");
+    let (code, out, _) = {
+        let mut c = f.bw();
+        c.args(["runs"]);
+        run(c)
+    };
+    assert_eq!(code, 0);
+    assert!(!out.contains("interrupted"), "{out}");
+    // A host of the fleet that the playbook does not target is refused the same way.
+    std::fs::write(
+        f.fleet_path(),
+        std::fs::read_to_string(f.fleet_path())
+            .unwrap()
+            .replacen("groups = [\"prod\"]", "groups = [\"staging\"]", 1),
+    )
+    .unwrap();
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes", "--canary", "h01"]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not one of this playbook's targets"), "{err}");
+    assert!(run_dirs(&f).is_empty(), "still no run folder");
+    std::fs::write(
+        f.fleet_path(),
+        std::fs::read_to_string(f.fleet_path())
+            .unwrap()
+            .replacen("groups = [\"staging\"]", "groups = [\"prod\"]", 1),
+    )
+    .unwrap();
     let mut c = f.bw();
     c.args(["rollout", pb.to_str().unwrap(), "--dry-run"]);
     let (code, out, err) = run(c);
