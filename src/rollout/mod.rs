@@ -4,7 +4,8 @@
 //! - `start` / `preflight` — `Run::start`: gate, lock, preflight, plan, confirm, markers;
 //! - `reopen` — `Run::revert` and `Run::resume`, from the run folder alone;
 //! - `machine` — the states and transitions, one `drive` loop; `phase` — its steps;
-//! - `change`, `host`, `blue_green`, `flip` — changing one host; `revert` — putting it back;
+//! - `change`, `host` (`host_preflight`), `blue_green`, `flip` — changing one host; `revert` —
+//!   putting it back;
 //! - `finish` — the end of every run (markers, outcome, summary); `outcome` — how it ended.
 
 pub mod blue_green;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod finish;
 pub mod flip;
 pub mod host;
+mod host_preflight;
 pub(crate) mod machine;
 pub mod markers;
 pub mod observe;
