@@ -3,6 +3,7 @@
 //! re-rendered where the record masked a secret), connections to every host it touched.
 
 use super::finish::Finished;
+use super::host::Prepared;
 use super::machine::{drive, revert_all, State};
 use super::outcome::{Ending, Outcome};
 use super::record_plan::{HostPlan, PlanRecord};
@@ -260,23 +261,9 @@ impl Run {
         let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         let (prepared, failures, conns) = preflight::preflight_all(lf, &hosts, &pb, &base, opts.accept_new, conc).await;
         if !failures.is_empty() {
-            let list: Vec<String> = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect();
-            return Err(Failure::new(
-                Exit::Preflight,
-                rec.secrets().text(&format!(
-                    "cannot resume: preflight failed:\n{}\nthe run is unchanged; retry, or `bellwether revert {}`",
-                    list.join("\n"),
-                    rec.id
-                )),
-            ));
+            return Err(preflight_failed(&rec, &failures));
         }
-        for (name, p) in &prepared {
-            rec.emit(EventKind::MarkerPlaced { host: name.clone() })
-                .map_err(record_err)?;
-            if let Err(holder) = markers::place(&p.conn, &rec.id, true).await {
-                return Err(Failure::new(Exit::Locked, format!("{name} is held by run {holder}")));
-            }
-        }
+        place_markers(&rec, &prepared).await?;
         let mut all = names.clone();
         all.extend(changed_hosts(&events));
         let settings_like = approved_calendar(lf, &events, &pb, &hosts);
@@ -301,6 +288,32 @@ impl Run {
         let ending = drive(&mut run, State::Begin(from)).await;
         Ok(run.finish(ending).await)
     }
+}
+
+/// Resuming stops before any host changes when a host fails preflight; the run stays as it was.
+fn preflight_failed(rec: &RunDir, failures: &[(String, String)]) -> Failure {
+    let list: Vec<String> = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect();
+    Failure::new(
+        Exit::Preflight,
+        rec.secrets().text(&format!(
+            "cannot resume: preflight failed:\n{}\nthe run is unchanged; retry, or `bellwether revert {}`",
+            list.join("\n"),
+            rec.id
+        )),
+    )
+}
+
+/// Put the run's marker back on every host it resumes on (recorded before each is placed); a
+/// host another run holds stops the resume.
+async fn place_markers(rec: &RunDir, prepared: &BTreeMap<String, Prepared>) -> Result<(), Failure> {
+    for (name, p) in prepared {
+        rec.emit(EventKind::MarkerPlaced { host: name.clone() })
+            .map_err(record_err)?;
+        if let Err(holder) = markers::place(&p.conn, &rec.id, true).await {
+            return Err(Failure::new(Exit::Locked, format!("{name} is held by run {holder}")));
+        }
+    }
+    Ok(())
 }
 
 /// Apply, then health only if apply worked; both results are recorded so the summary shows
