@@ -2,7 +2,7 @@
 //!
 //! - `planner` — playbook, flags, calendar, canary and batches (shared with `plan`);
 //! - `start` / `preflight` — `Run::start`: gate, lock, preflight, plan, confirm, markers;
-//! - `reopen` — `Run::revert` and `Run::resume`, from the run folder alone;
+//! - `reopen` / `resume` — `Run::revert` and `Run::resume`, from the run folder alone;
 //! - `machine` — the states and transitions, one `drive` loop; `phase` — its steps;
 //! - `change`, `host` (`host_preflight`), `blue_green`, `flip` — changing one host; `revert` —
 //!   putting it back;
@@ -26,6 +26,7 @@ pub mod preflight;
 pub(crate) mod reconnect;
 pub mod record_plan;
 pub(crate) mod reopen;
+mod resume;
 pub mod revert;
 pub mod run;
 pub(crate) mod start;
