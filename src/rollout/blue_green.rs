@@ -79,27 +79,7 @@ fn relative(target: &str, base: &str) -> String {
 pub async fn inspect(conn: &Connection, link: &str, slots: [&str; 2]) -> Result<BlueGreenHost, String> {
     let link = trim_slashes(link).to_string();
     let slots = [trim_slashes(slots[0]).to_string(), trim_slashes(slots[1]).to_string()];
-    let script = format!(
-        r#"l={l}; a={a}; b={b}
-if [ ! -L "$l" ]; then if [ -e "$l" ]; then echo NOTLINK; else echo MISSING; fi; exit 0; fi
-echo LINK
-readlink -- "$l"
-readlink -f -- "$l" || echo
-readlink -f -- "$(dirname -- "$l")" || echo
-for s in "$a" "$b"; do
-  readlink -f -- "$s" || echo
-  if [ -L "$s" ]; then echo symlink; elif [ -d "$s" ]; then echo dir; elif [ -e "$s" ]; then echo other; else echo absent; fi
-  if [ -w "$(dirname -- "$s")" ]; then echo w; else echo ro; fi
-done
-if [ -w "$(dirname -- "$l")" ]; then echo w; else echo ro; fi
-if d=$(mktemp -d 2>/dev/null); then
-  if mkdir "$d/x" && ln -s a "$d/l1" && ln -s x "$d/l2" && mv -Tf "$d/l1" "$d/l2" 2>/dev/null && [ "$(readlink "$d/l2")" = a ]; then echo mvT; else echo nomvT; fi
-  rm -rf "$d"
-else echo nomvT; fi"#,
-        l = quote(&link),
-        a = quote(&slots[0]),
-        b = quote(&slots[1]),
-    );
+    let script = inspect_script(&link, &slots);
     let out = conn
         .run(&script, None, TIMEOUT, None)
         .await
@@ -135,35 +115,8 @@ else echo nomvT; fi"#,
         })?;
     let idle_i = 1 - live_i;
     let (live, idle) = (&slots[live_i], &slots[idle_i]);
-    if slot(live_i).1 != "dir" {
-        return Err(format!("the live slot {live} is not a directory ({})", slot(live_i).1));
-    }
-    match slot(idle_i).1 {
-        "dir" | "absent" => {}
-        kind => {
-            return Err(format!(
-                "the idle slot {idle} is a {kind}, not a directory; bellwether replaces the idle slot with a copy of the live one and will not remove a {kind}"
-            ))
-        }
-    }
-    if slot(idle_i).0.is_empty() {
-        return Err(format!("the idle slot {idle}: its parent directory does not exist"));
-    }
-    if slot(idle_i).2 != "w" {
-        return Err(format!(
-            "the directory of the idle slot {idle} is not writable: staging builds the slot beside it and renames it into place"
-        ));
-    }
-    if lines[10] != "w" || link_dir.is_empty() {
-        return Err(format!(
-            "the directory of {link} is not writable: the flip renames a new symlink over it"
-        ));
-    }
-    if lines[11] != "mvT" {
-        return Err(
-            "`mv -T` (GNU coreutils) is not available on the host; the atomic flip of the link needs it".into(),
-        );
-    }
+    check_slots(live, idle, slot(live_i), slot(idle_i))?;
+    check_link_dir(&link, link_dir, lines[10], lines[11])?;
     let to = if raw.starts_with('/') {
         slot(idle_i).0.to_string()
     } else {
@@ -176,6 +129,78 @@ else echo nomvT; fi"#,
         from: raw.to_string(),
         to,
     })
+}
+
+/// The script `inspect` runs: after `LINK`, one line each for the link's raw target, its
+/// resolved target and its resolved directory; then per slot its resolved path, its kind and
+/// whether its directory is writable; then whether the link's directory is writable and
+/// whether `mv -T` works (12 lines in all).
+fn inspect_script(link: &str, slots: &[String; 2]) -> String {
+    format!(
+        r#"l={l}; a={a}; b={b}
+if [ ! -L "$l" ]; then if [ -e "$l" ]; then echo NOTLINK; else echo MISSING; fi; exit 0; fi
+echo LINK
+readlink -- "$l"
+readlink -f -- "$l" || echo
+readlink -f -- "$(dirname -- "$l")" || echo
+for s in "$a" "$b"; do
+  readlink -f -- "$s" || echo
+  if [ -L "$s" ]; then echo symlink; elif [ -d "$s" ]; then echo dir; elif [ -e "$s" ]; then echo other; else echo absent; fi
+  if [ -w "$(dirname -- "$s")" ]; then echo w; else echo ro; fi
+done
+if [ -w "$(dirname -- "$l")" ]; then echo w; else echo ro; fi
+if d=$(mktemp -d 2>/dev/null); then
+  if mkdir "$d/x" && ln -s a "$d/l1" && ln -s x "$d/l2" && mv -Tf "$d/l1" "$d/l2" 2>/dev/null && [ "$(readlink "$d/l2")" = a ]; then echo mvT; else echo nomvT; fi
+  rm -rf "$d"
+else echo nomvT; fi"#,
+        l = quote(link),
+        a = quote(&slots[0]),
+        b = quote(&slots[1]),
+    )
+}
+
+/// One slot as `inspect` reads it: resolved path, kind, "w" if its directory is writable.
+type Slot<'a> = (&'a str, &'a str, &'a str);
+
+/// The live slot must be a directory; the idle one a directory or absent (it is replaced by a
+/// copy of the live one) whose parent directory exists and is writable.
+fn check_slots(live: &str, idle: &str, live_slot: Slot, idle_slot: Slot) -> Result<(), String> {
+    if live_slot.1 != "dir" {
+        return Err(format!("the live slot {live} is not a directory ({})", live_slot.1));
+    }
+    match idle_slot.1 {
+        "dir" | "absent" => {}
+        kind => {
+            return Err(format!(
+                "the idle slot {idle} is a {kind}, not a directory; bellwether replaces the idle slot with a copy of the live one and will not remove a {kind}"
+            ))
+        }
+    }
+    if idle_slot.0.is_empty() {
+        return Err(format!("the idle slot {idle}: its parent directory does not exist"));
+    }
+    if idle_slot.2 != "w" {
+        return Err(format!(
+            "the directory of the idle slot {idle} is not writable: staging builds the slot beside it and renames it into place"
+        ));
+    }
+    Ok(())
+}
+
+/// The flip renames a new symlink over the link: its directory must be writable and `mv -T`
+/// (`link_w` and `mv_t`, `inspect`'s last two lines) must work.
+fn check_link_dir(link: &str, link_dir: &str, link_w: &str, mv_t: &str) -> Result<(), String> {
+    if link_w != "w" || link_dir.is_empty() {
+        return Err(format!(
+            "the directory of {link} is not writable: the flip renames a new symlink over it"
+        ));
+    }
+    if mv_t != "mvT" {
+        return Err(
+            "`mv -T` (GNU coreutils) is not available on the host; the atomic flip of the link needs it".into(),
+        );
+    }
+    Ok(())
 }
 
 /// Preflight of one edited file: its directory exists in the live slot (the idle copy will

@@ -2,9 +2,10 @@
 //!
 //! - `planner` — playbook, flags, calendar, canary and batches (shared with `plan`);
 //! - `start` / `preflight` — `Run::start`: gate, lock, preflight, plan, confirm, markers;
-//! - `reopen` — `Run::revert` and `Run::resume`, from the run folder alone;
+//! - `reopen` / `resume` — `Run::revert` and `Run::resume`, from the run folder alone;
 //! - `machine` — the states and transitions, one `drive` loop; `phase` — its steps;
-//! - `change`, `host`, `blue_green`, `flip` — changing one host; `revert` — putting it back;
+//! - `change`, `host` (`host_preflight`), `blue_green`, `flip` — changing one host; `revert` —
+//!   putting it back;
 //! - `finish` — the end of every run (markers, outcome, summary); `outcome` — how it ended.
 
 pub mod blue_green;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod finish;
 pub mod flip;
 pub mod host;
+mod host_preflight;
 pub(crate) mod machine;
 pub mod markers;
 pub mod observe;
@@ -24,6 +26,7 @@ pub mod preflight;
 pub(crate) mod reconnect;
 pub mod record_plan;
 pub(crate) mod reopen;
+mod resume;
 pub mod revert;
 pub mod run;
 pub(crate) mod start;

@@ -119,6 +119,25 @@ pub async fn start(
     ))
 }
 
+/// One observation window's state: an observer per tail, the tails that ended during it, and
+/// which tails are watched (changed this phase) or baseline (compared with).
+struct Window<'a> {
+    run: &'a RunDir,
+    watch: &'a CompiledWatch,
+    obs: Vec<Observer>,
+    lost: Vec<(usize, String)>,
+    watched: Vec<usize>,
+    base: Vec<usize>,
+    start: Instant,
+}
+
+impl Window<'_> {
+    /// Milliseconds since the window opened: the time base of every observer.
+    fn ms(&self) -> u64 {
+        Instant::now().saturating_duration_since(self.start).as_millis() as u64
+    }
+}
+
 impl Tails {
     /// Stop every tail (the remote commands are killed with their channels).
     pub async fn stop(self) {
@@ -145,115 +164,139 @@ impl Tails {
     ) -> WindowResult {
         self.drain_pending();
         let n = self.names.len();
-        let mut obs: Vec<Observer> = (0..n).map(|_| Observer::new(watch)).collect();
-        let start = Instant::now();
-        let bar = progress_bar();
-        let ms = |t: Instant| t.saturating_duration_since(start).as_millis() as u64;
-        let watched: Vec<usize> = (0..n).filter(|i| !self.baseline[*i]).collect();
-        let base: Vec<usize> = (0..n).filter(|i| self.baseline[*i]).collect();
-        let mut failed_fast = None;
-        let mut lost: Vec<(usize, String)> = Vec::new();
-        let pending = std::mem::take(&mut self.pending);
-        let feed = |obs: &mut Vec<Observer>,
-                    i: usize,
-                    line: &str,
-                    at: u64,
-                    lost: &mut Vec<(usize, String)>,
-                    closed: &mut Vec<bool>,
-                    conns: &Vec<Arc<Connection>>,
-                    names: &Vec<String>| {
-            if line == "\u{0}EOF" {
-                closed[i] = true;
-                let why = if conns[i].is_closed() {
-                    "the connection was lost"
-                } else {
-                    "the log command ended"
-                };
-                lost.push((i, format!("{}: {why} during observation", names[i])));
-                return;
-            }
-            if watch.is_error(line) {
-                // A failed append is remembered by the sink; the machine stops after this step.
-                let _ = run.append(
-                    "matched.log",
-                    &format!(
-                        "{} {} {}\n",
-                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                        names[i],
-                        line
-                    ),
-                );
-            }
-            obs[i].feed(line, at);
+        let mut w = Window {
+            run,
+            watch,
+            obs: (0..n).map(|_| Observer::new(watch)).collect(),
+            start: Instant::now(),
+            lost: Vec::new(),
+            watched: (0..n).filter(|i| !self.baseline[*i]).collect(),
+            base: (0..n).filter(|i| self.baseline[*i]).collect(),
         };
-        for (i, l, _) in &pending {
-            feed(
-                &mut obs,
-                *i,
-                l,
-                0,
-                &mut lost,
-                &mut self.closed,
-                &self.conns,
-                &self.names,
-            );
+        let bar = progress_bar();
+        for (i, l, _) in std::mem::take(&mut self.pending) {
+            self.feed(&mut w, i, &l, 0);
         }
+        let (failed_fast, interrupted) = self.watch_window(&mut w, phase, window, interrupt, bar.as_ref()).await;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let (verdicts, baseline) = self.judge(&w, phase, &failed_fast);
+        let _ = self.started;
+        WindowResult {
+            verdicts,
+            failed_fast,
+            baseline,
+            interrupted,
+        }
+    }
+
+    /// Feed the window until a watched host breaches a gate or loses its tail (that host and
+    /// its breach are returned), the window ends, or Ctrl-C (`true`).
+    async fn watch_window(
+        &mut self,
+        w: &mut Window<'_>,
+        phase: &str,
+        window: Duration,
+        interrupt: &mut watch::Receiver<u8>,
+        bar: Option<&indicatif::ProgressBar>,
+    ) -> (Option<(String, Breach)>, bool) {
         let deadline = tokio::time::sleep(window);
         tokio::pin!(deadline);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut interrupted = false;
-        'window: loop {
-            for &i in &watched {
-                let b = if base.is_empty() {
-                    obs[i].breach()
-                } else {
-                    let counts: Vec<_> = base.iter().map(|&j| obs[j].counts()).collect();
-                    obs[i].breach_with_baseline(ms(Instant::now()), &counts)
-                };
-                if let Some(b) = b {
-                    failed_fast = Some((self.names[i].clone(), b));
-                    break 'window;
-                }
-            }
-            if let Some((i, why)) = lost.iter().find(|(i, _)| !self.baseline[*i]).cloned() {
-                failed_fast = Some((
-                    self.names[i].clone(),
-                    Breach {
-                        gate: GateKind::Health,
-                        message: why,
-                    },
-                ));
-                break;
+        loop {
+            if let Some(failed) = self.failed_fast(w) {
+                return (Some(failed), false);
             }
             tokio::select! {
-                _ = &mut deadline => break,
-                _ = interrupt.changed() => { interrupted = true; break; }
+                _ = &mut deadline => return (None, false),
+                _ = interrupt.changed() => return (None, true),
                 _ = tick.tick() => {
-                    if let Some(b) = &bar {
-                        b.set_message(progress_line(phase, window, start, &self.names, &self.baseline, &obs));
+                    if let Some(b) = bar {
+                        b.set_message(progress_line(phase, window, w.start, &self.names, &self.baseline, &w.obs));
                         b.tick();
                     }
                 }
                 m = self.rx.recv() => if let Some((i, line)) = m {
-                    feed(&mut obs, i, &line, ms(Instant::now()), &mut lost, &mut self.closed, &self.conns, &self.names);
+                    let at = w.ms();
+                    self.feed(w, i, &line, at);
                 }
             }
         }
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-        let window_ms = ms(Instant::now()).max(1);
-        let base_stats: Vec<Stats> = base.iter().map(|&j| obs[j].stats()).collect();
-        let mut verdicts = Vec::new();
-        for &i in &watched {
-            let v = if base_stats.is_empty() {
-                obs[i].finish(window_ms)
+    }
+
+    /// The first watched host that breaches a gate now, else the first watched host whose
+    /// tail ended (a host that cannot be watched fails its health gate).
+    fn failed_fast(&self, w: &Window<'_>) -> Option<(String, Breach)> {
+        for &i in &w.watched {
+            let b = if w.base.is_empty() {
+                w.obs[i].breach()
             } else {
-                obs[i].finish_with_baseline(window_ms, &base_stats)
+                let counts: Vec<_> = w.base.iter().map(|&j| w.obs[j].counts()).collect();
+                w.obs[i].breach_with_baseline(w.ms(), &counts)
+            };
+            if let Some(b) = b {
+                return Some((self.names[i].clone(), b));
+            }
+        }
+        let (i, why) = w.lost.iter().find(|(i, _)| !self.baseline[*i]).cloned()?;
+        Some((
+            self.names[i].clone(),
+            Breach {
+                gate: GateKind::Health,
+                message: why,
+            },
+        ))
+    }
+
+    /// One line from tail `i` at `at` ms: an end-of-stream mark closes the tail, an error line
+    /// goes to `matched.log`, and every line goes to the tail's observer.
+    fn feed(&mut self, w: &mut Window<'_>, i: usize, line: &str, at: u64) {
+        if line == "\u{0}EOF" {
+            self.closed[i] = true;
+            let why = if self.conns[i].is_closed() {
+                "the connection was lost"
+            } else {
+                "the log command ended"
+            };
+            w.lost.push((i, format!("{}: {why} during observation", self.names[i])));
+            return;
+        }
+        if w.watch.is_error(line) {
+            // A failed append is remembered by the sink; the machine stops after this step.
+            let _ = w.run.append(
+                "matched.log",
+                &format!(
+                    "{} {} {}\n",
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    self.names[i],
+                    line
+                ),
+            );
+        }
+        w.obs[i].feed(line, at);
+    }
+
+    /// Each watched host's verdict at the end of the window (recorded), and the pooled
+    /// baseline stats they were compared with. A host that failed fast does not pass.
+    fn judge(
+        &self,
+        w: &Window<'_>,
+        phase: &str,
+        failed_fast: &Option<(String, Breach)>,
+    ) -> (Vec<(String, Verdict)>, Option<Stats>) {
+        let window_ms = w.ms().max(1);
+        let base_stats: Vec<Stats> = w.base.iter().map(|&j| w.obs[j].stats()).collect();
+        let mut verdicts = Vec::new();
+        for &i in &w.watched {
+            let v = if base_stats.is_empty() {
+                w.obs[i].finish(window_ms)
+            } else {
+                w.obs[i].finish_with_baseline(window_ms, &base_stats)
             };
             let passed = v.passed && failed_fast.as_ref().is_none_or(|(h, _)| h != &self.names[i]);
             // A failed write is remembered by the sink; the machine stops after this step.
-            let _ = run.emit(EventKind::Verdict {
+            let _ = w.run.emit(EventKind::Verdict {
                 phase: phase.to_string(),
                 host: self.names[i].clone(),
                 passed,
@@ -262,13 +305,7 @@ impl Tails {
             verdicts.push((self.names[i].clone(), v));
         }
         let baseline = (!base_stats.is_empty()).then(|| Stats::pooled(&base_stats));
-        let _ = self.started;
-        WindowResult {
-            verdicts,
-            failed_fast,
-            baseline,
-            interrupted,
-        }
+        (verdicts, baseline)
     }
 }
 

@@ -56,6 +56,20 @@ pub fn make_plan(
     let n = canary_count
         .unwrap_or_else(|| spec.canary.of(targets.len()).max(1))
         .min(targets.len());
+    let canary = choose_canary(targets, spec, canary_override, n)?;
+    let rest: Vec<String> = targets.iter().filter(|t| !canary.contains(t)).cloned().collect();
+    let batches = split_batches(&rest, spec);
+    Ok(BatchPlan { canary, batches })
+}
+
+/// `n` canary hosts: the `--canary` host first, then the playbook's preferred canaries that
+/// are targets, then targets in order.
+fn choose_canary(
+    targets: &[String],
+    spec: &RolloutSpec,
+    canary_override: Option<&str>,
+    n: usize,
+) -> Result<Vec<String>, String> {
     let mut canary: Vec<String> = Vec::new();
     if let Some(c) = canary_override {
         if !targets.iter().any(|t| t == c) {
@@ -78,7 +92,13 @@ pub fn make_plan(
             canary.push(t.clone());
         }
     }
-    let rest: Vec<String> = targets.iter().filter(|t| !canary.contains(t)).cloned().collect();
+    Ok(canary)
+}
+
+/// The hosts after the canary in batches: each step of `spec.batches` is cumulative (a
+/// percentage of `rest`, or a count more), empty batches are dropped, and whatever is left
+/// goes last.
+fn split_batches(rest: &[String], spec: &RolloutSpec) -> Vec<Vec<String>> {
     let mut batches = Vec::new();
     let mut done = 0;
     for step in &spec.batches {
@@ -95,7 +115,7 @@ pub fn make_plan(
     if done < rest.len() {
         batches.push(rest[done..].to_vec());
     }
-    Ok(BatchPlan { canary, batches })
+    batches
 }
 
 #[cfg(test)]

@@ -15,22 +15,7 @@ use std::sync::Arc;
 /// Re-open the connection of each of `hosts` that is closed (or missing, when its endpoint is
 /// known), recording `reconnected` or `reconnect_failed`; `phase` names the step it is for.
 pub(crate) async fn reconnect(ctx: &mut Run, hosts: &[String], phase: &str) {
-    let wanted: BTreeSet<&String> = hosts.iter().collect();
-    let todo: Vec<(String, crate::ssh::Endpoint, bool)> = wanted
-        .into_iter()
-        .filter_map(|h| {
-            let closed = ctx.conns.get(h).map(|c| c.is_closed());
-            let ep = ctx
-                .endpoints
-                .get(h)
-                .cloned()
-                .or_else(|| ctx.conns.get(h).map(|c| c.endpoint().clone()));
-            match (closed, ep) {
-                (Some(false), _) | (_, None) => None,
-                (was, Some(ep)) => Some((h.clone(), ep, was.is_some())),
-            }
-        })
-        .collect();
+    let todo = to_reopen(ctx, hosts);
     if todo.is_empty() {
         return;
     }
@@ -74,4 +59,25 @@ pub(crate) async fn reconnect(ctx: &mut Run, hosts: &[String], phase: &str) {
             }
         }
     }
+}
+
+/// Each of `hosts` whose connection is closed, or that has none yet but a known endpoint:
+/// (host, endpoint, whether it had a connection that dropped).
+fn to_reopen(ctx: &Run, hosts: &[String]) -> Vec<(String, crate::ssh::Endpoint, bool)> {
+    let wanted: BTreeSet<&String> = hosts.iter().collect();
+    wanted
+        .into_iter()
+        .filter_map(|h| {
+            let closed = ctx.conns.get(h).map(|c| c.is_closed());
+            let ep = ctx
+                .endpoints
+                .get(h)
+                .cloned()
+                .or_else(|| ctx.conns.get(h).map(|c| c.endpoint().clone()));
+            match (closed, ep) {
+                (Some(false), _) | (_, None) => None,
+                (was, Some(ep)) => Some((h.clone(), ep, was.is_some())),
+            }
+        })
+        .collect()
 }

@@ -1,27 +1,27 @@
 //! `Run::revert` and `Run::resume`: reopening a recorded run from its folder alone — its
 //! events (read strictly: a damaged line is an error, never skipped), its plan (commands
 //! re-rendered where the record masked a secret), connections to every host it touched.
+//! `Run::resume` itself is in `resume.rs`.
 
 use super::finish::Finished;
-use super::machine::{drive, revert_all, State};
+use super::machine::revert_all;
 use super::outcome::{Ending, Outcome};
+use super::preflight;
 use super::record_plan::{HostPlan, PlanRecord};
 use super::revert::Outstanding;
-use super::run::{interactive, interrupts, CalendarCheck, Run, RunOptions};
+use super::run::{interactive, interrupts, Run, RunOptions};
 use super::start::{concurrency, lock};
-use super::{markers, planner, preflight};
 use crate::config::{load_playbook, Host, LoadedFleet};
 use crate::exit::{Exit, Failure};
-use crate::record::history::{changed_hosts, last_start, markers_held, records_markers, restart_pending};
+use crate::record::history::{last_start, markers_held, records_markers, restart_pending};
 use crate::record::lock::username;
 use crate::record::run_dir::Progress;
 use crate::record::secrets::Secrets;
 use crate::record::{read_events, Event, EventKind, RunDir};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 /// Changing hosts again needs `--yes` or a "y" on a terminal; cron without `--yes` is refused.
-fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
+pub(super) fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
     if !yes && !interactive() {
         return Err(Failure::input(format!(
             "refusing to {what} without --yes: there is no terminal to confirm on"
@@ -41,7 +41,7 @@ fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
 }
 
 /// The run folder and its events; a damaged record stops here (exit 2), before any host.
-fn open(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<(RunDir, Vec<Event>), Failure> {
+pub(super) fn open(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<(RunDir, Vec<Event>), Failure> {
     let dir = crate::record::run_dir::resolve(&opts.runs_dir, id).map_err(|e| Failure::input(e.to_string()))?;
     let events = read_events(&dir).map_err(|e| Failure::input(e.to_string()))?;
     let pb = events.iter().find_map(|e| match &e.kind {
@@ -72,12 +72,12 @@ fn load_plan(rec: &RunDir, lf: &LoadedFleet) -> Result<PlanRecord, Failure> {
     Ok(record)
 }
 
-fn record_err(e: std::io::Error) -> Failure {
+pub(super) fn record_err(e: std::io::Error) -> Failure {
     Failure::new(Exit::NeedsAttention, format!("cannot write the run record: {e}"))
 }
 
 /// Record that this process takes the run over (`resumed: true`).
-fn restart_record(
+pub(super) fn restart_record(
     rec: &RunDir,
     plan: Option<&PlanRecord>,
     events: &[Event],
@@ -119,7 +119,7 @@ fn restart_record(
 }
 
 /// A reopened run with no prepared hosts (revert works from the record alone).
-fn reopened(lf: &LoadedFleet, opts: &RunOptions, rec: RunDir, plan: PlanRecord, hosts: &[String]) -> Run {
+pub(super) fn reopened(lf: &LoadedFleet, opts: &RunOptions, rec: RunDir, plan: PlanRecord, hosts: &[String]) -> Run {
     let targets: Vec<&Host> = hosts.iter().filter_map(|n| lf.fleet.host(n)).collect();
     Run {
         rec,
@@ -237,70 +237,6 @@ impl Run {
             )
         }
     }
-
-    /// `resume RUN`: continue an interrupted or paused run from its first phase that did not
-    /// pass, with the same plan, exception and failure handling as the original run.
-    pub async fn resume(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<Finished, Failure> {
-        let (rec, events) = open(lf, opts, id)?;
-        let plan = resumable(&rec, lf, &events)?;
-        let phases = plan.plan.phases();
-        let from = first_unpassed(&events, &phases);
-        let at = phases.get(from).map(|p| p.0.as_str()).unwrap_or("the end");
-        need_yes(opts.yes, &format!("Resume run {} from {at}", rec.id))?;
-        let pb_path = PathBuf::from(&plan.playbook_path);
-        let pb = load_playbook(&pb_path, &lf.fleet)?;
-        let mut names: Vec<String> = phases.iter().skip(from).flat_map(|(_, h)| h.clone()).collect();
-        names.extend(plan.baseline.iter().cloned());
-        names.sort();
-        names.dedup();
-        let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
-        let (lock, _) = lock(&opts.runs_dir, &rec.id, names.clone(), true)?;
-        restart_record(&rec, Some(&plan), &events, &names)?;
-        let conc = concurrency(opts, lf);
-        let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        let (prepared, failures, conns) = preflight::preflight_all(lf, &hosts, &pb, &base, opts.accept_new, conc).await;
-        if !failures.is_empty() {
-            let list: Vec<String> = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect();
-            return Err(Failure::new(
-                Exit::Preflight,
-                rec.secrets().text(&format!(
-                    "cannot resume: preflight failed:\n{}\nthe run is unchanged; retry, or `bellwether revert {}`",
-                    list.join("\n"),
-                    rec.id
-                )),
-            ));
-        }
-        for (name, p) in &prepared {
-            rec.emit(EventKind::MarkerPlaced { host: name.clone() })
-                .map_err(record_err)?;
-            if let Err(holder) = markers::place(&p.conn, &rec.id, true).await {
-                return Err(Failure::new(Exit::Locked, format!("{name} is held by run {holder}")));
-            }
-        }
-        let mut all = names.clone();
-        all.extend(changed_hosts(&events));
-        let settings_like = approved_calendar(lf, &events, &pb, &hosts);
-        let mut run = reopened(lf, opts, rec, plan, &all);
-        run.failed_hosts = run
-            .plan
-            .skipped
-            .iter()
-            .filter(|(h, _)| !run.plan.frozen.contains(h))
-            .count();
-        run.conns = conns;
-        run.prepared = prepared;
-        run.calendar = Some(settings_like);
-        run._lock = Some(lock);
-        run.watch = pb
-            .watch
-            .as_ref()
-            .filter(|w| w.log.is_some())
-            .map(|w| w.compiled().map_err(|e| Failure::input(e.to_string())))
-            .transpose()?;
-        run.say(&format!("resuming run {} at {at}", run.id()));
-        let ending = drive(&mut run, State::Begin(from)).await;
-        Ok(run.finish(ending).await)
-    }
 }
 
 /// Apply, then health only if apply worked; both results are recorded so the summary shows
@@ -350,76 +286,10 @@ fn empty_plan(id: &str) -> PlanRecord {
     }
 }
 
-/// Only a run that stopped part-way (paused or interrupted) and got as far as a plan can be
-/// resumed.
-fn resumable(rec: &RunDir, lf: &LoadedFleet, events: &[Event]) -> Result<PlanRecord, Failure> {
-    let Some(mut record) = super::summary::load_plan(rec) else {
-        return Err(Failure::input(format!(
-            "{}: no plan.json; the run never got past preflight, start a new rollout",
-            rec.dir.display()
-        )));
-    };
-    unmask_commands(&mut record, lf)?;
-    let last = events.iter().rev().find_map(|e| match &e.kind {
-        EventKind::RunFinished { outcome, .. } => Some(outcome.clone()),
-        _ => None,
-    });
-    if let Some(outcome) = last {
-        if !Outcome::parse(&outcome).is_some_and(Outcome::resumable) {
-            return Err(Failure::input(format!(
-                "run {} already finished ({outcome}); nothing to resume",
-                rec.id
-            )));
-        }
-    }
-    Ok(record)
-}
-
-/// The index of the first phase without a `PhasePassed` event (`phases.len()` if all passed).
-fn first_unpassed(events: &[Event], phases: &[(String, Vec<String>)]) -> usize {
-    let passed: Vec<&String> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::PhasePassed { phase } => Some(phase),
-            _ => None,
-        })
-        .collect();
-    phases
-        .iter()
-        .position(|(p, _)| !passed.contains(&p))
-        .unwrap_or(phases.len())
-}
-
-/// The exception approved for this run still holds for it: without it, an emergency fix
-/// resumed inside the very freeze it was approved for would pause at once.
-fn approved_calendar(
-    lf: &LoadedFleet,
-    events: &[Event],
-    pb: &crate::config::Playbook,
-    hosts: &[&Host],
-) -> CalendarCheck {
-    let exception = events.iter().find_map(|e| match &e.kind {
-        EventKind::Gate {
-            exception: Some(reason),
-            approver: Some(approver),
-            ..
-        } => Some(crate::calendar::Exception {
-            reason: reason.clone(),
-            approver: approver.clone(),
-        }),
-        _ => None,
-    });
-    CalendarCheck {
-        calendar: lf.calendar.clone(),
-        request: planner::gate_request(pb, hosts, chrono::Utc::now(), exception),
-        offset: chrono::Duration::zero(),
-    }
-}
-
 /// `plan.json` is written with free text masked, so a command that had a secret spliced in
 /// (`--auth {{ vars.api_token }}`) is recorded as `--auth ••••`. Before running recorded
 /// commands, re-render those from the playbook and the fleet (which hold the real values).
-fn unmask_commands(record: &mut PlanRecord, lf: &LoadedFleet) -> Result<(), Failure> {
+pub(super) fn unmask_commands(record: &mut PlanRecord, lf: &LoadedFleet) -> Result<(), Failure> {
     let masked = |c: &Option<String>| c.as_deref().is_some_and(|c| c.contains(crate::edit::MASK));
     let needs = record.hosts.values().any(|h| {
         masked(&h.apply)

@@ -105,40 +105,7 @@ async fn restore_file(run: &RunDir, conn: &Connection, f: &ChangedFile) -> Resul
         ));
     }
     match (&f.snapshot, &f.before) {
-        (Some(rel), Some(before)) => {
-            let bytes = run
-                .load_snapshot(rel)
-                .map_err(|e| format!("snapshot {rel} unreadable: {e}"))?;
-            if crate::ssh::sha256_hex(&bytes) != *before {
-                return Err(format!(
-                    "snapshot {rel} does not match its recorded hash; not restoring from it"
-                ));
-            }
-            let opts = WriteOptions {
-                mode: f.mode,
-                owner: f.uid.zip(f.gid),
-                expect: Some(Some(f.after.clone())),
-            };
-            let sha = conn
-                .write_file(&f.path, &bytes, &opts)
-                .await
-                .map_err(|e| e.to_string())?;
-            let back = conn
-                .read_file(&f.path)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("the file vanished after the restore")?;
-            if back.sha256 != *before || f.mode.is_some_and(|m| m != back.mode) {
-                return Err(format!(
-                    "verification failed: sha256 {} mode {:o}, expected {} mode {:o}",
-                    back.sha256,
-                    back.mode,
-                    before,
-                    f.mode.unwrap_or(back.mode)
-                ));
-            }
-            Ok(Some(sha))
-        }
+        (Some(rel), Some(before)) => write_snapshot(run, conn, f, rel, before).await,
         _ => {
             conn.remove_file(&f.path, Some(&f.after))
                 .await
@@ -146,6 +113,49 @@ async fn restore_file(run: &RunDir, conn: &Connection, f: &ChangedFile) -> Resul
             Ok(None)
         }
     }
+}
+
+/// Write the snapshot `rel` (whose recorded hash is `before`) back over `f`, then read it back:
+/// a restore counts only once the bytes and mode on the host are the old ones.
+async fn write_snapshot(
+    run: &RunDir,
+    conn: &Connection,
+    f: &ChangedFile,
+    rel: &str,
+    before: &str,
+) -> Result<Option<String>, String> {
+    let bytes = run
+        .load_snapshot(rel)
+        .map_err(|e| format!("snapshot {rel} unreadable: {e}"))?;
+    if crate::ssh::sha256_hex(&bytes) != *before {
+        return Err(format!(
+            "snapshot {rel} does not match its recorded hash; not restoring from it"
+        ));
+    }
+    let opts = WriteOptions {
+        mode: f.mode,
+        owner: f.uid.zip(f.gid),
+        expect: Some(Some(f.after.clone())),
+    };
+    let sha = conn
+        .write_file(&f.path, &bytes, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    let back = conn
+        .read_file(&f.path)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the file vanished after the restore")?;
+    if back.sha256 != *before || f.mode.is_some_and(|m| m != back.mode) {
+        return Err(format!(
+            "verification failed: sha256 {} mode {:o}, expected {} mode {:o}",
+            back.sha256,
+            back.mode,
+            before,
+            f.mode.unwrap_or(back.mode)
+        ));
+    }
+    Ok(Some(sha))
 }
 
 /// Revert every outstanding file and link, hosts in parallel (newest-changed host first in
@@ -158,6 +168,25 @@ pub async fn revert(
     concurrency: usize,
     reason: &str,
 ) -> Vec<HostRevert> {
+    let by_host = split_by_host(todo);
+    noted(run.emit(EventKind::RevertStarted {
+        hosts: by_host.iter().map(|(h, _)| h.clone()).collect(),
+        reason: reason.to_string(),
+    }));
+    stream::iter(by_host)
+        .map(|(host, work)| async move {
+            let cmd = cmds.get(&host).cloned().unwrap_or_default();
+            revert_host(run, conns.get(&host).map(Arc::as_ref), &cmd, host, work).await
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// Each host's share: hosts in the order their newest written file (then newest flipped link)
+/// appears going back through the record, each host's files and links newest first, so they
+/// are undone in the reverse of the order they were done.
+fn split_by_host(todo: Outstanding) -> Vec<(String, HostWork)> {
     let mut by_host: Vec<(String, HostWork)> = Vec::new();
     fn slot<'a>(v: &'a mut Vec<(String, HostWork)>, host: &str) -> &'a mut HostWork {
         let i = match v.iter().position(|(h, _)| h == host) {
@@ -175,123 +204,136 @@ pub async fn revert(
     for f in todo.flips.into_iter().rev() {
         slot(&mut by_host, &f.host.clone()).flips.push(f);
     }
-    noted(run.emit(EventKind::RevertStarted {
-        hosts: by_host.iter().map(|(h, _)| h.clone()).collect(),
-        reason: reason.to_string(),
+    by_host
+}
+
+/// Put one host back: its links first, then its files, then apply, health and the
+/// `on_revert` hooks. `conn` is None when the host cannot be reached.
+async fn revert_host(
+    run: &RunDir,
+    conn: Option<&Connection>,
+    c: &RestoreCommands,
+    host: String,
+    work: HostWork,
+) -> HostRevert {
+    let HostWork { files, flips } = work;
+    let mut out = HostRevert {
+        host: host.clone(),
+        restored: vec![],
+        problems: vec![],
+    };
+    let Some(conn) = conn else {
+        let paths = files
+            .iter()
+            .map(|f| f.path.clone())
+            .chain(flips.iter().map(|f| f.link.clone()));
+        for path in paths {
+            failed(run, &mut out, path, "host unreachable".to_string());
+        }
+        return out;
+    };
+    restore_flips(run, conn, &flips, &mut out).await;
+    restore_files(run, conn, &files, &mut out).await;
+    restart(run, conn, c, &mut out).await;
+    out
+}
+
+/// Record that `path` could not be put back, and keep it as a problem for a person.
+fn failed(run: &RunDir, out: &mut HostRevert, path: String, error: String) {
+    noted(run.emit(EventKind::RevertFailed {
+        host: out.host.clone(),
+        path: path.clone(),
+        error: error.clone(),
     }));
-    stream::iter(by_host)
-        .map(|(host, work)| async move {
-            let HostWork { files, flips } = work;
-            let mut out = HostRevert {
-                host: host.clone(),
-                restored: vec![],
-                problems: vec![],
-            };
-            let Some(conn) = conns.get(&host) else {
-                let paths = files
-                    .iter()
-                    .map(|f| f.path.clone())
-                    .chain(flips.iter().map(|f| f.link.clone()));
-                for path in paths {
-                    let msg = "host unreachable".to_string();
-                    noted(run.emit(EventKind::RevertFailed {
-                        host: host.clone(),
-                        path: path.clone(),
-                        error: msg.clone(),
-                    }));
-                    out.problems.push((path, msg));
-                }
-                return out;
-            };
-            for f in &flips {
-                match super::flip::flip_back(conn, f).await {
-                    Ok(target) => {
-                        noted(run.emit(EventKind::FlippedBack {
-                            host: host.clone(),
-                            link: f.link.clone(),
-                            target,
-                            verified: true,
-                        }));
-                        out.restored.push(f.link.clone());
-                    }
-                    Err(e) => {
-                        noted(run.emit(EventKind::RevertFailed {
-                            host: host.clone(),
-                            path: f.link.clone(),
-                            error: e.clone(),
-                        }));
-                        out.problems.push((f.link.clone(), e));
-                    }
-                }
-            }
-            for f in &files {
-                match restore_file(run, conn, f).await {
-                    Ok(sha) => {
-                        noted(run.emit(EventKind::Reverted {
-                            host: host.clone(),
-                            path: f.path.clone(),
-                            sha256: sha,
-                            verified: true,
-                        }));
-                        out.restored.push(f.path.clone());
-                    }
-                    Err(e) => {
-                        noted(run.emit(EventKind::RevertFailed {
-                            host: host.clone(),
-                            path: f.path.clone(),
-                            error: e.clone(),
-                        }));
-                        out.problems.push((f.path.clone(), e));
-                    }
-                }
-            }
-            let c = cmds.get(&host).cloned().unwrap_or_default();
-            let apply_ok = super::host::apply(
-                run,
-                conn,
-                &host,
-                c.apply.as_deref(),
-                c.apply_timeout.max(Duration::from_secs(1)),
-            )
-            .await
-            .map_err(|e| e.to_string());
-            let health_ok = match &apply_ok {
-                Ok(()) => super::host::health(
-                    run,
-                    conn,
-                    &host,
-                    c.health.as_deref(),
-                    c.health_timeout.max(Duration::from_secs(1)),
-                )
-                .await
-                .map_err(|e| e.to_string()),
-                Err(e) => Err(e.clone()),
-            };
-            for hook in &c.on_revert {
-                let r = conn
-                    .run(hook, None, c.apply_timeout.max(Duration::from_secs(1)), None)
-                    .await;
-                let ok = matches!(&r, Ok(o) if o.status == 0);
-                noted(run.emit(EventKind::Hook {
-                    host: host.clone(),
-                    hook: hook.clone(),
-                    ok,
-                    detail: String::new(),
+    out.problems.push((path, error));
+}
+
+/// Flip each link back to the slot it named before the run.
+async fn restore_flips(run: &RunDir, conn: &Connection, flips: &[FlippedLink], out: &mut HostRevert) {
+    for f in flips {
+        match super::flip::flip_back(conn, f).await {
+            Ok(target) => {
+                noted(run.emit(EventKind::FlippedBack {
+                    host: out.host.clone(),
+                    link: f.link.clone(),
+                    target,
+                    verified: true,
                 }));
+                out.restored.push(f.link.clone());
             }
-            noted(run.emit(EventKind::HostRestored {
-                host: host.clone(),
-                apply_ok: apply_ok.is_ok(),
-                health_ok: health_ok.is_ok(),
-            }));
-            if let Err(e) = apply_ok {
-                out.problems.push(("apply".into(), e));
-            } else if let Err(e) = health_ok {
-                out.problems.push(("health".into(), e));
+            Err(e) => failed(run, out, f.link.clone(), e),
+        }
+    }
+}
+
+/// Put each file's old bytes, mode and owner back (or remove a file the run created).
+async fn restore_files(run: &RunDir, conn: &Connection, files: &[ChangedFile], out: &mut HostRevert) {
+    for f in files {
+        match restore_file(run, conn, f).await {
+            Ok(sha) => {
+                noted(run.emit(EventKind::Reverted {
+                    host: out.host.clone(),
+                    path: f.path.clone(),
+                    sha256: sha,
+                    verified: true,
+                }));
+                out.restored.push(f.path.clone());
             }
-            out
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
+            Err(e) => failed(run, out, f.path.clone(), e),
+        }
+    }
+}
+
+/// Re-run apply, then health only if apply worked, then the `on_revert` hooks, so the agent
+/// really runs the restored files; `host_restored` records which step a host failed at.
+async fn restart(run: &RunDir, conn: &Connection, c: &RestoreCommands, out: &mut HostRevert) {
+    let host = out.host.clone();
+    let apply_ok = super::host::apply(
+        run,
+        conn,
+        &host,
+        c.apply.as_deref(),
+        c.apply_timeout.max(Duration::from_secs(1)),
+    )
+    .await
+    .map_err(|e| e.to_string());
+    let health_ok = match &apply_ok {
+        Ok(()) => super::host::health(
+            run,
+            conn,
+            &host,
+            c.health.as_deref(),
+            c.health_timeout.max(Duration::from_secs(1)),
+        )
         .await
+        .map_err(|e| e.to_string()),
+        Err(e) => Err(e.clone()),
+    };
+    on_revert_hooks(run, conn, &host, c).await;
+    noted(run.emit(EventKind::HostRestored {
+        host: host.clone(),
+        apply_ok: apply_ok.is_ok(),
+        health_ok: health_ok.is_ok(),
+    }));
+    if let Err(e) = apply_ok {
+        out.problems.push(("apply".into(), e));
+    } else if let Err(e) = health_ok {
+        out.problems.push(("health".into(), e));
+    }
+}
+
+/// Run the playbook's `on_revert` hooks, each recorded; a failed hook is reported, not fatal.
+async fn on_revert_hooks(run: &RunDir, conn: &Connection, host: &str, c: &RestoreCommands) {
+    for hook in &c.on_revert {
+        let r = conn
+            .run(hook, None, c.apply_timeout.max(Duration::from_secs(1)), None)
+            .await;
+        let ok = matches!(&r, Ok(o) if o.status == 0);
+        noted(run.emit(EventKind::Hook {
+            host: host.to_string(),
+            hook: hook.clone(),
+            ok,
+            detail: String::new(),
+        }));
+    }
 }

@@ -15,9 +15,19 @@ fn short(sha: &Option<String>) -> String {
         .unwrap_or_else(|| "(absent)".into())
 }
 
+/// One timeline line for an event, or None for events the timeline leaves out.
 fn describe(ev: &Event) -> Option<String> {
+    let k = &ev.kind;
+    describe_start(k)
+        .or_else(|| describe_phase(k))
+        .or_else(|| describe_revert(k))
+        .or_else(|| describe_link(k))
+}
+
+/// How the run began: start, calendar gate, lock, preflight failures, skipped hosts.
+fn describe_start(k: &EventKind) -> Option<String> {
     use EventKind::*;
-    Some(match &ev.kind {
+    Some(match k {
         RunStarted {
             playbook,
             targets,
@@ -50,6 +60,14 @@ fn describe(ev: &Event) -> Option<String> {
             detail,
         } => format!("preflight failed on {host}: {detail}"),
         Skipped { host, reason } => format!("skipped {host}: {reason}"),
+        _ => return None,
+    })
+}
+
+/// A phase: its hosts changed, observed and judged, and how it stopped.
+fn describe_phase(k: &EventKind) -> Option<String> {
+    use EventKind::*;
+    Some(match k {
         PhaseStarted { phase, hosts } => format!("{phase} started: {}", hosts.join(", ")),
         Written { host, path, .. } => format!("{host}: wrote {path}"),
         Apply {
@@ -79,6 +97,14 @@ fn describe(ev: &Event) -> Option<String> {
         PhasePassed { phase } => format!("{phase} passed"),
         Paused { reason } => format!("paused: {reason}"),
         Interrupted { reason } => format!("interrupted: {reason}"),
+        _ => return None,
+    })
+}
+
+/// Putting hosts back, and the run's end.
+fn describe_revert(k: &EventKind) -> Option<String> {
+    use EventKind::*;
+    Some(match k {
         RevertStarted { hosts, .. } => format!("revert started on {}", hosts.join(", ")),
         Reverted { host, path, .. } => format!("{host}: restored {path} (verified)"),
         RevertFailed { host, path, error } => format!("{host}: revert of {path} FAILED: {error}"),
@@ -92,6 +118,14 @@ fn describe(ev: &Event) -> Option<String> {
             ok(*health_ok)
         ),
         RunFinished { outcome, exit, message } => format!("finished: {outcome} (exit {exit}): {message}"),
+        _ => return None,
+    })
+}
+
+/// Blue/green staging and flips, and connections that dropped.
+fn describe_link(k: &EventKind) -> Option<String> {
+    use EventKind::*;
+    Some(match k {
         StageStarted { host, live, idle } => format!("{host}: staging {idle} as a copy of {live}"),
         Staged { host, path, .. } => format!("{host}: staged {path}"),
         Flipped { host, link, target } => format!("{host}: flipped {link} to {target}"),
