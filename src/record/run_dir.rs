@@ -56,6 +56,8 @@ pub struct RunDir {
     events: EventLog,
     secrets: Secrets,
     progress: Progress,
+    /// `logs/HOST.log`: the canary's (and baseline's) own log lines, capped.
+    logs: super::logs::LogKeeper,
     /// The first record write that failed: once set, the run must stop (the state machine
     /// checks it after every step, so even a write nobody could propagate stops the run).
     failed: std::sync::Mutex<Option<String>>,
@@ -119,12 +121,14 @@ impl RunDir {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.join("snapshots"), std::fs::Permissions::from_mode(0o700))?;
         let events = EventLog::open(&dir)?;
+        let dir_for_logs = dir.clone();
         Ok(RunDir {
             id: id.to_string(),
             dir,
             events,
             secrets,
             progress,
+            logs: super::logs::LogKeeper::new(&dir_for_logs, super::logs::CAP_BYTES),
             failed: Default::default(),
         })
     }
@@ -137,12 +141,14 @@ impl RunDir {
             .file_name()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
+        let dir_for_logs = dir.clone();
         Ok(RunDir {
             id,
             dir,
             events,
             secrets,
             progress,
+            logs: super::logs::LogKeeper::new(&dir_for_logs, super::logs::CAP_BYTES),
             failed: Default::default(),
         })
     }
@@ -184,6 +190,21 @@ impl RunDir {
         let _span = tracing::info_span!("run", run_id = %self.id).entered();
         tracing::info!(target: "bellwether::run", "{msg}");
         self.progress.line(&msg);
+    }
+
+    /// Keep one line of `host`'s log (`logs/HOST.log`, masked, capped), received now during
+    /// `window`. A failure is remembered like a failed event: the run stops.
+    pub fn keep_log_line(&self, host: &str, window: &str, line: &str) -> std::io::Result<()> {
+        let r = self.logs.line(host, window, Utc::now(), line, &self.secrets);
+        if let Err(e) = &r {
+            self.note_failure(format!("cannot write {}/logs: {e}", self.dir.display()));
+        }
+        r
+    }
+
+    /// State each capped log file's dropped lines at its end (the run is ending).
+    pub fn close_logs(&self) -> std::io::Result<()> {
+        self.logs.close()
     }
 
     /// The run's secret masker (for free text built outside the sink: diffs, log lines).

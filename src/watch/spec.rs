@@ -52,6 +52,34 @@ pub struct WatchSpec {
     /// Length of the pre-change window recorded on the canary for before/after metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Dur>,
+    /// Which hosts' log lines the run keeps in `logs/HOST.log` (see docs/run-records.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_log: Option<KeepLog>,
+}
+
+/// `keep_log`: whose log lines a run keeps besides the matched error lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepLog {
+    /// The canary's and the baseline hosts' lines during the canary window (and the canary's
+    /// `before` window).
+    #[default]
+    Canary,
+    /// Every watched host's lines in every window.
+    All,
+    /// None: only the error lines (`matched.log`).
+    Errors,
+}
+
+impl KeepLog {
+    /// Are lines seen during `window` kept?
+    pub fn keeps(self, window: &str) -> bool {
+        match self {
+            KeepLog::All => true,
+            KeepLog::Canary => window == "canary" || window == "before",
+            KeepLog::Errors => false,
+        }
+    }
 }
 
 /// `{ file = "/var/log/agent.log" }` or `{ command = "journalctl -fu hermes -o cat -n0" }`.
