@@ -95,13 +95,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a run's summary.
+    /// Print a run's summary, or with --log the log lines it kept (logs/HOST.log).
     ///
-    /// Example: bellwether show latest
+    /// Example: bellwether show latest --log h01 | less
     Show {
         run: String,
         #[arg(long)]
         json: bool,
+        /// Print the kept log of HOST (every kept host's log when HOST is left out).
+        #[arg(long, value_name = "HOST", num_args = 0..=1, default_missing_value = "")]
+        log: Option<String>,
     },
     /// May a change of this tier ship now? For CI: exit 0 allow, 3 block.
     ///
@@ -174,7 +177,15 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Revert { run, yes } => crate::cmd::revert::revert(&g, &run, yes).await,
         Command::Resume { run, yes } => crate::cmd::revert::resume(&g, &run, yes).await,
         Command::Runs { json } => crate::cmd::runs::list(&g, json),
-        Command::Show { run, json } => crate::cmd::runs::show(&g, &run, json),
+        Command::Show {
+            run,
+            json,
+            log: Some(host),
+        } => {
+            let _ = json;
+            crate::cmd::runs::show_log(&g, &run, (!host.is_empty()).then_some(host.as_str()))
+        }
+        Command::Show { run, json, log: None } => crate::cmd::runs::show(&g, &run, json),
         Command::Status { json } => crate::cmd::runs::status(&g, json),
         Command::Sandbox { action } => crate::cmd::sandbox::run(&action).await,
         Command::Demo { dir, hosts } => crate::cmd::sandbox::demo(dir, hosts).await,

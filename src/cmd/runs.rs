@@ -69,7 +69,74 @@ pub fn show(g: &Global, id: &str, json: bool) -> Result<Exit, Failure> {
         print!(
             "{}",
             crate::rollout::summary::render(&run.id, &events, crate::rollout::summary::load_plan(&run).as_ref())
+                + &crate::rollout::summary_logs::logs_section(&run.dir, &events)
         );
+    }
+    Ok(Exit::Done)
+}
+
+/// `show RUN --log [HOST]`: the log lines the run kept (`logs/HOST.log`), as written —
+/// masked, one line per log line with its receive time and window. Host-sent text: control
+/// characters are escaped before they reach a terminal.
+pub fn show_log(g: &Global, id: &str, host: Option<&str>) -> Result<Exit, Failure> {
+    let dir = run_dir::resolve(&g.runs_dir(), id).map_err(|e| Failure::input(e.to_string()))?;
+    let logs = dir.join("logs");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&logs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    let kept: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()))
+        .collect();
+    if let Some(h) = host {
+        let want = logs.join(crate::record::logs::log_file_name(h));
+        if !want.exists() {
+            return Err(Failure::input(format!(
+                "run {}: no log kept for {h}; kept: {}",
+                dir.display(),
+                if kept.is_empty() {
+                    "none".to_string()
+                } else {
+                    kept.join(", ")
+                }
+            )));
+        }
+        files = vec![want];
+    }
+    if files.is_empty() {
+        println!(
+            "run {}: no log lines were kept (watch.keep_log, or no log watch)",
+            dir.display()
+        );
+        return Ok(Exit::Done);
+    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for f in &files {
+        let text = std::fs::read(f).map_err(|e| Failure::input(format!("{}: {e}", f.display())))?;
+        if files.len() > 1 {
+            let _ = writeln!(out, "==> {} <==", f.display());
+        }
+        for line in String::from_utf8_lossy(&text).lines() {
+            let safe: String = line
+                .chars()
+                .flat_map(|c| {
+                    if c.is_control() && c != '\t' {
+                        c.escape_default().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
+            if writeln!(out, "{safe}").is_err() {
+                return Ok(Exit::Done); // `| head` closed the pipe
+            }
+        }
     }
     Ok(Exit::Done)
 }

@@ -38,7 +38,13 @@ pub(crate) struct LogKeeper {
 pub fn log_file_name(host: &str) -> String {
     let safe: String = host
         .chars()
-        .map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c })
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     format!("{safe}.log")
 }
@@ -61,7 +67,10 @@ impl LogKeeper {
         line: &str,
         secrets: &Secrets,
     ) -> std::io::Result<()> {
-        let mut files = self.files.lock().map_err(|_| std::io::Error::other("log keeper lock poisoned"))?;
+        let mut files = self
+            .files
+            .lock()
+            .map_err(|_| std::io::Error::other("log keeper lock poisoned"))?;
         if !files.contains_key(host) {
             std::fs::create_dir_all(&self.dir)?;
             let file = OpenOptions::new()
@@ -96,7 +105,10 @@ impl LogKeeper {
 
     /// State the cap and the dropped lines at the end of each file that hit it.
     pub(crate) fn close(&self) -> std::io::Result<()> {
-        let mut files = self.files.lock().map_err(|_| std::io::Error::other("log keeper lock poisoned"))?;
+        let mut files = self
+            .files
+            .lock()
+            .map_err(|_| std::io::Error::other("log keeper lock poisoned"))?;
         for h in files.values_mut() {
             if h.dropped > 0 {
                 writeln!(
@@ -121,7 +133,8 @@ mod tests {
         let k = LogKeeper::new(d.path(), 200);
         let s = Secrets::default();
         let at = chrono::Utc::now();
-        k.line("h01", "canary", at, "INFO ok api_key=sk-ant-abcdefghijklmnop\n", &s).unwrap();
+        k.line("h01", "canary", at, "INFO ok api_key=sk-ant-abcdefghijklmnop\n", &s)
+            .unwrap();
         for i in 0..20 {
             k.line("h01", "canary", at, &format!("INFO line {i}"), &s).unwrap();
         }

@@ -25,6 +25,9 @@ impl Run {
         if let Err(e) = self.release_markers(ending.outcome).await {
             ending.message.push_str(&format!("\n{e}"));
         }
+        if let Err(e) = self.rec.close_logs() {
+            ending.message.push_str(&format!("\ncannot finish the kept logs: {e}"));
+        }
         let recorded = self.rec.emit(EventKind::RunFinished {
             outcome: ending.outcome.as_str().to_string(),
             exit: ending.exit().code(),

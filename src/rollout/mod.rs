@@ -32,6 +32,7 @@ pub mod run;
 pub(crate) mod start;
 pub(crate) mod state;
 pub mod summary;
+pub mod summary_logs;
 pub mod summary_tables;
 
 pub use finish::Finished;

@@ -129,6 +129,10 @@ struct Window<'a> {
     watched: Vec<usize>,
     base: Vec<usize>,
     start: Instant,
+    /// The window's name (`before`, `canary`, `batch 1`, …) and whether its lines are kept
+    /// in `logs/HOST.log` (`watch.keep_log`).
+    phase: &'a str,
+    keep: bool,
 }
 
 impl Window<'_> {
@@ -172,6 +176,8 @@ impl Tails {
             lost: Vec::new(),
             watched: (0..n).filter(|i| !self.baseline[*i]).collect(),
             base: (0..n).filter(|i| self.baseline[*i]).collect(),
+            phase,
+            keep: watch.spec().keep_log.unwrap_or_default().keeps(phase),
         };
         let bar = progress_bar();
         for (i, l, _) in std::mem::take(&mut self.pending) {
@@ -273,6 +279,10 @@ impl Tails {
                     line
                 ),
             );
+        }
+        if w.keep {
+            // A failed write is remembered by the sink; the machine stops after this step.
+            let _ = w.run.keep_log_line(&self.names[i], w.phase, line);
         }
         w.obs[i].feed(line, at);
     }

@@ -323,7 +323,8 @@ pub fn write(run: &RunDir) {
         }
     };
     let plan = load_plan(run);
-    let text = render(&run.id, &events, plan.as_ref());
+    let mut text = render(&run.id, &events, plan.as_ref());
+    text.push_str(&super::summary_logs::logs_section(&run.dir, &events));
     if let Err(e) = run.write_text("summary.md", &text) {
         run.say(&format!("cannot write summary.md: {e}"));
     }
