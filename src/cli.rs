@@ -79,6 +79,28 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Continue a run waiting at a manual promotion point (`promote = "manual"`, a "pause"
+    /// batch step); past its `pause_timeout` the run is reverted instead.
+    ///
+    /// Example: bellwether promote 20261122T101500Z-model-swap-sonnet --yes
+    Promote {
+        run: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Revert a run (typically one waiting for promotion) and end it; with --expired, every
+    /// run whose promotion wait outlived its `pause_timeout` (for cron).
+    ///
+    /// Example: bellwether abort --expired --yes
+    Abort {
+        #[arg(required_unless_present = "expired")]
+        run: Option<String>,
+        /// Abort every run whose promotion wait expired.
+        #[arg(long, conflicts_with = "run")]
+        expired: bool,
+        #[arg(long)]
+        yes: bool,
+    },
     /// Runs in progress (their locks and hosts) and runs that left changes to finish.
     ///
     /// Exit 5 when a run (other than one paused by the calendar) left hosts needing attention.
@@ -176,6 +198,8 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Plan(a) => crate::cmd::plan::run(&g, &a).await,
         Command::Revert { run, yes } => crate::cmd::revert::revert(&g, &run, yes).await,
         Command::Resume { run, yes } => crate::cmd::revert::resume(&g, &run, yes).await,
+        Command::Promote { run, yes } => crate::cmd::revert::promote(&g, &run, yes).await,
+        Command::Abort { run, expired, yes } => crate::cmd::revert::abort(&g, run.as_deref(), expired, yes).await,
         Command::Runs { json } => crate::cmd::runs::list(&g, json),
         Command::Show {
             run,

@@ -19,6 +19,9 @@ pub enum Exit {
     NeedsAttention = 5,
     /// Preflight failed: nothing was changed.
     Preflight = 6,
+    /// The run stopped at a manual promotion point and waits for `bellwether promote RUN`
+    /// (or `abort RUN`); the hosts changed so far keep the change and the run's markers.
+    AwaitingPromotion = 7,
 }
 
 impl Exit {

@@ -29,3 +29,41 @@ pub async fn resume(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
     let done = Run::resume(&lf, &options(g, false, yes), id).await?;
     super::rollout::render(&done, false)
 }
+
+/// Continue a run waiting for promotion (or revert it, when its wait expired).
+pub async fn promote(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
+    let lf = context::fleet(g)?;
+    let done = Run::promote(&lf, &options(g, false, yes), id).await?;
+    super::rollout::render(&done, false)
+}
+
+/// Revert a run on purpose (exit 0 when every host is back), or every expired waiting run.
+pub async fn abort(g: &Global, id: Option<&str>, expired: bool, yes: bool) -> Result<Exit, Failure> {
+    let lf = context::fleet(g)?;
+    let ids: Vec<String> = match id {
+        Some(i) => vec![i.to_string()],
+        None if expired => crate::rollout::expired_waits(&g.runs_dir()),
+        None => return Err(Failure::input("name a RUN, or --expired")),
+    };
+    if ids.is_empty() {
+        println!("no run waits for promotion past its pause_timeout");
+        return Ok(Exit::Done);
+    }
+    let mut worst = Exit::Done;
+    for id in ids {
+        let why = format!("aborted by {}", crate::record::lock::username());
+        let done = Run::revert_because(&lf, &options(g, false, yes), &id, Some(why)).await?;
+        let o = &done.ending;
+        crate::record::run_dir::Progress::for_output(false).line(&format!("run {}: {}", done.run_id, o.message));
+        if o.outcome != Outcome::Reverted {
+            worst = o.exit();
+        }
+    }
+    match worst {
+        Exit::Done => Ok(Exit::Done),
+        e => Err(Failure::new(
+            e,
+            "some aborted runs could not be reverted cleanly; see above",
+        )),
+    }
+}

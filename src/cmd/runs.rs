@@ -150,6 +150,14 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         .map(|(_, l)| l)
         .collect();
     let alive = |id: &str| locks.iter().any(|l| l.run_id == id && !l.is_stale());
+    let waiting = crate::rollout::waiting_runs(&runs);
+    let is_waiting = |id: &str| waiting.iter().any(|w| w.0 == id);
+    let now = chrono::Utc::now();
+    let expired: Vec<&String> = waiting
+        .iter()
+        .filter(|w| w.3.is_some_and(|e| e < now))
+        .map(|w| &w.0)
+        .collect();
     let mut attention = Vec::new();
     let mut stale_markers: Vec<(String, Vec<String>)> = Vec::new();
     let mut damaged = Vec::new();
@@ -165,25 +173,28 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         let left = crate::rollout::revert::Outstanding::from_events(&evs);
         let pending = crate::record::history::restart_pending(&evs);
         let n = left.files.len() + left.flips.len();
-        if s.outcome != "done" && (n > 0 || !pending.is_empty()) {
+        if s.outcome != "done" && !is_waiting(&id) && (n > 0 || !pending.is_empty()) {
             attention.push((id.clone(), s.outcome, n.max(pending.len())));
         }
         let held = crate::record::history::markers_held(&evs);
-        if !held.is_empty() && !alive(&id) {
+        if !held.is_empty() && !alive(&id) && !is_waiting(&id) {
             stale_markers.push((id, held));
         }
     }
     // For monitoring: exit 5 when a run left hosts in a state nobody chose (a paused run is
     // waiting on the calendar on purpose, so it does not count), or left markers that block
     // the next rollout, or its record cannot be read.
-    let needs =
-        attention.iter().any(|(_, outcome, _)| outcome != "paused") || !stale_markers.is_empty() || !damaged.is_empty();
+    let needs = attention.iter().any(|(_, outcome, _)| outcome != "paused")
+        || !stale_markers.is_empty()
+        || !damaged.is_empty()
+        || !expired.is_empty();
     if json {
         let doc = serde_json::json!({
             "locks": locks,
             "unfinished": attention.iter().map(|(i, o, n)| serde_json::json!({"run": i, "outcome": o, "changes_outstanding": n})).collect::<Vec<_>>(),
             "stale_markers": stale_markers.iter().map(|(i, h)| serde_json::json!({"run": i, "hosts": h})).collect::<Vec<_>>(),
             "damaged_records": damaged.iter().map(|(i, e)| serde_json::json!({"run": i, "error": e})).collect::<Vec<_>>(),
+            "awaiting_promotion": waiting.iter().map(|(i, p, since, exp)| serde_json::json!({"run": i, "after": p, "since": since, "expires": exp, "expired": exp.is_some_and(|e| e < now)})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(if needs { Exit::NeedsAttention } else { Exit::Done });
@@ -217,6 +228,20 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
     }
     for (id, e) in &damaged {
         println!("run {id}: the record cannot be read: {e}");
+    }
+    for (id, phase, since, exp) in &waiting {
+        let until = match exp {
+            Some(e) if *e < now => format!(
+                "; its pause_timeout EXPIRED at {}: `bellwether abort {id}`",
+                e.format("%Y-%m-%d %H:%M UTC")
+            ),
+            Some(e) => format!(" (until {})", e.format("%Y-%m-%d %H:%M UTC")),
+            None => String::new(),
+        };
+        println!(
+            "run {id} waits for promotion after {phase} since {}{until}: `bellwether promote {id}` or `bellwether abort {id}`",
+            since.format("%Y-%m-%d %H:%M UTC")
+        );
     }
     Ok(if needs { Exit::NeedsAttention } else { Exit::Done })
 }

@@ -101,8 +101,66 @@ pub fn load_playbook(path: &Path, fleet: &Fleet) -> Result<Playbook, ConfigError
             ));
         }
     }
+    problems.extend(region_plan_problems(&pb, fleet));
     first(path, &text, problems)?;
     Ok(pb)
+}
+
+/// `rollout.region_plan` must name every region the targets are in (a target left out of
+/// the plan would never be rolled), and only regions of the fleet; `rollout.within` only
+/// regions of the plan.
+fn region_plan_problems(pb: &Playbook, fleet: &Fleet) -> Vec<Invalid> {
+    let plan = &pb.rollout.region_plan;
+    let at = FieldPath::root().key("rollout");
+    let mut out = Vec::new();
+    if plan.is_empty() {
+        for r in pb.rollout.within.keys() {
+            out.push(Invalid::new(
+                at.key("within").key(r),
+                "per-region windows need a `region_plan` (the run goes region by region)",
+            ));
+        }
+        return out;
+    }
+    let known: Vec<String> = fleet.hosts.iter().filter_map(|h| h.region.clone()).collect();
+    for (i, r) in plan.iter().enumerate() {
+        if !known.contains(r) {
+            out.push(Invalid::new(
+                at.key("region_plan").index(i),
+                format!("no host of the fleet is in region {r:?}"),
+            ));
+        } else if plan[..i].contains(r) {
+            out.push(Invalid::new(
+                at.key("region_plan").index(i),
+                format!("region {r:?} is listed twice"),
+            ));
+        }
+    }
+    let mut missing: Vec<String> = Vec::new();
+    for h in pb.targets.resolve(fleet) {
+        let r = h.region.clone().unwrap_or_default();
+        if !plan.contains(&r) && !missing.contains(&r) {
+            missing.push(r);
+        }
+    }
+    if !missing.is_empty() {
+        out.push(Invalid::new(
+            at.key("region_plan"),
+            format!(
+                "targets in region(s) {} are not in the plan, so they would never be rolled: add them or narrow `targets`",
+                missing.iter().map(|r| if r.is_empty() { "(none)".to_string() } else { format!("{r:?}") }).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    for r in pb.rollout.within.keys() {
+        if !plan.contains(r) {
+            out.push(Invalid::new(
+                at.key("within").key(r),
+                format!("region {r:?} is not in `region_plan`"),
+            ));
+        }
+    }
+    out
 }
 
 /// The playbook files in a folder, sorted (for `check` with no names).

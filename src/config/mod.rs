@@ -3,6 +3,7 @@
 //! Parsing is serde with `deny_unknown_fields`; every problem, syntactic or semantic, comes
 //! out as a [`ConfigError`] naming file, line, column and field (exit code 2).
 
+pub mod controls;
 pub mod error;
 pub mod fleet;
 pub mod load;

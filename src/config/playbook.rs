@@ -36,6 +36,9 @@ pub struct Playbook {
     /// Extra key-name regexes whose values are secrets (added to the defaults).
     #[serde(default)]
     pub redact: Vec<String>,
+    /// Commands run on the controller at the run's milestones (the operator's own tooling).
+    #[serde(default)]
+    pub callbacks: super::controls::Callbacks,
 }
 
 /// How the host picks the change up and how its health is judged.
@@ -96,6 +99,8 @@ pub enum Strategy {
 pub enum Amount {
     Count(usize),
     Percent(f64),
+    /// `"pause"` in `batches`: stop before the next batch and wait for `bellwether promote`.
+    Pause,
 }
 
 impl<'de> Deserialize<'de> for Amount {
@@ -111,6 +116,7 @@ impl<'de> Deserialize<'de> for Amount {
             Raw::N(n) => Err(serde::de::Error::custom(format!(
                 "{n} is negative; expected a host count or a percentage like \"10%\""
             ))),
+            Raw::S(s) if s.trim() == "pause" => Ok(Amount::Pause),
             Raw::S(s) => {
                 if let Ok(n) = s.trim().parse::<usize>() {
                     return Ok(Amount::Count(n));
@@ -129,6 +135,7 @@ impl Amount {
         match self {
             Amount::Count(n) => (*n).min(total),
             Amount::Percent(p) => ((total as f64) * p / 100.0).ceil() as usize,
+            Amount::Pause => 0,
         }
     }
 }
@@ -162,6 +169,20 @@ pub struct RolloutSpec {
     pub concurrency: Option<usize>,
     #[serde(default)]
     pub blue_green: Option<BlueGreenSpec>,
+    /// `"manual"`: stop after the canary passes and wait for `bellwether promote RUN`.
+    #[serde(default)]
+    pub promote: super::controls::Promote,
+    /// A run waiting for promotion longer than this is reverted (`promote` reverts instead
+    /// of promoting; `abort --expired` reverts every such run, e.g. from cron).
+    #[serde(default)]
+    pub pause_timeout: Option<Dur>,
+    /// Roll region by region in this order, each region with its own canary and batches.
+    #[serde(default)]
+    pub region_plan: Vec<String>,
+    /// Per-region off-peak windows (`{ "us-east-1" = "02:00-05:00 America/New_York" }`): a
+    /// region outside its window pauses the run at that region's boundary.
+    #[serde(default)]
+    pub within: std::collections::BTreeMap<String, String>,
 }
 
 fn one() -> Amount {
@@ -183,8 +204,32 @@ impl Default for RolloutSpec {
             max_failed_hosts: 0,
             concurrency: None,
             blue_green: None,
+            promote: Default::default(),
+            pause_timeout: None,
+            region_plan: Vec::new(),
+            within: Default::default(),
         }
     }
+}
+
+/// `"pause"` steps: never last (nothing would follow), never two in a row. A pause first in the
+/// list waits after the canary, like `promote = "manual"`.
+fn validate_pauses(batches: &[Amount], at: &FieldPath) -> Vec<Invalid> {
+    let mut out = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        if *b != Amount::Pause {
+            continue;
+        }
+        if i + 1 == batches.len() {
+            out.push(Invalid::new(
+                at.index(i),
+                "a \"pause\" must come before a batch: nothing follows it",
+            ));
+        } else if i > 0 && batches[i - 1] == Amount::Pause {
+            out.push(Invalid::new(at.index(i), "two \"pause\" steps in a row"));
+        }
+    }
+    out
 }
 
 /// `[rollout.blue_green]`: two slot directories and the symlink that names the live one.
@@ -330,6 +375,13 @@ impl Playbook {
                 last = *p;
             }
         }
+        out.extend(validate_pauses(&r.batches, &rp.key("batches")));
+        for (region, w) in &r.within {
+            if let Err(e) = w.parse::<crate::calendar::OffPeak>() {
+                out.push(Invalid::new(rp.key("within").key(region), e.to_string()));
+            }
+        }
+        out.extend(self.callbacks.validate(&root.key("callbacks")));
         if let Some(Amount::Percent(p)) = r.batches.last() {
             if *p < 100.0 {
                 out.push(Invalid::new(
@@ -341,6 +393,12 @@ impl Playbook {
             out.push(Invalid::new(
                 rp.key("batches").index(r.batches.len() - 1),
                 "the last batch step must be \"100%\" so every target is covered",
+            ));
+        }
+        if matches!(r.canary, Amount::Pause) {
+            out.push(Invalid::new(
+                rp.key("canary"),
+                "\"pause\" is a batch step; for a pause after the canary set promote = \"manual\"",
             ));
         }
         if matches!(r.canary, Amount::Count(0)) && r.strategy != Strategy::AllAtOnce {

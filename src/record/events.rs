@@ -149,6 +149,28 @@ pub enum EventKind {
     Paused {
         reason: String,
     },
+    /// The run stopped after `phase` passed and waits for `bellwether promote RUN` before
+    /// `next`; past `expires` a promotion reverts instead.
+    AwaitingPromotion {
+        phase: String,
+        next: String,
+        #[serde(default)]
+        expires: Option<DateTime<Utc>>,
+    },
+    /// `bellwether promote RUN`: the wait after `phase` is over; `by` is who promoted.
+    Promoted {
+        phase: String,
+        by: String,
+    },
+    /// A controller callback ran (`callback` is its name: on_start, on_promote, …).
+    Callback {
+        callback: String,
+        #[serde(default)]
+        phase: Option<String>,
+        command: String,
+        ok: bool,
+        detail: String,
+    },
     Interrupted {
         reason: String,
     },
@@ -328,6 +350,10 @@ impl EventKind {
             Skipped { reason, .. } | HostFailed { reason, .. } | Paused { reason } | Interrupted { reason } => {
                 s.mask(reason)
             }
+            Callback { command, detail, .. } => {
+                s.mask(command);
+                s.mask(detail);
+            }
             RevertStarted { reason, .. } => s.mask(reason),
             Apply { command, detail, .. } => {
                 s.mask(command);
@@ -352,6 +378,8 @@ impl EventKind {
             | Written { .. }
             | MarkerPlaced { .. }
             | MarkerReleased { .. }
+            | AwaitingPromotion { .. }
+            | Promoted { .. }
             | ObserveStarted { .. }
             | PhasePassed { .. }
             | Reverted { .. }

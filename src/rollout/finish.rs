@@ -25,6 +25,10 @@ impl Run {
         if let Err(e) = self.release_markers(ending.outcome).await {
             ending.message.push_str(&format!("\n{e}"));
         }
+        let ev = serde_json::json!({"outcome": ending.outcome.as_str(), "exit": ending.exit().code(), "message": self.rec.secrets().text(&ending.message)});
+        let outcome = ending.outcome.as_str();
+        // Recorded like every callback; a failure is never fatal (the run is over).
+        let _ = super::callbacks::call(&self, super::callbacks::Milestone::Finish, None, Some(outcome), ev).await;
         if let Err(e) = self.rec.close_logs() {
             ending.message.push_str(&format!("\ncannot finish the kept logs: {e}"));
         }
@@ -58,7 +62,8 @@ impl Run {
     /// Ctrl-C (stop at once: touch nothing more), and on hosts that still hold changes the
     /// run could not put back (the marker keeps other runs off them until `revert RUN`).
     async fn release_markers(&mut self, outcome: Outcome) -> Result<(), String> {
-        if outcome == Outcome::Interrupted {
+        // Stopped at once, or waiting for a person to promote: the run is not over.
+        if matches!(outcome, Outcome::Interrupted | Outcome::AwaitingPromotion) {
             return Ok(());
         }
         let events = read_events(&self.rec.dir).map_err(|e| e.to_string())?;

@@ -40,6 +40,7 @@ pub(crate) async fn drive(run: &mut Run, mut state: State) -> Ending {
             State::Observe(p, f) => phase::observe(run, p, f).await,
             State::Judge(p, f) => phase::judge(run, p, f).await,
             State::Paused(why) => pause(run, why),
+            State::AwaitPromotion { phase, next } => await_promotion(run, phase, next),
             State::Interrupted => interrupted(run),
             State::Reverting(why) => return revert_all(run, &why).await,
             State::Finished(e) => return e,
@@ -59,7 +60,7 @@ pub(crate) async fn drive(run: &mut Run, mut state: State) -> Ending {
 
 /// The record could not be written: stop, put back what the run changed, and end as
 /// `record_failed` (exit 5) whatever the revert did — the record is incomplete.
-async fn record_failed(run: &mut Run, e: &str) -> Ending {
+pub(crate) async fn record_failed(run: &mut Run, e: &str) -> Ending {
     run.stop_tails().await;
     run.say(&format!("STOPPING: {e}"));
     let reverted = revert_all(run, &format!("the run record could not be written ({e})")).await;
@@ -85,6 +86,35 @@ fn pause(run: &mut Run, why: String) -> Step {
         format!(
             "{why}. Hosts already changed keep the change (they passed their gates). Continue later with: bellwether resume {}",
             run.id()
+        ),
+    )))
+}
+
+/// A manual promotion point: stop here, the hosts changed so far keep the change and the
+/// run keeps its markers; `promote RUN` goes on, `abort RUN` reverts.
+fn await_promotion(run: &mut Run, phase: String, next: String) -> Step {
+    let expires = run
+        .pause_timeout
+        .and_then(|t| chrono::Duration::from_std(t).ok())
+        .map(|t| chrono::Utc::now() + t);
+    run.rec.emit(EventKind::AwaitingPromotion {
+        phase: phase.clone(),
+        next: next.clone(),
+        expires,
+    })?;
+    let until = expires
+        .map(|e| {
+            format!(
+                " (a promotion after {} reverts instead)",
+                e.format("%Y-%m-%d %H:%M UTC")
+            )
+        })
+        .unwrap_or_default();
+    Ok(State::Finished(Ending::new(
+        Outcome::AwaitingPromotion,
+        format!(
+            "{phase} passed; waiting for promotion before {next}{until}. Continue with: bellwether promote {id}; or revert with: bellwether abort {id}",
+            id = run.id()
         ),
     )))
 }
@@ -125,6 +155,10 @@ pub(crate) async fn revert_all(run: &mut Run, reason: &str) -> Ending {
     let todo = Outstanding::from_events(&events);
     let hosts: BTreeSet<String> = todo.hosts();
     run.say(&format!("REVERTING {} host(s): {}", hosts.len(), reason));
+    let ev = serde_json::json!({"reason": reason, "hosts": hosts});
+    // Recorded like every callback; its failure (or a record failure, remembered by the
+    // sink) never stops putting hosts back.
+    let _ = super::callbacks::call(run, super::callbacks::Milestone::Revert, None, None, ev).await;
     reconnect(run, &hosts.iter().cloned().collect::<Vec<_>>(), "revert").await;
     let cmds = run.restore_commands();
     let mut intr = run.interrupt.clone();

@@ -9,6 +9,7 @@
 //! - `finish` — the end of every run (markers, outcome, summary); `outcome` — how it ended.
 
 pub mod blue_green;
+pub(crate) mod callbacks;
 pub(crate) mod change;
 pub mod error;
 pub mod finish;
@@ -37,5 +38,6 @@ pub mod summary_tables;
 
 pub use finish::Finished;
 pub use outcome::{Ending, Outcome};
+pub use resume::{expired_waits, waiting_runs};
 pub use run::{Run, RunOptions};
 pub use start::StartRequest;

@@ -18,6 +18,8 @@ pub enum Outcome {
     RevertFailed,
     /// The calendar closed before the next phase: the hosts changed so far keep the change.
     Paused,
+    /// Stopped at a manual promotion point: waits for `promote RUN` or `abort RUN`.
+    AwaitingPromotion,
     /// Stopped at once by a second interrupt: hosts left as they are.
     Interrupted,
     /// The record could not be written: the run stopped (and tried to put hosts back).
@@ -38,6 +40,7 @@ impl Outcome {
             Outcome::Reverted => "reverted",
             Outcome::RevertFailed => "revert_failed",
             Outcome::Paused => "paused",
+            Outcome::AwaitingPromotion => "awaiting_promotion",
             Outcome::Interrupted => "interrupted",
             Outcome::RecordFailed => "record_failed",
             Outcome::PreflightFailed => "preflight_failed",
@@ -55,6 +58,7 @@ impl Outcome {
             Reverted,
             RevertFailed,
             Paused,
+            AwaitingPromotion,
             Interrupted,
             RecordFailed,
             PreflightFailed,
@@ -71,6 +75,7 @@ impl Outcome {
             Outcome::Declined => Exit::BadInput,
             Outcome::Reverted => Exit::Reverted,
             Outcome::Paused => Exit::Blocked,
+            Outcome::AwaitingPromotion => Exit::AwaitingPromotion,
             Outcome::Locked => Exit::Locked,
             Outcome::PreflightFailed => Exit::Preflight,
             Outcome::RevertFailed | Outcome::Interrupted | Outcome::RecordFailed => Exit::NeedsAttention,
@@ -128,6 +133,7 @@ mod tests {
             (Outcome::Interrupted, 5),
             (Outcome::RecordFailed, 5),
             (Outcome::PreflightFailed, 6),
+            (Outcome::AwaitingPromotion, 7),
         ] {
             assert_eq!(Outcome::parse(o.as_str()), Some(o));
             assert_eq!(o.exit().code(), code, "{o}");

@@ -2,6 +2,7 @@
 //! (machine.rs): begin (calendar, record, reach hosts, start tails), change the hosts,
 //! observe the window, judge.
 
+use super::callbacks;
 use super::change::change_host;
 use super::error::HostError;
 use super::error::RecordFailed;
@@ -20,10 +21,24 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Is the calendar still open for the next phase?
-fn calendar_open(run: &Run) -> Result<(), String> {
+fn calendar_open(run: &Run, region: Option<&str>) -> Result<(), String> {
     let Some(c) = &run.calendar else { return Ok(()) };
     let mut req = c.request.clone();
     req.at = chrono::Utc::now() + c.offset;
+    if let Some(r) = region {
+        // A region wave asks about its own region: a regional freeze (or the region's own
+        // off-peak window) pauses the run at that region's boundary, not before.
+        req.regions = vec![r.to_string()];
+        if let Some(w) = run.within.get(r) {
+            let op: crate::calendar::OffPeak = w.parse().map_err(|e| format!("rollout.within.{r}: {e}"))?;
+            if !op.contains(req.at) {
+                return Err(format!(
+                    "{r} is outside its window {w} (next opening {})",
+                    op.next_start(req.at).format("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+        }
+    }
     let d = decide(&c.calendar, &req);
     if d.allowed {
         Ok(())
@@ -52,8 +67,12 @@ pub(crate) async fn begin(run: &mut Run, idx: usize) -> Step {
             format!("every target has the change{}", run.left_alone_note()),
         )));
     };
-    if idx > 0 || run.resumed {
-        if let Err(why) = calendar_open(run) {
+    // A region wave's first phase asks about its region, the first wave included (its
+    // off-peak window was not part of the start's gate).
+    let wave = super::plan::BatchPlan::wave_of(&name)
+        .filter(|w| idx == 0 || super::plan::BatchPlan::wave_of(&phases[idx - 1].0) != Some(*w));
+    if idx > 0 || run.resumed || wave.is_some() {
+        if let Err(why) = calendar_open(run, wave) {
             return Ok(State::Paused(format!("paused before {name}: {why}")));
         }
     }
@@ -62,12 +81,9 @@ pub(crate) async fn begin(run: &mut Run, idx: usize) -> Step {
         hosts: hosts.clone(),
     })?;
     run.say(&format!("{name}: {} host(s): {}", hosts.len(), hosts.join(", ")));
-    let is_canary = name == "canary";
-    let watched_base = if is_canary {
-        run.plan.baseline.clone()
-    } else {
-        batch_baseline(&phases, idx, run.plan.baseline.len())
-    };
+    let is_canary = super::plan::BatchPlan::is_canary(&name);
+    // Unchanged hosts of later phases first (for the canary: the batches, as planned).
+    let watched_base = batch_baseline(&phases, idx, run.plan.baseline.len());
     let mut need = hosts.clone();
     if run.watch.is_some() {
         need.extend(watched_base.iter().cloned());
@@ -167,6 +183,16 @@ pub(crate) async fn change(run: &mut Run, phase: Phase) -> Step {
         run.stop_tails().await;
         return Ok(State::Interrupted);
     }
+    let flipped: Vec<&String> = phase
+        .hosts
+        .iter()
+        .filter(|h| run.prepared.get(*h).is_some_and(|p| p.blue_green.is_some()))
+        .filter(|h| !failures.iter().any(|(f, _)| f == *h))
+        .collect();
+    if !flipped.is_empty() {
+        let ev = serde_json::json!({"phase": phase.name, "hosts": flipped});
+        callbacks::call(run, callbacks::Milestone::Cutover, Some(&phase.name), None, ev).await?;
+    }
     // A failed canary is reverted at once; a batch still observes its other hosts.
     if !failures.is_empty() && phase.is_canary {
         return Ok(State::Judge(phase, failures));
@@ -264,9 +290,7 @@ pub(crate) async fn judge(run: &mut Run, phase: Phase, failures: Failures) -> St
     }
     let name = &phase.name;
     let Some((first, why)) = failures.first() else {
-        run.rec.emit(EventKind::PhasePassed { phase: name.clone() })?;
-        run.say(&format!("{name}: passed"));
-        return Ok(State::Begin(phase.idx + 1));
+        return passed(run, &phase).await;
     };
     run.failed_hosts += failures.len();
     if phase.is_canary || run.failed_hosts > run.plan.max_failed_hosts {
@@ -283,9 +307,33 @@ pub(crate) async fn judge(run: &mut Run, phase: Phase, failures: Failures) -> St
             "{name}: could not revert failed host(s) cleanly"
         )));
     }
+    passed(run, &phase).await
+}
+
+/// A passed phase: recorded, then `on_promote` (which may veto, when the playbook says so),
+/// then either the next phase or, at a manual promotion point, a stop until `promote RUN`.
+async fn passed(run: &mut Run, phase: &Phase) -> Step {
+    let name = &phase.name;
     run.rec.emit(EventKind::PhasePassed { phase: name.clone() })?;
     run.say(&format!("{name}: passed"));
-    Ok(State::Begin(phase.idx + 1))
+    let ev = serde_json::json!({"phase": name, "hosts": phase.hosts});
+    let ok = callbacks::call(run, callbacks::Milestone::Promote, Some(name), None, ev).await?;
+    if !ok && run.callbacks.veto {
+        return Ok(State::Reverting(format!(
+            "on_promote vetoed the promotion after {name}"
+        )));
+    }
+    let phases = run.plan.plan.phases();
+    let next = phases.get(phase.idx + 1).map(|(n, _)| n.clone());
+    match next {
+        Some(next) if run.plan.plan.pause_after.contains(name) && !run.promoted.contains(name) => {
+            Ok(State::AwaitPromotion {
+                phase: name.clone(),
+                next,
+            })
+        }
+        _ => Ok(State::Begin(phase.idx + 1)),
+    }
 }
 
 /// Revert only `hosts` (failed within the budget); false when that did not work cleanly.

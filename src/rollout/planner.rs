@@ -232,5 +232,11 @@ fn drop_frozen(
 /// emergency profile sets the canary's size, `--canary` picks it.
 pub fn batches(lf: &LoadedFleet, s: &Settings, gate: &Gate<'_>, order: &[String]) -> Result<BatchPlan, Failure> {
     let canary_n = gate.emergency.then(|| lf.calendar.emergency.canary_hosts(order.len()));
-    make_plan(order, &s.pb.rollout, s.canary.as_deref(), canary_n).map_err(Failure::input)
+    let spec = &s.pb.rollout;
+    if spec.region_plan.is_empty() {
+        return make_plan(order, spec, s.canary.as_deref(), canary_n).map_err(Failure::input);
+    }
+    let region_of = |h: &str| lf.fleet.host(h).and_then(|h| h.region.clone());
+    super::plan::make_waves(order, spec, &spec.region_plan, region_of, s.canary.as_deref(), canary_n)
+        .map_err(Failure::input)
 }

@@ -195,7 +195,9 @@ fn plan_record(
         .and_then(|w| w.baseline.as_ref())
         .map(|b| b.hosts)
         .unwrap_or(0);
-    let baseline: Vec<String> = plan.batches.iter().flatten().take(k).cloned().collect();
+    // Unchanged hosts of the later phases (the batches, or the first wave's batches and the
+    // later waves): the canary is compared with them.
+    let baseline: Vec<String> = plan.phases().into_iter().skip(1).flat_map(|(_, h)| h).take(k).collect();
     let hosts = order
         .iter()
         .filter_map(|n| prepared.get(n).map(|p| (n.clone(), host_plan(pb, p, rec.secrets()))))

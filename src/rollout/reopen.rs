@@ -136,6 +136,10 @@ pub(super) fn reopened(lf: &LoadedFleet, opts: &RunOptions, rec: RunDir, plan: P
         left_alone: Vec::new(),
         tails: None,
         _lock: None,
+        callbacks: Default::default(),
+        promoted: Vec::new(),
+        pause_timeout: None,
+        within: Default::default(),
     }
 }
 
@@ -154,6 +158,16 @@ impl Run {
     /// restored yet, re-apply where a revert was cut short, and take the run's markers off
     /// every host it placed them on.
     pub async fn revert(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<Finished, Failure> {
+        Run::revert_because(lf, opts, id, None).await
+    }
+
+    /// `revert RUN` with the reason recorded (`abort RUN`, an expired promotion wait).
+    pub async fn revert_because(
+        lf: &LoadedFleet,
+        opts: &RunOptions,
+        id: &str,
+        why: Option<String>,
+    ) -> Result<Finished, Failure> {
         let (rec, events) = open(lf, opts, id)?;
         let todo = Outstanding::from_events(&events);
         let pending = restart_pending(&events);
@@ -192,8 +206,11 @@ impl Run {
         restart_record(&rec, Some(&plan), &events, &hosts)?;
         let mut run = reopened(lf, opts, rec, plan, &hosts);
         run._lock = Some(lock);
+        run.callbacks = load_playbook(std::path::Path::new(&run.plan.playbook_path), &lf.fleet)
+            .map(|pb| pb.callbacks)
+            .unwrap_or_default();
         let ending = if !todo.is_empty() {
-            let reason = format!("revert of run {} requested by {}", run.id(), username());
+            let reason = why.unwrap_or_else(|| format!("revert of run {} requested by {}", run.id(), username()));
             revert_all(&mut run, &reason).await
         } else if !pending.is_empty() {
             run.restart_only(&pending).await
@@ -269,10 +286,7 @@ fn empty_plan(id: &str) -> PlanRecord {
         playbook_path: String::new(),
         tier: String::new(),
         component: String::new(),
-        plan: super::plan::BatchPlan {
-            canary: vec![],
-            batches: vec![],
-        },
+        plan: super::plan::BatchPlan::default(),
         baseline: vec![],
         observe_ms: 0,
         batch_observe_ms: 0,

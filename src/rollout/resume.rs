@@ -22,8 +22,30 @@ impl Run {
     /// `resume RUN`: continue an interrupted or paused run from its first phase that did not
     /// pass, with the same plan, exception and failure handling as the original run.
     pub async fn resume(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<Finished, Failure> {
+        Run::continue_run(lf, opts, id, false).await
+    }
+
+    /// `promote RUN`: end the wait at a manual promotion point and go on with the next phase;
+    /// past `pause_timeout` it reverts the run instead.
+    pub async fn promote(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<Finished, Failure> {
+        Run::continue_run(lf, opts, id, true).await
+    }
+
+    async fn continue_run(lf: &LoadedFleet, opts: &RunOptions, id: &str, promote: bool) -> Result<Finished, Failure> {
         let (rec, events) = open(lf, opts, id)?;
-        let plan = resumable(&rec, lf, &events)?;
+        let plan = resumable(&rec, lf, &events, promote)?;
+        let waiting = awaiting(&events);
+        if let (true, Some((phase, Some(expires)))) = (promote, &waiting) {
+            if chrono::Utc::now() > *expires {
+                let why = format!(
+                    "the wait for promotion after {phase} expired at {} (pause_timeout); reverting instead",
+                    expires.format("%Y-%m-%d %H:%M UTC")
+                );
+                rec.say(&why);
+                drop(rec);
+                return Run::revert_because(lf, opts, id, Some(why)).await;
+            }
+        }
         let phases = plan.plan.phases();
         let from = first_unpassed(&events, &phases);
         let at = phases.get(from).map(|p| p.0.as_str()).unwrap_or("the end");
@@ -37,6 +59,26 @@ impl Run {
         let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
         let (lock, _) = lock(&opts.runs_dir, &rec.id, names.clone(), true)?;
         restart_record(&rec, Some(&plan), &events, &names)?;
+        let mut promoted: Vec<String> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Promoted { phase, .. } => Some(phase.clone()),
+                _ => None,
+            })
+            .collect();
+        if let (true, Some((phase, _))) = (promote, waiting) {
+            let by = format!(
+                "{}@{}",
+                crate::record::lock::username(),
+                crate::record::lock::hostname()
+            );
+            rec.emit(EventKind::Promoted {
+                phase: phase.clone(),
+                by,
+            })
+            .map_err(record_err)?;
+            promoted.push(phase);
+        }
         let conc = concurrency(opts, lf);
         let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         let (prepared, failures, conns) = preflight::preflight_all(lf, &hosts, &pb, &base, opts.accept_new, conc).await;
@@ -58,6 +100,10 @@ impl Run {
         run.prepared = prepared;
         run.calendar = Some(settings_like);
         run._lock = Some(lock);
+        run.promoted = promoted;
+        run.callbacks = pb.callbacks.clone();
+        run.pause_timeout = pb.rollout.pause_timeout.map(|d| d.get());
+        run.within = pb.rollout.within.clone();
         run.watch = pb
             .watch
             .as_ref()
@@ -98,7 +144,7 @@ async fn place_markers(rec: &RunDir, prepared: &BTreeMap<String, Prepared>) -> R
 
 /// Only a run that stopped part-way (paused or interrupted) and got as far as a plan can be
 /// resumed.
-fn resumable(rec: &RunDir, lf: &LoadedFleet, events: &[Event]) -> Result<PlanRecord, Failure> {
+fn resumable(rec: &RunDir, lf: &LoadedFleet, events: &[Event], promote: bool) -> Result<PlanRecord, Failure> {
     let Some(mut record) = super::summary::load_plan(rec) else {
         return Err(Failure::input(format!(
             "{}: no plan.json; the run never got past preflight, start a new rollout",
@@ -110,7 +156,21 @@ fn resumable(rec: &RunDir, lf: &LoadedFleet, events: &[Event]) -> Result<PlanRec
         EventKind::RunFinished { outcome, .. } => Some(outcome.clone()),
         _ => None,
     });
-    if let Some(outcome) = last {
+    let waiting = last.as_deref() == Some(Outcome::AwaitingPromotion.as_str());
+    if promote && !waiting {
+        return Err(Failure::input(format!(
+            "run {} is not waiting for promotion ({}); see `bellwether status`",
+            rec.id,
+            last.as_deref().unwrap_or("running or interrupted")
+        )));
+    }
+    if waiting && !promote {
+        return Err(Failure::input(format!(
+            "run {id} waits for promotion: continue it with `bellwether promote {id}`, or revert it with `bellwether abort {id}`",
+            id = rec.id
+        )));
+    }
+    if let Some(outcome) = last.filter(|_| !waiting) {
         if !Outcome::parse(&outcome).is_some_and(Outcome::resumable) {
             return Err(Failure::input(format!(
                 "run {} already finished ({outcome}); nothing to resume",
@@ -119,6 +179,17 @@ fn resumable(rec: &RunDir, lf: &LoadedFleet, events: &[Event]) -> Result<PlanRec
         }
     }
     Ok(record)
+}
+
+/// The phase a run waits after and when the wait expires, if its last end was a wait.
+pub(crate) fn awaiting(events: &[Event]) -> Option<(String, Option<chrono::DateTime<chrono::Utc>>)> {
+    let last_end = events
+        .iter()
+        .rposition(|e| matches!(e.kind, EventKind::RunFinished { .. }))?;
+    events[..last_end].iter().rev().find_map(|e| match &e.kind {
+        EventKind::AwaitingPromotion { phase, expires, .. } => Some((phase.clone(), *expires)),
+        _ => None,
+    })
 }
 
 /// The index of the first phase without a `PhasePassed` event (`phases.len()` if all passed).
@@ -160,4 +231,45 @@ fn approved_calendar(
         request: planner::gate_request(pb, hosts, chrono::Utc::now(), exception),
         offset: chrono::Duration::zero(),
     }
+}
+
+/// A run waiting for promotion: (run id, the phase it waits after, since, expires).
+pub type Waiting = (
+    String,
+    String,
+    chrono::DateTime<chrono::Utc>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// Runs whose last end was a wait for promotion.
+pub fn waiting_runs(runs: &std::path::Path) -> Vec<Waiting> {
+    crate::record::run_dir::list_ids(runs)
+        .into_iter()
+        .filter_map(|id| {
+            let evs = crate::record::read_events(&runs.join(&id)).ok()?;
+            let last = evs.iter().rev().find_map(|e| match &e.kind {
+                EventKind::RunFinished { outcome, .. } => Some(outcome.clone()),
+                _ => None,
+            })?;
+            if last != Outcome::AwaitingPromotion.as_str() {
+                return None;
+            }
+            evs.iter().rev().find_map(|e| match &e.kind {
+                EventKind::AwaitingPromotion { phase, expires, .. } => {
+                    Some((id.clone(), phase.clone(), e.ts, *expires))
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// Runs waiting for promotion past their `pause_timeout`.
+pub fn expired_waits(runs: &std::path::Path) -> Vec<String> {
+    let now = chrono::Utc::now();
+    waiting_runs(runs)
+        .into_iter()
+        .filter(|(_, _, _, exp)| exp.is_some_and(|e| e < now))
+        .map(|(id, ..)| id)
+        .collect()
 }

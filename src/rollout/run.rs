@@ -61,6 +61,14 @@ pub struct Run {
     pub(crate) failed_hosts: usize,
     /// Hosts the run did not write because someone else changed them: left alone.
     pub(crate) left_alone: Vec<(String, String)>,
+    /// `[callbacks]` of the playbook (empty for a revert whose playbook cannot be loaded).
+    pub(crate) callbacks: crate::config::controls::Callbacks,
+    /// Phases whose promotion wait is over (`promoted` events): not waited for again.
+    pub(crate) promoted: Vec<String>,
+    /// `pause_timeout`: how long a promotion wait may last before a promotion reverts.
+    pub(crate) pause_timeout: Option<std::time::Duration>,
+    /// Per-region off-peak windows (`rollout.within`), checked at each wave's start.
+    pub(crate) within: std::collections::BTreeMap<String, String>,
     /// Tails of the phase being observed (stopped on every way out of the phase).
     pub(crate) tails: Option<Tails>,
     /// Held until the run ends: dropping it releases the hosts to other runs.

@@ -77,6 +77,10 @@ impl Run {
             left_alone: Vec::new(),
             tails: None,
             _lock: Some(lock),
+            callbacks: s.pb.callbacks.clone(),
+            promoted: Vec::new(),
+            pause_timeout: s.pb.rollout.pause_timeout.map(|d| d.get()),
+            within: s.pb.rollout.within.clone(),
             rec,
         };
         run.failed_hosts = run
@@ -86,7 +90,11 @@ impl Run {
             .filter(|(h, _)| !run.plan.frozen.contains(h))
             .count();
         write_plan(&run.rec, &run.plan).map_err(record_err)?;
-        let ending = drive(&mut run, State::Begin(0)).await;
+        let start = serde_json::json!({"targets": run.plan.plan.all(), "playbook": run.plan.playbook_id});
+        let ending = match super::callbacks::call(&run, super::callbacks::Milestone::Start, None, None, start).await {
+            Ok(_) => drive(&mut run, State::Begin(0)).await,
+            Err(e) => super::machine::record_failed(&mut run, &e.0).await,
+        };
         Ok(run.finish(ending).await)
     }
 }

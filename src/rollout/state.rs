@@ -31,6 +31,8 @@ pub(crate) enum State {
     Judge(Phase, Failures),
     /// The calendar closed: stop before the next phase, keeping what passed.
     Paused(String),
+    /// A manual promotion point after `phase`: stop and wait for `promote RUN`.
+    AwaitPromotion { phase: String, next: String },
     /// The operator pressed Ctrl-C (or SIGTERM/SIGHUP arrived).
     Interrupted,
     /// Put back every host the run changed.

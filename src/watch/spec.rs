@@ -76,7 +76,7 @@ impl KeepLog {
     pub fn keeps(self, window: &str) -> bool {
         match self {
             KeepLog::All => true,
-            KeepLog::Canary => window == "canary" || window == "before",
+            KeepLog::Canary => window == "canary" || window.ends_with(": canary") || window == "before",
             KeepLog::Errors => false,
         }
     }

@@ -1,0 +1,302 @@
+//! The seeds' controls against real sshd hosts running the fake agent: manual promotion
+//! (`promote = "manual"`, "pause" steps, `promote RUN`, `abort RUN`, `pause_timeout`),
+//! controller callbacks, and region-by-region waves with per-region windows.
+
+mod common;
+
+use bellwether::record::{read_events, EventKind};
+use common::*;
+
+const GOOD: &str = "claude-sonnet-4-5";
+const BROKEN: &str = "claude-broken-9";
+
+fn playbook(model: &str, rollout: &str, tail: &str) -> String {
+    format!(
+        r#"id = "model-swap"
+tier = "T2"
+component = "model"
+targets = {{ groups = ["prod"] }}
+
+[[edit]]
+path = "agent/config.toml"
+set = {{ "model.name" = "{model}" }}
+
+[apply]
+command = "./agentctl restart"
+health = "./agentctl status"
+health_timeout = "5s"
+
+[watch]
+log = {{ file = "agent/agent.log" }}
+errors = ["ERROR"]
+min_lines = 5
+
+[rollout]
+observe = "2s"
+batch_observe = "1s"
+{rollout}
+
+{tail}
+"#
+    )
+}
+
+fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
+    let mut c = f.bw();
+    c.args(args);
+    run(c)
+}
+
+fn changed(f: &TestFleet, i: usize) -> bool {
+    String::from_utf8(f.config(i))
+        .unwrap()
+        .contains(&format!("name = \"{GOOD}\""))
+}
+
+fn markers(f: &TestFleet) -> usize {
+    f.hosts
+        .iter()
+        .filter(|h| h.home.join(".bellwether.lock").exists())
+        .count()
+}
+
+fn id(f: &TestFleet) -> String {
+    latest_run(f).file_name().unwrap().to_string_lossy().to_string()
+}
+
+fn phases_started(f: &TestFleet) -> Vec<String> {
+    read_events(&latest_run(f))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::PhaseStarted { phase, .. } => Some(phase),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn manual_promotion_waits_after_the_canary_then_promote_finishes() {
+    let f = TestFleet::start(3);
+    f.start_agents();
+    let pb = f.playbook(
+        "swap",
+        &playbook(GOOD, "promote = \"manual\"\nbatches = [\"100%\"]", ""),
+    );
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 7, "waiting for promotion\n{out}\n{err}");
+    assert!(err.contains(&format!("bellwether promote {}", id(&f))), "{err}");
+    assert!(changed(&f, 0) && !changed(&f, 1) && !changed(&f, 2));
+    assert_eq!(markers(&f), 3, "the waiting run keeps its markers");
+    let (code, out, _) = bw(&f, &["status"]);
+    assert_eq!(code, 0, "a wait on purpose is not a problem\n{out}");
+    assert!(out.contains("waits for promotion after canary"), "{out}");
+    // resume is not how a wait ends
+    let (code, _, err) = bw(&f, &["resume", &id(&f), "--yes"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, out, err) = bw(&f, &["promote", &id(&f), "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!((0..3).all(|i| changed(&f, i)));
+    assert_eq!(markers(&f), 0);
+    let evs = read_events(&latest_run(&f)).unwrap();
+    assert!(evs
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::Promoted { phase, .. } if phase == "canary")));
+}
+
+#[test]
+fn abort_reverts_a_waiting_run_and_a_pause_step_waits_before_its_batch() {
+    let f = TestFleet::start(4);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..4).map(|i| f.config(i)).collect();
+    let pb = f.playbook("swap", &playbook(GOOD, "batches = [\"34%\", \"pause\", \"100%\"]", ""));
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 7, "{out}\n{err}");
+    assert_eq!(phases_started(&f), vec!["canary", "batch 1"], "waits after batch 1");
+    assert!(changed(&f, 0) && changed(&f, 1) && !changed(&f, 3));
+    let (code, out, err) = bw(&f, &["abort", &id(&f), "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host {i} back");
+    }
+    assert_eq!(markers(&f), 0);
+}
+
+#[test]
+fn an_expired_wait_is_flagged_and_abort_expired_reverts_it() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig = f.config(0);
+    let pb = f.playbook(
+        "swap",
+        &playbook(GOOD, "promote = \"manual\"\npause_timeout = \"1s\"", ""),
+    );
+    let (code, ..) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 7);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (code, out, _) = bw(&f, &["status"]);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("EXPIRED"), "{out}");
+    let (code, out, err) = bw(&f, &["abort", "--expired", "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(f.config(0), orig);
+    assert_eq!(markers(&f), 0);
+    assert_eq!(bw(&f, &["status"]).0, 0);
+}
+
+#[test]
+fn callbacks_run_on_the_controller_with_the_event_and_a_veto_reverts() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let log = f.dir.join("callbacks.log");
+    let cb = |name: &str| {
+        format!(
+            "{name} = \"echo {name} $BELLWETHER_RUN_ID phase=$BELLWETHER_PHASE outcome=$BELLWETHER_OUTCOME $(head -c 200) >> '{}'\"",
+            log.display()
+        )
+    };
+    let tail = format!(
+        "[callbacks]\n{}\n{}\n{}\n{}",
+        cb("on_start"),
+        cb("on_promote"),
+        cb("on_revert"),
+        cb("on_finish")
+    );
+    let pb = f.playbook("swap", &playbook(GOOD, "batches = [\"100%\"]", &tail));
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let rid = id(&f);
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with(&format!("on_start {rid} ")), "{text}");
+    assert!(
+        lines[1].starts_with(&format!("on_promote {rid} phase=canary")),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("\"callback\":\"on_promote\""),
+        "the event arrives on stdin: {text}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("on_promote {rid} phase=batch 1")),
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with(&format!("on_finish {rid} phase= outcome=done")),
+        "{text}"
+    );
+    let evs = read_events(&latest_run(&f)).unwrap();
+    assert_eq!(
+        evs.iter()
+            .filter(|e| matches!(e.kind, EventKind::Callback { ok: true, .. }))
+            .count(),
+        4
+    );
+
+    // A failing on_promote with veto stops the promotion: the canary is reverted, exit 1.
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig = f.config(0);
+    let pb = f.playbook(
+        "veto",
+        &playbook(
+            GOOD,
+            "batches = [\"100%\"]",
+            "[callbacks]\non_promote = \"echo 'change window closed' >&2; exit 3\"\nveto = true",
+        ),
+    );
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("on_promote vetoed"), "{err}");
+    assert_eq!(f.config(0), orig);
+    let evs = read_events(&latest_run(&f)).unwrap();
+    assert!(evs.iter().any(
+        |e| matches!(&e.kind, EventKind::Callback { ok: false, detail, .. } if detail.contains("change window closed"))
+    ));
+}
+
+#[test]
+fn region_waves_roll_in_plan_order_and_a_closed_region_window_pauses_at_its_boundary() {
+    // Hosts h01..h06 are in us-east-1, eu-west-1, ap-south-1, us-east-1, …
+    let f = TestFleet::start(6);
+    f.start_agents();
+    let now = chrono::Utc::now();
+    // A two-hour window that starts in an hour: eu-west-1 is outside it now.
+    let closed = format!(
+        "{}-{} UTC",
+        (now + chrono::Duration::hours(1)).format("%H:00"),
+        (now + chrono::Duration::hours(3)).format("%H:00")
+    );
+    let plan = "region_plan = [\"ap-south-1\", \"eu-west-1\", \"us-east-1\"]\nbatches = [\"100%\"]";
+    let pb = f.playbook(
+        "waves",
+        &playbook(
+            GOOD,
+            &format!("{plan}\nwithin = {{ \"eu-west-1\" = \"{closed}\" }}"),
+            "",
+        ),
+    );
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 3, "paused at the eu-west-1 boundary\n{out}\n{err}");
+    assert_eq!(phases_started(&f), vec!["ap-south-1: canary", "ap-south-1: batch 1"]);
+    assert!(changed(&f, 2) && changed(&f, 5), "ap-south-1 keeps the change");
+    assert!(!changed(&f, 1) && !changed(&f, 0), "eu-west-1 and us-east-1 untouched");
+    assert!(
+        err.contains("paused before eu-west-1: canary") && err.contains("outside its window"),
+        "{err}"
+    );
+    // The window opens (here: the playbook drops it), and resume continues with eu-west-1.
+    std::fs::write(&pb, playbook(GOOD, plan, "")).unwrap();
+    let (code, out, err) = bw(&f, &["resume", &id(&f), "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let started = phases_started(&f);
+    let order: Vec<&str> = started.iter().map(|p| p.split(':').next().unwrap()).collect();
+    assert_eq!(
+        order,
+        vec![
+            "ap-south-1",
+            "ap-south-1",
+            "eu-west-1",
+            "eu-west-1",
+            "us-east-1",
+            "us-east-1"
+        ],
+        "{started:?}"
+    );
+    assert!((0..6).all(|i| changed(&f, i)));
+}
+
+#[test]
+fn a_failure_in_a_later_region_reverts_every_region() {
+    let f = TestFleet::start(3);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..3).map(|i| f.config(i)).collect();
+    // h01 (us-east-1) gets a model it cannot load, the others a good one.
+    std::fs::write(f.hosts[0].home.join("agent/broken_models"), format!("{GOOD}\n")).unwrap();
+    let pb = f.playbook(
+        "waves",
+        &playbook(GOOD, "region_plan = [\"ap-south-1\", \"eu-west-1\", \"us-east-1\"]", ""),
+    );
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host {i} reverted, earlier regions included");
+    }
+    let _ = BROKEN;
+}
+
+#[test]
+fn check_refuses_a_region_plan_that_leaves_targets_out() {
+    let f = TestFleet::start(3);
+    let pb = f.playbook(
+        "waves",
+        &playbook(GOOD, "region_plan = [\"ap-south-1\", \"eu-west-1\"]", ""),
+    );
+    let (code, out, err) = bw(&f, &["check", pb.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("rollout.region_plan") && err.contains("us-east-1"),
+        "{err}"
+    );
+}
