@@ -36,6 +36,11 @@ pub struct Playbook {
     /// Extra key-name regexes whose values are secrets (added to the defaults).
     #[serde(default)]
     pub redact: Vec<String>,
+    /// Write through a config symlink whose target belongs to someone other than the owner
+    /// of the link's directory. Off by default: such a link may have been planted by a less
+    /// privileged user to aim a root write at a file of their choosing.
+    #[serde(default)]
+    pub follow_links: bool,
 }
 
 /// How the host picks the change up and how its health is judged.

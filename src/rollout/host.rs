@@ -122,7 +122,7 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
             }
             None => {
                 let before = conn.read_file(&path).await.map_err(|e| format!("read {path}: {e}"))?;
-                conn.check_writable(&path).await.map_err(|e| match e {
+                conn.check_writable(&path, pb.follow_links).await.map_err(|e| match e {
                     crate::ssh::SshError::Remote { stderr, .. } => stderr,
                     other => format!("{path}: {other}"),
                 })?;
