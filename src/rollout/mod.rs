@@ -26,6 +26,7 @@ pub mod record_plan;
 pub(crate) mod reopen;
 pub mod revert;
 pub mod run;
+pub(crate) mod slot_scripts;
 pub(crate) mod start;
 pub mod summary;
 pub mod summary_tables;
