@@ -4,10 +4,11 @@
 use super::error::HostError;
 use crate::config::playbook::Strategy;
 use crate::config::{Host, Playbook};
+use crate::edit::render_command;
 use crate::edit::spec::EditSpec;
 use crate::edit::template::{render, TemplateCtx};
 use crate::record::{EventKind, RunDir};
-use crate::ssh::{quote::quote, sha256_hex, Connection, RemoteFile, WriteOptions};
+use crate::ssh::{quote::join, sha256_hex, Connection, RemoteFile, WriteOptions};
 use crate::watch::{HealthRetry, HealthStep};
 use std::path::Path;
 use std::sync::Arc;
@@ -78,12 +79,19 @@ fn first_word(cmd: &str) -> Option<&str> {
 pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: &Path) -> Result<Prepared, String> {
     let ctx = template_ctx(host);
     let r = |what: &str, t: &str| render(t, &ctx).map_err(|e| format!("{what}: {e}"));
-    let apply = pb.apply.command.as_deref().map(|c| r("apply.command", c)).transpose()?;
-    let health = pb.apply.health.as_deref().map(|c| r("apply.health", c)).transpose()?;
+    // Commands: values shell-quoted (unless `| raw`); paths and file contents: as they are.
+    let rc = |what: &str, t: &str| render_command(t, &ctx).map_err(|e| format!("{what}: {e}"));
+    let apply = pb
+        .apply
+        .command
+        .as_deref()
+        .map(|c| rc("apply.command", c))
+        .transpose()?;
+    let health = pb.apply.health.as_deref().map(|c| rc("apply.health", c)).transpose()?;
     let log_command = match pb.watch.as_ref().and_then(|w| w.log.as_ref()) {
         Some(l) => match (&l.file, &l.command) {
-            (Some(f), _) => Some(format!("exec tail -n0 -F -- {}", quote(&r("watch.log.file", f)?))),
-            (None, Some(c)) => Some(r("watch.log.command", c)?),
+            (Some(f), _) => Some(join(["exec", "tail", "-n0", "-F", "--", &r("watch.log.file", f)?])),
+            (None, Some(c)) => Some(rc("watch.log.command", c)?),
             _ => None,
         },
         None => None,
@@ -171,7 +179,7 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
     for p in progs {
         let out = conn
             .run(
-                &format!("command -v {} >/dev/null", quote(p)),
+                &format!("{} >/dev/null", join(["command", "-v", p])),
                 None,
                 Duration::from_secs(20),
                 None,
@@ -187,7 +195,7 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
     let hooks = |what: &str, list: &[String]| -> Result<Vec<String>, String> {
         list.iter()
             .enumerate()
-            .map(|(i, c)| r(&format!("hooks.{what}[{i}]"), c))
+            .map(|(i, c)| rc(&format!("hooks.{what}[{i}]"), c))
             .collect()
     };
     let before_hooks = hooks("before", &pb.hooks.before)?;
