@@ -211,3 +211,64 @@ fn a_file_whose_owner_or_group_the_login_user_cannot_keep_is_refused_at_prefligh
     let (code, out, err) = bw(&f, &["plan", pb.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}\n{err}");
 }
+
+#[test]
+fn blue_green_stages_in_a_fresh_mktemp_directory_not_a_planted_name() {
+    let f = TestFleet::start(1);
+    let agent = f.hosts[0].home.join("agent");
+    std::fs::remove_file(agent.join("config.toml")).unwrap();
+    std::fs::create_dir_all(agent.join("blue")).unwrap();
+    std::fs::write(agent.join("blue/config.toml"), AGENT_CONFIG).unwrap();
+    symlink("blue", agent.join("current")).unwrap();
+    symlink("current/config.toml", agent.join("config.toml")).unwrap();
+    // The name the staging directory used to have, planted beforehand.
+    let victim = f.hosts[0].home.join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("keep"), "mine").unwrap();
+    symlink(&victim, agent.join("green.bellwether-stage")).unwrap();
+    f.start_agents();
+    let pb = f.playbook(
+        "bg",
+        r#"id = "bg"
+tier = "T1"
+component = "model"
+
+[[edit]]
+path = "agent/current/config.toml"
+set = { "model.name" = "claude-sonnet-4-5" }
+
+[apply]
+command = "./agentctl restart"
+health = "./agentctl status"
+
+[rollout]
+strategy = "blue_green"
+observe = "1s"
+batches = ["100%"]
+batch_observe = "1s"
+
+[rollout.blue_green]
+link = "agent/current"
+slots = ["agent/blue", "agent/green"]
+"#,
+    );
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(std::fs::read_link(agent.join("current")).unwrap(), Path::new("green"));
+    let staged = std::fs::read_to_string(agent.join("green/config.toml")).unwrap();
+    assert!(staged.contains("name = \"claude-sonnet-4-5\""), "{staged}");
+    // The planted name was neither used nor removed, and no staging directory is left.
+    assert_eq!(
+        std::fs::read_link(agent.join("green.bellwether-stage")).unwrap(),
+        victim
+    );
+    assert_eq!(std::fs::read_to_string(victim.join("keep")).unwrap(), "mine");
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
+    let left: Vec<String> = std::fs::read_dir(&agent)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".bellwether"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
