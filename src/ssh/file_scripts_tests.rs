@@ -133,3 +133,51 @@ fn a_write_through_a_link_changes_the_target_only() {
         assert_clean(d.path(), &what);
     }
 }
+
+#[test]
+fn without_root_a_file_that_would_change_hands_is_refused_and_never_rewritten() {
+    use crate::ssh::hostile::run_as;
+    use std::os::unix::fs::{chown, PermissionsExt};
+    const NOBODY: u32 = 65534;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("sub")).unwrap();
+    chown(d.path().join("sub"), Some(NOBODY), Some(NOBODY)).unwrap();
+    let file = d.path().join("sub/config");
+    // Relative: the temp dir's parents are root's own.
+    let path = "sub/config";
+    std::fs::write(&file, "old").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let write_new = || {
+        let w = write(path, &sha256_hex(b"new"), &WriteOptions::default());
+        run_as(Some(NOBODY), &w, d.path(), b"new")
+    };
+    for (uid, gid, why) in [
+        (
+            0,
+            NOBODY,
+            "sub/config belongs to root (uid 0), and nobody (uid 65534) cannot give",
+        ),
+        (
+            NOBODY,
+            0,
+            "sub/config has group root (gid 0), which nobody is not a member of",
+        ),
+    ] {
+        chown(&file, Some(uid), Some(gid)).unwrap();
+        let out = run_as(Some(NOBODY), &check(path, false), d.path(), b"");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with(why), "{:?}", out);
+        // Even unchecked, the write refuses rather than hand the file to nobody.
+        let out = write_new();
+        assert_eq!(out.status.code(), Some(19), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot keep the owner of sub/config"));
+        assert_eq!(std::fs::read(&file).unwrap(), b"old");
+        assert_eq!(tree(d.path()), set(&["sub", "sub/config"]), "no temp file left");
+    }
+    chown(&file, Some(NOBODY), Some(NOBODY)).unwrap();
+    assert!(run_as(Some(NOBODY), &check(path, false), d.path(), b"")
+        .status
+        .success());
+    assert!(write_new().status.success());
+    assert_eq!(std::fs::read(&file).unwrap(), b"new");
+}

@@ -74,8 +74,27 @@ pub fn names(random: usize, seed: u64) -> Vec<String> {
 
 /// Run `script` as a host would, in `cwd`, with `stdin`.
 pub fn run(script: &Script, cwd: &Path, stdin: &[u8]) -> Output {
+    run_as(None, script, cwd, stdin)
+}
+
+/// [`run`] as the user `uid` (with that group and no others) when given, as a login user
+/// without root would run it.
+pub fn run_as(uid: Option<u32>, script: &Script, cwd: &Path, stdin: &[u8]) -> Output {
     use std::io::Write;
-    let mut child = Command::new("sh")
+    let mut cmd = match uid {
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                format!("--reuid={u}"),
+                format!("--regid={u}"),
+                "--clear-groups".into(),
+                "sh".into(),
+            ]);
+            c
+        }
+        None => Command::new("sh"),
+    };
+    let mut child = cmd
         .arg("-c")
         .arg(wrap_sh(script.text(), false))
         .current_dir(cwd)
