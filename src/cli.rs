@@ -164,6 +164,20 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Does this command run (or finish) a rollout? Then a closed pipe must never kill it.
+    pub fn changes_hosts(&self) -> bool {
+        matches!(
+            self,
+            Command::Rollout(_)
+                | Command::Revert { .. }
+                | Command::Resume { .. }
+                | Command::Promote { .. }
+                | Command::Abort { .. }
+        )
+    }
+}
+
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     crate::ui::log::init(&cli.global);

@@ -227,3 +227,65 @@ fn unreadable_fleet_names_the_file() {
     assert_eq!(code, 2);
     assert!(e.contains("fleet.toml:1:1: cannot read the fleet file"), "{e}");
 }
+
+#[test]
+fn address_must_be_a_host_name_or_an_ip() {
+    let e = broken(
+        "fleet.toml",
+        "address = \"10.0.1.12\"",
+        "address = \"10.0.1.12; touch pwned\"",
+    );
+    assert!(
+        e.contains("fleet.toml:23:11: field `host[1].address`: \"10.0.1.12; touch pwned\" is neither a host name"),
+        "{e}"
+    );
+}
+
+#[test]
+fn control_character_in_a_var() {
+    let e = broken("fleet.toml", "agent_unit = \"hermes\"", "agent_unit = \"hermes\\nx\"");
+    assert!(
+        e.contains("fleet.toml:19:23: field `host[0].vars.agent_unit`: contains the control character U+000A"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_var_where_a_command_cannot_quote_it() {
+    let e = broken(
+        "playbooks/model-swap.toml",
+        "health = \"systemctl is-active {{ vars.agent_unit }}\"",
+        "health = \"systemctl is-active `echo {{ vars.agent_unit }}`\"",
+    );
+    assert!(
+        e.contains("model-swap.toml:16:10: field `apply.health`: line 1: `{{ vars.agent_unit }}` is inside backticks"),
+        "{e}"
+    );
+    assert!(e.contains("`{{ vars.agent_unit | raw }}`"), "{e}");
+}
+
+#[test]
+fn raw_outside_a_command_is_an_error_and_in_a_command_a_note() {
+    let e = broken(
+        "playbooks/model-swap.toml",
+        "path = \"/etc/hermes/config.toml\"",
+        "path = \"{{ vars.agent_config | raw }}\"",
+    );
+    assert!(
+        e.contains("model-swap.toml:10:8: field `edit[0].path`: line 1: `{{ vars.agent_config | raw }}`: `| raw` only applies to commands"),
+        "{e}"
+    );
+    let d = copy_examples();
+    edit(
+        d.path(),
+        "playbooks/model-swap.toml",
+        "command = \"systemctl restart {{ vars.agent_unit }}\"",
+        "command = \"systemctl restart {{ vars.agent_unit | raw }}\"",
+    );
+    let (code, stdout, stderr) = check(d.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("  note: `apply.command` inserts `vars.agent_unit` unquoted (`| raw`): the value runs as shell code on the host"),
+        "{stdout}"
+    );
+}

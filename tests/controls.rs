@@ -207,7 +207,12 @@ fn callbacks_run_on_the_controller_with_the_event_and_a_veto_reverts() {
         ),
     );
     let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
-    assert_eq!(code, 1, "{out}\n{err}");
+    assert_eq!(
+        code,
+        1,
+        "{out}\n{err}\n{}",
+        std::fs::read_to_string(latest_run(&f).join("events.jsonl")).unwrap_or_default()
+    );
     assert!(err.contains("on_promote vetoed"), "{err}");
     assert_eq!(f.config(0), orig);
     let evs = read_events(&latest_run(&f)).unwrap();

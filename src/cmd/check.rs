@@ -26,6 +26,22 @@ pub fn warnings(pb: &Playbook) -> Vec<String> {
     w
 }
 
+/// Notes on how a playbook's commands will be rendered: a `| raw` value runs as shell code.
+pub fn notes(pb: &Playbook) -> Vec<String> {
+    let mut n = Vec::new();
+    for (at, c) in pb.commands() {
+        let raw = crate::edit::command_template::check_command(c).unwrap_or_default();
+        if !raw.is_empty() {
+            n.push(format!(
+                "`{at}` inserts {} unquoted (`| raw`): the value runs as shell code on the host; \
+                 every other value in a command is shell-quoted as one word",
+                raw.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    n
+}
+
 /// Run the check.
 pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
@@ -88,6 +104,9 @@ pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
         println!("  by group: {}", fmt(&by_group));
         for w in warnings(&pb) {
             println!("  warning: {w}");
+        }
+        for note in notes(&pb) {
+            println!("  note: {note}");
         }
     }
     println!("\nok");

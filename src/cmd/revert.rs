@@ -46,7 +46,7 @@ pub async fn abort(g: &Global, id: Option<&str>, expired: bool, yes: bool) -> Re
         None => return Err(Failure::input("name a RUN, or --expired")),
     };
     if ids.is_empty() {
-        println!("no run waits for promotion past its pause_timeout");
+        crate::record::run_dir::Progress::for_output(false).line("no run waits for promotion past its pause_timeout");
         return Ok(Exit::Done);
     }
     let mut worst = Exit::Done;

@@ -49,7 +49,9 @@ pub fn render(f: &Finished, json: bool) -> Result<Exit, Failure> {
     let o = &f.ending;
     if json {
         let doc = serde_json::json!({"run_id": f.run_id, "outcome": o.outcome.as_str(), "exit": o.exit().code(), "message": o.message, "record": f.dir});
-        println!("{doc}");
+        // After the run's end is recorded; a closed stdout only loses this line.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{doc}");
     } else if !ended_before_change(o) {
         let p = crate::record::run_dir::Progress::for_output(false);
         p.line(&format!("{}: {}", o.outcome.as_str().to_uppercase(), o.message));

@@ -127,6 +127,52 @@ impl Host {
     }
 }
 
+/// `address` is dialled and spliced into templates: a host name or an IP address, nothing else.
+fn check_address(a: &str) -> Result<(), String> {
+    if a.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = a.strip_suffix('.').unwrap_or(a);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
+        return Ok(());
+    }
+    Err(format!(
+        "{a:?} is neither a host name (labels of letters, digits, `-` and `_`, separated by dots) nor an IP address"
+    ))
+}
+
+/// Control characters in values that templates put into commands and paths on the host.
+fn template_values(h: &Host, p: &FieldPath) -> Vec<Invalid> {
+    let bad = |s: &str| s.chars().find(|c| c.is_control());
+    let msg = |c: char| {
+        format!(
+            "contains the control character U+{:04X}; template values go into commands and paths on the host",
+            c as u32
+        )
+    };
+    let mut out = Vec::new();
+    for (k, v) in &h.vars {
+        if let Some(c) = bad(k).or_else(|| bad(v)) {
+            out.push(Invalid::new(p.key("vars").key(k), msg(c)));
+        }
+    }
+    if let Some(c) = h.region.as_deref().and_then(bad) {
+        out.push(Invalid::new(p.key("region"), msg(c)));
+    }
+    for (i, g) in h.groups.iter().enumerate() {
+        if let Some(c) = bad(g) {
+            out.push(Invalid::new(p.key("groups").index(i), msg(c)));
+        }
+    }
+    out
+}
+
 impl Fleet {
     /// Look a host up by name.
     pub fn host(&self, name: &str) -> Option<&Host> {
@@ -169,12 +215,18 @@ impl Fleet {
         let mut addrs: HashMap<(String, u16), usize> = HashMap::new();
         for (i, h) in self.hosts.iter().enumerate() {
             let p = root.key("host").index(i);
-            if h.name.trim().is_empty() || h.name.contains(char::is_whitespace) {
+            if h.name.trim().is_empty() || h.name.contains(|c: char| c.is_whitespace() || c.is_control()) {
                 out.push(Invalid::new(
                     p.key("name"),
-                    "a host name must be non-empty and contain no spaces",
+                    "a host name must be non-empty and contain no spaces or control characters",
                 ));
             }
+            if let Some(a) = &h.address {
+                if let Err(why) = check_address(a) {
+                    out.push(Invalid::new(p.key("address"), why));
+                }
+            }
+            out.extend(template_values(h, &p));
             if let Some(j) = names.insert(&h.name, i) {
                 out.push(Invalid::new(
                     p.key("name"),
@@ -198,5 +250,56 @@ impl Fleet {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_host_names_or_ips() {
+        for ok in [
+            "10.0.1.11",
+            "::1",
+            "fe80::1",
+            "use1-a.internal",
+            "db_1.example.com.",
+            "h01",
+        ] {
+            assert!(check_address(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "x;touch p",
+            "$(id)",
+            "-oProxyCommand=x",
+            "a..b",
+            "host\n",
+            "[::1]",
+            "a/b",
+        ] {
+            assert!(check_address(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn control_characters_in_template_values_are_refused() {
+        let fleet: Fleet = toml::from_str(
+            "[[host]]\nname = \"h\"\nregion = \"r\\u001b[2J\"\nvars = { ok = \"x; y\", unit = \"a\\nb\" }\n",
+        )
+        .unwrap();
+        let problems = fleet.validate();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].starts_with("field `host[0].vars.unit`: contains the control character U+000A"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].starts_with("field `host[0].region`: contains the control character U+001B"),
+            "{text:?}"
+        );
     }
 }

@@ -39,6 +39,11 @@ pub struct Playbook {
     /// Commands run on the controller at the run's milestones (the operator's own tooling).
     #[serde(default)]
     pub callbacks: super::controls::Callbacks,
+    /// Write through a config symlink whose target belongs to someone other than the owner
+    /// of the link's directory. Off by default: such a link may have been planted by a less
+    /// privileged user to aim a root write at a file of their choosing.
+    #[serde(default)]
+    pub follow_links: bool,
 }
 
 /// How the host picks the change up and how its health is judged.
@@ -410,6 +415,11 @@ impl Playbook {
         if r.concurrency == Some(0) {
             out.push(Invalid::new(rp.key("concurrency"), "must be at least 1"));
         }
+        for (at, c) in self.commands() {
+            if let Err(e) = crate::edit::command_template::check_command(c) {
+                out.push(Invalid::new(at, e.to_string()));
+            }
+        }
         match (&r.strategy, &r.blue_green) {
             (Strategy::BlueGreen, None) => out.push(Invalid::new(
                 rp.key("strategy"),
@@ -417,6 +427,32 @@ impl Playbook {
             )),
             (Strategy::BlueGreen, Some(bg)) => out.extend(bg.validate(&rp.key("blue_green"), &self.edits)),
             _ => {}
+        }
+        out
+    }
+
+    /// The command templates, with where each is: their values are shell-quoted when
+    /// rendered (`edit::command_template`), unlike paths and file contents.
+    pub fn commands(&self) -> Vec<(FieldPath, &str)> {
+        let root = FieldPath::root();
+        let mut out = Vec::new();
+        let apply = root.key("apply");
+        out.extend(self.apply.command.as_deref().map(|c| (apply.key("command"), c)));
+        out.extend(self.apply.health.as_deref().map(|c| (apply.key("health"), c)));
+        let log = self.watch.as_ref().and_then(|w| w.log.as_ref());
+        out.extend(
+            log.and_then(|l| l.command.as_deref())
+                .map(|c| (root.key("watch").key("log").key("command"), c)),
+        );
+        let hooks = [
+            ("before", &self.hooks.before),
+            ("after", &self.hooks.after),
+            ("on_revert", &self.hooks.on_revert),
+        ];
+        for (kind, list) in hooks {
+            for (i, c) in list.iter().enumerate() {
+                out.push((root.key("hooks").key(kind).index(i), c.as_str()));
+            }
         }
         out
     }

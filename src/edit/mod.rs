@@ -8,6 +8,7 @@
 //! to show) and [`Redactor`] (what not to show).
 
 pub mod apply;
+pub mod command_template;
 pub mod diff;
 pub mod env_set;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod yaml_set;
 mod test_util;
 
 pub use apply::{compute, compute_all, group_by_path, sha256_hex, EditOutcome};
+pub use command_template::render_command;
 pub use diff::unified_diff;
 pub use error::{DocError, EditError};
 pub use keypath::KeyPath;

@@ -1,9 +1,10 @@
 //! A deliberately tiny template language: `{{ host.name }}`, `{{ host.address }}`,
 //! `{{ host.region }}`, `{{ host.groups }}` and `{{ vars.NAME }}`, nothing else.
 //!
-//! No filters, conditionals or escapes: config files and shell commands are rendered with it,
-//! and anything richer would make a typo silently render as an empty string. Every unknown name
-//! is an error that lists what exists instead.
+//! No conditionals or escapes: config files and shell commands are rendered with it, and
+//! anything richer would make a typo silently render as an empty string. Every unknown name
+//! is an error that lists what exists instead. The one filter, `| raw`, belongs to commands
+//! (`command_template.rs`), where every other value is shell-quoted.
 
 use std::collections::BTreeMap;
 
@@ -43,9 +44,28 @@ pub enum TemplateError {
     /// Something between the braces that is not a variable name.
     #[error(
         "line {line}: `{{{{ {expr} }}}}` is not a variable; only `host.name`, `host.address`, \
-         `host.region`, `host.groups` and `vars.NAME` can be used (no filters or expressions)"
+         `host.region`, `host.groups` and `vars.NAME` can be used (no expressions; the one \
+         filter is `| raw`, in commands)"
     )]
     BadExpr { expr: String, line: usize },
+    /// `| raw` outside a command: nothing there is shell-quoted, so there is nothing to opt out of.
+    #[error(
+        "line {line}: `{{{{ {name} | raw }}}}`: `| raw` only applies to commands (apply.command, \
+         apply.health, hooks, watch.log.command), where values are otherwise shell-quoted; \
+         paths and file contents are never quoted, write `{{{{ {name} }}}}`"
+    )]
+    RawOutsideCommand { name: String, line: usize },
+    /// A value in a command at a spot where no quoting can be trusted.
+    #[error(
+        "line {line}: `{{{{ {name} }}}}` is {why}, where bellwether cannot quote a value \
+         safely; move it out (e.g. into a variable assignment `x={{{{ {name} }}}}` first), or \
+         write `{{{{ {name} | raw }}}}` if the value is shell code you trust"
+    )]
+    Unquotable {
+        name: String,
+        line: usize,
+        why: &'static str,
+    },
     /// `host.region` used for a host without a region.
     #[error(
         "line {line}: the template uses `host.region` but host `{host}` has no region; set \
@@ -54,15 +74,17 @@ pub enum TemplateError {
     NoRegion { host: String, line: usize },
 }
 
-const HOST_FIELDS: [&str; 4] = ["host.name", "host.address", "host.region", "host.groups"];
+pub(crate) const HOST_FIELDS: [&str; 4] = ["host.name", "host.address", "host.region", "host.groups"];
 
 /// One `{{ ... }}` occurrence.
-struct Placeholder<'a> {
+pub(crate) struct Placeholder<'a> {
     /// Byte range of the whole `{{ ... }}` in the template.
-    start: usize,
-    end: usize,
-    name: &'a str,
-    line: usize,
+    pub start: usize,
+    pub end: usize,
+    pub name: &'a str,
+    pub line: usize,
+    /// `{{ NAME | raw }}`: inserted into a command as it is, not quoted.
+    pub raw: bool,
 }
 
 /// Renders `template` for one host.
@@ -70,6 +92,9 @@ pub fn render(template: &str, ctx: &TemplateCtx) -> Result<String, TemplateError
     let mut out = String::with_capacity(template.len());
     let mut last = 0;
     for p in placeholders(template)? {
+        if p.raw {
+            return Err(raw_outside(&p));
+        }
         out.push_str(&template[last..p.start]);
         out.push_str(&lookup(&p, ctx)?);
         last = p.end;
@@ -89,8 +114,9 @@ pub fn variables(template: &str) -> Result<Vec<String>, TemplateError> {
     placeholders(template)?
         .into_iter()
         .map(|p| {
-            let known = HOST_FIELDS.contains(&p.name) || p.name.starts_with("vars.");
-            if known {
+            if p.raw {
+                Err(raw_outside(&p))
+            } else if known_namespace(p.name) {
                 Ok(p.name.to_string())
             } else {
                 Err(unknown(p.name, p.line, HOST_FIELDS.iter().map(|s| s.to_string())))
@@ -99,7 +125,20 @@ pub fn variables(template: &str) -> Result<Vec<String>, TemplateError> {
         .collect()
 }
 
-fn placeholders(template: &str) -> Result<Vec<Placeholder<'_>>, TemplateError> {
+fn raw_outside(p: &Placeholder<'_>) -> TemplateError {
+    TemplateError::RawOutsideCommand {
+        name: p.name.to_string(),
+        line: p.line,
+    }
+}
+
+/// Is `name` one a template may use (before looking at any host)?
+pub(crate) fn known_namespace(name: &str) -> bool {
+    HOST_FIELDS.contains(&name) || name.starts_with("vars.")
+}
+
+/// Every `{{ ... }}` in `template`, checked for syntax.
+pub(crate) fn placeholders(template: &str) -> Result<Vec<Placeholder<'_>>, TemplateError> {
     let mut out = Vec::new();
     let mut from = 0;
     while let Some(rel) = template[from..].find("{{") {
@@ -109,16 +148,26 @@ fn placeholders(template: &str) -> Result<Vec<Placeholder<'_>>, TemplateError> {
         let close = template[inner_start..]
             .find("}}")
             .ok_or(TemplateError::Unclosed { line })?;
-        let raw = &template[inner_start..inner_start + close];
-        let name = raw.trim();
+        let inner = template[inner_start..inner_start + close].trim();
+        let (name, raw) = match inner.split_once('|') {
+            Some((n, f)) if f.trim() == "raw" => (n.trim(), true),
+            Some(_) => ("", false),
+            None => (inner, false),
+        };
         if !is_name(name) {
             return Err(TemplateError::BadExpr {
-                expr: name.to_string(),
+                expr: inner.to_string(),
                 line,
             });
         }
         let end = inner_start + close + 2;
-        out.push(Placeholder { start, end, name, line });
+        out.push(Placeholder {
+            start,
+            end,
+            name,
+            line,
+            raw,
+        });
         from = end;
     }
     Ok(out)
@@ -133,7 +182,8 @@ fn is_name(s: &str) -> bool {
     ident(ns) && ident(field)
 }
 
-fn lookup(p: &Placeholder<'_>, ctx: &TemplateCtx) -> Result<String, TemplateError> {
+/// The value of one placeholder for this host.
+pub(crate) fn lookup(p: &Placeholder<'_>, ctx: &TemplateCtx) -> Result<String, TemplateError> {
     let line = p.line;
     match p.name {
         "host.name" => Ok(ctx.host_name.clone()),
@@ -156,7 +206,8 @@ fn lookup(p: &Placeholder<'_>, ctx: &TemplateCtx) -> Result<String, TemplateErro
     }
 }
 
-fn unknown(name: &str, line: usize, available: impl Iterator<Item = String>) -> TemplateError {
+/// An unknown name, with the nearest of `available` suggested.
+pub(crate) fn unknown(name: &str, line: usize, available: impl Iterator<Item = String>) -> TemplateError {
     let available: Vec<String> = available.collect();
     let suggestion = available
         .iter()
@@ -233,6 +284,14 @@ mod tests {
             ["vars.x", "host.name"]
         );
         assert!(variables("{{ hosts.name }}").is_err());
+        let e = variables("/etc/{{ vars.x | raw }}").unwrap_err();
+        assert!(matches!(e, TemplateError::RawOutsideCommand { .. }), "{e}");
+        assert!(e.to_string().contains("only applies to commands"), "{e}");
+        assert!(render("{{ vars.agent_unit | raw }}", &ctx()).is_err());
+        assert!(matches!(
+            variables("{{ vars.x | upper }}"),
+            Err(TemplateError::BadExpr { .. })
+        ));
         assert!(check("{{ vars.nope }}", &ctx()).is_err());
     }
 }

@@ -12,7 +12,7 @@ use super::error::HostError;
 use super::host::Prepared;
 use crate::config::playbook::{trim_slashes, BlueGreenSpec};
 use crate::record::{EventKind, RunDir};
-use crate::ssh::{quote::quote, Connection, WriteOptions};
+use crate::ssh::{Connection, WriteOptions};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -79,9 +79,9 @@ fn relative(target: &str, base: &str) -> String {
 pub async fn inspect(conn: &Connection, link: &str, slots: [&str; 2]) -> Result<BlueGreenHost, String> {
     let link = trim_slashes(link).to_string();
     let slots = [trim_slashes(slots[0]).to_string(), trim_slashes(slots[1]).to_string()];
-    let script = inspect_script(&link, &slots);
+    let script = super::slot_scripts::inspect(&link, [&slots[0], &slots[1]]);
     let out = conn
-        .run(&script, None, TIMEOUT, None)
+        .run(script.text(), None, TIMEOUT, None)
         .await
         .map_err(|e| format!("inspecting {link}: {e}"))?;
     let text = out.stdout_text();
@@ -131,34 +131,6 @@ pub async fn inspect(conn: &Connection, link: &str, slots: [&str; 2]) -> Result<
     })
 }
 
-/// The script `inspect` runs: after `LINK`, one line each for the link's raw target, its
-/// resolved target and its resolved directory; then per slot its resolved path, its kind and
-/// whether its directory is writable; then whether the link's directory is writable and
-/// whether `mv -T` works (12 lines in all).
-fn inspect_script(link: &str, slots: &[String; 2]) -> String {
-    format!(
-        r#"l={l}; a={a}; b={b}
-if [ ! -L "$l" ]; then if [ -e "$l" ]; then echo NOTLINK; else echo MISSING; fi; exit 0; fi
-echo LINK
-readlink -- "$l"
-readlink -f -- "$l" || echo
-readlink -f -- "$(dirname -- "$l")" || echo
-for s in "$a" "$b"; do
-  readlink -f -- "$s" || echo
-  if [ -L "$s" ]; then echo symlink; elif [ -d "$s" ]; then echo dir; elif [ -e "$s" ]; then echo other; else echo absent; fi
-  if [ -w "$(dirname -- "$s")" ]; then echo w; else echo ro; fi
-done
-if [ -w "$(dirname -- "$l")" ]; then echo w; else echo ro; fi
-if d=$(mktemp -d 2>/dev/null); then
-  if mkdir "$d/x" && ln -s a "$d/l1" && ln -s x "$d/l2" && mv -Tf "$d/l1" "$d/l2" 2>/dev/null && [ "$(readlink "$d/l2")" = a ]; then echo mvT; else echo nomvT; fi
-  rm -rf "$d"
-else echo nomvT; fi"#,
-        l = quote(link),
-        a = quote(&slots[0]),
-        b = quote(&slots[1]),
-    )
-}
-
 /// One slot as `inspect` reads it: resolved path, kind, "w" if its directory is writable.
 type Slot<'a> = (&'a str, &'a str, &'a str);
 
@@ -206,13 +178,9 @@ fn check_link_dir(link: &str, link_dir: &str, link_w: &str, mv_t: &str) -> Resul
 /// Preflight of one edited file: its directory exists in the live slot (the idle copy will
 /// have it) and is writable (the copy keeps its mode, and the write renames a temp file in it).
 pub async fn check_dir(conn: &Connection, live_path: &str) -> Result<(), String> {
-    let script = format!(
-        "d=$(dirname -- {p}); if [ ! -d \"$d\" ]; then echo \"directory $d does not exist\"; exit 1; fi; \
-         if [ ! -w \"$d\" ]; then echo \"directory $d is not writable by $(id -un)\"; exit 1; fi",
-        p = quote(live_path)
-    );
+    let script = super::slot_scripts::check_dir(live_path);
     let out = conn
-        .run(&script, None, TIMEOUT, None)
+        .run(script.text(), None, TIMEOUT, None)
         .await
         .map_err(|e| format!("{live_path}: {e}"))?;
     if out.status == 0 {
@@ -222,7 +190,7 @@ pub async fn check_dir(conn: &Connection, live_path: &str) -> Result<(), String>
     }
 }
 
-/// Make the idle slot a fresh copy of the live one (`cp -a` into `IDLE.bellwether-stage`, then
+/// Make the idle slot a fresh copy of the live one (`cp -a` into a `mktemp -d` beside it, then
 /// renamed into place; the old idle slot is removed), then write the edited files into it.
 /// Refuses if the link no longer points at the live slot: the slot it would replace might be
 /// the one the agent reads.
@@ -232,24 +200,10 @@ pub(crate) async fn stage(run: &RunDir, h: &Prepared, bg: &BlueGreenHost) -> Res
         live: bg.live.clone(),
         idle: bg.idle.clone(),
     })?;
-    let script = format!(
-        r#"set -e
-l={l}; live={live}; idle={idle}; t="$idle.bellwether-stage"; o="$idle.bellwether-old"
-[ "$(readlink -f -- "$l")" = "$(readlink -f -- "$live")" ] || {{ echo "$l no longer points at $live" >&2; exit 19; }}
-[ "$(readlink -f -- "$idle")" != "$(readlink -f -- "$live")" ] || {{ echo "$idle is the live slot" >&2; exit 19; }}
-rm -rf -- "$t" "$o"
-cp -a -- "$live/." "$t"
-sync -f -- "$t" 2>/dev/null || sync
-if [ -e "$idle" ] || [ -L "$idle" ]; then mv -T -- "$idle" "$o"; fi
-mv -T -- "$t" "$idle"
-rm -rf -- "$o""#,
-        l = quote(&bg.link),
-        live = quote(&bg.live),
-        idle = quote(&bg.idle),
-    );
+    let script = super::slot_scripts::stage(&bg.link, &bg.live, &bg.idle);
     let out = h
         .conn
-        .run(&script, None, STAGE_TIMEOUT, None)
+        .run(script.text(), None, STAGE_TIMEOUT, None)
         .await
         .map_err(|e| format!("staging {} from {}: {e}", bg.idle, bg.live))?;
     if out.status != 0 {

@@ -7,7 +7,7 @@ use super::host::{FileChange, Prepared};
 use crate::record::events::SlotFile;
 use crate::record::history::FlippedLink;
 use crate::record::{EventKind, RunDir};
-use crate::ssh::{quote::quote, Connection};
+use crate::ssh::Connection;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,25 +40,9 @@ impl LinkError {
 /// with `mv -T` (so the agent sees the old target or the new one, never no link), the
 /// directory synced, the target read back.
 async fn set_link(conn: &Connection, link: &str, expect: &str, new: &str) -> Result<LinkSet, LinkError> {
-    let script = format!(
-        r#"l={l}; t="$l.bellwether-flip"
-if [ ! -L "$l" ]; then echo NOTLINK; exit 20; fi
-cur=$(readlink -- "$l")
-if [ "$cur" = {new} ]; then echo SAME; exit 0; fi
-if [ "$cur" != {expect} ]; then printf 'CHANGED %s\n' "$cur"; exit 17; fi
-set -e
-rm -f -- "$t"
-ln -s -- {new} "$t"
-mv -Tf -- "$t" "$l"
-sync -- "$(dirname -- "$l")" 2>/dev/null || true
-echo SET
-readlink -- "$l""#,
-        l = quote(link),
-        new = quote(new),
-        expect = quote(expect),
-    );
+    let script = super::slot_scripts::set_link(link, expect, new);
     let out = conn
-        .run(&script, None, TIMEOUT, None)
+        .run(script.text(), None, TIMEOUT, None)
         .await
         .map_err(|e| LinkError::Failed(format!("{link}: {e}")))?;
     let text = out.stdout_text();

@@ -6,9 +6,10 @@
 use super::host::{template_ctx, FileChange, Prepared};
 use crate::config::playbook::Strategy;
 use crate::config::{Host, Playbook};
+use crate::edit::render_command;
 use crate::edit::spec::EditSpec;
 use crate::edit::template::{render, TemplateCtx};
-use crate::ssh::{quote::quote, sha256_hex, Connection, RemoteFile};
+use crate::ssh::{quote::join, sha256_hex, Connection, RemoteFile};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
     let blue_green = blue_green_slots(&conn, pb, &ctx).await?;
     let mut files = Vec::new();
     for (path, specs) in by_path {
-        let before = read_before(&conn, &path, blue_green.as_ref()).await?;
+        let before = read_before(&conn, &path, blue_green.as_ref(), pb.follow_links).await?;
         files.push(compute(path, &specs, before, &ctx, base)?);
     }
     check_programs(&conn, &cmds).await?;
@@ -60,15 +61,28 @@ struct Commands {
     log_command: Option<String>,
 }
 
+/// Render a command template for a host: values shell-quoted where they land (unless
+/// `| raw`); an error names the setting it came from.
+fn rendered_command(ctx: &TemplateCtx, what: &str, t: &str) -> Result<String, String> {
+    render_command(t, ctx).map_err(|e| format!("{what}: {e}"))
+}
+
 /// Render the apply, health and log commands (a watched log file becomes a `tail -F`).
+/// Commands: values shell-quoted; paths and file contents: as they are.
 fn render_commands(pb: &Playbook, ctx: &TemplateCtx) -> Result<Commands, String> {
     let r = |what: &str, t: &str| rendered(ctx, what, t);
-    let apply = pb.apply.command.as_deref().map(|c| r("apply.command", c)).transpose()?;
-    let health = pb.apply.health.as_deref().map(|c| r("apply.health", c)).transpose()?;
+    let rc = |what: &str, t: &str| rendered_command(ctx, what, t);
+    let apply = pb
+        .apply
+        .command
+        .as_deref()
+        .map(|c| rc("apply.command", c))
+        .transpose()?;
+    let health = pb.apply.health.as_deref().map(|c| rc("apply.health", c)).transpose()?;
     let log_command = match pb.watch.as_ref().and_then(|w| w.log.as_ref()) {
         Some(l) => match (&l.file, &l.command) {
-            (Some(f), _) => Some(format!("exec tail -n0 -F -- {}", quote(&r("watch.log.file", f)?))),
-            (None, Some(c)) => Some(r("watch.log.command", c)?),
+            (Some(f), _) => Some(join(["exec", "tail", "-n0", "-F", "--", &r("watch.log.file", f)?])),
+            (None, Some(c)) => Some(rc("watch.log.command", c)?),
             _ => None,
         },
         None => None,
@@ -116,6 +130,7 @@ async fn read_before(
     conn: &Connection,
     path: &str,
     blue_green: Option<&super::blue_green::BlueGreenHost>,
+    follow_links: bool,
 ) -> Result<Option<RemoteFile>, String> {
     Ok(match blue_green {
         Some(bg) => {
@@ -131,7 +146,7 @@ async fn read_before(
         }
         None => {
             let before = conn.read_file(path).await.map_err(|e| format!("read {path}: {e}"))?;
-            conn.check_writable(path).await.map_err(|e| match e {
+            conn.check_writable(path, follow_links).await.map_err(|e| match e {
                 crate::ssh::SshError::Remote { stderr, .. } => stderr,
                 other => format!("{path}: {other}"),
             })?;
@@ -193,7 +208,7 @@ async fn check_programs(conn: &Connection, cmds: &Commands) -> Result<(), String
     for p in progs {
         let out = conn
             .run(
-                &format!("command -v {} >/dev/null", quote(p)),
+                &format!("{} >/dev/null", join(["command", "-v", p])),
                 None,
                 Duration::from_secs(20),
                 None,
@@ -213,6 +228,6 @@ async fn check_programs(conn: &Connection, cmds: &Commands) -> Result<(), String
 fn render_hooks(ctx: &TemplateCtx, what: &str, list: &[String]) -> Result<Vec<String>, String> {
     list.iter()
         .enumerate()
-        .map(|(i, c)| rendered(ctx, &format!("hooks.{what}[{i}]"), c))
+        .map(|(i, c)| rendered_command(ctx, &format!("hooks.{what}[{i}]"), c))
         .collect()
 }

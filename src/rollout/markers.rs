@@ -5,7 +5,7 @@
 //! is stale; `--break-lock` replaces it (and the run records that it did).
 
 use crate::record::lock::hostname;
-use crate::ssh::quote::quote;
+use crate::ssh::quote::Script;
 use crate::ssh::Connection;
 use std::time::Duration;
 
@@ -33,18 +33,40 @@ pub fn is_stale(holder: &str) -> bool {
     }
 }
 
+/// Create the marker holding `content` unless one exists (`set -C`): exit 0 when placed (or
+/// when it is already this run's, which is rewritten), else the holder's line and exit 9.
+fn place_script(run_id: &str, content: &str) -> Script {
+    Script::new().set("c", content).set("m", MARKER).set("id", run_id).body(
+        r#"if ( set -C; printf '%s\n' "$c" > "$m" ) 2>/dev/null; then exit 0; fi
+h=$(head -n1 "$m")
+case "$h" in "$id "*) printf '%s\n' "$c" > "$m"; exit 0;; esac
+printf '%s' "$h"; exit 9"#,
+    )
+}
+
+/// Overwrite the marker (a stale one, with `--break-lock`).
+fn force_script(content: &str) -> Script {
+    Script::new()
+        .set("c", content)
+        .set("m", MARKER)
+        .body(r#"printf '%s\n' "$c" > "$m""#)
+}
+
+/// Remove the marker if its line starts with this run's id.
+fn remove_script(run_id: &str) -> Script {
+    Script::new()
+        .set("m", MARKER)
+        .set("id", run_id)
+        .body(r#"if [ -f "$m" ]; then case "$(head -n1 "$m")" in "$id "*) rm -f -- "$m" || exit 1;; esac; fi; exit 0"#)
+}
+
 /// Place the marker for `run_id`; Err(holder line) if another run's marker is there (a stale
 /// one is replaced when `break_stale`).
 pub async fn place(conn: &Connection, run_id: &str, break_stale: bool) -> Result<Option<String>, String> {
     let content = line(run_id);
-    let script = format!(
-        "if ( set -C; printf '%s\\n' {c} > {m} ) 2>/dev/null; then exit 0; fi; h=$(head -n1 {m}); case \"$h\" in {id}\\ *) printf '%s\\n' {c} > {m}; exit 0;; esac; printf '%s' \"$h\"; exit 9",
-        c = quote(&content),
-        m = MARKER,
-        id = quote(run_id).replace(' ', "\\ "),
-    );
+    let script = place_script(run_id, &content);
     let out = conn
-        .run(&script, None, Duration::from_secs(20), None)
+        .run(script.text(), None, Duration::from_secs(20), None)
         .await
         .map_err(|e| e.to_string())?;
     match out.status {
@@ -59,8 +81,7 @@ pub async fn place(conn: &Connection, run_id: &str, break_stale: bool) -> Result
                 .trim()
                 .to_string();
             if break_stale && is_stale(&holder) {
-                let force = format!("printf '%s\\n' {} > {MARKER}", quote(&content));
-                conn.run(&force, None, Duration::from_secs(20), None)
+                conn.run(force_script(&content).text(), None, Duration::from_secs(20), None)
                     .await
                     .map_err(|e| e.to_string())?;
                 return Ok(Some(holder));
@@ -73,13 +94,9 @@ pub async fn place(conn: &Connection, run_id: &str, break_stale: bool) -> Result
 
 /// Remove the marker if it is ours; Err says why it could not be checked or removed.
 pub async fn remove(conn: &Connection, run_id: &str) -> Result<(), String> {
-    let script = format!(
-        "if [ -f {m} ]; then case \"$(head -n1 {m})\" in {id}\\ *) rm -f {m} || exit 1;; esac; fi; exit 0",
-        m = MARKER,
-        id = quote(run_id).replace(' ', "\\ ")
-    );
+    let script = remove_script(run_id);
     let out = conn
-        .run(&script, None, Duration::from_secs(20), None)
+        .run(script.text(), None, Duration::from_secs(20), None)
         .await
         .map_err(|e| e.to_string())?;
     if out.status == 0 {
@@ -129,5 +146,31 @@ mod tests {
         assert!(is_stale(&format!("r1 u@{} 999999999", hostname())));
         assert!(!is_stale("r1 u@some-other-machine 999999999"));
         assert!(!is_stale("garbage"));
+    }
+
+    #[test]
+    fn markers_with_hostile_run_ids_are_placed_and_removed_exactly() {
+        use crate::ssh::hostile::{assert_clean, names, run, tree};
+        for id in names(40, 0x10c4).into_iter().filter(|n| !n.contains('\n')) {
+            let what = format!("run id {id:?}");
+            let d = tempfile::tempdir().unwrap();
+            let line = format!("{id} me@here 1");
+            let out = run(&place_script(&id, &line), d.path(), b"");
+            assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+            let marker = d.path().join(MARKER);
+            assert_eq!(std::fs::read_to_string(&marker).unwrap(), format!("{line}\n"), "{what}");
+            // Another run's id: refused, the holder named, the marker kept.
+            let out = run(&place_script("other", "other x 2"), d.path(), b"");
+            assert_eq!(out.status.code(), Some(9), "{what}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), line, "{what}");
+            let out = run(&remove_script("other"), d.path(), b"");
+            assert!(out.status.success() && marker.exists(), "{what}: not ours, kept");
+            let out = run(&force_script(&line), d.path(), b"");
+            assert!(out.status.success(), "{what}");
+            let out = run(&remove_script(&id), d.path(), b"");
+            assert!(out.status.success(), "{what}");
+            assert!(tree(d.path()).is_empty(), "{what}: {:?}", tree(d.path()));
+            assert_clean(d.path(), &what);
+        }
     }
 }

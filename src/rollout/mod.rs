@@ -30,6 +30,7 @@ pub(crate) mod reopen;
 mod resume;
 pub mod revert;
 pub mod run;
+pub(crate) mod slot_scripts;
 pub(crate) mod start;
 pub(crate) mod state;
 pub mod summary;

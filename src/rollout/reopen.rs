@@ -328,7 +328,7 @@ pub(super) fn unmask_commands(record: &mut PlanRecord, lf: &LoadedFleet) -> Resu
         let Some(host) = lf.fleet.host(name) else { continue };
         let ctx = super::host::template_ctx(host);
         let render = |t: &str| {
-            crate::edit::render(t, &ctx).map_err(|e| Failure::new(Exit::NeedsAttention, format!("{name}: {e}")))
+            crate::edit::render_command(t, &ctx).map_err(|e| Failure::new(Exit::NeedsAttention, format!("{name}: {e}")))
         };
         hp.apply = pb.apply.command.as_deref().map(render).transpose()?;
         hp.health = pb.apply.health.as_deref().map(render).transpose()?;

@@ -140,8 +140,7 @@ impl Connection {
     /// channel's stdin: when the channel goes away, the watcher kills the whole process group,
     /// so no `tail -F` is left behind on the host.
     pub async fn stream(&self, command: &str) -> Result<LineStream, SshError> {
-        let script = format!("set -m; ( {command} ) </dev/null & p=$!; cat >/dev/null; kill -TERM -\"$p\" 2>/dev/null; kill -TERM \"$p\" 2>/dev/null; wait \"$p\" 2>/dev/null; exit 0");
-        let cmd = quote::wrap_sh(&script, self.endpoint.become_root);
+        let cmd = quote::wrap_sh(stream_script(command).text(), self.endpoint.become_root);
         let mut ch = self.handle.channel_open_session().await?;
         ch.exec(true, cmd.as_bytes()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -172,6 +171,16 @@ impl Connection {
             task: Some(task),
         })
     }
+}
+
+/// The watcher around a log command: the command (bound to `$cmd` and `eval`ed, so its own
+/// quotes, parentheses or a trailing `# comment` cannot break the wrapper) runs in its own
+/// process group; when stdin ends (the channel or the connection went away) the whole group
+/// is terminated.
+fn stream_script(command: &str) -> quote::Script {
+    quote::Script::new().set("cmd", command).body(
+        r#"set -m; ( eval "$cmd" ) </dev/null & p=$!; cat >/dev/null; kill -TERM -"$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; exit 0"#,
+    )
 }
 
 fn sudo_wants_password(stderr: &[u8]) -> bool {
@@ -208,5 +217,19 @@ impl Drop for LineStream {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_stream_wrapper_runs_the_command_as_written() {
+        let d = tempfile::tempdir().unwrap();
+        let cmd = "echo 'a)'; echo \"b $((1 + 1))\" # a comment )";
+        let out = crate::ssh::hostile::run(&stream_script(cmd), d.path(), b"");
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a)\nb 2\n");
     }
 }

@@ -8,21 +8,10 @@
 
 use super::connect::Connection;
 use super::error::SshError;
-use super::quote::quote;
+use super::file_scripts::{self as scripts, CHANGED, MARK};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-
-/// Shell lines setting `$P` to the file to act on: `path`, or the file it links to (a broken
-/// link resolves to where its target would be).
-fn resolve_real(path: &str) -> String {
-    let q = quote(path);
-    format!("P={q}\nif [ -L \"$P\" ]; then P=$(readlink -f -- \"$P\") || {{ echo \"cannot resolve the link {q}\" >&2; exit 3; }}; fi\n")
-}
-
-/// Printed before a file's bytes so output from the login shell's start-up files (a
-/// `.bashrc` that echoes) is never taken for the file.
-const MARK: &str = "__bellwether_read__";
 
 /// Where the bytes after the marker line start.
 fn after_mark(out: &[u8]) -> Option<usize> {
@@ -72,28 +61,10 @@ pub struct WriteOptions {
 
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn expect_check(path_q: &str, expect: &Option<Option<String>>) -> String {
-    match expect {
-        None => String::new(),
-        Some(want) => {
-            let want = want.clone().unwrap_or_else(|| "absent".into());
-            format!(
-                "if [ -e {path_q} ]; then cur=$(sha256sum < {path_q} | cut -c1-64); else cur=absent; fi\n\
-                 if [ \"$cur\" != {w} ]; then echo \"CHANGED $cur\"; exit 17; fi\n",
-                w = quote(&want)
-            )
-        }
-    }
-}
-
 impl Connection {
     /// Read a file: bytes, mode, owner and hash; `None` if it does not exist.
     pub async fn read_file(&self, path: &str) -> Result<Option<RemoteFile>, SshError> {
-        let p = quote(path);
-        let script = format!(
-            "echo {MARK}; if [ -e {p} ]; then stat -L -c '%a %u %g' -- {p} || exit 3; exec cat -- {p}; else echo MISSING; fi"
-        );
-        let out = self.run(&script, None, IO_TIMEOUT, None).await?;
+        let out = self.run(scripts::read(path).text(), None, IO_TIMEOUT, None).await?;
         if out.status != 0 {
             return Err(SshError::Remote {
                 what: format!("read {path}"),
@@ -131,39 +102,10 @@ impl Connection {
     /// Atomically replace `path` with `bytes`; returns the sha256 read back from the host.
     pub async fn write_file(&self, path: &str, bytes: &[u8], opts: &WriteOptions) -> Result<String, SshError> {
         let want = sha256_hex(bytes);
-        // A symlinked config is edited where it really lives: replacing the link itself would
-        // turn it into a regular file (with the link's 0777 "mode") and orphan the target.
-        let p = "\"$P\"";
-        let mut script = format!("set -e\n{}", resolve_real(path));
-        script.push_str(&format!("d=$(dirname -- {p})\n"));
-        script.push_str("[ -d \"$d\" ] || { echo \"directory $d does not exist\" >&2; exit 3; }\n");
-        script.push_str(&expect_check(p, &opts.expect));
-        script.push_str("t=$(mktemp \"$d/.bellwether.XXXXXX\")\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\"\n");
-        script.push_str(&format!(
-            "got=$(sha256sum < \"$t\" | cut -c1-64)\n[ \"$got\" = {w} ] || {{ echo \"incomplete upload ($got)\" >&2; exit 18; }}\n",
-            w = quote(&want)
-        ));
-        script.push_str(&format!(
-            "if [ -e {p} ]; then chmod --reference={p} \"$t\"; chown --reference={p} \"$t\" 2>/dev/null || true; fi\n"
-        ));
-        // mktemp creates 0600; a new file gets what the umask gives an ordinary file instead.
-        script.push_str(&format!(
-            "[ -e {p} ] || chmod \"$(printf %o $(( 0666 & ~$(umask) )))\" \"$t\"\n"
-        ));
-        if let Some(m) = opts.mode {
-            script.push_str(&format!("chmod {m:o} \"$t\"\n"));
-        }
-        if let Some((u, g)) = opts.owner {
-            script.push_str(&format!(
-                "chown {u}:{g} \"$t\" 2>/dev/null || [ \"$(stat -c %u:%g \"$t\")\" = {u}:{g} ]\n"
-            ));
-        }
-        script.push_str(&format!(
-            "sync \"$t\"\nmv -f \"$t\" {p}\ntrap - EXIT\nsync \"$d\" 2>/dev/null || true\nsha256sum < {p} | cut -c1-64\n"
-        ));
-        let out = self.run(&script, Some(bytes), IO_TIMEOUT, None).await?;
+        let script = scripts::write(path, &want, opts);
+        let out = self.run(script.text(), Some(bytes), IO_TIMEOUT, None).await?;
         let stdout = out.stdout_text();
-        if out.status == 17 {
+        if out.status == CHANGED {
             let found = last_line(&stdout).strip_prefix("CHANGED ").unwrap_or("?").to_string();
             let expected = opts.expect.clone().flatten().unwrap_or_else(|| "absent".into());
             return Err(SshError::Changed {
@@ -190,18 +132,12 @@ impl Connection {
         Ok(found)
     }
 
-    /// Can this file be replaced the way [`write_file`](Self::write_file) does it? The
-    /// directory must exist and be writable (temp file + rename) and an existing file must be
-    /// writable too (it is the operator's signal that it may change). Err says why not.
-    pub async fn check_writable(&self, path: &str) -> Result<(), SshError> {
-        let script = format!(
-            "{resolve}p=\"$P\"; d=$(dirname -- \"$p\"); if [ ! -d \"$d\" ]; then echo \"directory $d does not exist\"; exit 1; fi; \
-             if [ ! -w \"$d\" ]; then echo \"directory $d is not writable by $(id -un)\"; exit 1; fi; \
-             if [ -e \"$p\" ] && [ ! -w \"$p\" ]; then echo \"{path} is not writable by $(id -un)\"; exit 1; fi; exit 0",
-            path = path.replace(['"', '`', '$', '\\'], "_"),
-            resolve = resolve_real(path),
-        );
-        let out = self.run(&script, None, IO_TIMEOUT, None).await?;
+    /// Can this file be replaced the way [`write_file`](Self::write_file) does it, keeping its
+    /// owner and group, without following a link someone else may have planted (unless
+    /// `follow_links`)? One remote command: see [`scripts::check`]. Err says why not.
+    pub async fn check_writable(&self, path: &str, follow_links: bool) -> Result<(), SshError> {
+        let script = scripts::check(path, follow_links);
+        let out = self.run(script.text(), None, IO_TIMEOUT, None).await?;
         if out.status == 0 {
             Ok(())
         } else {
@@ -216,14 +152,9 @@ impl Connection {
     /// Remove a file this run created (revert of a `create = true` edit), refusing if it was
     /// changed since by someone else.
     pub async fn remove_file(&self, path: &str, expect: Option<&str>) -> Result<(), SshError> {
-        let p = quote(path);
-        let mut script = String::new();
-        if let Some(e) = expect {
-            script.push_str(&expect_check(&p, &Some(Some(e.to_string()))));
-        }
-        script.push_str(&format!("rm -f -- {p}\n[ ! -e {p} ]"));
-        let out = self.run(&script, None, IO_TIMEOUT, None).await?;
-        if out.status == 17 {
+        let script = scripts::remove(path, expect);
+        let out = self.run(script.text(), None, IO_TIMEOUT, None).await?;
+        if out.status == CHANGED {
             return Err(SshError::Changed {
                 path: path.to_string(),
                 expected: expect.unwrap_or("").to_string(),

@@ -7,12 +7,16 @@ pub mod connect;
 pub mod endpoint;
 pub mod error;
 pub mod exec;
+pub mod file_scripts;
 pub mod files;
 pub mod fleet;
+#[cfg(test)]
+pub(crate) mod hostile;
 pub mod known_hosts;
 pub mod passphrase;
 pub mod pool;
 pub mod quote;
+pub mod shell_lex;
 pub mod ssh_config;
 
 pub use connect::Connection;

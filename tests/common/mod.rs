@@ -64,6 +64,15 @@ pub struct Sshd {
 impl Sshd {
     /// Start sshd for `name` under `base`, accepting `authorized` keys, with its own home.
     pub fn start(base: &Path, name: &str, authorized: &Path) -> Sshd {
+        Self::start_as(base, name, authorized, None)
+    }
+
+    /// Like [`start`], but every command runs as `login_uid` (its group too, no others), as
+    /// if that user had logged in: sshd itself needs root, so the session drops to it.
+    pub fn start_as(base: &Path, name: &str, authorized: &Path, login_uid: Option<u32>) -> Sshd {
+        let drop_to = login_uid
+            .map(|u| format!("setpriv --reuid={u} --regid={u} --clear-groups "))
+            .unwrap_or_default();
         let dir = base.join(format!("sshd-{name}"));
         let home = base.join(format!("home-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -84,7 +93,7 @@ impl Sshd {
                      StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                      PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nAllowTcpForwarding yes\n\
                      MaxSessions 100\nMaxStartups 200\nLogLevel ERROR\n\
-                     ForceCommand cd {home} && exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+                     ForceCommand cd {home} && exec {drop_to}/bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
                     hk = hk.display(),
                     pid = dir.join("sshd.pid").display(),
                     auth = authorized.display(),
@@ -242,6 +251,15 @@ impl TestFleet {
 
     /// Like [`start`], with the groups of each host chosen by index.
     pub fn start_with(n: usize, groups: impl Fn(usize) -> Vec<String>) -> TestFleet {
+        Self::start_opts(n, groups, None)
+    }
+
+    /// `n` hosts whose commands all run as `uid` (see [`Sshd::start_as`]).
+    pub fn start_login_as(n: usize, uid: u32) -> TestFleet {
+        Self::start_opts(n, |_| vec!["prod".into()], Some(uid))
+    }
+
+    fn start_opts(n: usize, groups: impl Fn(usize) -> Vec<String>, login_uid: Option<u32>) -> TestFleet {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let key = dir.join("id_ed25519");
@@ -250,7 +268,7 @@ impl TestFleet {
         std::fs::copy(dir.join("id_ed25519.pub"), &auth).unwrap();
         let mut hosts = Vec::new();
         for i in 0..n {
-            let h = Sshd::start(&dir, &format!("h{:02}", i + 1), &auth);
+            let h = Sshd::start_as(&dir, &format!("h{:02}", i + 1), &auth, login_uid);
             std::fs::write(h.home.join("agent/config.toml"), AGENT_CONFIG).unwrap();
             std::fs::copy(fixture("agentctl"), h.home.join("agentctl")).unwrap();
             std::fs::write(h.home.join("agent/broken_models"), "claude-broken-9\n").unwrap();

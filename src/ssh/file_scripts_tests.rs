@@ -1,0 +1,183 @@
+//! Every file script, run by a real `sh` on hostile file names: it acts on exactly the file
+//! named, and nothing in a name ever runs.
+
+use super::*;
+use crate::ssh::files::sha256_hex;
+use crate::ssh::hostile::{assert_clean, names, run, tree};
+use std::collections::BTreeSet;
+use std::os::unix::fs::symlink;
+
+const SEED: u64 = 0xbe11_7e7e;
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// The bytes after the marker line of a read.
+fn read_bytes(out: &[u8]) -> Vec<u8> {
+    let m = format!("{MARK}\n");
+    let i = out.windows(m.len()).position(|w| w == m.as_bytes()).expect("marker") + m.len();
+    out[i..].to_vec()
+}
+
+#[test]
+fn read_check_write_remove_touch_only_the_named_file() {
+    for name in names(120, SEED) {
+        let what = format!("name {name:?} (seed {SEED:#x})");
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        let file = d.path().join("sub").join(&name);
+        let path = file.to_str().unwrap();
+        std::fs::write(&file, "old\n").unwrap();
+        let files = set(&["sub", &format!("sub/{name}")]);
+
+        let out = run(&read(path), d.path(), b"");
+        assert!(
+            out.status.success(),
+            "{what}: read: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = read_bytes(&out.stdout);
+        assert!(
+            got.ends_with(b"\nold\n"),
+            "{what}: read {:?}",
+            String::from_utf8_lossy(&got)
+        );
+
+        let out = run(&check(path, false), d.path(), b"");
+        assert!(
+            out.status.success(),
+            "{what}: check: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+
+        let opts = WriteOptions {
+            expect: Some(Some(sha256_hex(b"old\n"))),
+            ..WriteOptions::default()
+        };
+        let out = run(&write(path, &sha256_hex(b"new\n"), &opts), d.path(), b"new\n");
+        assert!(
+            out.status.success(),
+            "{what}: write: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), b"new\n", "{what}");
+        assert_eq!(tree(d.path()), files, "{what}: only the file is there");
+
+        // A stale expectation is refused and changes nothing.
+        let out = run(&write(path, &sha256_hex(b"x"), &opts), d.path(), b"x");
+        assert_eq!(out.status.code(), Some(CHANGED as i32), "{what}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"new\n", "{what}");
+
+        let out = run(&remove(path, Some(&sha256_hex(b"new\n"))), d.path(), b"");
+        assert!(
+            out.status.success(),
+            "{what}: remove: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(tree(d.path()), set(&["sub"]), "{what}: removed");
+        assert_clean(d.path(), &what);
+    }
+}
+
+#[test]
+fn a_link_loop_named_like_a_command_is_reported_not_run() {
+    for name in names(30, SEED + 1) {
+        let what = format!("name {name:?}");
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join(&name);
+        let path = file.to_str().unwrap();
+        symlink(&file, &file).unwrap();
+        let out = run(&check(path, false), d.path(), b"");
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        let msg = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            msg.starts_with(&format!("cannot resolve the link {path} ")),
+            "{what}: {msg}"
+        );
+        let out = run(
+            &write(path, &sha256_hex(b"x"), &WriteOptions::default()),
+            d.path(),
+            b"x",
+        );
+        assert_eq!(out.status.code(), Some(3), "{what}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(path), "{what}");
+        assert_eq!(tree(d.path()), set(&[name.as_str()]), "{what}: nothing else appeared");
+        assert_clean(d.path(), &what);
+    }
+}
+
+#[test]
+fn a_write_through_a_link_changes_the_target_only() {
+    for name in names(30, SEED + 2) {
+        let what = format!("name {name:?}");
+        let d = tempfile::tempdir().unwrap();
+        let (link, target) = (d.path().join(format!("L{name}")), d.path().join(format!("T{name}")));
+        std::fs::write(&target, "old").unwrap();
+        symlink(&target, &link).unwrap();
+        let path = link.to_str().unwrap();
+        // Root owns both the directory and the target here: the link is followed.
+        let out = run(&check(path, false), d.path(), b"");
+        assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stdout));
+        let out = run(
+            &write(path, &sha256_hex(b"new"), &WriteOptions::default()),
+            d.path(),
+            b"new",
+        );
+        assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read(&target).unwrap(), b"new", "{what}");
+        assert!(
+            std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+            "{what}"
+        );
+        assert_clean(d.path(), &what);
+    }
+}
+
+#[test]
+fn without_root_a_file_that_would_change_hands_is_refused_and_never_rewritten() {
+    use crate::ssh::hostile::run_as;
+    use std::os::unix::fs::{chown, PermissionsExt};
+    const NOBODY: u32 = 65534;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("sub")).unwrap();
+    chown(d.path().join("sub"), Some(NOBODY), Some(NOBODY)).unwrap();
+    let file = d.path().join("sub/config");
+    // Relative: the temp dir's parents are root's own.
+    let path = "sub/config";
+    std::fs::write(&file, "old").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let write_new = || {
+        let w = write(path, &sha256_hex(b"new"), &WriteOptions::default());
+        run_as(Some(NOBODY), &w, d.path(), b"new")
+    };
+    for (uid, gid, why) in [
+        (
+            0,
+            NOBODY,
+            "sub/config belongs to root (uid 0), and nobody (uid 65534) cannot give",
+        ),
+        (
+            NOBODY,
+            0,
+            "sub/config has group root (gid 0), which nobody is not a member of",
+        ),
+    ] {
+        chown(&file, Some(uid), Some(gid)).unwrap();
+        let out = run_as(Some(NOBODY), &check(path, false), d.path(), b"");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with(why), "{:?}", out);
+        // Even unchecked, the write refuses rather than hand the file to nobody.
+        let out = write_new();
+        assert_eq!(out.status.code(), Some(19), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot keep the owner of sub/config"));
+        assert_eq!(std::fs::read(&file).unwrap(), b"old");
+        assert_eq!(tree(d.path()), set(&["sub", "sub/config"]), "no temp file left");
+    }
+    chown(&file, Some(NOBODY), Some(NOBODY)).unwrap();
+    assert!(run_as(Some(NOBODY), &check(path, false), d.path(), b"")
+        .status
+        .success());
+    assert!(write_new().status.success());
+    assert_eq!(std::fs::read(&file).unwrap(), b"new");
+}
