@@ -255,7 +255,7 @@ fn missing(line: &str, progs: &[(&str, &str)], log_file: Option<&str>) -> Option
     }
     let f = log_file?;
     let why = match line.strip_prefix("log ")? {
-        "missing" => "does not exist: is the path misspelt? The log watch would see no line",
+        "missing" => "does not exist on the host: is the path misspelt? The log watch would see no lines",
         "directory" => "is a directory, not a log file",
         "unreadable" => "cannot be read by the login user (fix its permissions, or set become = true)",
         _ => return None,
@@ -322,7 +322,7 @@ mod tests {
         );
         assert_eq!(
             run(&progs[..1], Some("agnet.log")),
-            ["watch.log.file \"agnet.log\" does not exist: is the path misspelt? The log watch would see no line"]
+            ["watch.log.file \"agnet.log\" does not exist on the host: is the path misspelt? The log watch would see no lines"]
         );
         assert_eq!(
             run(&[], Some("logs")),

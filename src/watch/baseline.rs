@@ -28,7 +28,7 @@
 //!   comparison is made.
 
 use super::compiled::CompiledWatch;
-use super::gate::{num, pct, window, Breach, Excused, GateKind, Verdict};
+use super::gate::{num, pct, secs, Breach, Excused, GateKind, Verdict};
 use super::judge::{error_count_breach, judge, Finding, Measure, GAP_HINT, SILENCE_HINT};
 use super::spec::BaselineSpec;
 use super::stats::{Counts, ErrorLine, Stats};
@@ -135,13 +135,13 @@ fn compare_line_rate(canary: &Stats, hosts: usize, ratio: f64, min: Minimums, wi
         let per_sec = |lines: f64| num(lines * 1000.0 / window_ms.max(1) as f64);
         let message = format!(
             "line rate {}/s ({} lines in {}) vs baseline {}/s per host ({} lines on {hosts} hosts): \
-             {} of the baseline's, below min_line_rate_ratio {}",
+             {:.0}% of the baseline's, below min_line_rate_ratio {}",
             per_sec(canary.lines as f64),
             canary.lines,
-            window(window_ms),
+            secs(window_ms),
             per_sec(per_host),
             c.baseline.lines,
-            pct(share),
+            share * 100.0,
             num(ratio)
         );
         c.breaches.push(Breach::new(GateKind::Baseline, message));
@@ -165,14 +165,11 @@ pub(crate) fn blame_the_watch(b: Breach, canary_lines: u64, baseline: &[Counts])
         1 => "the baseline host".to_string(),
         n => format!("the {n} baseline hosts"),
     };
-    Breach::new(
-        b.gate,
-        format!(
-            "{numbers}; {who} logged nothing either: the watch itself is probably wrong \
-             (check watch.log, its file path or command), not the change"
-        ),
-    )
+    Breach::new(b.gate, format!("{numbers}; {who} logged nothing either: {BLAME}"))
 }
+
+/// How a silence breach blamed on the watch ends.
+const BLAME: &str = "the watch itself is probably wrong (check watch.log, its file path or command), not the change";
 
 fn compare_error_rate(canary: &Stats, hosts: usize, inc: Percent, min: Minimums, c: &mut Comparison) {
     if canary.lines < min.lines {
@@ -255,24 +252,30 @@ pub(crate) fn verdict(
     };
     let cmp = comparison(&stats, baseline, spec, min, window_ms);
     let counts: Vec<Counts> = baseline.iter().map(Stats::counts).collect();
-    let mut breaches = Vec::new();
+    let mut breaches: Vec<Breach> = Vec::new();
     let mut excused = Vec::new();
+    let mut skipped = j.skipped;
     for f in j.findings {
+        let silent = matches!(f.measure, Measure::Silence | Measure::Gap);
         match excuse(&f, &stats, &cmp.baseline, baseline.len(), spec, window_ms) {
             Some(reason) => excused.push(Excused {
                 breach: f.breach,
                 reason,
             }),
-            None if matches!(f.measure, Measure::Silence | Measure::Gap) => {
-                breaches.push(blame_the_watch(f.breach, stats.lines, &counts))
-            }
+            None if silent => match blame_the_watch(f.breach, stats.lines, &counts) {
+                // One sentence blaming the watch says it all; the gap adds nothing to it.
+                b if b.message.ends_with(BLAME) && breaches.iter().any(|x| x.message.ends_with(BLAME)) => {
+                    skipped.push(format!("{}: {}", b.gate, b.message))
+                }
+                b => breaches.push(b),
+            },
             None => breaches.push(f.breach),
         }
     }
     breaches.extend(cmp.breaches);
     let mut v = Verdict::new(breaches, stats);
     v.excused = excused;
-    v.skipped = j.skipped;
+    v.skipped = skipped;
     v.skipped.extend(cmp.skipped);
     v.baseline = Some(cmp.baseline);
     v

@@ -132,11 +132,13 @@ pub(crate) fn num(v: f64) -> String {
     }
 }
 
-/// A short stretch of time in seconds, a long one as in playbooks: 5100 -> "5.1s",
+/// A short stretch of time in seconds to the millisecond, a long one as in playbooks:
+/// 5100 -> "5.1s", 2004 -> "2.004s" (just over a 2s limit must not read as 2s),
 /// 90000 -> "1m 30s".
 pub(crate) fn secs(ms: u64) -> String {
     if ms < 60_000 {
-        format!("{}s", num(ms as f64 / 1000.0))
+        let s = format!("{:.3}", ms as f64 / 1000.0);
+        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
     } else {
         window(ms)
     }
@@ -174,8 +176,8 @@ mod tests {
         assert_eq!(pct(0.03), "3%");
         assert_eq!(window(600_000), "10m");
         assert_eq!(
-            (secs(5_100), secs(0), secs(90_000)),
-            ("5.1s".into(), "0s".into(), "1m 30s".into())
+            (secs(5_100), secs(0), secs(90_000), secs(2_004)),
+            ("5.1s".into(), "0s".into(), "1m 30s".into(), "2.004s".into())
         );
         assert_eq!(truncate("héllo", 2), "hé…");
         assert_eq!(truncate("hi", 2), "hi");

@@ -291,7 +291,7 @@ pub(crate) fn gap_breach(max: Dur, gap: Gap, lines: u64, at: Judged) -> Option<B
             } else {
                 closed
             };
-            (stretch, format!("{lines} lines in {}", window(end)))
+            (stretch, format!("{lines} lines in {}", secs(end)))
         }
     };
     Some(Breach::new(
