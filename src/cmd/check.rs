@@ -18,7 +18,7 @@ pub fn warnings(pb: &Playbook) -> Vec<String> {
         Some(wa) if wa.log.is_none() => {
             w.push("[watch] has no log source: error, silence and metric gates cannot run".to_string())
         }
-        _ => {}
+        Some(wa) => w.extend(wa.max_silence_warnings(&pb.rollout.windows())),
     }
     if pb.apply.command.is_none() {
         w.push("no apply.command: the agent will not be told to pick up the change".to_string());

@@ -197,6 +197,18 @@ fn default_batches() -> Vec<Amount> {
     vec![Amount::Percent(10.0), Amount::Percent(50.0), Amount::Percent(100.0)]
 }
 
+impl RolloutSpec {
+    /// The observation windows a run judges hosts over, with their settings' names: the
+    /// canary's (not with `all_at_once`) and the batches'.
+    pub fn windows(&self) -> Vec<(&'static str, Duration)> {
+        let canary = (self.strategy != Strategy::AllAtOnce).then_some(("rollout.observe", self.observe.get()));
+        canary
+            .into_iter()
+            .chain([("rollout.batch_observe", self.batch_observe.get())])
+            .collect()
+    }
+}
+
 impl Default for RolloutSpec {
     fn default() -> Self {
         RolloutSpec {

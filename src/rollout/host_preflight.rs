@@ -1,6 +1,7 @@
 //! One host's preflight: everything that can be known before anything changes — its
 //! templates rendered, every file it will change read and its edits computed, every program
-//! its commands need found — so a run changes no host unless every target passed this.
+//! its commands need and the log file it watches found — so a run changes no host unless
+//! every target passed this.
 //! (Reached as `host::preflight`, beside the change steps it prepares for.)
 
 use super::host::{template_ctx, FileChange, Prepared};
@@ -9,7 +10,10 @@ use crate::config::{Host, Playbook};
 use crate::edit::render_command;
 use crate::edit::spec::EditSpec;
 use crate::edit::template::{render, TemplateCtx};
-use crate::ssh::{quote::join, sha256_hex, Connection, RemoteFile};
+use crate::ssh::{
+    quote::{join, quote},
+    sha256_hex, Connection, RemoteFile,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +23,7 @@ fn first_word(cmd: &str) -> Option<&str> {
 }
 
 /// Everything that can be known without changing anything: render templates, read every
-/// file, compute every edit, check the apply/health/log commands exist.
+/// file, compute every edit, check the apply/health/log commands and the watched log exist.
 pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: &Path) -> Result<Prepared, String> {
     let ctx = template_ctx(host);
     let cmds = render_commands(pb, &ctx)?;
@@ -30,7 +34,7 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
         let before = read_before(&conn, &path, blue_green.as_ref(), pb.follow_links).await?;
         files.push(compute(path, &specs, before, &ctx, base)?);
     }
-    check_programs(&conn, &cmds).await?;
+    check_programs_and_log(&conn, &cmds).await?;
     let before_hooks = render_hooks(&ctx, "before", &pb.hooks.before)?;
     let after_hooks = render_hooks(&ctx, "after", &pb.hooks.after)?;
     let on_revert = render_hooks(&ctx, "on_revert", &pb.hooks.on_revert)?;
@@ -59,6 +63,8 @@ struct Commands {
     apply: Option<String>,
     health: Option<String>,
     log_command: Option<String>,
+    /// The watched log file, when the log source is a file.
+    log_file: Option<String>,
 }
 
 /// Render a command template for a host: values shell-quoted where they land (unless
@@ -79,18 +85,21 @@ fn render_commands(pb: &Playbook, ctx: &TemplateCtx) -> Result<Commands, String>
         .map(|c| rc("apply.command", c))
         .transpose()?;
     let health = pb.apply.health.as_deref().map(|c| rc("apply.health", c)).transpose()?;
-    let log_command = match pb.watch.as_ref().and_then(|w| w.log.as_ref()) {
-        Some(l) => match (&l.file, &l.command) {
-            (Some(f), _) => Some(join(["exec", "tail", "-n0", "-F", "--", &r("watch.log.file", f)?])),
-            (None, Some(c)) => Some(rc("watch.log.command", c)?),
-            _ => None,
-        },
-        None => None,
+    let log = pb.watch.as_ref().and_then(|w| w.log.as_ref());
+    let log_file = log
+        .and_then(|l| l.file.as_deref())
+        .map(|f| r("watch.log.file", f))
+        .transpose()?;
+    let log_command = match (&log_file, log.and_then(|l| l.command.as_deref())) {
+        (Some(f), _) => Some(join(["exec", "tail", "-n0", "-F", "--", f])),
+        (None, Some(c)) => Some(rc("watch.log.command", c)?),
+        (None, None) => None,
     };
     Ok(Commands {
         apply,
         health,
         log_command,
+        log_file,
     })
 }
 
@@ -189,39 +198,87 @@ fn compute(
     })
 }
 
-/// Is each command's program present? (`sh -c` builtins like `true` are found too.)
-async fn check_programs(conn: &Connection, cmds: &Commands) -> Result<(), String> {
-    let mut progs: Vec<&str> = Vec::new();
-    for c in [&cmds.apply, &cmds.health, &cmds.log_command].into_iter().flatten() {
-        if let Some(w) = first_word(c).filter(|w| *w != "exec") {
-            progs.push(w);
+/// What a host must have before anything changes: the program each of the apply, health and
+/// log commands starts (`sh -c` builtins like `true` are found too), and the watched log file
+/// — present, not a directory, readable — since a misspelt log path would otherwise be found
+/// only after the canary changed, as a silent window. One shell on the host checks them all:
+/// on a busy host every remote command is a shell start.
+async fn check_programs_and_log(conn: &Connection, cmds: &Commands) -> Result<(), String> {
+    let progs = programs(cmds);
+    let script = needs_script(&progs, cmds.log_file.as_deref());
+    if script.is_empty() {
+        return Ok(());
+    }
+    let out = conn
+        .run(&script, None, Duration::from_secs(20), None)
+        .await
+        .map_err(|e| format!("checking for the programs and the log file the playbook needs: {e}"))?;
+    let problems: Vec<String> = out
+        .stdout_text()
+        .lines()
+        .filter_map(|l| missing(l.trim(), &progs, cmds.log_file.as_deref()))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Each program the commands start, once, with the setting that needs it.
+fn programs(cmds: &Commands) -> Vec<(&str, &'static str)> {
+    let mut progs: Vec<(&str, &'static str)> = Vec::new();
+    let all = [
+        (&cmds.apply, "apply.command"),
+        (&cmds.health, "apply.health"),
+        (&cmds.log_command, "watch.log"),
+    ];
+    for (cmd, what) in all {
+        let Some(c) = cmd.as_deref() else { continue };
+        let c = c.strip_prefix("exec ").unwrap_or(c);
+        let new = |w: &&str| *w != "exec" && !progs.iter().any(|(p, _)| p == w);
+        if let Some(w) = first_word(c).filter(new) {
+            progs.push((w, what));
         }
     }
-    if let Some(w) = cmds
-        .log_command
-        .as_deref()
-        .and_then(|c| c.strip_prefix("exec "))
-        .and_then(first_word)
+    progs
+}
+
+/// The check as one script: each thing missing prints one line (`program I`, `log WHY`).
+fn needs_script(progs: &[(&str, &str)], log_file: Option<&str>) -> String {
+    let mut s = String::new();
+    for (i, (p, _)) in progs.iter().enumerate() {
+        s.push_str(&format!(
+            "command -v {} >/dev/null 2>&1 || echo 'program {i}'\n",
+            quote(p)
+        ));
+    }
+    if let Some(f) = log_file.map(quote) {
+        s.push_str(&format!(
+            "if [ ! -e {f} ]; then echo 'log missing'; elif [ -d {f} ]; then echo 'log directory'; \
+             elif [ ! -r {f} ]; then echo 'log unreadable'; fi\n"
+        ));
+    }
+    s
+}
+
+/// The problem one output line of [`needs_script`] reports, for people.
+fn missing(line: &str, progs: &[(&str, &str)], log_file: Option<&str>) -> Option<String> {
+    if let Some((p, what)) = line
+        .strip_prefix("program ")
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| progs.get(i))
     {
-        progs.push(w);
+        return Some(format!("command {p:?} is not available on the host (needed by {what})"));
     }
-    for p in progs {
-        let out = conn
-            .run(
-                &format!("{} >/dev/null", join(["command", "-v", p])),
-                None,
-                Duration::from_secs(20),
-                None,
-            )
-            .await
-            .map_err(|e| format!("checking for {p}: {e}"))?;
-        if out.status != 0 {
-            return Err(format!(
-                "command {p:?} is not available on the host (needed by apply/health/watch)"
-            ));
-        }
-    }
-    Ok(())
+    let f = log_file?;
+    let why = match line.strip_prefix("log ")? {
+        "missing" => "does not exist on the host: is the path misspelt? The log watch would see no lines",
+        "directory" => "is a directory, not a log file",
+        "unreadable" => "cannot be read by the login user (fix its permissions, or set become = true)",
+        _ => return None,
+    };
+    Some(format!("watch.log.file {f:?} {why}"))
 }
 
 /// Render the `[hooks]` list `what` for a host.
@@ -230,4 +287,68 @@ fn render_hooks(ctx: &TemplateCtx, what: &str, list: &[String]) -> Result<Vec<St
         .enumerate()
         .map(|(i, c)| rendered_command(ctx, &format!("hooks.{what}[{i}]"), c))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmds(log_file: Option<&str>) -> Commands {
+        Commands {
+            apply: Some("./agentctl restart".into()),
+            health: Some("AGENT=1 ./agentctl status".into()),
+            log_command: log_file.map(|f| format!("exec tail -n0 -F -- {}", quote(f))),
+            log_file: log_file.map(String::from),
+        }
+    }
+
+    #[test]
+    fn each_program_is_checked_once_with_the_setting_that_needs_it() {
+        let c = cmds(Some("agent/agent.log"));
+        assert_eq!(programs(&c), [("./agentctl", "apply.command"), ("tail", "watch.log")]);
+        let c = Commands {
+            log_command: Some("exec journalctl -fu hermes".into()),
+            log_file: None,
+            ..cmds(None)
+        };
+        assert_eq!(programs(&c)[1], ("journalctl", "watch.log"));
+    }
+
+    /// The script run by a real `sh` in a scratch directory: only the missing things print.
+    #[test]
+    fn one_script_finds_missing_programs_and_log_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("agent.log"), "x\n").unwrap();
+        std::fs::create_dir(dir.path().join("logs")).unwrap();
+        let run = |progs: &[(&str, &str)], log: Option<&str>| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(needs_script(progs, log))
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .filter_map(|l| missing(l, progs, log))
+                .collect::<Vec<_>>()
+        };
+        let progs = [("sh", "apply.command"), ("no-such-prog-x9", "apply.health")];
+        assert_eq!(
+            run(&progs, Some("agent.log")),
+            ["command \"no-such-prog-x9\" is not available on the host (needed by apply.health)"]
+        );
+        assert_eq!(
+            run(&progs[..1], Some("agnet.log")),
+            ["watch.log.file \"agnet.log\" does not exist on the host: is the path misspelt? The log watch would see no lines"]
+        );
+        assert_eq!(
+            run(&[], Some("logs")),
+            ["watch.log.file \"logs\" is a directory, not a log file"]
+        );
+        let odd = "it's $(touch pwned) a.log";
+        assert_eq!(run(&[], Some(odd)).len(), 1, "a quoted path is one word, never run");
+        assert!(!dir.path().join("pwned").exists());
+        assert_eq!(needs_script(&[], None), "");
+    }
 }

@@ -1,7 +1,8 @@
 //! Watching hosts' logs for an observation window: fail fast on a breach, judge at the end.
 //!
 //! Every watched host's log tail runs on its existing connection; lines from all of them
-//! arrive on one channel, so the window is a `select!` over "a line arrived", "the window
+//! arrive on one channel, so the window is a `select!` over "a line arrived", "a watched host
+//! has been silent for `max_silence`" (a timer set to the earliest such deadline), "the window
 //! ended" and "the operator pressed Ctrl-C" — nothing polls.
 
 use crate::record::{EventKind, RunDir};
@@ -140,6 +141,16 @@ impl Window<'_> {
     fn ms(&self) -> u64 {
         Instant::now().saturating_duration_since(self.start).as_millis() as u64
     }
+
+    /// The earliest moment a watched host breaches `max_silence` unless a line arrives first.
+    fn silence_deadline(&self) -> Option<tokio::time::Instant> {
+        let ms = self
+            .watched
+            .iter()
+            .filter_map(|&i| self.obs[i].silence_deadline_ms())
+            .min()?;
+        Some(tokio::time::Instant::from_std(self.start + Duration::from_millis(ms)))
+    }
 }
 
 impl Tails {
@@ -209,14 +220,23 @@ impl Tails {
     ) -> (Option<(String, Breach)>, bool) {
         let deadline = tokio::time::sleep(window);
         tokio::pin!(deadline);
+        // Re-armed after every line: the next moment a watched host's silence breaches.
+        let silence = tokio::time::sleep(window);
+        tokio::pin!(silence);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             if let Some(failed) = self.failed_fast(w) {
                 return (Some(failed), false);
             }
+            let silence_at = w.silence_deadline();
+            if let Some(at) = silence_at.filter(|at| *at != silence.deadline()) {
+                silence.as_mut().reset(at);
+            }
             tokio::select! {
                 _ = &mut deadline => return (None, false),
                 _ = interrupt.changed() => return (None, true),
+                // Woken at the deadline, the loop's fail-fast check finds the gap.
+                _ = &mut silence, if silence_at.is_some() => {}
                 _ = tick.tick() => {
                     if let Some(b) = bar {
                         b.set_message(progress_line(phase, window, w.start, &self.names, &self.baseline, &w.obs));
@@ -234,14 +254,9 @@ impl Tails {
     /// The first watched host that breaches a gate now, else the first watched host whose
     /// tail ended (a host that cannot be watched fails its health gate).
     fn failed_fast(&self, w: &Window<'_>) -> Option<(String, Breach)> {
+        let (now, counts): (u64, Vec<_>) = (w.ms(), w.base.iter().map(|&j| w.obs[j].counts()).collect());
         for &i in &w.watched {
-            let b = if w.base.is_empty() {
-                w.obs[i].breach()
-            } else {
-                let counts: Vec<_> = w.base.iter().map(|&j| w.obs[j].counts()).collect();
-                w.obs[i].breach_with_baseline(w.ms(), &counts)
-            };
-            if let Some(b) = b {
+            if let Some(b) = w.obs[i].fail_fast(now, &counts) {
                 return Some((self.names[i].clone(), b));
             }
         }
@@ -296,7 +311,7 @@ impl Tails {
         failed_fast: &Option<(String, Breach)>,
     ) -> (Vec<(String, Verdict)>, Option<Stats>) {
         let window_ms = w.ms().max(1);
-        let base_stats: Vec<Stats> = w.base.iter().map(|&j| w.obs[j].stats()).collect();
+        let base_stats: Vec<Stats> = w.base.iter().map(|&j| w.obs[j].window_stats(window_ms)).collect();
         let mut verdicts = Vec::new();
         for &i in &w.watched {
             let v = if base_stats.is_empty() {

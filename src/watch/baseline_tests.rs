@@ -35,7 +35,12 @@ fn fleet_wide_outage_passes_the_canary() {
         .starts_with("the baseline shows the same errors: 30% (90 of 300 lines on 3 hosts)"));
     assert_eq!(v.baseline.as_ref().map(|b| b.lines), Some(300));
     assert_eq!(
-        compare(&canary.stats(), &base, w.baseline().unwrap_or(&BaselineSpec::default())),
+        compare(
+            &canary.stats(),
+            &base,
+            w.baseline().unwrap_or(&BaselineSpec::default()),
+            10_000
+        ),
         None
     );
 }
@@ -126,14 +131,60 @@ fn comparison_skips_without_samples() {
         max_error_rate_increase: Some(Percent(1.0)),
         max_p95_increase: Some(Percent(20.0)),
         metric: None,
+        min_line_rate_ratio: None,
     };
     let c = comparison(
         &Stats::default(),
         &[Stats::default()],
         &spec,
         Minimums { lines: 10, samples: 5 },
+        10_000,
     );
     assert!(c.breaches.is_empty());
     assert_eq!(c.skipped.len(), 2, "{:?}", c.skipped);
     assert!(c.skipped[0].contains("canary logged 0 lines (needs 10)"));
+}
+
+/// A host logging `lines` lines evenly over a 10 s window.
+fn logging(w: &CompiledWatch, lines: u64) -> Observer {
+    let mut o = Observer::new(w);
+    for i in 0..lines {
+        o.feed("INFO ok", i * 10_000 / lines.max(1));
+    }
+    o
+}
+
+#[test]
+fn a_canary_logging_below_the_line_rate_ratio_fails_with_both_rates() {
+    let w = watch("min_lines = 5\nbaseline = { hosts = 2, min_line_rate_ratio = 0.5 }");
+    let base: Vec<Stats> = (0..2).map(|_| logging(&w, 100).window_stats(10_000)).collect();
+    let v = logging(&w, 20).finish_with_baseline(10_000, &base);
+    assert_eq!(
+        v.breaches.iter().map(|b| b.message.as_str()).collect::<Vec<_>>(),
+        [
+            "line rate 2/s (20 lines in 10s) vs baseline 10/s per host (200 lines on 2 hosts): \
+          20% of the baseline's, below min_line_rate_ratio 0.5"
+        ]
+    );
+    assert_eq!(v.breaches[0].gate, GateKind::Baseline);
+    // Exactly half passes; so does a canary busier than its peers.
+    assert!(logging(&w, 50).finish_with_baseline(10_000, &base).passed);
+    assert!(logging(&w, 300).finish_with_baseline(10_000, &base).passed);
+}
+
+#[test]
+fn the_line_rate_is_not_compared_with_a_quiet_baseline() {
+    let w = watch("min_lines = 5\nbaseline = { hosts = 2, min_line_rate_ratio = 0.5 }");
+    let base: Vec<Stats> = [logging(&w, 6), logging(&w, 2)]
+        .iter()
+        .map(|o| o.window_stats(10_000))
+        .collect();
+    let v = logging(&w, 5).finish_with_baseline(10_000, &base);
+    assert!(v.passed, "{:?}", v.breaches);
+    assert_eq!(
+        v.skipped,
+        ["baseline line rate: not judged, the baseline hosts logged 4 lines per host (needs 5)"]
+    );
+    let v = logging(&w, 5).finish_with_baseline(10_000, &[]);
+    assert!(v.passed, "no baseline host: only the absolute gates");
 }

@@ -15,6 +15,8 @@ pub enum GateKind {
     Errors,
     /// Too few log lines (`min_lines`): a dead or wedged agent logs nothing.
     Silence,
+    /// Too long without a log line (`max_silence`): a stalled agent stops logging.
+    Gap,
     /// Error lines over all lines above `max_error_rate`.
     ErrorRate,
     /// A metric threshold: percentile, max, `min_rate` or `min_samples`.
@@ -31,6 +33,7 @@ impl GateKind {
         match self {
             GateKind::Errors => "errors",
             GateKind::Silence => "silence",
+            GateKind::Gap => "gap",
             GateKind::ErrorRate => "error_rate",
             GateKind::Metric => "metric",
             GateKind::Baseline => "baseline",
@@ -129,6 +132,18 @@ pub(crate) fn num(v: f64) -> String {
     }
 }
 
+/// A short stretch of time in seconds to the millisecond, a long one as in playbooks:
+/// 5100 -> "5.1s", 2004 -> "2.004s" (just over a 2s limit must not read as 2s),
+/// 90000 -> "1m 30s".
+pub(crate) fn secs(ms: u64) -> String {
+    if ms < 60_000 {
+        let s = format!("{:.3}", ms as f64 / 1000.0);
+        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        window(ms)
+    }
+}
+
 /// A fraction as a percentage: 0.125 -> "12.5%".
 pub(crate) fn pct(fraction: f64) -> String {
     format!("{}%", num(fraction * 100.0))
@@ -160,6 +175,10 @@ mod tests {
         assert_eq!(pct(0.125), "12.5%");
         assert_eq!(pct(0.03), "3%");
         assert_eq!(window(600_000), "10m");
+        assert_eq!(
+            (secs(5_100), secs(0), secs(90_000), secs(2_004)),
+            ("5.1s".into(), "0s".into(), "1m 30s".into(), "2.004s".into())
+        );
         assert_eq!(truncate("héllo", 2), "hé…");
         assert_eq!(truncate("hi", 2), "hi");
     }

@@ -3,9 +3,16 @@
 //! explain it (see `baseline.rs`).
 
 use super::compiled::CompiledWatch;
-use super::gate::{num, pct, truncate, window, Breach, GateKind};
+use super::gate::{num, pct, secs, truncate, window, Breach, GateKind};
 use super::spec::MetricSpec;
-use super::stats::{ErrorLine, MetricStats, Stats};
+use super::stats::{ErrorLine, Gap, MetricStats, Stats};
+use crate::value::Dur;
+
+/// How the silence gate's message ends: the likely cause, for the operator.
+pub(crate) const SILENCE_HINT: &str = "is the agent running and logging?";
+
+/// How the gap gate's message ends.
+pub(crate) const GAP_HINT: &str = "is the agent stalled?";
 
 /// Characters of the first error line quoted in a message (the full line is in the stats).
 const QUOTE_CHARS: usize = 200;
@@ -63,6 +70,7 @@ impl Stat {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Measure {
     Silence,
+    Gap,
     ErrorCount,
     ErrorRate,
     MinSamples,
@@ -102,11 +110,18 @@ pub(crate) fn judge(watch: &CompiledWatch, stats: &Stats, window_ms: u64) -> Jud
             GateKind::Silence,
             Measure::Silence,
             format!(
-                "{} log lines in {} (min {min}): is the agent running and logging?",
+                "{} log lines in {} (min {min}): {SILENCE_HINT}",
                 stats.lines,
                 window(window_ms)
             ),
         );
+    }
+    let gap = spec.max_silence.zip(stats.longest_silence);
+    if let Some(b) = gap.and_then(|(max, gap)| gap_breach(max, gap, stats.lines, Judged::End(window_ms))) {
+        j.findings.push(Finding {
+            breach: b,
+            measure: Measure::Gap,
+        });
     }
     if let Some(b) = error_count_breach(
         spec.effective_max_errors(),
@@ -247,4 +262,43 @@ pub(crate) fn stat_breach(name: &str, stat: Stat, value: f64, limit: f64, count:
             ),
         )
     })
+}
+
+/// When a gap is judged: while the window runs (`tail`: the stretch is still going on), or
+/// at the window's end, `ms` after its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Judged {
+    Running { tail: bool },
+    End(u64),
+}
+
+/// The gap gate: `gap`, a stretch without a line, is longer than `max`.
+pub(crate) fn gap_breach(max: Dur, gap: Gap, lines: u64, at: Judged) -> Option<Breach> {
+    if u128::from(gap.ms()) <= max.get().as_millis() {
+        return None;
+    }
+    let from = match gap.from_ms {
+        0 => "the window's start".to_string(),
+        ms => format!("{} into the window", secs(ms)),
+    };
+    let closed = format!("from {from} to {} into it", secs(gap.to_ms));
+    let (stretch, seen) = match at {
+        Judged::Running { tail: true } => (format!("since {from}"), format!("{lines} lines so far")),
+        Judged::Running { tail: false } => (closed, format!("{lines} lines so far")),
+        Judged::End(end) => {
+            let stretch = if gap.to_ms >= end {
+                format!("from {from} to its end")
+            } else {
+                closed
+            };
+            (stretch, format!("{lines} lines in {}", secs(end)))
+        }
+    };
+    Some(Breach::new(
+        GateKind::Gap,
+        format!(
+            "no log line for {} (max_silence {max}), {stretch}; {seen}: {GAP_HINT}",
+            secs(gap.ms())
+        ),
+    ))
 }

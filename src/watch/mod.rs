@@ -10,6 +10,8 @@ pub mod baseline;
 #[cfg(test)]
 mod baseline_tests;
 pub mod compiled;
+#[cfg(test)]
+mod gap_tests;
 pub mod gate;
 pub mod health;
 mod judge;
@@ -27,4 +29,4 @@ pub use gate::{Breach, Excused, GateKind, Verdict};
 pub use health::{next_delay, HealthResult, HealthRetry, HealthStep};
 pub use observer::Observer;
 pub use spec::{BaselineSpec, LogKind, LogSource, MetricSpec, WatchSpec};
-pub use stats::{percentile, Counts, ErrorLine, MetricStats, Stats};
+pub use stats::{percentile, Counts, ErrorLine, Gap, MetricStats, Stats};

@@ -1,12 +1,13 @@
 //! One observer per watched host per window: the engine feeds it every log line with its time,
-//! asks [`Observer::breach`] after each line to fail fast, and [`Observer::finish`] at window
-//! end. Pure: no clock, no I/O, so every gate is testable with literal lines and times.
+//! asks [`Observer::fail_fast`] after each line (and when [`Observer::silence_deadline_ms`]
+//! comes) to fail fast, and [`Observer::finish`] at window end. Pure: no clock, no I/O, so
+//! every gate is testable with literal lines and times.
 
 use super::baseline;
 use super::compiled::CompiledWatch;
 use super::gate::{truncate, Breach, Verdict};
-use super::judge::{error_count_breach, judge, stat_breach, Stat};
-use super::stats::{Counts, ErrorLine, MetricAcc, Stats};
+use super::judge::{error_count_breach, gap_breach, judge, stat_breach, Judged, Stat};
+use super::stats::{Counts, ErrorLine, Gap, MetricAcc, Stats};
 
 /// Error lines kept verbatim as evidence; the count covers the rest.
 pub const FIRST_ERRORS_KEPT: usize = 20;
@@ -22,6 +23,8 @@ pub struct Observer {
     ignored_lines: u64,
     first_line_ms: Option<u64>,
     last_line_ms: Option<u64>,
+    /// The longest stretch between two lines, or from the window's start to the first.
+    longest_gap: Gap,
     first_errors: Vec<ErrorLine>,
     metrics: Vec<MetricAcc>,
     /// When the error count first exceeded `max_errors`: baseline mode waits a grace period
@@ -38,6 +41,7 @@ impl Observer {
             ignored_lines: 0,
             first_line_ms: None,
             last_line_ms: None,
+            longest_gap: Gap::default(),
             first_errors: Vec::new(),
             metrics: vec![MetricAcc::default(); watch.metrics().len()],
             errors_over_at_ms: None,
@@ -50,6 +54,11 @@ impl Observer {
         let line = line.trim_end_matches(['\n', '\r']);
         self.counts.lines += 1;
         self.first_line_ms.get_or_insert(at_ms);
+        let gap = Gap {
+            from_ms: self.last_line_ms.unwrap_or(0),
+            to_ms: at_ms,
+        };
+        self.longest_gap = self.longest_gap.longer(gap);
         self.last_line_ms = Some(at_ms);
         if self.watch.errors.is_match(line) {
             if self.watch.ignore.is_match(line) {
@@ -130,6 +139,65 @@ impl Observer {
         }
     }
 
+    /// Fail-fast check of every gate that can fail before the window ends, `now_ms` into it,
+    /// given the baseline observers' [`Observer::counts`] (empty without a baseline):
+    /// [`Observer::breach_with_baseline`], then the gap gate ([`Observer::silence_breach`]).
+    pub fn fail_fast(&self, now_ms: u64, baseline: &[Counts]) -> Option<Breach> {
+        self.breach_with_baseline(now_ms, baseline).or_else(|| {
+            let b = self.silence_breach(now_ms)?;
+            Some(match self.watch.baseline() {
+                Some(_) => baseline::blame_the_watch(b, self.counts.lines, baseline),
+                None => b,
+            })
+        })
+    }
+
+    /// The gap gate as it happens: the host has gone longer than `max_silence` without a log
+    /// line by `now_ms` (the stretch still running, or an earlier one). Never excused by a
+    /// baseline: a stalled canary gives no evidence to judge the change on.
+    pub fn silence_breach(&self, now_ms: u64) -> Option<Breach> {
+        let max = self.watch.spec().max_silence?;
+        let tail = self.tail(now_ms);
+        let (gap, judged) = match tail.longer(self.longest_gap) {
+            gap if gap == tail => (tail, Judged::Running { tail: true }),
+            gap => (gap, Judged::Running { tail: false }),
+        };
+        gap_breach(max, gap, self.counts.lines, judged)
+    }
+
+    /// When (ms since the window start) this host will have been silent longer than
+    /// `max_silence` unless a line arrives first; `None` without `max_silence`. The engine
+    /// sleeps until the earliest of its hosts' deadlines instead of polling.
+    pub fn silence_deadline_ms(&self) -> Option<u64> {
+        let max = self.watch.spec().max_silence?.get().as_millis();
+        let max = u64::try_from(max).unwrap_or(u64::MAX);
+        Some(self.last_line_ms.unwrap_or(0).saturating_add(max).saturating_add(1))
+    }
+
+    /// The longest stretch without a line up to `now_ms`: between two lines, from the window's
+    /// start to the first line, or from the last line to now (the tail).
+    pub fn longest_silence(&self, now_ms: u64) -> Gap {
+        self.longest_gap.longer(self.tail(now_ms))
+    }
+
+    /// The stretch from the last line (or the window's start) to `now_ms`.
+    fn tail(&self, now_ms: u64) -> Gap {
+        let last = self.last_line_ms.unwrap_or(0);
+        Gap {
+            from_ms: last,
+            to_ms: now_ms.max(last),
+        }
+    }
+
+    /// Everything seen in a window that ended `window_ms` after its start (the longest
+    /// silence measured to that end).
+    pub fn window_stats(&self, window_ms: u64) -> Stats {
+        Stats {
+            longest_silence: Some(self.longest_silence(window_ms)),
+            ..self.stats()
+        }
+    }
+
     /// Everything seen so far.
     pub fn stats(&self) -> Stats {
         Stats {
@@ -147,12 +215,13 @@ impl Observer {
                 .map(|(m, acc)| acc.stats(&m.spec.name))
                 .collect(),
             first_errors: self.first_errors.clone(),
+            longest_silence: None,
         }
     }
 
     /// The verdict at the end of a window of `window_ms`, every absolute gate judged.
     pub fn finish(&self, window_ms: u64) -> Verdict {
-        let stats = self.stats();
+        let stats = self.window_stats(window_ms);
         let j = judge(&self.watch, &stats, window_ms);
         let mut v = Verdict::new(j.findings.into_iter().map(|f| f.breach).collect(), stats);
         v.skipped = j.skipped;
@@ -165,7 +234,7 @@ impl Observer {
     /// `skipped`, so losing the baseline hosts never makes a canary pass more easily.
     pub fn finish_with_baseline(&self, window_ms: u64, baseline: &[Stats]) -> Verdict {
         match self.watch.baseline() {
-            Some(spec) => baseline::verdict(&self.watch, spec, self.stats(), window_ms, baseline),
+            Some(spec) => baseline::verdict(&self.watch, spec, self.window_stats(window_ms), window_ms, baseline),
             None => self.finish(window_ms),
         }
     }

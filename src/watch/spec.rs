@@ -12,11 +12,16 @@
 //!   itself a gate (fewer samples fails), so a log format change that stops the capture cannot
 //!   pass a latency gate by having no latencies.
 //! - Thresholds are on the captured number as logged (ms if the log says ms).
+//! - `max_silence` measures from the window's start, not from the first line: an agent that
+//!   restarts with the new config and never logs again is the stall this gate exists for, and
+//!   lines logged while the change was made count at the window's start. Its tail counts too
+//!   (the window's end, or "now" while the window runs), so a stall is judged as it happens.
 
 use crate::config::error::Invalid;
 use crate::value::{Dur, FieldPath, Percent};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Lines needed before an error rate is judged when `min_lines` is not set.
 pub const DEFAULT_RATE_MIN_LINES: u64 = 20;
@@ -40,6 +45,10 @@ pub struct WatchSpec {
     /// Fewer lines than this in the window fails at window end (silence gate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_lines: Option<u64>,
+    /// The longest stretch without a log line allowed in the window, its head and tail
+    /// included, e.g. "5s": judged as it happens (a stalled agent fails at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_silence: Option<Dur>,
     /// Error lines / all lines above this fails at window end, e.g. "3%".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_error_rate: Option<Percent>,
@@ -160,6 +169,11 @@ pub struct BaselineSpec {
     /// Which metric's p95 to compare (default: the first metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
+    /// The canary's log lines per second must be at least this fraction of a baseline host's
+    /// (0.5: half the baseline's rate), judged at window end: a stalled or starved agent logs
+    /// less than its unchanged peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_line_rate_ratio: Option<f64>,
 }
 
 impl WatchSpec {
@@ -217,7 +231,33 @@ impl WatchSpec {
         if self.before.is_some_and(|d| d.get().is_zero()) {
             out.push(Invalid::new(path.key("before"), "must be longer than 0s, e.g. \"2m\""));
         }
+        if self.max_silence.is_some_and(|d| d.get().is_zero()) {
+            out.push(Invalid::new(
+                path.key("max_silence"),
+                "must be longer than 0s: the longest stretch without a log line, e.g. \"30s\"",
+            ));
+        }
         out
+    }
+
+    /// `check`'s warnings about `max_silence` against the observation windows it is judged in
+    /// (`(setting, length)` pairs such as `("rollout.observe", 10m)`): a limit that is not
+    /// shorter than a window can never fail in it.
+    pub fn max_silence_warnings(&self, windows: &[(&str, Duration)]) -> Vec<String> {
+        let Some(max) = self.max_silence else {
+            return Vec::new();
+        };
+        windows
+            .iter()
+            .filter(|(_, w)| max.get() >= *w)
+            .map(|(name, w)| {
+                format!(
+                    "watch.max_silence ({max}) is not shorter than {name} ({}): it can never fail in that \
+                     window; make it a few times the agent's usual gap between log lines",
+                    humantime::format_duration(*w)
+                )
+            })
+            .collect()
     }
 
     fn validate_log(&self, path: &FieldPath, out: &mut Vec<Invalid>) {
@@ -225,6 +265,7 @@ impl WatchSpec {
         let Some(log) = &self.log else {
             let gates = !self.errors.is_empty()
                 || self.min_lines.is_some()
+                || self.max_silence.is_some()
                 || !self.metrics.is_empty()
                 || self.baseline.is_some()
                 || self.before.is_some();
@@ -266,6 +307,15 @@ impl WatchSpec {
                     format!("names no metric {name:?}; known metrics: [{}]", known.join(", ")),
                 ));
             }
+        }
+        if let Some(r) = b
+            .min_line_rate_ratio
+            .filter(|r| !(r.is_finite() && *r > 0.0 && *r <= 1.0))
+        {
+            out.push(Invalid::new(
+                p.key("min_line_rate_ratio"),
+                format!("must be a fraction above 0 and at most 1 (0.5: half the baseline's line rate), got {r}"),
+            ));
         }
         if b.max_p95_increase.is_some() && self.metrics.is_empty() {
             out.push(Invalid::new(

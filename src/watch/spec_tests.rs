@@ -145,3 +145,57 @@ fn gates_without_patterns_are_flagged() {
     assert!(p[1].starts_with("field `watch.max_error_rate`: has no effect"));
     assert!(p[2].starts_with("field `watch.baseline.max_p95_increase`: needs a metric"));
 }
+
+#[test]
+fn max_silence_and_the_line_rate_ratio_are_validated() {
+    let w = parse(
+        "[watch]\nlog = { file = \"/x\" }\nmax_silence = \"0s\"\n\
+         baseline = { hosts = 2, min_line_rate_ratio = 1.5 }\n",
+    );
+    assert_eq!(
+        problems(&w),
+        [
+            "field `watch.baseline.min_line_rate_ratio`: must be a fraction above 0 and at most 1 \
+             (0.5: half the baseline's line rate), got 1.5",
+            "field `watch.max_silence`: must be longer than 0s: the longest stretch without a log \
+             line, e.g. \"30s\"",
+        ]
+    );
+    let w = parse(
+        "[watch]\nlog = { file = \"/x\" }\nmax_silence = \"5s\"\nbaseline = { hosts = 2, min_line_rate_ratio = 0.5 }\n",
+    );
+    assert_eq!(problems(&w), Vec::<String>::new());
+    assert!(
+        problems(&parse("[watch]\nbaseline = { hosts = 1, min_line_rate_ratio = 0 }\n"))
+            .iter()
+            .any(|p| p.contains("min_line_rate_ratio"))
+    );
+    let w = parse("[watch]\nmax_silence = \"5s\"\n");
+    assert!(problems(&w)[0].contains("need a log source"));
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Doc {
+        watch: WatchSpec,
+    }
+    let e = toml::from_str::<Doc>("[watch]\nmax_silence = \"soon\"\n").unwrap_err();
+    assert!(e.to_string().contains("invalid duration \"soon\""), "{e}");
+}
+
+#[test]
+fn check_warns_when_max_silence_cannot_fail_in_a_window() {
+    use std::time::Duration;
+    let w = parse("[watch]\nlog = { file = \"/x\" }\nmax_silence = \"2m\"\n");
+    let windows = [
+        ("rollout.observe", Duration::from_secs(600)),
+        ("rollout.batch_observe", Duration::from_secs(120)),
+    ];
+    assert_eq!(
+        w.max_silence_warnings(&windows),
+        [
+            "watch.max_silence (2m) is not shorter than rollout.batch_observe (2m): it can never \
+          fail in that window; make it a few times the agent's usual gap between log lines"
+        ]
+    );
+    assert!(w.max_silence_warnings(&windows[..1]).is_empty());
+    assert!(WatchSpec::default().max_silence_warnings(&windows).is_empty());
+}

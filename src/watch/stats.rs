@@ -105,6 +105,35 @@ pub struct Stats {
     pub metrics: Vec<MetricStats>,
     /// The first error lines (up to a fixed number), oldest first.
     pub first_errors: Vec<ErrorLine>,
+    /// The longest stretch without a log line, the window's head and tail included; set when
+    /// the window is judged (pooled: the longest of any host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_silence: Option<Gap>,
+}
+
+/// A stretch of a window without a log line, in ms since the window start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// The last line before the stretch (0: the window's start).
+    pub from_ms: u64,
+    /// The line that ended it, or the window's end (or "now", while it runs).
+    pub to_ms: u64,
+}
+
+impl Gap {
+    /// How long it lasted.
+    pub fn ms(self) -> u64 {
+        self.to_ms.saturating_sub(self.from_ms)
+    }
+
+    /// The longer of two stretches (the earlier one when they are equal).
+    pub fn longer(self, other: Gap) -> Gap {
+        if other.ms() > self.ms() {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 impl Stats {
@@ -148,6 +177,7 @@ impl Stats {
             last_line_ms: hosts.iter().filter_map(|s| s.last_line_ms).max(),
             metrics,
             first_errors,
+            longest_silence: hosts.iter().filter_map(|s| s.longest_silence).reduce(Gap::longer),
         }
     }
 }

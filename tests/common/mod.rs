@@ -272,6 +272,9 @@ impl TestFleet {
             std::fs::write(h.home.join("agent/config.toml"), AGENT_CONFIG).unwrap();
             std::fs::copy(fixture("agentctl"), h.home.join("agentctl")).unwrap();
             std::fs::write(h.home.join("agent/broken_models"), "claude-broken-9\n").unwrap();
+            // The agent has run here before: its log exists (preflight checks it), even on a
+            // host whose agent a test never starts.
+            std::fs::write(h.home.join("agent/agent.log"), "").unwrap();
             hosts.push(h);
         }
         let known_hosts = dir.join("known_hosts");
