@@ -251,6 +251,11 @@ pub enum EventKind {
         phase: String,
         error: String,
     },
+    /// How many remote commands this process started on each host (each is a shell start
+    /// on the host): written at the end of each process's part of a run.
+    RemoteCommands {
+        per_host: std::collections::BTreeMap<String, u32>,
+    },
     RunFinished {
         outcome: String,
         exit: i32,
@@ -379,6 +384,7 @@ impl EventKind {
             | MarkerPlaced { .. }
             | MarkerReleased { .. }
             | AwaitingPromotion { .. }
+            | RemoteCommands { .. }
             | Promoted { .. }
             | ObserveStarted { .. }
             | PhasePassed { .. }

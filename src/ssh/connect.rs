@@ -128,6 +128,8 @@ pub struct Connection {
     pub handshake: Duration,
     // Keeps the tunnel's carrier connection alive as long as this one.
     _jump: Option<Arc<Connection>>,
+    /// Remote commands started on this connection (each is a shell start on the host).
+    pub(crate) commands: std::sync::atomic::AtomicU32,
 }
 
 fn config(keepalive: bool) -> Arc<client::Config> {
@@ -142,6 +144,12 @@ fn config(keepalive: bool) -> Arc<client::Config> {
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl Connection {
+    /// How many remote commands this connection has started (for the benchmark and the
+    /// record: each one is a shell start on a possibly busy host).
+    pub fn commands_run(&self) -> u32 {
+        self.commands.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Connect, verify the host key and authenticate, all within the endpoint's connect timeout.
     pub fn open(ep: &Endpoint) -> BoxFut<'_, Result<Connection, SshError>> {
         use tracing::Instrument;
@@ -217,6 +225,7 @@ impl Connection {
                     endpoint: ep.clone(),
                     handshake: started.elapsed(),
                     _jump: jump,
+                    commands: Default::default(),
                 })
             }
             .instrument(span),

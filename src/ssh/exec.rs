@@ -66,6 +66,7 @@ impl Connection {
         lines: Option<mpsc::UnboundedSender<(Stream, String)>>,
     ) -> Result<Output, SshError> {
         let cmd = quote::wrap_sh(script, self.endpoint.become_root);
+        self.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fut = async {
             let mut ch = self.handle.channel_open_session().await?;
             ch.exec(true, cmd.as_bytes()).await?;
@@ -141,6 +142,7 @@ impl Connection {
     /// so no `tail -F` is left behind on the host.
     pub async fn stream(&self, command: &str) -> Result<LineStream, SshError> {
         let cmd = quote::wrap_sh(stream_script(command).text(), self.endpoint.become_root);
+        self.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut ch = self.handle.channel_open_session().await?;
         ch.exec(true, cmd.as_bytes()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
