@@ -72,6 +72,13 @@ pub struct WriteOptions {
 
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The largest file bellwether reads from a host (config files are kilobytes; this leaves
+/// room for a model manifest or a bundled CA list, not for a mistake like a log or a device).
+pub const MAX_FILE_BYTES: usize = 16 << 20;
+
+/// Room for the marker, the stat line and login-shell noise on top of a file's bytes.
+const READ_SLACK: usize = 64 << 10;
+
 fn expect_check(path_q: &str, expect: &Option<Option<String>>) -> String {
     match expect {
         None => String::new(),
@@ -87,13 +94,31 @@ fn expect_check(path_q: &str, expect: &Option<Option<String>>) -> String {
 }
 
 impl Connection {
-    /// Read a file: bytes, mode, owner and hash; `None` if it does not exist.
+    /// Read a file: bytes, mode, owner and hash; `None` if it does not exist. Only a regular
+    /// file of at most [`MAX_FILE_BYTES`] is read: a FIFO, a device (a link to `/dev/zero`) or
+    /// a huge file is an error naming the host and the path, never an endless read.
     pub async fn read_file(&self, path: &str) -> Result<Option<RemoteFile>, SshError> {
         let p = quote(path);
+        // The host sends at most the limit plus one byte (so "too large" is seen), and only for
+        // a regular file; the type is found with `test`, which no locale translates.
         let script = format!(
-            "echo {MARK}; if [ -e {p} ]; then stat -L -c '%a %u %g' -- {p} || exit 3; exec cat -- {p}; else echo MISSING; fi"
+            "echo {MARK}; if [ -e {p} ]; then s=$(stat -L -c '%a %u %g %s' -- {p}) || exit 3; \
+             if [ -f {p} ]; then echo \"$s file\"; set -- $s; [ \"$4\" -gt {MAX_FILE_BYTES} ] && exit 0; exec head -c {n} -- {p}; fi; \
+             t=special-file; [ -d {p} ] && t=directory; [ -p {p} ] && t=fifo; [ -c {p} ] && t=character-device; \
+             [ -b {p} ] && t=block-device; [ -S {p} ] && t=socket; echo \"$s $t\"; else echo MISSING; fi",
+            n = MAX_FILE_BYTES + 1
         );
-        let out = self.run(&script, None, IO_TIMEOUT, None).await?;
+        let limit = crate::ssh::exec::Limit::Fail(MAX_FILE_BYTES + READ_SLACK);
+        let too_large = |size| SshError::FileTooLarge {
+            host: self.endpoint.name.clone(),
+            path: path.to_string(),
+            size,
+            limit: MAX_FILE_BYTES,
+        };
+        let out = match self.run_limited(&script, None, IO_TIMEOUT, None, limit).await {
+            Err(SshError::OutputLimit { .. }) => return Err(too_large(None)),
+            r => r?,
+        };
         if out.status != 0 {
             return Err(SshError::Remote {
                 what: format!("read {path}"),
@@ -119,6 +144,27 @@ impl Connection {
         let mode = u32::from_str_radix(f.next().ok_or_else(bad)?, 8).map_err(|_| bad())?;
         let uid = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
         let gid = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let size: u64 = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        match f.next() {
+            Some("file") => {}
+            Some(kind) => {
+                return Err(SshError::NotRegularFile {
+                    host: self.endpoint.name.clone(),
+                    path: path.to_string(),
+                    kind: match kind {
+                        "fifo" => "FIFO (named pipe)".to_string(),
+                        k => k.replace('-', " "),
+                    },
+                })
+            }
+            None => return Err(bad()),
+        }
+        if size > MAX_FILE_BYTES as u64 {
+            return Err(too_large(Some(size)));
+        }
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(too_large(None));
+        }
         Ok(Some(RemoteFile {
             sha256: sha256_hex(&bytes),
             bytes,

@@ -1,0 +1,179 @@
+//! What hosts send back is bounded and inert, against real sshd: a config that is a FIFO, a
+//! link to `/dev/zero` or a huge file is refused by name; command output and lines are capped;
+//! a log line cannot end a log watch; escape sequences reach no terminal raw; secrets in log
+//! lines and health output are masked before anything is cut.
+
+mod common;
+
+use bellwether::ssh::exec::{MAX_LINE_BYTES, MAX_OUTPUT_BYTES, TRUNCATED};
+use bellwether::ssh::files::MAX_FILE_BYTES;
+use bellwether::ssh::{Connection, Endpoint, SshError};
+use common::*;
+use std::time::{Duration, Instant};
+
+fn endpoint(f: &TestFleet, i: usize) -> Endpoint {
+    let h = &f.hosts[i];
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let mut ep = Endpoint::new(&h.name, &h.addr, &user);
+    ep.port = h.port;
+    ep.identities = vec![f.key.clone()];
+    ep.known_hosts = vec![f.known_hosts.clone()];
+    ep.use_agent = false;
+    ep.connect_timeout = Duration::from_secs(5);
+    ep
+}
+
+/// A playbook changing the model, watching `log` (a `command` or `file` source), with `health`.
+fn playbook(log: &str, health: &str) -> String {
+    format!(
+        r#"id = "hostile"
+tier = "T2"
+component = "model"
+targets = {{ groups = ["prod"] }}
+
+[[edit]]
+path = "agent/config.toml"
+set = {{ "model.name" = "claude-sonnet-4-5" }}
+
+[apply]
+command = "./agentctl restart"
+health = "{health}"
+health_timeout = "3s"
+
+[watch]
+log = {log}
+errors = ["ERROR"]
+min_lines = 3
+
+[rollout]
+observe = "3s"
+batch_observe = "2s"
+"#
+    )
+}
+
+#[test]
+fn a_fifo_a_link_to_dev_zero_or_a_huge_config_is_refused_naming_host_and_path() {
+    let f = TestFleet::start(4);
+    let cfg = |i: usize| f.hosts[i].home.join("agent/config.toml");
+    std::fs::remove_file(cfg(0)).unwrap();
+    let st = std::process::Command::new("mkfifo").arg(cfg(0)).status().unwrap();
+    assert!(st.success());
+    std::fs::remove_file(cfg(1)).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", cfg(1)).unwrap();
+    // Sparse: 17 MiB on paper, nothing on disk.
+    std::fs::File::create(cfg(2))
+        .unwrap()
+        .set_len(MAX_FILE_BYTES as u64 + (1 << 20))
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t = Instant::now();
+    rt.block_on(async {
+        for (i, want) in [(0, "FIFO"), (1, "character device"), (2, "larger")] {
+            let c = Connection::open(&endpoint(&f, i)).await.unwrap();
+            let e = c.read_file("agent/config.toml").await.unwrap_err();
+            assert!(
+                matches!(
+                    (&e, i),
+                    (SshError::NotRegularFile { .. }, 0 | 1) | (SshError::FileTooLarge { .. }, 2)
+                ),
+                "{e:?}"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains(want) && msg.contains("agent/config.toml") && msg.contains(&f.hosts[i].name),
+                "{msg}"
+            );
+        }
+        // A regular file just under the limit still reads whole.
+        let c = Connection::open(&endpoint(&f, 3)).await.unwrap();
+        let big = vec![b'a'; MAX_FILE_BYTES];
+        std::fs::write(cfg(3), &big).unwrap();
+        assert_eq!(
+            c.read_file("agent/config.toml").await.unwrap().unwrap().bytes.len(),
+            MAX_FILE_BYTES
+        );
+    });
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "no read hangs: {:?}",
+        t.elapsed()
+    );
+    std::fs::write(cfg(3), AGENT_CONFIG).unwrap();
+    let pb = f.playbook("swap", &playbook("{ file = \"agent/agent.log\" }", "./agentctl status"));
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.args(["plan", pb.to_str().unwrap()]);
+        c
+    });
+    assert_eq!(code, 6, "{out}\n{err}");
+    assert!(out.contains("preflight FAILED on 3 host(s)"), "{out}");
+    assert!(
+        out.contains("agent/config.toml on h01 is a FIFO (named pipe), not a regular file"),
+        "{out}"
+    );
+    assert!(out.contains("agent/config.toml on h02 is a character device"), "{out}");
+    assert!(
+        out.contains("agent/config.toml on h03 is larger than the 16 MiB"),
+        "{out}"
+    );
+}
+
+#[test]
+fn command_output_is_capped_and_lines_are_cut_with_a_marker() {
+    let f = TestFleet::start(1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let out = c
+            .run(
+                "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo after",
+                None,
+                Duration::from_secs(30),
+                Some(tx),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.status, 0);
+        assert_eq!(out.stdout.len(), MAX_OUTPUT_BYTES, "kept up to the cap");
+        assert!(out.stdout_dropped > 0);
+        assert!(out.stdout_text().ends_with(TRUNCATED));
+        let mut lines = Vec::new();
+        while let Some((_, l)) = rx.recv().await {
+            lines.push(l);
+        }
+        assert_eq!(lines.len(), 2, "the long line, cut, then `after`");
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES + TRUNCATED.len());
+        assert!(lines[0].ends_with(TRUNCATED));
+        assert_eq!(lines[1], "after");
+
+        // A log source that never sends a newline still yields a (cut) line, and the next one.
+        let mut s = c
+            .stream("head -c 200000 /dev/zero | tr '\\0' y; echo; echo next; sleep 30")
+            .await
+            .unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.len(), MAX_LINE_BYTES + TRUNCATED.len());
+        let next = tokio::time::timeout(Duration::from_secs(10), s.next()).await.unwrap();
+        assert_eq!(next.as_deref(), Some("next"));
+        s.cancel().await;
+    });
+    // The same through `exec`: the line is cut, the host's next line is printed.
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.args(["exec", "--", "head -c 100000 /dev/zero | tr '\\0' z; echo; echo after"]);
+        c
+    });
+    assert_eq!(code, 0, "{err}");
+    let long = out.lines().find(|l| l.contains("zzz")).unwrap();
+    assert!(
+        long.len() < MAX_LINE_BYTES + 64 && long.ends_with(TRUNCATED),
+        "{}",
+        long.len()
+    );
+    assert!(out.contains("h01 | after"), "{out}");
+}
