@@ -177,3 +177,30 @@ fn command_output_is_capped_and_lines_are_cut_with_a_marker() {
     );
     assert!(out.contains("h01 | after"), "{out}");
 }
+
+#[test]
+fn a_log_line_holding_the_old_end_of_log_sentinel_does_not_end_the_watch() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    // The text the tail used to send itself to say "this stream ended": NUL, then EOF.
+    for h in &f.hosts {
+        std::fs::write(
+            h.home.join("logsrc.sh"),
+            "while :; do printf 'INFO request ok latency_ms=5\\n\\000EOF\\n'; sleep 0.1; done\n",
+        )
+        .unwrap();
+    }
+    let pb = f.playbook(
+        "sentinel",
+        &playbook("{ command = \"sh logsrc.sh\" }", "./agentctl status"),
+    );
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.args(["rollout", pb.to_str().unwrap(), "--yes"]);
+        c
+    });
+    assert_eq!(code, 0, "a forged sentinel must not fail the canary:\n{out}\n{err}");
+    assert!(!out.contains("the log command ended"), "{out}");
+    let ev = record(&latest_run(&f));
+    assert_eq!(ev.outcome(), Some("done"), "{ev}");
+}

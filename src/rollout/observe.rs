@@ -11,16 +11,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+/// What a host's tail sends on the shared channel. The end of a stream is its own variant,
+/// out of band: no line a host logs (whatever bytes it holds) can pass for it.
+enum TailMsg {
+    Line(String),
+    Ended,
+}
+
 /// Log tails started before a phase's change, so start-up errors are seen.
 pub struct Tails {
     names: Vec<String>,
     baseline: Vec<bool>,
-    rx: mpsc::UnboundedReceiver<(usize, String)>,
+    rx: mpsc::UnboundedReceiver<(usize, TailMsg)>,
     streams: Vec<tokio::task::JoinHandle<Option<LineStream>>>,
     closed: Vec<bool>,
     conns: Vec<Arc<Connection>>,
     started: Instant,
-    pending: Vec<(usize, String, Instant)>,
+    pending: Vec<(usize, TailMsg, Instant)>,
 }
 
 /// The outcome of one window.
@@ -93,12 +100,12 @@ pub async fn start(
         let tx = tx.clone();
         streams.push(tokio::spawn(async move {
             while let Some(line) = s.next().await {
-                if tx.send((i, line)).is_err() {
+                if tx.send((i, TailMsg::Line(line))).is_err() {
                     break;
                 }
             }
             // The stream ended by itself (command exited or connection lost): mark it.
-            let _ = tx.send((i, String::from("\u{0}EOF")));
+            let _ = tx.send((i, TailMsg::Ended));
             Some(s)
         }));
         names.push(name);
@@ -156,13 +163,13 @@ impl Tails {
         let pending = std::mem::take(&mut self.pending);
         let feed = |obs: &mut Vec<Observer>,
                     i: usize,
-                    line: &str,
+                    msg: &TailMsg,
                     at: u64,
                     lost: &mut Vec<(usize, String)>,
                     closed: &mut Vec<bool>,
                     conns: &Vec<Arc<Connection>>,
                     names: &Vec<String>| {
-            if line == "\u{0}EOF" {
+            let TailMsg::Line(line) = msg else {
                 closed[i] = true;
                 let why = if conns[i].is_closed() {
                     "the connection was lost"
@@ -171,7 +178,7 @@ impl Tails {
                 };
                 lost.push((i, format!("{}: {why} during observation", names[i])));
                 return;
-            }
+            };
             if watch.is_error(line) {
                 // A failed append is remembered by the sink; the machine stops after this step.
                 let _ = run.append(
