@@ -152,7 +152,8 @@ pub fn run(cli: Cli) -> i32 {
     match rt.block_on(dispatch(cli)) {
         Ok(exit) => exit.code(),
         Err(f) => {
-            eprintln!("error: {}", crate::record::secrets::Secrets::default().text(&f.message));
+            let msg = crate::record::secrets::Secrets::default().text(&f.message);
+            eprintln!("error: {}", crate::ui::safe::text(&msg));
             f.exit.code()
         }
     }

@@ -204,3 +204,22 @@ fn a_log_line_holding_the_old_end_of_log_sentinel_does_not_end_the_watch() {
     let ev = record(&latest_run(&f));
     assert_eq!(ev.outcome(), Some("done"), "{ev}");
 }
+
+#[test]
+fn escape_sequences_from_a_host_are_printed_escaped() {
+    let f = TestFleet::start(1);
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.args([
+            "exec",
+            "--",
+            "printf '\\033[31mred\\033]0;pwned\\007\\r\\n'; printf '\\033[2J' >&2; exit 3",
+        ]);
+        c
+    });
+    assert_eq!(code, 6, "{out}\n{err}");
+    assert!(!out.contains('\x1b') && !err.contains('\x1b'), "{out:?}\n{err:?}");
+    assert!(!out.contains('\x07'), "{out:?}");
+    assert!(out.contains("h01 | \\x1b[31mred\\x1b]0;pwned\\x07"), "{out}");
+    assert!(out.contains("h01 ! \\x1b[2J"), "{out}");
+}

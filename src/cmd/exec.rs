@@ -5,6 +5,7 @@ use crate::exit::{Exit, Failure};
 use crate::options::Global;
 use crate::ssh::exec::{MAX_OUTPUT_BYTES, TRUNCATED};
 use crate::ssh::{Connection, Stream};
+use crate::ui::safe;
 use crate::value::Dur;
 use futures::stream::{self, StreamExt};
 use std::io::Write;
@@ -63,7 +64,7 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
                         } else {
                             let mut out = std::io::stdout().lock();
                             let sep = if s == Stream::Stderr { "!" } else { "|" };
-                            let _ = writeln!(out, "{name:<width$} {sep} {}", line);
+                            let _ = writeln!(out, "{name:<width$} {sep} {}", safe::line(&line));
                         }
                     }
                     block
@@ -74,7 +75,7 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "== {} ==", ep.name);
                     for l in &block.lines {
-                        let _ = writeln!(out, "{}", l);
+                        let _ = writeln!(out, "{}", safe::line(l));
                     }
                     if block.dropped > 0 {
                         let _ = writeln!(out, "{TRUNCATED} ({} more lines not kept)", block.dropped);
@@ -101,7 +102,7 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
         Ok(Exit::Done)
     } else {
         bad.sort();
-        println!("failed:\n{}", bad.join("\n"));
+        println!("failed:\n{}", safe::text(&bad.join("\n")));
         Ok(Exit::Preflight)
     }
 }

@@ -66,10 +66,9 @@ pub fn show(g: &Global, id: &str, json: bool) -> Result<Exit, Failure> {
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        print!(
-            "{}",
-            crate::rollout::summary::render(&run.id, &events, crate::rollout::summary::load_plan(&run).as_ref())
-        );
+        let summary =
+            crate::rollout::summary::render(&run.id, &events, crate::rollout::summary::load_plan(&run).as_ref());
+        print!("{}", crate::ui::safe::text(&summary));
     }
     Ok(Exit::Done)
 }
@@ -149,7 +148,7 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         );
     }
     for (id, e) in &damaged {
-        println!("run {id}: the record cannot be read: {e}");
+        println!("run {id}: the record cannot be read: {}", crate::ui::safe::text(e));
     }
     Ok(if needs { Exit::NeedsAttention } else { Exit::Done })
 }

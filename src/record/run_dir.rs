@@ -36,10 +36,12 @@ impl Progress {
         }
     }
 
-    /// Print one timestamped line. Never panics on a closed terminal or pipe (SIGHUP,
-    /// `| head`): the run must still finish its revert and its record.
+    /// Print one timestamped line, control characters escaped (it may quote a host's log
+    /// line or error). Never panics on a closed terminal or pipe (SIGHUP, `| head`): the run
+    /// must still finish its revert and its record.
     pub fn line(self, msg: &str) {
         use std::io::Write;
+        let msg = crate::ui::safe::text(msg);
         let line = format!("{} {msg}\n", Utc::now().format("%H:%M:%S"));
         let _ = match self {
             Progress::Stdout => std::io::stdout().write_all(line.as_bytes()),

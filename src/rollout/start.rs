@@ -309,7 +309,7 @@ async fn place_markers(rec: &RunDir, prepared: &BTreeMap<String, Prepared>, brea
 fn confirm(r: &PlanRecord) -> bool {
     if let Some((_, p)) = r.hosts.iter().next() {
         for f in &p.files {
-            println!("{}", f.diff);
+            println!("{}", crate::ui::safe::text(&f.diff));
         }
     }
     print!("Roll {} out to {} host(s)? [y/N] ", r.playbook_id, r.plan.all().len());
