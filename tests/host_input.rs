@@ -223,3 +223,78 @@ fn escape_sequences_from_a_host_are_printed_escaped() {
     assert!(out.contains("h01 | \\x1b[31mred\\x1b]0;pwned\\x07"), "{out}");
     assert!(out.contains("h01 ! \\x1b[2J"), "{out}");
 }
+
+#[test]
+fn hostile_log_lines_and_health_output_are_escaped_and_masked_before_they_are_cut() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    // An error line quoting an escape sequence and a mid-line password; an error line whose
+    // token straddles the 500-character cut (cut first, `sk-ABCDE…` would be too short to
+    // look like a token and would leak).
+    let straddle = format!("ERROR {} sk-ABCDEFGHIJKLMNOP", "a".repeat(490));
+    for h in &f.hosts {
+        std::fs::write(
+            h.home.join("hostile.sh"),
+            format!(
+                "while :; do printf 'ERROR \\033[2J\\033]0;pwned\\007 login failed password=hunter2xyz user=bob\\n{straddle}\\nINFO ok\\n'; sleep 0.1; done\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(h.home.join("clean.sh"), "while :; do echo 'INFO ok'; sleep 0.1; done\n").unwrap();
+        // With the new model, the canary's health fails with output whose end is kept (2000
+        // characters): cut first, the key name would fall off and the value show.
+        std::fs::write(
+            h.home.join("health.sh"),
+            format!(
+                "[ $(basename $PWD) = home-h01 ] && grep -q claude-sonnet-4-5 agent/config.toml || exit 0\nprintf '%s' 'x{}'; echo ' api_key=SECRETVALUE12345'; exit 1\n",
+                "y".repeat(1990)
+            ),
+        )
+        .unwrap();
+    }
+    let rollout = |log: &str, health: &str| {
+        let pb = f.playbook("hostile", &playbook(log, health));
+        run({
+            let mut c = f.bw();
+            c.args(["rollout", pb.to_str().unwrap(), "--yes"]);
+            c
+        })
+    };
+    let show = || {
+        let (code, show, err) = run({
+            let mut c = f.bw();
+            c.args(["show", "latest"]);
+            c
+        });
+        assert_eq!(code, 0, "{err}");
+        show
+    };
+    let everything = |out: &str, show: &str| {
+        let run_dir = latest_run(&f);
+        let mut all = raw_events(&run_dir);
+        all.push_str(&std::fs::read_to_string(run_dir.join("matched.log")).unwrap_or_default());
+        all.push_str(&std::fs::read_to_string(run_dir.join("summary.md")).unwrap());
+        all.push_str(show);
+        all.push_str(out);
+        all
+    };
+
+    let (code, out, err) = rollout("{ command = \"sh hostile.sh\" }", "./agentctl status");
+    assert_eq!(code, 1, "{out}\n{err}");
+    let shown = show();
+    for (what, text) in [("rollout stdout", &out), ("rollout stderr", &err), ("show", &shown)] {
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{what}: {text:?}");
+    }
+    assert!(shown.contains("\\x1b[2J"), "show quotes the line, escaped:\n{shown}");
+    let all = everything(&out, &shown);
+    assert!(all.contains("password=••••"), "{all}");
+    for secret in ["hunter2xyz", "sk-ABCDE"] {
+        assert!(!all.contains(secret), "{secret} leaked:\n{all}");
+    }
+
+    let (code, out, err) = rollout("{ command = \"sh clean.sh\" }", "sh health.sh");
+    assert_eq!(code, 1, "{out}\n{err}");
+    let all = everything(&out, &show());
+    assert!(all.contains("api_key=••••"), "{all}");
+    assert!(!all.contains("SECRETVALUE"), "leaked:\n{all}");
+}

@@ -296,7 +296,8 @@ impl Run {
             .as_ref()
             .filter(|w| w.log.is_some())
             .map(|w| w.compiled().map_err(|e| Failure::input(e.to_string())))
-            .transpose()?;
+            .transpose()?
+            .map(|w| super::start::masked_watch(w, &run.rec));
         run.say(&format!("resuming run {} at {at}", run.id()));
         let ending = drive(&mut run, State::Begin(from)).await;
         Ok(run.finish(ending).await)

@@ -68,7 +68,7 @@ impl Run {
             conns,
             endpoints: preflight::endpoints(lf, &gate.targets, opts.accept_new),
             prepared,
-            watch: compiled_watch(&s)?,
+            watch: compiled_watch(&s)?.map(|w| masked_watch(w, &rec)),
             concurrency: conc,
             interrupt: interrupts(),
             calendar: Some(gate.recheck(lf, &s)),
@@ -97,6 +97,12 @@ pub(crate) fn compiled_watch(s: &Settings) -> Result<Option<crate::watch::Compil
         Some(w) if w.log.is_some() => Ok(Some(w.compiled().map_err(|e| Failure::input(e.to_string()))?)),
         _ => Ok(None),
     }
+}
+
+/// The watch with the run's secret masker on the error lines it keeps (masked before cut).
+pub(crate) fn masked_watch(w: crate::watch::CompiledWatch, rec: &RunDir) -> crate::watch::CompiledWatch {
+    let secrets = rec.secrets().clone();
+    w.with_mask(move |line| secrets.text(line))
 }
 
 /// Concurrency in force: `-j`, else the fleet's.
