@@ -6,6 +6,7 @@ pub mod history;
 pub mod lock;
 pub mod run_dir;
 pub mod secrets;
+pub mod trust;
 
 pub use events::{read_events, Event, EventKind, EventLog};
 pub use run_dir::{new_run_id, RunDir};

@@ -43,6 +43,7 @@ fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
 /// The run folder and its events; a damaged record stops here (exit 2), before any host.
 fn open(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<(RunDir, Vec<Event>), Failure> {
     let dir = crate::record::run_dir::resolve(&opts.runs_dir, id).map_err(|e| Failure::input(e.to_string()))?;
+    crate::record::trust::check_trusted(&dir).map_err(|e| Failure::input(e.to_string()))?;
     let events = read_events(&dir).map_err(|e| Failure::input(e.to_string()))?;
     let pb = events.iter().find_map(|e| match &e.kind {
         EventKind::RunStarted { playbook_path, .. } => {
