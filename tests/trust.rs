@@ -1,5 +1,6 @@
 //! Trust boundaries of the commands that act from a run folder, against real sshd: `revert
-//! RUN` and `resume RUN` refuse a folder others could have written.
+//! RUN` and `resume RUN` refuse a folder others could have written, and break another run's
+//! stale lock or marker only when asked (`--break-lock`), recording it.
 
 mod common;
 
@@ -7,6 +8,8 @@ use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
 
 const GOOD: &str = "claude-sonnet-4-5";
 
@@ -111,4 +114,112 @@ fn a_run_folder_others_could_write_is_refused_by_revert_and_resume() {
     let (code, out, err) = bw(&f, &["revert", &id, "--yes"]);
     assert_eq!(code, 0, "the folder is trusted again: {out}\n{err}");
     assert_eq!(f.config(0), AGENT_CONFIG.as_bytes());
+}
+
+/// A lock file of another run whose process is gone (same machine, dead pid).
+fn stale_lock(f: &TestFleet, run_id: &str, hosts: &[&str]) -> std::path::PathBuf {
+    let dir = f.runs_dir().join(".locks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(format!("{run_id}.json"));
+    let doc = serde_json::json!({
+        "run_id": run_id, "user": "someone", "pid": 999_999_999u32, "host": this_machine(),
+        "started": "2026-01-01T00:00:00Z", "hosts": hosts,
+    });
+    std::fs::write(&p, doc.to_string()).unwrap();
+    p
+}
+
+fn this_machine() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn lock_broken(run_dir: &Path) -> Vec<String> {
+    record(run_dir)
+        .kinds()
+        .filter_map(|k| match k {
+            EventKind::LockBroken { holder } => Some(holder.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn revert_and_resume_break_another_runs_stale_lock_or_marker_only_with_break_lock() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let pb = f.playbook("trust", &playbook("6s"));
+    // Killed in the canary window: h01 changed, both hosts carry the run's marker.
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    wait_for_event(&f, observe_started("canary"), Duration::from_secs(60));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run_dir = latest_run(&f);
+    let id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
+
+    // Another run, long dead, left its lock naming h01.
+    let other = stale_lock(&f, "20260101T000000000Z-other", &["h01"]);
+    for cmd in ["resume", "revert"] {
+        let (code, out, err) = bw(&f, &[cmd, &id, "--yes"]);
+        assert_eq!(code, 4, "{cmd} without --break-lock: {out}\n{err}");
+        assert!(
+            err.contains("20260101T000000000Z-other") && err.contains("--break-lock"),
+            "{err}"
+        );
+        assert!(other.exists(), "{cmd} left the other run's lock alone");
+    }
+    assert!(lock_broken(&run_dir).is_empty());
+
+    // Another run's marker, its process gone, on h02 (which resume would change next).
+    let marker = f.hosts[1].home.join(".bellwether.lock");
+    let foreign = format!("20260101T000000000Z-other someone@{} 999999999\n", this_machine());
+    std::fs::write(&marker, &foreign).unwrap();
+    std::fs::remove_file(&other).unwrap();
+    let (code, out, err) = bw(&f, &["resume", &id, "--yes"]);
+    assert_eq!(code, 4, "resume without --break-lock: {out}\n{err}");
+    assert!(
+        err.contains("h02 is held by run 20260101T000000000Z-other") && err.contains("--break-lock"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        foreign,
+        "the marker is left alone"
+    );
+    assert!(!has_change(&f, 1));
+
+    // With the flag: the stale lock and the stale marker are broken, each recorded.
+    let other = stale_lock(&f, "20260101T000000000Z-other", &["h01"]);
+    let (code, out, err) = bw(&f, &["resume", &id, "--yes", "--break-lock"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!other.exists(), "--break-lock removed the stale lock");
+    assert!(has_change(&f, 0) && has_change(&f, 1));
+    let broken = lock_broken(&run_dir);
+    assert_eq!(broken.len(), 2, "{broken:?}");
+    assert!(broken[0].starts_with("run 20260101T000000000Z-other"), "{broken:?}");
+    assert!(
+        broken[1].starts_with("h02: stale marker of 20260101T000000000Z-other"),
+        "{broken:?}"
+    );
+    assert!(!marker.exists(), "the run released its own marker at the end");
+
+    // revert of the finished run: the same rule for the lock.
+    let other = stale_lock(&f, "20260102T000000000Z-other", &["h02"]);
+    let (code, _, err) = bw(&f, &["revert", &id, "--yes"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(other.exists());
+    let (code, out, err) = bw(&f, &["revert", &id, "--yes", "--break-lock"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!other.exists());
+    assert!(lock_broken(&run_dir)
+        .iter()
+        .any(|b| b.contains("20260102T000000000Z-other")));
+    assert_eq!(f.config(0), AGENT_CONFIG.as_bytes());
+    assert_eq!(f.config(1), AGENT_CONFIG.as_bytes());
 }

@@ -8,7 +8,7 @@ use super::outcome::{Ending, Outcome};
 use super::record_plan::{HostPlan, PlanRecord};
 use super::revert::Outstanding;
 use super::run::{interactive, interrupts, CalendarCheck, Run, RunOptions};
-use super::start::{concurrency, lock};
+use super::start::{concurrency, lock, record_broken};
 use super::{markers, planner, preflight};
 use crate::config::{load_playbook, Host, LoadedFleet};
 use crate::exit::{Exit, Failure};
@@ -184,13 +184,14 @@ impl Run {
         };
         need_yes(opts.yes, &what)?;
         let hosts: Vec<String> = hosts.into_iter().collect();
-        let (lock, _) = lock(&opts.runs_dir, &rec.id, hosts.clone(), true)?;
+        let (lock, broken) = lock(&opts.runs_dir, &rec.id, hosts.clone(), opts.break_lock)?;
         let plan = if todo.is_empty() && pending.is_empty() {
             super::summary::load_plan(&rec).unwrap_or_else(|| empty_plan(&rec.id))
         } else {
             load_plan(&rec, lf)?
         };
         restart_record(&rec, Some(&plan), &events, &hosts)?;
+        record_broken(&rec, broken)?;
         let mut run = reopened(lf, opts, rec, plan, &hosts);
         run._lock = Some(lock);
         let ending = if !todo.is_empty() {
@@ -255,8 +256,9 @@ impl Run {
         names.sort();
         names.dedup();
         let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
-        let (lock, _) = lock(&opts.runs_dir, &rec.id, names.clone(), true)?;
+        let (lock, broken) = lock(&opts.runs_dir, &rec.id, names.clone(), opts.break_lock)?;
         restart_record(&rec, Some(&plan), &events, &names)?;
+        record_broken(&rec, broken)?;
         let conc = concurrency(opts, lf);
         let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         let (prepared, failures, conns) = preflight::preflight_all(lf, &hosts, &pb, &base, opts.accept_new, conc).await;
@@ -274,8 +276,14 @@ impl Run {
         for (name, p) in &prepared {
             rec.emit(EventKind::MarkerPlaced { host: name.clone() })
                 .map_err(record_err)?;
-            if let Err(holder) = markers::place(&p.conn, &rec.id, true).await {
-                return Err(Failure::new(Exit::Locked, format!("{name} is held by run {holder}")));
+            match markers::place(&p.conn, &rec.id, opts.break_lock).await {
+                Ok(None) => {}
+                Ok(Some(old)) => rec
+                    .emit(EventKind::LockBroken {
+                        holder: format!("{name}: stale marker of {old}"),
+                    })
+                    .map_err(record_err)?,
+                Err(holder) => return Err(Failure::new(Exit::Locked, markers::held(name, &holder))),
             }
         }
         let mut all = names.clone();

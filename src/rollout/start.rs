@@ -163,6 +163,16 @@ pub(crate) fn lock(
     }
 }
 
+/// `--break-lock` removed another run's stale lock: say so in the record.
+pub(crate) fn record_broken(rec: &RunDir, broken: Option<LockInfo>) -> Result<(), Failure> {
+    match broken {
+        Some(b) => rec
+            .emit(EventKind::LockBroken { holder: b.describe() })
+            .map_err(record_err),
+        None => Ok(()),
+    }
+}
+
 /// Lock the hosts, then create the run folder and record the start and the gate in it, so
 /// every later step (even a preflight failure) is in the record.
 fn open_run(
