@@ -223,3 +223,37 @@ fn revert_and_resume_break_another_runs_stale_lock_or_marker_only_with_break_loc
     assert_eq!(f.config(0), AGENT_CONFIG.as_bytes());
     assert_eq!(f.config(1), AGENT_CONFIG.as_bytes());
 }
+
+#[test]
+fn concurrent_accept_new_records_each_host_key_once_in_whole_lines() {
+    let f = TestFleet::start(6);
+    std::fs::write(&f.known_hosts, "").unwrap();
+    // Two processes accept the same six unknown keys at the same time.
+    let spawn = || {
+        let mut c = f.bw();
+        c.args(["ping", "--accept-new"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(&f.known_hosts).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "one line per host, none twice, none torn:\n{text}");
+    for h in &f.hosts {
+        let want = h.known_hosts_line();
+        assert_eq!(lines.iter().filter(|l| **l == want).count(), 1, "{want}\n{text}");
+    }
+    // And they verify: no --accept-new now.
+    let (code, out, err) = bw(&f, &["ping"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+}
