@@ -257,3 +257,53 @@ fn concurrent_accept_new_records_each_host_key_once_in_whole_lines() {
     let (code, out, err) = bw(&f, &["ping"]);
     assert_eq!(code, 0, "{out}\n{err}");
 }
+
+#[test]
+fn the_sandbox_folder_is_private_and_another_users_folder_is_refused() {
+    let bin = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_bellwether"));
+        c.env_remove("SSH_AUTH_SOCK").env("NO_COLOR", "1").stdin(Stdio::null());
+        c
+    };
+    let d = tempfile::tempdir().unwrap();
+    // Another user's folder (tests run as root, so one can be made): refused, nothing written.
+    let theirs = d.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    for args in [
+        &["sandbox", "up", "--hosts", "1", "--dir"][..],
+        &["demo", "--hosts", "1", "--dir"][..],
+    ] {
+        let mut c = bin();
+        c.args(args).arg(&theirs);
+        let (code, out, err) = run(c);
+        assert_eq!(code, 2, "{args:?}: {out}\n{err}");
+        assert!(err.contains("owned by uid 65534") && err.contains("--dir"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&theirs).unwrap().count(),
+            0,
+            "{args:?} wrote nothing there"
+        );
+    }
+    // A new folder, even with a umask that hides nothing: 0700, the key 0600.
+    let mine = d.path().join("new").join("sandbox");
+    let mut c = bin();
+    c.args(["sandbox", "up", "--hosts", "1", "--dir"]).arg(&mine);
+    // SAFETY: umask is async-signal-safe and only changes the child's file creation mask.
+    unsafe {
+        c.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let (dir_mode, key_mode) = (mode(&mine), mode(&mine.join("id_ed25519")));
+    let mut c = bin();
+    c.args(["sandbox", "down", "--dir"]).arg(&mine);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(dir_mode, 0o700);
+    assert_eq!(key_mode, 0o600);
+}
