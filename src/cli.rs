@@ -1,7 +1,7 @@
 //! The command line (clap derive) and dispatch to the commands in `cmd/`.
 
 use crate::exit::{Exit, Failure};
-use crate::options::{GateArgs, Global, PlanArgs, RolloutArgs, SandboxAction};
+use crate::options::{GateArgs, Global, PlanArgs, ReopenArgs, RolloutArgs, SandboxAction};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -65,20 +65,11 @@ pub enum Command {
     /// Put back every host a run changed, from the run folder alone.
     ///
     /// Example: bellwether revert 20261122T101500Z-model-swap-sonnet
-    Revert {
-        run: String,
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-    },
+    Revert(ReopenArgs),
     /// Continue a run interrupted during observation or between batches.
     ///
     /// Example: bellwether resume 20261122T101500Z-model-swap-sonnet --yes
-    Resume {
-        run: String,
-        #[arg(long)]
-        yes: bool,
-    },
+    Resume(ReopenArgs),
     /// Continue a run waiting at a manual promotion point (`promote = "manual"`, a "pause"
     /// batch step); past its `pause_timeout` the run is reverted instead.
     ///
@@ -191,7 +182,8 @@ pub fn run(cli: Cli) -> i32 {
     match rt.block_on(dispatch(cli)) {
         Ok(exit) => exit.code(),
         Err(f) => {
-            eprintln!("error: {}", crate::record::secrets::Secrets::default().text(&f.message));
+            let msg = crate::record::secrets::Secrets::default().text(&f.message);
+            eprintln!("error: {}", crate::ui::safe::text(&msg));
             f.exit.code()
         }
     }
@@ -210,8 +202,8 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         } => crate::cmd::exec::run(&g, &targets, &command, group, &timeout).await,
         Command::Rollout(a) => crate::cmd::rollout::run(&g, &a).await,
         Command::Plan(a) => crate::cmd::plan::run(&g, &a).await,
-        Command::Revert { run, yes } => crate::cmd::revert::revert(&g, &run, yes).await,
-        Command::Resume { run, yes } => crate::cmd::revert::resume(&g, &run, yes).await,
+        Command::Revert(a) => crate::cmd::revert::revert(&g, &a).await,
+        Command::Resume(a) => crate::cmd::revert::resume(&g, &a).await,
         Command::Promote { run, yes } => crate::cmd::revert::promote(&g, &run, yes).await,
         Command::Abort { run, expired, yes } => crate::cmd::revert::abort(&g, run.as_deref(), expired, yes).await,
         Command::Runs { json } => crate::cmd::runs::list(&g, json),

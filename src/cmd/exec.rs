@@ -3,10 +3,32 @@
 use super::context;
 use crate::exit::{Exit, Failure};
 use crate::options::Global;
+use crate::ssh::exec::{MAX_OUTPUT_BYTES, TRUNCATED};
 use crate::ssh::{Connection, Stream};
+use crate::ui::safe;
 use crate::value::Dur;
 use futures::stream::{self, StreamExt};
 use std::io::Write;
+
+/// One host's output kept for `--group`: at most [`MAX_OUTPUT_BYTES`] of lines, as `run`
+/// keeps, so a host that floods cannot fill the controller's memory while it waits.
+#[derive(Default)]
+struct Block {
+    lines: Vec<String>,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl Block {
+    fn push(&mut self, line: String) {
+        if self.bytes + line.len() > MAX_OUTPUT_BYTES {
+            self.dropped += 1;
+        } else {
+            self.bytes += line.len();
+            self.lines.push(line);
+        }
+    }
+}
 
 /// Run the command.
 pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeout: &str) -> Result<Exit, Failure> {
@@ -34,14 +56,15 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                 let name = ep.name.clone();
                 let printer = tokio::spawn(async move {
-                    let mut block = Vec::new();
+                    let mut block = Block::default();
                     while let Some((s, line)) = rx.recv().await {
+                        let line: String = line;
                         if group {
-                            block.push((s, line));
+                            block.push(line);
                         } else {
                             let mut out = std::io::stdout().lock();
                             let sep = if s == Stream::Stderr { "!" } else { "|" };
-                            let _ = writeln!(out, "{name:<width$} {sep} {line}");
+                            let _ = writeln!(out, "{name:<width$} {sep} {}", safe::line(&line));
                         }
                     }
                     block
@@ -51,8 +74,11 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
                 if group {
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "== {} ==", ep.name);
-                    for (_, l) in block {
-                        let _ = writeln!(out, "{l}");
+                    for l in &block.lines {
+                        let _ = writeln!(out, "{}", safe::line(l));
+                    }
+                    if block.dropped > 0 {
+                        let _ = writeln!(out, "{TRUNCATED} ({} more lines not kept)", block.dropped);
                     }
                 }
                 conn.close().await;
@@ -76,7 +102,7 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
         Ok(Exit::Done)
     } else {
         bad.sort();
-        println!("failed:\n{}", bad.join("\n"));
+        println!("failed:\n{}", safe::text(&bad.join("\n")));
         Ok(Exit::Preflight)
     }
 }

@@ -57,7 +57,7 @@ pub async fn run(g: &Global, targets: &[String]) -> Result<Exit, Failure> {
     if failed.is_empty() {
         Ok(Exit::Done)
     } else {
-        eprintln!("failed hosts:\n{}", failed.join("\n"));
+        eprintln!("failed hosts:\n{}", crate::ui::safe::text(&failed.join("\n")));
         Ok(Exit::Preflight)
     }
 }

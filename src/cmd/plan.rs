@@ -162,15 +162,17 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
             hosts[0].clone()
         };
         println!("\n== {who}");
-        println!("{}", if col { colour(diff) } else { diff.clone() });
-        for w in only_additions(diff) {
+        // The diff holds the host's file contents: escape before colouring.
+        let diff = crate::ui::safe::text(diff);
+        println!("{}", if col { colour(&diff) } else { diff.to_string() });
+        for w in only_additions(&diff) {
             println!("warning: {w}");
         }
     }
     if !failures.is_empty() {
         println!("\npreflight FAILED on {} host(s):", failures.len());
         for (h, e) in &failures {
-            println!("  {h}: {}", secrets.text(e));
+            println!("  {h}: {}", crate::ui::safe::text(&secrets.text(e)));
         }
     }
     Ok(exit)

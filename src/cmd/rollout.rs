@@ -14,6 +14,7 @@ pub fn options(g: &Global, json: bool, yes: bool) -> RunOptions {
         accept_new: g.accept_new,
         json,
         yes,
+        break_lock: false,
     }
 }
 

@@ -66,11 +66,10 @@ pub fn show(g: &Global, id: &str, json: bool) -> Result<Exit, Failure> {
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        print!(
-            "{}",
+        let summary =
             crate::rollout::summary::render(&run.id, &events, crate::rollout::summary::load_plan(&run).as_ref())
-                + &crate::rollout::summary_logs::logs_section(&run.dir, &events)
-        );
+                + &crate::rollout::summary_logs::logs_section(&run.dir, &events);
+        print!("{}", crate::ui::safe::text(&summary));
     }
     Ok(Exit::Done)
 }
@@ -227,7 +226,7 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         );
     }
     for (id, e) in &damaged {
-        println!("run {id}: the record cannot be read: {e}");
+        println!("run {id}: the record cannot be read: {}", crate::ui::safe::text(e));
     }
     for (id, phase, since, exp) in &waiting {
         let until = match exp {

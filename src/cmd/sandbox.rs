@@ -46,10 +46,9 @@ fn up(dir: &Path, hosts: usize) -> Result<Exit, Failure> {
             dir.display()
         )));
     }
+    crate::sandbox::setup::prepare_dir(dir).map_err(Failure::input)?;
     let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-    let log = std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::File::create(dir.join("sandbox.log")))
-        .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    let log = std::fs::File::create(dir.join("sandbox.log")).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
     let mut child = {
         use std::os::unix::process::CommandExt;
         Command::new(exe)
@@ -119,6 +118,7 @@ fn rollout_args(playbook: &Path) -> RolloutArgs {
 /// The demo: a good model swap (promoted everywhere), then a broken one (canary fails, reverted).
 pub async fn demo(dir: Option<PathBuf>, hosts: usize) -> Result<Exit, Failure> {
     let dir = dir.unwrap_or_else(|| PathBuf::from("bellwether-demo"));
+    crate::sandbox::setup::prepare_dir(&dir).map_err(Failure::input)?;
     println!(
         "== bellwether demo: {hosts} simulated agent hosts over real SSH in {}\n",
         dir.display()

@@ -151,14 +151,33 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Re
                 Some(t) if !k.contains('.') => format!("{t}.{k}"),
                 _ => k,
             });
+        let message = masked(&did_you_mean(e.message().trim()), text, e.span(), field.as_deref());
         ConfigError {
             file: file.to_path_buf(),
             line,
             column,
             field,
-            message: did_you_mean(e.message().trim()),
+            message,
         }
     })
+}
+
+/// A parse error's text fit to print. serde quotes the offending value in some messages
+/// (`invalid type: string "sk_live_…", expected u16`, ``unknown variant `…` ``) and toml_edit
+/// quotes the offending line (`3 | api_key = sk_live_…`): a secret typed into the wrong
+/// place, or not quite in TOML syntax, would land on the terminal, in cron mail and in CI
+/// logs. The value under a secret-looking key is masked, then anything that still looks
+/// like a secret.
+pub fn masked(msg: &str, text: &str, span: Option<Range<usize>>, field: Option<&str>) -> String {
+    let red = crate::edit::Redactor::default();
+    let mut msg = red.redact_source_snippet(msg);
+    if let (Some(span), Some(field)) = (span, field) {
+        let value = text.get(span).unwrap_or("").trim().trim_matches(['"', '\'']);
+        if red.is_secret_key(field) && !value.is_empty() && msg.contains(value) {
+            msg = msg.replace(value, crate::edit::MASK);
+        }
+    }
+    msg
 }
 
 /// The table header in force at `offset` (`rollout`, or `host[3]` for the 4th `[[host]]`).
@@ -203,6 +222,38 @@ mod tests {
         let p = FieldPath::root().key("host").index(1).key("vars").key("k").index(1);
         let s = span_of(text, &p).unwrap();
         assert_eq!(line_col(text, s.start), (9, 18));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Doc {
+        api_key: Option<String>,
+        port: Option<u16>,
+        provider: Option<Provider>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Provider {
+        auth: Option<u8>,
+    }
+
+    #[test]
+    fn parse_errors_never_print_a_secret() {
+        let f = Path::new("fleet.toml");
+        for (text, secret) in [
+            ("api_key = sk_live_abcdef123456\n", "sk_live_abcdef123456"),
+            ("api_key = \"sk_live_abcdef123456\" junk\n", "sk_live_abcdef123456"),
+            ("port = \"sk_live_abcdef123456\"\n", "sk_live_abcdef123456"),
+            ("[provider]\nauth = \"hunter2-opaque\"\n", "hunter2-opaque"),
+        ] {
+            let e = parse_toml::<Doc>(f, text).unwrap_err();
+            let shown = e.to_string();
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.starts_with("fleet.toml:"), "{shown}");
+        }
+        let e = parse_toml::<Doc>(f, "port = \"eighty\"\n").unwrap_err();
+        assert!(e.to_string().contains("\"eighty\""), "only secrets are masked: {e}");
     }
 
     #[test]

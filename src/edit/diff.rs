@@ -7,7 +7,7 @@
 
 use similar::TextDiff;
 
-use super::redact::Redactor;
+use super::redact::{Redactor, MASK};
 
 /// Unified diff from `before` (`None`: the file does not exist yet) to `after`; empty when
 /// nothing changes. `color` adds ANSI colours (only for a terminal).
@@ -31,17 +31,68 @@ pub fn unified_diff(path: &str, before: Option<&[u8]>, after: &[u8], redactor: &
             after.len()
         );
     };
-    let diff = TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&old_header, &new_header)
-        .to_string();
+    let diff = hunks(old, new, &old_header, &new_header, redactor.is_enabled());
     let redacted = redactor.redact_text(&diff);
     if color {
         colorize(&redacted)
     } else {
         redacted
     }
+}
+
+/// The unified diff text (3 lines of context, `git diff` format). With `mask_pem`, lines
+/// inside a PEM private key block of either file are masked here, where the whole files are
+/// known: a hunk that starts inside a block shows neither its `BEGIN` line nor (often) its
+/// `END` line, so nothing in the hunk alone says its lines are key material.
+fn hunks(old: &str, new: &str, old_header: &str, new_header: &str, mask_pem: bool) -> String {
+    let diff = TextDiff::from_lines(old, new);
+    let (pem_old, pem_new) = if mask_pem {
+        (pem_body_lines(old), pem_body_lines(new))
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let secret = |v: &[bool], i: Option<usize>| i.is_some_and(|i| v.get(i) == Some(&true));
+    let mut out = String::new();
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        if out.is_empty() {
+            out.push_str(&format!("--- {old_header}\n+++ {new_header}\n"));
+        }
+        out.push_str(&format!("{}\n", hunk.header()));
+        for change in hunk.iter_changes() {
+            out.push_str(&change.tag().to_string());
+            if secret(&pem_old, change.old_index()) || secret(&pem_new, change.new_index()) {
+                out.push_str(MASK);
+                if change.value().ends_with('\n') {
+                    out.push('\n');
+                }
+            } else {
+                out.push_str(change.value());
+            }
+            if change.missing_newline() {
+                out.push_str("\n\\ No newline at end of file\n");
+            }
+        }
+    }
+    out
+}
+
+/// For each line of `text`: is it inside a PEM private key block (between its `BEGIN` and
+/// `END` lines; to the end of the text if it never ends)?
+fn pem_body_lines(text: &str) -> Vec<bool> {
+    let mut inside = false;
+    text.split_inclusive('\n')
+        .map(|line| {
+            if inside && line.contains("-----END") {
+                inside = false;
+                false
+            } else if !inside && line.contains("-----BEGIN") && line.contains("PRIVATE KEY-----") {
+                inside = true;
+                false
+            } else {
+                inside
+            }
+        })
+        .collect()
 }
 
 /// Unified diff of two texts, NOT redacted (callers redact it themselves); prefer
@@ -105,6 +156,77 @@ mod tests {
             "--- a/etc/x.toml\n+++ b/etc/x.toml\n@@ -3,7 +3,7 @@\n c\n d\n e\n-f\n+F\n g\n h\n i\n"
         );
         assert_eq!(unified_diff("x", Some(b"same"), b"same", &Redactor::none(), false), "");
+    }
+
+    #[test]
+    fn a_hunk_that_starts_inside_a_pem_block_is_masked() {
+        let body: String = (0..20)
+            .map(|i| format!("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAA{i:02}\n"))
+            .collect();
+        let key = |body: &str, name: &str| {
+            format!(
+                "tls = 'x'\npem = \"\"\"\n-----BEGIN OPENSSH PRIVATE KEY-----\n{body}-----END OPENSSH PRIVATE KEY-----\n\"\"\"\nname = '{name}'\n"
+            )
+        };
+        let before = key(&body, "a");
+        let red = Redactor::default();
+        // One body line changes far from BEGIN and END: the hunk holds only body lines.
+        let after = key(&body.replace("AAAA10\n", "ZZZZ10\n"), "a");
+        let d = unified_diff("/k.toml", Some(before.as_bytes()), after.as_bytes(), &red, false);
+        assert!(d.starts_with("--- a/k.toml\n+++ b/k.toml\n@@ -11,7 +11,7 @@\n"), "{d}");
+        assert!(!d.contains("b3Blbn") && !d.contains("ZZZZ"), "{d}");
+        assert!(d.contains("\n-••••\n+••••\n"), "{d}");
+        // A hunk after the block starts inside it: its body lines are masked, END and the
+        // rest are shown.
+        let after = key(&body, "b");
+        let d = unified_diff("/k.toml", Some(before.as_bytes()), after.as_bytes(), &red, false);
+        assert!(
+            d.contains(" -----END OPENSSH PRIVATE KEY-----\n") && d.contains("+name = 'b'"),
+            "{d}"
+        );
+        assert!(d.contains(" ••••\n") && !d.contains("b3Blbn"), "{d}");
+        // Without redaction the diff is the plain one.
+        let plain = unified_diff(
+            "/k.toml",
+            Some(before.as_bytes()),
+            after.as_bytes(),
+            &Redactor::none(),
+            false,
+        );
+        assert!(plain.contains("b3Blbn"), "{plain}");
+    }
+
+    #[test]
+    fn without_masking_the_text_is_similars_own() {
+        let texts = [
+            "",
+            "a",
+            "a\n",
+            "a\nb\n",
+            "a\nb",
+            "x\na\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\n",
+            BEFORE,
+        ];
+        for old in texts {
+            for new in texts {
+                let want = TextDiff::from_lines(old, new)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header("a/x", "b/x")
+                    .to_string();
+                assert_eq!(hunks(old, new, "a/x", "b/x", false), want, "{old:?} -> {new:?}");
+                assert_eq!(hunks(old, new, "a/x", "b/x", true), want, "no PEM: {old:?} -> {new:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_newline_at_end_is_marked_like_git() {
+        let d = unified_diff("/x", Some(b"a\nb"), b"a\nc", &Redactor::none(), false);
+        assert_eq!(
+            d,
+            "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n a\n-b\n\\ No newline at end of file\n+c\n\\ No newline at end of file\n"
+        );
     }
 
     #[test]

@@ -60,6 +60,11 @@ impl Redactor {
         }
     }
 
+    /// Whether this redactor hides anything (false for [`Redactor::none`]).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// True if a key (dotted or not) names a secret.
     pub fn is_secret_key(&self, key: &str) -> bool {
         self.enabled && self.keys.iter().any(|re| re.is_match(key))
@@ -144,10 +149,63 @@ impl Redactor {
                 })
                 .into_owned();
         }
+        // `password=x` inside a log line (logfmt, a query string, a command line): only the
+        // value, up to the next space or separator, is hidden.
+        if let Some(re) = &p.mid {
+            out = re
+                .replace_all(&out, |c: &Captures<'_>| {
+                    if self.is_secret_key(&c["k"]) && !c["v"].starts_with(MASK) {
+                        format!("{}{}{MASK}", &c["k"], &c["s"])
+                    } else {
+                        c[0].to_string()
+                    }
+                })
+                .into_owned();
+        }
         for (re, with) in &p.tokens {
             out = re.replace_all(&out, *with).into_owned();
         }
         out
+    }
+
+    /// Redacts a parser's error text that quotes the source (toml_edit prints the offending
+    /// line as `3 | api_key = sk_live_…`): each quoted source line is masked as a line, and as
+    /// a whole after a secret key's `=` even when it does not parse (an unterminated string).
+    pub fn redact_source_snippet(&self, text: &str) -> String {
+        if !self.enabled {
+            return text.to_string();
+        }
+        let Some(re) = &patterns().snippet else {
+            return self.redact_text(text);
+        };
+        let mut out = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            let body = line.trim_end_matches(['\n', '\r']);
+            match re.captures(body) {
+                Some(c) => {
+                    out.push_str(&c["gutter"]);
+                    out.push_str(&self.redact_assignment(&c["src"]));
+                }
+                None => out.push_str(&self.redact_line(body)),
+            }
+            out.push_str(&line[body.len()..]);
+        }
+        out
+    }
+
+    /// One source line that may not parse: after the first secret key and its `=` or `:`,
+    /// everything is hidden; otherwise the line is redacted as usual.
+    fn redact_assignment(&self, line: &str) -> String {
+        let secret_at = patterns().assign.as_ref().and_then(|re| {
+            re.captures_iter(line)
+                .find(|c| self.is_secret_key(unquote(&c["k"])))
+                .and_then(|c| c.get(0))
+                .map(|m| m.end())
+        });
+        match secret_at {
+            Some(end) => format!("{}{MASK}", &line[..end]),
+            None => self.redact_line(line),
+        }
     }
 }
 
@@ -160,14 +218,21 @@ struct Patterns {
     quoted: Option<Regex>,
     /// `key <sep> value` for a whole line with an unquoted value.
     bare: Option<Regex>,
+    /// `key=value` anywhere in a line, the value up to a space or a separator.
+    mid: Option<Regex>,
+    /// A source line quoted in a parser's error (`12 | text`).
+    snippet: Option<Regex>,
+    /// `key <sep>` anywhere, for source lines that may not parse.
+    assign: Option<Regex>,
     tokens: Vec<(Regex, &'static str)>,
 }
 
 const KEY: &str = r#"(?P<k>"[^"\n]*"|'[^'\n]*'|[A-Za-z_][A-Za-z0-9_.\-]*)(?P<s>[ \t]*[:=][ \t]*)"#;
 
-const TOKENS: [(&str, &str); 9] = [
+const TOKENS: [(&str, &str); 10] = [
     (r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{8,}", "${1} ••••"),
     (r"\bsk-[A-Za-z0-9_\-]{8,}", "sk-••••"),
+    (r"\b([sr]k)_(live|test)_[A-Za-z0-9]{8,}", "${1}_${2}_••••"),
     (r"\b(ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{10,}", "${1}_••••"),
     (r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", "••••"),
     (r"\bAKIA[0-9A-Z]{16}\b", "••••"),
@@ -191,6 +256,9 @@ fn patterns() -> &'static Patterns {
             bare: re(&format!(
                 r#"^(?P<lead>[+\- ]?[ \t]*(?:export[ \t]+|-[ \t]+)?){KEY}(?P<v>[^ \t"'#\n][^\n]*?)(?P<rest>[ \t]+#[^\n]*|,)?[ \t]*$"#
             )),
+            mid: re(r#"(?P<k>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<s>[ \t]*=[ \t]*)(?P<v>[^\s"'`,;&)\]}>]+)"#),
+            assign: re(KEY),
+            snippet: re(r"^(?P<gutter>[ \t]*[0-9]+[ \t]*\|[ \t]?)(?P<src>.*)$"),
             tokens: TOKENS.iter().filter_map(|(p, w)| Regex::new(p).ok().map(|r| (r, *w))).collect(),
         }
     })
@@ -207,7 +275,7 @@ mod tests {
     #[test]
     fn compiles_every_pattern() {
         let p = patterns();
-        assert!(p.quoted.is_some() && p.bare.is_some());
+        assert!(p.quoted.is_some() && p.bare.is_some() && p.mid.is_some() && p.snippet.is_some() && p.assign.is_some());
         assert_eq!(p.tokens.len(), TOKENS.len());
     }
 
@@ -244,6 +312,44 @@ mod tests {
         );
         assert_eq!(r("hf_abcdefghijklmnopqrstuvwxyz in log"), "hf_•••• in log");
         assert_eq!(r("AKIAABCDEFGHIJKLMNOP"), "••••");
+    }
+
+    #[test]
+    fn redacts_secret_keys_mid_line() {
+        assert_eq!(
+            r("ERROR login failed password=hunter2 user=bob"),
+            "ERROR login failed password=•••• user=bob"
+        );
+        assert_eq!(
+            r("GET /v1?api_key=abc123&model=m 200"),
+            "GET /v1?api_key=••••&model=m 200"
+        );
+        assert_eq!(r("run --auth-token=xyz --verbose"), "run --auth-token=•••• --verbose");
+        assert_eq!(r("set secret = s3cr3t now"), "set secret = •••• now");
+        assert_eq!(r("model=claude latency_ms=12"), "model=claude latency_ms=12");
+        assert_eq!(r(r#"api_key = "sk-ant-abcdef123456""#), r#"api_key = "••••""#);
+        assert_eq!(
+            r("stripe sk_live_abcdef123456 rk_test_ABCDEFGH99"),
+            "stripe sk_live_•••• rk_test_••••"
+        );
+    }
+
+    #[test]
+    fn redacts_source_lines_quoted_in_parse_errors() {
+        let red = Redactor::default();
+        let err = "TOML parse error at line 3, column 11\n  |\n3 | api_key = sk_live_abcdef123456\n  |           ^\ninvalid string\n";
+        let out = red.redact_source_snippet(err);
+        assert!(!out.contains("sk_live_abc"), "{out}");
+        assert!(out.contains("3 | api_key = ••••\n"), "{out}");
+        let unterminated = "1 | token = \"half a secret\n  |        ^\n";
+        assert_eq!(
+            red.redact_source_snippet(unterminated),
+            "1 | token = ••••\n  |        ^\n"
+        );
+        let inline = "2 | db = { password = \"pw123\n";
+        assert_eq!(red.redact_source_snippet(inline), "2 | db = { password = ••••\n");
+        let plain = "4 | model = \"claude\"\nexpected newline\n";
+        assert_eq!(red.redact_source_snippet(plain), plain);
     }
 
     #[test]

@@ -17,7 +17,11 @@ use super::keypath::KeyPath;
 pub fn edit_toml(text: &str, set: &[(KeyPath, toml::Value)], unset: &[KeyPath]) -> Result<String, DocError> {
     let mut doc: DocumentMut = text
         .parse()
-        .map_err(|e| DocError::whole(format!("the file is not valid TOML: {e}")))?;
+        // toml_edit quotes the offending line, which may hold a secret: mask it.
+        .map_err(|e: toml_edit::TomlError| {
+            let e = super::Redactor::default().redact_source_snippet(&e.to_string());
+            DocError::whole(format!("the file is not valid TOML: {e}"))
+        })?;
     for (key, value) in set {
         set_in(doc.as_table_mut(), Kind::Root, &key.0, key, value)?;
     }

@@ -125,6 +125,14 @@ fn conflicts_are_clear_errors() {
 }
 
 #[test]
+fn a_host_file_that_is_not_toml_is_reported_without_its_secret_line() {
+    let err = edit_toml("[provider]\napi_key = sk_live_abcdef123456\n", &[], &[]).unwrap_err();
+    assert!(err.message.contains("not valid TOML"), "{}", err.message);
+    assert!(err.message.contains("api_key = ••••"), "{}", err.message);
+    assert!(!err.message.contains("sk_live_abc"), "{}", err.message);
+}
+
+#[test]
 fn empty_document_gets_created_content() {
     let out = edit_toml("", &sets(&[("model.name", r#""m""#), ("top", "true")]), &[]).unwrap();
     let reparsed: toml::Table = toml::from_str(&out).unwrap();

@@ -62,6 +62,20 @@ pub struct RolloutArgs {
     pub json: bool,
 }
 
+/// `revert` and `resume` arguments.
+#[derive(Debug, Args)]
+pub struct ReopenArgs {
+    /// The run: its id, a unique prefix or suffix, or `latest`.
+    pub run: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Break another run's stale lock or host marker (its process is gone); recorded as a
+    /// `lock_broken` event. Without it, a stale lock or marker stops the command (exit 4).
+    #[arg(long)]
+    pub break_lock: bool,
+}
+
 /// `gate` arguments.
 #[derive(Debug, Args)]
 pub struct GateArgs {

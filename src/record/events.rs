@@ -280,7 +280,9 @@ impl EventLog {
     /// Open (create or append) `events.jsonl` in `dir`.
     pub fn open(dir: &Path) -> std::io::Result<EventLog> {
         let path = dir.join("events.jsonl");
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        // 0644 whatever the umask: revert refuses a record others could write (record::trust).
+        let file =
+            std::os::unix::fs::OpenOptionsExt::mode(OpenOptions::new().create(true).append(true), 0o644).open(&path)?;
         Ok(EventLog {
             path,
             file: Mutex::new(file),

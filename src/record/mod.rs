@@ -8,6 +8,7 @@ pub mod lock;
 pub mod logs;
 pub mod run_dir;
 pub mod secrets;
+pub mod trust;
 
 pub use events::{read_events, Event, EventKind, EventLog};
 pub use run_dir::{new_run_id, RunDir};

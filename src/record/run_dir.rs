@@ -36,10 +36,12 @@ impl Progress {
         }
     }
 
-    /// Print one timestamped line. Never panics on a closed terminal or pipe (SIGHUP,
-    /// `| head`): the run must still finish its revert and its record.
+    /// Print one timestamped line, control characters escaped (it may quote a host's log
+    /// line or error). Never panics on a closed terminal or pipe (SIGHUP, `| head`): the run
+    /// must still finish its revert and its record.
     pub fn line(self, msg: &str) {
         use std::io::Write;
+        let msg = crate::ui::safe::text(msg);
         let line = format!("{} {msg}\n", Utc::now().format("%H:%M:%S"));
         let _ = match self {
             Progress::Stdout => std::io::stdout().write_all(line.as_bytes()),
@@ -90,9 +92,19 @@ pub fn snapshot_name(path: &str) -> String {
 }
 
 /// Summaries and plans: replaced atomically, but written through if the operator linked one
-/// elsewhere (see `ui::out_file`).
+/// elsewhere (see `ui::out_file`). A new file is 0644 whatever the umask: `revert` and
+/// `resume` refuse a run folder whose files others could write (`record::trust`).
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return write_atomic_mode(path, bytes, 0o644);
+    }
     crate::ui::out_file::write_file(path, bytes)
+}
+
+/// Create `dir` and its missing parents with `mode` (not the umask's group-writable default).
+fn create_dirs(dir: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
 }
 
 /// Write via a temp file with `mode` from the start (snapshots may hold secrets: 0600).
@@ -116,7 +128,8 @@ impl RunDir {
     /// Create a new run folder under `runs`.
     pub fn create(runs: &Path, id: &str, secrets: Secrets, progress: Progress) -> std::io::Result<RunDir> {
         let dir = runs.join(id);
-        std::fs::create_dir_all(dir.join("snapshots"))?;
+        create_dirs(&dir, 0o755)?;
+        create_dirs(&dir.join("snapshots"), 0o700)?;
         // Snapshots are the operator's exact bytes, secrets included: owner-only.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.join("snapshots"), std::fs::Permissions::from_mode(0o700))?;
@@ -229,7 +242,7 @@ impl RunDir {
         let full = self.dir.join(&rel);
         let r = full
             .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_or(Ok(()), |d| create_dirs(d, 0o700))
             .and_then(|()| write_atomic_mode(&full, &file.bytes, 0o600));
         if let Err(e) = &r {
             self.note_failure(format!("cannot save the snapshot {}: {e}", full.display()));

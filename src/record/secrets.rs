@@ -133,6 +133,22 @@ mod tests {
     }
 
     #[test]
+    fn log_lines_mask_mid_line_secrets_and_diffs_mask_pem_hunks() {
+        let s = Secrets::default();
+        assert_eq!(
+            s.text("ERROR db login failed user=bob password=hunter2 retry=3"),
+            format!("ERROR db login failed user=bob password={} retry=3", crate::edit::MASK)
+        );
+        let body: String = (0..12)
+            .map(|i| format!("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC{i:02}\n"))
+            .collect();
+        let pem = |b: &str| format!("-----BEGIN PRIVATE KEY-----\n{b}-----END PRIVATE KEY-----\n");
+        let after = pem(&body.replace("ASC06", "XYZ06"));
+        let d = s.diff("/etc/agent/tls.key", Some(pem(&body).as_bytes()), after.as_bytes());
+        assert!(d.contains("@@") && !d.contains("MIIEvQ") && !d.contains("XYZ06"), "{d}");
+    }
+
+    #[test]
     fn extra_patterns_apply_and_do_not_leak_into_other_values() {
         let s = Secrets::new(&["(?i)^internal_id$".to_string()], []).unwrap();
         assert!(!s.text("internal_id = \"abc-123\"").contains("abc-123"));

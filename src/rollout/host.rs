@@ -177,6 +177,8 @@ pub(crate) async fn health(
             Ok(o) => (Some(o.status as i32), format!("{}{}", o.stdout_text(), o.stderr_text())),
             Err(e) => (None, e.to_string()),
         };
+        // Masked before `record` keeps only the output's end: a cut key name leaves its value bare.
+        let output = run.secrets().text(&output);
         match retry.record(exit, &output, started.elapsed().as_millis() as u64) {
             HealthStep::Passed(r) => {
                 run.emit(EventKind::Health {

@@ -92,6 +92,17 @@ pub async fn place(conn: &Connection, run_id: &str, break_stale: bool) -> Result
     }
 }
 
+/// Why a host is refused: another run's marker is on it (`holder`), with the way out when
+/// that run's process is gone.
+pub fn held(host: &str, holder: &str) -> String {
+    let hint = if is_stale(holder) {
+        ". Its process is gone: if that run was killed, finish it (bellwether revert RUN) or rerun with --break-lock"
+    } else {
+        ""
+    };
+    format!("{host} is held by run {holder}; nothing was changed{hint}")
+}
+
 /// Remove the marker if it is ours; Err says why it could not be checked or removed.
 pub async fn remove(conn: &Connection, run_id: &str) -> Result<(), String> {
     let script = remove_script(run_id);

@@ -12,16 +12,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+/// What a host's tail sends on the shared channel. The end of a stream is its own variant,
+/// out of band: no line a host logs (whatever bytes it holds) can pass for it.
+enum TailMsg {
+    Line(String),
+    Ended,
+}
+
 /// Log tails started before a phase's change, so start-up errors are seen.
 pub struct Tails {
     names: Vec<String>,
     baseline: Vec<bool>,
-    rx: mpsc::UnboundedReceiver<(usize, String)>,
+    rx: mpsc::UnboundedReceiver<(usize, TailMsg)>,
     streams: Vec<tokio::task::JoinHandle<Option<LineStream>>>,
     closed: Vec<bool>,
     conns: Vec<Arc<Connection>>,
     started: Instant,
-    pending: Vec<(usize, String, Instant)>,
+    pending: Vec<(usize, TailMsg, Instant)>,
 }
 
 /// The outcome of one window.
@@ -94,12 +101,12 @@ pub async fn start(
         let tx = tx.clone();
         streams.push(tokio::spawn(async move {
             while let Some(line) = s.next().await {
-                if tx.send((i, line)).is_err() {
+                if tx.send((i, TailMsg::Line(line))).is_err() {
                     break;
                 }
             }
             // The stream ended by itself (command exited or connection lost): mark it.
-            let _ = tx.send((i, String::from("\u{0}EOF")));
+            let _ = tx.send((i, TailMsg::Ended));
             Some(s)
         }));
         names.push(name);
@@ -272,8 +279,8 @@ impl Tails {
 
     /// One line from tail `i` at `at` ms: an end-of-stream mark closes the tail, an error line
     /// goes to `matched.log`, and every line goes to the tail's observer.
-    fn feed(&mut self, w: &mut Window<'_>, i: usize, line: &str, at: u64) {
-        if line == "\u{0}EOF" {
+    fn feed(&mut self, w: &mut Window<'_>, i: usize, msg: &TailMsg, at: u64) {
+        let TailMsg::Line(line) = msg else {
             self.closed[i] = true;
             let why = if self.conns[i].is_closed() {
                 "the connection was lost"
@@ -282,7 +289,7 @@ impl Tails {
             };
             w.lost.push((i, format!("{}: {why} during observation", self.names[i])));
             return;
-        }
+        };
         if w.watch.is_error(line) {
             // A failed append is remembered by the sink; the machine stops after this step.
             let _ = w.run.append(

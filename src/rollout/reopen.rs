@@ -10,7 +10,7 @@ use super::preflight;
 use super::record_plan::{HostPlan, PlanRecord};
 use super::revert::Outstanding;
 use super::run::{interactive, interrupts, Run, RunOptions};
-use super::start::{concurrency, lock};
+use super::start::{concurrency, lock, record_broken};
 use crate::config::{load_playbook, Host, LoadedFleet};
 use crate::exit::{Exit, Failure};
 use crate::record::history::{last_start, markers_held, records_markers, restart_pending};
@@ -43,6 +43,7 @@ pub(super) fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
 /// The run folder and its events; a damaged record stops here (exit 2), before any host.
 pub(super) fn open(lf: &LoadedFleet, opts: &RunOptions, id: &str) -> Result<(RunDir, Vec<Event>), Failure> {
     let dir = crate::record::run_dir::resolve(&opts.runs_dir, id).map_err(|e| Failure::input(e.to_string()))?;
+    crate::record::trust::check_trusted(&dir).map_err(|e| Failure::input(e.to_string()))?;
     let events = read_events(&dir).map_err(|e| Failure::input(e.to_string()))?;
     let pb = events.iter().find_map(|e| match &e.kind {
         EventKind::RunStarted { playbook_path, .. } => {
@@ -197,13 +198,14 @@ impl Run {
         };
         need_yes(opts.yes, &what)?;
         let hosts: Vec<String> = hosts.into_iter().collect();
-        let (lock, _) = lock(&opts.runs_dir, &rec.id, hosts.clone(), true)?;
+        let (lock, broken) = lock(&opts.runs_dir, &rec.id, hosts.clone(), opts.break_lock)?;
         let plan = if todo.is_empty() && pending.is_empty() {
             super::summary::load_plan(&rec).unwrap_or_else(|| empty_plan(&rec.id))
         } else {
             load_plan(&rec, lf)?
         };
         restart_record(&rec, Some(&plan), &events, &hosts)?;
+        record_broken(&rec, broken)?;
         let mut run = reopened(lf, opts, rec, plan, &hosts);
         run._lock = Some(lock);
         run.callbacks = load_playbook(std::path::Path::new(&run.plan.playbook_path), &lf.fleet)

@@ -57,8 +57,9 @@ impl Run {
         names.sort();
         names.dedup();
         let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
-        let (lock, _) = lock(&opts.runs_dir, &rec.id, names.clone(), true)?;
+        let (lock, broken) = lock(&opts.runs_dir, &rec.id, names.clone(), opts.break_lock)?;
         restart_record(&rec, Some(&plan), &events, &names)?;
+        super::start::record_broken(&rec, broken)?;
         let mut promoted: Vec<String> = events
             .iter()
             .filter_map(|e| match &e.kind {
@@ -85,7 +86,7 @@ impl Run {
         if !failures.is_empty() {
             return Err(preflight_failed(&rec, &failures));
         }
-        place_markers(&rec, &prepared).await?;
+        place_markers(&rec, &prepared, opts.break_lock).await?;
         let mut all = names.clone();
         all.extend(changed_hosts(&events));
         let settings_like = approved_calendar(lf, &events, &pb, &hosts);
@@ -109,7 +110,8 @@ impl Run {
             .as_ref()
             .filter(|w| w.log.is_some())
             .map(|w| w.compiled().map_err(|e| Failure::input(e.to_string())))
-            .transpose()?;
+            .transpose()?
+            .map(|w| super::start::masked_watch(w, &run.rec));
         run.say(&format!("resuming run {} at {at}", run.id()));
         let ending = drive(&mut run, State::Begin(from)).await;
         Ok(run.finish(ending).await)
@@ -131,12 +133,18 @@ fn preflight_failed(rec: &RunDir, failures: &[(String, String)]) -> Failure {
 
 /// Put the run's marker back on every host it resumes on (recorded before each is placed); a
 /// host another run holds stops the resume.
-async fn place_markers(rec: &RunDir, prepared: &BTreeMap<String, Prepared>) -> Result<(), Failure> {
+async fn place_markers(rec: &RunDir, prepared: &BTreeMap<String, Prepared>, break_lock: bool) -> Result<(), Failure> {
     for (name, p) in prepared {
         rec.emit(EventKind::MarkerPlaced { host: name.clone() })
             .map_err(record_err)?;
-        if let Err(holder) = markers::place(&p.conn, &rec.id, true).await {
-            return Err(Failure::new(Exit::Locked, format!("{name} is held by run {holder}")));
+        match markers::place(&p.conn, &rec.id, break_lock).await {
+            Ok(None) => {}
+            Ok(Some(old)) => rec
+                .emit(EventKind::LockBroken {
+                    holder: format!("{name}: stale marker of {old}"),
+                })
+                .map_err(record_err)?,
+            Err(holder) => return Err(Failure::new(Exit::Locked, markers::held(name, &holder))),
         }
     }
     Ok(())

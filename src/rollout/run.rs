@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub json: bool,
     /// `--yes`: no confirmation prompt.
     pub yes: bool,
+    /// `revert`/`resume --break-lock`: break another run's stale lock or marker (recorded).
+    /// `rollout` says it in its `StartRequest`.
+    pub break_lock: bool,
 }
 
 /// A run in progress.

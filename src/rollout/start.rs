@@ -68,7 +68,7 @@ impl Run {
             conns,
             endpoints: preflight::endpoints(lf, &gate.targets, opts.accept_new),
             prepared,
-            watch: compiled_watch(&s)?,
+            watch: compiled_watch(&s)?.map(|w| masked_watch(w, &rec)),
             concurrency: conc,
             interrupt: interrupts(),
             calendar: Some(gate.recheck(lf, &s)),
@@ -105,6 +105,12 @@ pub(crate) fn compiled_watch(s: &Settings) -> Result<Option<crate::watch::Compil
         Some(w) if w.log.is_some() => Ok(Some(w.compiled().map_err(|e| Failure::input(e.to_string()))?)),
         _ => Ok(None),
     }
+}
+
+/// The watch with the run's secret masker on the error lines it keeps (masked before cut).
+pub(crate) fn masked_watch(w: crate::watch::CompiledWatch, rec: &RunDir) -> crate::watch::CompiledWatch {
+    let secrets = rec.secrets().clone();
+    w.with_mask(move |line| secrets.text(line))
 }
 
 /// Concurrency in force: `-j`, else the fleet's.
@@ -162,6 +168,16 @@ pub(crate) fn lock(
             Exit::NeedsAttention,
             format!("cannot take the lock in {}: {e}", runs.display()),
         )),
+    }
+}
+
+/// `--break-lock` removed another run's stale lock: say so in the record.
+pub(crate) fn record_broken(rec: &RunDir, broken: Option<LockInfo>) -> Result<(), Failure> {
+    match broken {
+        Some(b) => rec
+            .emit(EventKind::LockBroken { holder: b.describe() })
+            .map_err(record_err),
+        None => Ok(()),
     }
 }
 
@@ -300,7 +316,7 @@ async fn place_markers(rec: &RunDir, prepared: &BTreeMap<String, Prepared>, brea
 fn confirm(r: &PlanRecord) -> bool {
     if let Some((_, p)) = r.hosts.iter().next() {
         for f in &p.files {
-            let _ = writeln!(std::io::stdout(), "{}", f.diff);
+            let _ = writeln!(std::io::stdout(), "{}", crate::ui::safe::text(&f.diff));
         }
     }
     print!("Roll {} out to {} host(s)? [y/N] ", r.playbook_id, r.plan.all().len());

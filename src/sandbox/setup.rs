@@ -51,6 +51,65 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(io(&path.display().to_string()))
 }
 
+/// The sandbox folder, made ready to hold a private key: created 0700 when it does not exist;
+/// an existing one must be a folder owned by the user running bellwether (the link to it
+/// too, if it is one), and is made 0700. Another user's folder could hold a planted fleet
+/// file or key, or let them read the one written there.
+pub fn prepare_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let shown = dir.display();
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(io(&parent.display().to_string()))?;
+            }
+            return std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .map_err(io(&format!("create the sandbox folder {shown}")));
+        }
+        Err(e) => return Err(format!("{shown}: {e}")),
+        Ok(link) => {
+            let meta = std::fs::metadata(dir).map_err(io(&shown.to_string()))?;
+            // SAFETY: geteuid cannot fail and touches no memory.
+            let me = unsafe { libc::geteuid() };
+            if !meta.is_dir() {
+                return Err(format!("{shown} exists and is not a folder; choose another --dir"));
+            }
+            if let Some(uid) = [link.uid(), meta.uid()].into_iter().find(|u| *u != me) {
+                return Err(format!(
+                    "refusing to use {shown} for the sandbox: it is owned by uid {uid}, not by you (uid {me}); \
+                     the sandbox keeps a private key and the fleet file there. Choose another --dir"
+                ));
+            }
+            if meta.mode() & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io(&format!("make {shown} private")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write a private key: a fresh file, 0600 from its creation (never readable by others, not
+/// even between a write and a chmod), not following a link someone left in its place.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display().to_string();
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("{shown}: {e}")),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(io(&shown))
+}
+
 /// The files the operator reads and runs with (fleet, known_hosts, playbooks), in the folder
 /// they chose: written like every other controller output (see `ui::out_file`).
 fn export(path: &Path, text: &str) -> Result<(), String> {
@@ -99,16 +158,14 @@ batch_observe = "3s"
 
 /// Create the sandbox under `dir` with `n` hosts and start its servers in this process.
 pub async fn create(dir: &Path, n: usize) -> Result<Sandbox, String> {
+    prepare_dir(dir)?;
     std::fs::create_dir_all(dir.join("hosts")).map_err(io("create the sandbox folder"))?;
     std::fs::create_dir_all(dir.join("playbooks")).map_err(io("create playbooks/"))?;
     let dir = dir.canonicalize().map_err(io("sandbox folder"))?;
     let client = key();
     let client_path = dir.join("id_ed25519");
     let pem = client.to_openssh(LineEnding::LF).map_err(io("encode the client key"))?;
-    let _ = std::fs::remove_file(&client_path);
-    write(&client_path, &pem)?;
-    std::fs::set_permissions(&client_path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io("chmod the client key"))?;
+    write_private(&client_path, &pem)?;
     let block = 1 + (std::process::id() % 250);
     let mut fleet = format!(
         "# The sandbox fleet: {n} simulated agent hosts on loopback (bellwether sandbox).\n\n[defaults]\nuser = \"agent\"\nidentity = [\"{}\"]\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\nconcurrency = 8\nagent = false\nssh_config = false\n\n",

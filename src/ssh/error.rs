@@ -90,6 +90,17 @@ pub enum SshError {
         expected: String,
         found: String,
     },
+    #[error("the command sent more than {limit} bytes of output; stopped reading it")]
+    OutputLimit { limit: usize },
+    #[error("{path} on {host} is a {kind}, not a regular file; bellwether only reads and replaces regular files (a FIFO or a device would hang the read or never end). Point the edit at the real file")]
+    NotRegularFile { host: String, path: String, kind: String },
+    #[error("{path} on {host} is larger than the {} MiB bellwether reads ({}); config files are expected to be small. Point the edit at the right file", .limit >> 20, .size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "it kept growing while being read".into()))]
+    FileTooLarge {
+        host: String,
+        path: String,
+        size: Option<u64>,
+        limit: usize,
+    },
     #[error("ssh protocol error: {0}")]
     Protocol(String),
 }
@@ -110,7 +121,11 @@ impl SshError {
             SshError::SudoPassword => "sudo",
             SshError::Disconnected(_) | SshError::NoExitStatus { .. } => "disconnected",
             SshError::Remote { .. } => "remote",
-            SshError::Changed { .. } | SshError::Verify { .. } => "file",
+            SshError::Changed { .. }
+            | SshError::Verify { .. }
+            | SshError::NotRegularFile { .. }
+            | SshError::FileTooLarge { .. } => "file",
+            SshError::OutputLimit { .. } => "remote",
             SshError::Protocol(_) => "protocol",
         }
     }

@@ -14,50 +14,127 @@ pub enum Stream {
     Stderr,
 }
 
+/// Most bytes of each output stream (stdout, stderr) a command keeps in memory: the rest is
+/// read and dropped, so a host that sends endless output cannot exhaust the controller.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+
+/// Longest line passed on from a host (log lines, `exec` output), in bytes: the rest of the
+/// line is dropped and [`TRUNCATED`] marks the cut.
+pub const MAX_LINE_BYTES: usize = 8 << 10;
+
+/// Marks a line or an output that was cut at its limit.
+pub const TRUNCATED: &str = "…[truncated]";
+
 /// A finished command.
 #[derive(Debug, Clone, Default)]
 pub struct Output {
     pub status: u32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Bytes of stdout dropped beyond [`MAX_OUTPUT_BYTES`].
+    pub stdout_dropped: u64,
+    /// Bytes of stderr dropped beyond [`MAX_OUTPUT_BYTES`].
+    pub stderr_dropped: u64,
 }
 
 impl Output {
-    /// Stderr as text, trimmed, for messages.
+    /// Stderr as text, trimmed, for messages (marked when it was cut).
     pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).trim().to_string()
+        let mut s = String::from_utf8_lossy(&self.stderr).trim().to_string();
+        if self.stderr_dropped > 0 {
+            s.push_str(TRUNCATED);
+        }
+        s
     }
-    /// Stdout as text.
+    /// Stdout as text (marked when it was cut).
     pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).to_string()
+        let mut s = String::from_utf8_lossy(&self.stdout).to_string();
+        if self.stdout_dropped > 0 {
+            s.push_str(TRUNCATED);
+        }
+        s
     }
 }
 
-/// Splits byte chunks into complete lines.
+/// Splits byte chunks into complete lines of at most [`MAX_LINE_BYTES`]: a longer line is
+/// passed on as soon as it reaches the limit (marked [`TRUNCATED`]) and the rest of it, up to
+/// its newline, is dropped. So memory stays bounded even for a host that never sends `\n`.
 #[derive(Default)]
-struct LineBuf(Vec<u8>);
+struct LineBuf {
+    buf: Vec<u8>,
+    /// The current line was cut and passed on; drop bytes until its newline.
+    skipping: bool,
+}
 
 impl LineBuf {
-    fn push(&mut self, data: &[u8], mut out: impl FnMut(String)) {
-        self.0.extend_from_slice(data);
-        while let Some(pos) = self.0.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.0.drain(..=pos).collect();
-            let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-            out(text.trim_end_matches('\r').to_string());
+    fn push(&mut self, mut data: &[u8], mut out: impl FnMut(String)) {
+        while !data.is_empty() {
+            let (part, ended) = match data.iter().position(|b| *b == b'\n') {
+                Some(pos) => (&data[..pos], Some(pos + 1)),
+                None => (data, None),
+            };
+            if !self.skipping {
+                let room = MAX_LINE_BYTES - self.buf.len();
+                if part.len() > room {
+                    self.buf.extend_from_slice(&part[..room]);
+                    let mut line = Self::text(&self.buf);
+                    line.push_str(TRUNCATED);
+                    out(line);
+                    self.buf.clear();
+                    self.skipping = true;
+                } else {
+                    self.buf.extend_from_slice(part);
+                }
+            }
+            match ended {
+                Some(next) => {
+                    if !std::mem::take(&mut self.skipping) {
+                        out(Self::text(&self.buf));
+                    }
+                    self.buf.clear();
+                    data = &data[next..];
+                }
+                None => data = &[],
+            }
         }
     }
+
     fn flush(&mut self, mut out: impl FnMut(String)) {
-        if !self.0.is_empty() {
-            out(String::from_utf8_lossy(&self.0).to_string());
-            self.0.clear();
+        if !self.buf.is_empty() && !self.skipping {
+            out(Self::text(&self.buf));
         }
+        self.buf.clear();
+        self.skipping = false;
     }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).trim_end_matches('\r').to_string()
+    }
+}
+
+/// How much of a command's standard output to take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Limit {
+    /// Keep this many bytes of each stream, drop the rest, let the command finish.
+    Keep(usize),
+    /// Stop at once (closing the channel) when stdout passes this many bytes: the caller needs
+    /// all of it or nothing (a file's bytes).
+    Fail(usize),
+}
+
+/// Append what still fits under `limit`; returns how many bytes were dropped.
+fn keep(buf: &mut Vec<u8>, data: &[u8], limit: usize) -> u64 {
+    let room = limit.saturating_sub(buf.len());
+    let take = data.len().min(room);
+    buf.extend_from_slice(&data[..take]);
+    (data.len() - take) as u64
 }
 
 impl Connection {
     /// Run `script` through `sh -c` (and `sudo -n` when the host says `become`), feed it
-    /// `stdin`, and collect its output. Lines are also sent to `lines` as they arrive, so a
-    /// caller can show progress. A channel that closes without an exit status is an error.
+    /// `stdin`, and collect its output (at most [`MAX_OUTPUT_BYTES`] of each stream). Lines
+    /// (at most [`MAX_LINE_BYTES`] each) are also sent to `lines` as they arrive, so a caller
+    /// can show progress. A channel that closes without an exit status is an error.
     pub async fn run(
         &self,
         script: &str,
@@ -65,8 +142,26 @@ impl Connection {
         timeout: Duration,
         lines: Option<mpsc::UnboundedSender<(Stream, String)>>,
     ) -> Result<Output, SshError> {
+        self.run_limited(script, stdin, timeout, lines, Limit::Keep(MAX_OUTPUT_BYTES))
+            .await
+    }
+
+    /// [`run`](Self::run) with a chosen output limit; `Limit::Fail` ends in
+    /// [`SshError::OutputLimit`] as soon as stdout passes it.
+    pub(crate) async fn run_limited(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+        lines: Option<mpsc::UnboundedSender<(Stream, String)>>,
+        limit: Limit,
+    ) -> Result<Output, SshError> {
         let cmd = quote::wrap_sh(script, self.endpoint.become_root);
         self.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (max, fail) = match limit {
+            Limit::Keep(n) => (n, false),
+            Limit::Fail(n) => (n, true),
+        };
         let fut = async {
             let mut ch = self.handle.channel_open_session().await?;
             ch.exec(true, cmd.as_bytes()).await?;
@@ -87,11 +182,16 @@ impl Connection {
             while let Some(msg) = ch.wait().await {
                 match msg {
                     ChannelMsg::Data { data } => {
-                        out.stdout.extend_from_slice(&data);
+                        out.stdout_dropped += keep(&mut out.stdout, &data, max);
+                        if fail && out.stdout_dropped > 0 {
+                            // Closing the channel stops the remote command (SIGPIPE).
+                            let _ = ch.close().await;
+                            return Err(SshError::OutputLimit { limit: max });
+                        }
                         ob.push(&data, |l| send(Stream::Stdout, l));
                     }
                     ChannelMsg::ExtendedData { data, .. } => {
-                        out.stderr.extend_from_slice(&data);
+                        out.stderr_dropped += keep(&mut out.stderr, &data, MAX_OUTPUT_BYTES);
                         eb.push(&data, |l| send(Stream::Stderr, l));
                     }
                     ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
@@ -225,6 +325,59 @@ impl Drop for LineStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines(chunks: &[&[u8]]) -> Vec<String> {
+        let mut b = LineBuf::default();
+        let mut v = Vec::new();
+        for c in chunks {
+            b.push(c, |l| v.push(l));
+        }
+        b.flush(|l| v.push(l));
+        v
+    }
+
+    #[test]
+    fn lines_split_across_chunks_and_crlf() {
+        assert_eq!(lines(&[b"a\r\nb", b"c\n", b"tail"]), vec!["a", "bc", "tail"]);
+        assert_eq!(lines(&[b"\n\n"]), vec!["", ""]);
+    }
+
+    #[test]
+    fn a_long_line_is_cut_at_the_limit_and_marked_and_the_next_line_survives() {
+        let long = vec![b'x'; MAX_LINE_BYTES * 3];
+        let v = lines(&[&long[..1000], &long[1000..], b"\nnext\n"]);
+        assert_eq!(v.len(), 2, "{:?}", v.iter().map(String::len).collect::<Vec<_>>());
+        assert_eq!(v[0].len(), MAX_LINE_BYTES + TRUNCATED.len());
+        assert!(v[0].ends_with(TRUNCATED));
+        assert_eq!(v[1], "next");
+    }
+
+    #[test]
+    fn a_line_that_never_ends_keeps_memory_bounded() {
+        let mut b = LineBuf::default();
+        let mut n = 0;
+        let chunk = vec![0u8; 64 << 10];
+        for _ in 0..64 {
+            b.push(&chunk, |_| n += 1);
+            assert!(b.buf.len() <= MAX_LINE_BYTES);
+        }
+        assert_eq!(n, 1, "one cut line, then the rest is dropped");
+    }
+
+    #[test]
+    fn keep_takes_what_fits_and_counts_the_rest() {
+        let mut buf = vec![1, 2];
+        assert_eq!(keep(&mut buf, &[3, 4, 5], 4), 1);
+        assert_eq!(buf, vec![1, 2, 3, 4]);
+        assert_eq!(keep(&mut buf, &[6], 4), 1);
+        let o = Output {
+            stdout: b"x".to_vec(),
+            stdout_dropped: 3,
+            ..Default::default()
+        };
+        assert_eq!(o.stdout_text(), format!("x{TRUNCATED}"));
+        assert_eq!(o.stderr_text(), "");
+    }
 
     #[test]
     fn the_log_stream_wrapper_runs_the_command_as_written() {

@@ -29,10 +29,18 @@ if [ "$cur" != "$expect" ]; then echo "CHANGED $cur"; exit 17; fi
 "#;
 
 /// Read a file: the marker, then `MODE UID GID` and the bytes, or `MISSING`.
-pub(crate) fn read(path: &str) -> Script {
-    Script::new().set("path", path).set("mark", MARK).body(
-        r#"echo "$mark"; if [ -e "$path" ]; then stat -L -c '%a %u %g' -- "$path" || exit 3; exec cat -- "$path"; else echo MISSING; fi"#,
-    )
+pub(crate) fn read(path: &str, max: usize) -> Script {
+    Script::new()
+        .set("path", path)
+        .set("mark", MARK)
+        .set("max", &max.to_string())
+        .set("n", &(max + 1).to_string())
+        .body(
+            r#"echo "$mark"; if [ -e "$path" ]; then s=$(stat -L -c '%a %u %g %s' -- "$path") || exit 3
+if [ -f "$path" ]; then echo "$s file"; set -- $s; [ "$4" -gt "$max" ] && exit 0; exec head -c "$n" -- "$path"; fi
+t=special-file; [ -d "$path" ] && t=directory; [ -p "$path" ] && t=fifo; [ -c "$path" ] && t=character-device
+[ -b "$path" ] && t=block-device; [ -S "$path" ] && t=socket; echo "$s $t"; else echo MISSING; fi"#,
+        )
 }
 
 /// Replace a file atomically with the bytes on stdin (whose sha256 is `want`); prints the

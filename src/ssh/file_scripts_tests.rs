@@ -31,7 +31,7 @@ fn read_check_write_remove_touch_only_the_named_file() {
         std::fs::write(&file, "old\n").unwrap();
         let files = set(&["sub", &format!("sub/{name}")]);
 
-        let out = run(&read(path), d.path(), b"");
+        let out = run(&read(path, crate::ssh::files::MAX_FILE_BYTES), d.path(), b"");
         assert!(
             out.status.success(),
             "{what}: read: {}",

@@ -61,10 +61,32 @@ pub struct WriteOptions {
 
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The largest file bellwether reads from a host (config files are kilobytes; this leaves
+/// room for a model manifest or a bundled CA list, not for a mistake like a log or a device).
+pub const MAX_FILE_BYTES: usize = 16 << 20;
+
+/// Room for the marker, the stat line and login-shell noise on top of a file's bytes.
+const READ_SLACK: usize = 64 << 10;
+
 impl Connection {
-    /// Read a file: bytes, mode, owner and hash; `None` if it does not exist.
+    /// Read a file: bytes, mode, owner and hash; `None` if it does not exist. Only a regular
+    /// file of at most [`MAX_FILE_BYTES`] is read: a FIFO, a device (a link to `/dev/zero`) or
+    /// a huge file is an error naming the host and the path, never an endless read.
     pub async fn read_file(&self, path: &str) -> Result<Option<RemoteFile>, SshError> {
-        let out = self.run(scripts::read(path).text(), None, IO_TIMEOUT, None).await?;
+        // The host sends at most the limit plus one byte (so "too large" is seen), and only for
+        // a regular file; the type is found with `test`, which no locale translates.
+        let limit = crate::ssh::exec::Limit::Fail(MAX_FILE_BYTES + READ_SLACK);
+        let too_large = |size| SshError::FileTooLarge {
+            host: self.endpoint.name.clone(),
+            path: path.to_string(),
+            size,
+            limit: MAX_FILE_BYTES,
+        };
+        let script = scripts::read(path, MAX_FILE_BYTES);
+        let out = match self.run_limited(script.text(), None, IO_TIMEOUT, None, limit).await {
+            Err(SshError::OutputLimit { .. }) => return Err(too_large(None)),
+            r => r?,
+        };
         if out.status != 0 {
             return Err(SshError::Remote {
                 what: format!("read {path}"),
@@ -90,6 +112,27 @@ impl Connection {
         let mode = u32::from_str_radix(f.next().ok_or_else(bad)?, 8).map_err(|_| bad())?;
         let uid = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
         let gid = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let size: u64 = f.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        match f.next() {
+            Some("file") => {}
+            Some(kind) => {
+                return Err(SshError::NotRegularFile {
+                    host: self.endpoint.name.clone(),
+                    path: path.to_string(),
+                    kind: match kind {
+                        "fifo" => "FIFO (named pipe)".to_string(),
+                        k => k.replace('-', " "),
+                    },
+                })
+            }
+            None => return Err(bad()),
+        }
+        if size > MAX_FILE_BYTES as u64 {
+            return Err(too_large(Some(size)));
+        }
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(too_large(None));
+        }
         Ok(Some(RemoteFile {
             sha256: sha256_hex(&bytes),
             bytes,

@@ -5,6 +5,7 @@
 //! sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT": comma-separated patterns with `*`/`?` wildcards and
 //! `!` negation, `[host]:port` for non-22 ports, hashed `|1|salt|hmac` names, `@revoked`
 //! (refused even if also listed as good) and `@cert-authority` (not used for plain host keys).
+//! Host names are looked up lowercased, as ssh(1) does before hashing or matching them.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -140,7 +141,10 @@ pub fn fingerprint(key: &PublicKey) -> String {
 
 /// Check `key` offered by `host:port` against every file in `files` (missing files are empty).
 pub fn check(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> HostKeyStatus {
-    let name = lookup_name(host, port);
+    // ssh(1) lowercases the host name before anything else, so `ssh-keygen -H` and ssh's own
+    // hashed entries are HMACs of the lowercase name: `Web01.Example.com` must look up
+    // `web01.example.com` to find them (plain patterns match case-insensitively anyway).
+    let name = lookup_name(&host.to_ascii_lowercase(), port);
     let mut known = None;
     let mut others = Vec::new();
     for file in files {
@@ -204,13 +208,36 @@ pub fn unusable(file: &Path) -> Option<std::io::Error> {
 }
 
 /// Record a newly accepted key (OpenSSH `accept-new`): one plain line appended to `file`.
+///
+/// Appends are serialised with an exclusive lock on the file (hosts are verified in parallel,
+/// and two bellwether processes may accept keys at once), the line goes out in one write,
+/// and the host is looked up again under the lock: a key another process recorded meanwhile
+/// is not written twice, and a *different* key recorded meanwhile is refused, not added.
 pub fn append(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let openssh = key.to_openssh().map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
-    writeln!(f, "{} {}", lookup_name(host, port), openssh.trim())?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(file)?;
+    // Held until `f` is dropped (flock: also between threads of this process).
+    f.lock()?;
+    let name = lookup_name(&host.to_ascii_lowercase(), port);
+    match check(&[file.to_path_buf()], host, port, key) {
+        HostKeyStatus::Known { .. } => return Ok(()),
+        HostKeyStatus::Unknown => {}
+        HostKeyStatus::Mismatch { .. } | HostKeyStatus::Revoked { .. } => {
+            return Err(std::io::Error::other(format!(
+                "another key for {name} was recorded in it meanwhile; not adding this one"
+            )))
+        }
+    }
+    let ends_in_newline = std::fs::read(file)?.last().is_none_or(|b| *b == b'\n');
+    let line = format!("{}{name} {}\n", if ends_in_newline { "" } else { "\n" }, openssh.trim());
+    f.write_all(line.as_bytes())?;
     f.sync_all()
 }
 
@@ -278,6 +305,63 @@ mod tests {
             HostKeyStatus::Known { .. }
         ));
         assert_eq!(check(&f, "127.0.0.8", 2200, &key(K1)), HostKeyStatus::Unknown);
+    }
+
+    #[test]
+    fn hashed_entries_are_matched_on_the_lowercased_host() {
+        // What `ssh Web01.Example.COM` records with HashKnownHosts: the lowercase name.
+        let salt = [9u8; 20];
+        let mut mac = Hmac::<Sha1>::new_from_slice(&salt).unwrap();
+        mac.update(b"[web01.example.com]:2222");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let field = format!("|1|{}|{}", b64.encode(salt), b64.encode(mac.finalize().into_bytes()));
+        let (_d, f) = file(&format!("{field} ssh-ed25519 {K1}\n"));
+        assert!(matches!(
+            check(&f, "Web01.Example.COM", 2222, &key(K1)),
+            HostKeyStatus::Known { .. }
+        ));
+        assert!(matches!(
+            check(&f, "web01.example.com", 2222, &key(K2)),
+            HostKeyStatus::Mismatch { .. }
+        ));
+    }
+
+    #[test]
+    fn concurrent_appends_are_whole_lines_and_never_duplicate_a_host() {
+        let (_d, f) = file("# existing, no final newline");
+        let path = f[0].clone();
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    // Eight threads race for the same host, eight add their own.
+                    let host = if i % 2 == 0 {
+                        "Shared.Example".to_string()
+                    } else {
+                        format!("h{i}")
+                    };
+                    append(&path, &host, 2200, &key(K1)).unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + 1 + 8, "{text}");
+        assert_eq!(lines[0], "# existing, no final newline");
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("[shared.example]:2200 ")).count(),
+            1,
+            "{text}"
+        );
+        for l in &lines[1..] {
+            assert!(l.ends_with(K1) && l.split_whitespace().count() == 3, "{l:?}");
+        }
+        // A different key for a host already recorded is refused, not appended.
+        let e = append(&path, "shared.example", 2200, &key(K2)).unwrap_err();
+        assert!(e.to_string().contains("another key"), "{e}");
     }
 
     #[test]

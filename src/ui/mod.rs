@@ -2,4 +2,5 @@
 
 pub mod log;
 pub mod out_file;
+pub mod safe;
 pub mod table;

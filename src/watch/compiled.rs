@@ -5,6 +5,8 @@ use super::spec::{BaselineSpec, MetricSpec, WatchSpec};
 use crate::config::error::Invalid;
 use crate::value::FieldPath;
 use regex::{Regex, RegexSet};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// The `[watch]` table failed validation; each entry names its field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,10 +29,23 @@ pub struct CompiledMetric {
     pub(crate) capture: Regex,
 }
 
+/// Masks the secrets in a line kept as evidence (the run's secret masker).
+#[derive(Clone)]
+pub struct LineMask(Arc<dyn Fn(&str) -> String + Send + Sync>);
+
+impl std::fmt::Debug for LineMask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineMask")
+    }
+}
+
 /// A validated watch table ready to classify lines.
 #[derive(Debug, Clone)]
 pub struct CompiledWatch {
     spec: WatchSpec,
+    /// Applied to an error line before it is cut to length and kept: cut first, a token
+    /// split at the cut no longer looks like one, and its first half would be recorded.
+    mask: Option<LineMask>,
     /// One set for all patterns: one pass over the line however many patterns there are.
     pub(crate) errors: RegexSet,
     pub(crate) ignore: RegexSet,
@@ -75,6 +90,7 @@ impl WatchSpec {
             ignore: set("ignore", &self.ignore)?,
             metrics,
             spec: self.clone(),
+            mask: None,
         })
     }
 }
@@ -93,6 +109,20 @@ impl CompiledWatch {
     /// The compiled metrics, in playbook order.
     pub fn metrics(&self) -> &[CompiledMetric] {
         &self.metrics
+    }
+
+    /// The same watch, masking kept lines with `mask` before they are cut.
+    pub fn with_mask(mut self, mask: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        self.mask = Some(LineMask(Arc::new(mask)));
+        self
+    }
+
+    /// `line` with its secrets masked (as it is without a mask).
+    pub fn masked<'a>(&self, line: &'a str) -> Cow<'a, str> {
+        match &self.mask {
+            Some(m) => Cow::Owned((m.0)(line)),
+            None => Cow::Borrowed(line),
+        }
     }
 
     /// Whether `line` is an error line: matches an `errors` pattern and no `ignore` pattern.

@@ -82,7 +82,7 @@ impl Observer {
         if self.first_errors.len() < FIRST_ERRORS_KEPT {
             self.first_errors.push(ErrorLine {
                 at_ms,
-                line: truncate(line, MAX_LINE_CHARS),
+                line: truncate(&self.watch.masked(line), MAX_LINE_CHARS),
             });
         }
         let over = self
@@ -266,6 +266,20 @@ mod tests {
             (s.first_errors[0].at_ms, s.first_line_ms, s.last_line_ms),
             (20, Some(0), Some(30))
         );
+    }
+
+    #[test]
+    fn kept_error_lines_are_masked_before_they_are_cut() {
+        let mask = |l: &str| l.replace("sk-ABCDEFGHIJKLMNOP", "sk-••••");
+        let w = watch("errors = ['ERROR']\nmax_errors = 5").with_mask(mask);
+        let mut o = Observer::new(&w);
+        // Cut first at 500 characters, the token would be `sk-ABCDE…`: too short to be
+        // recognised as one by the time the record masks it.
+        let line = format!("ERROR {} sk-ABCDEFGHIJKLMNOP", "a".repeat(MAX_LINE_CHARS - 14));
+        o.feed(&line, 0);
+        let kept = &o.stats().first_errors[0].line;
+        assert!(!kept.contains("sk-ABC"), "{kept}");
+        assert!(kept.ends_with("sk-••••"), "{kept}");
     }
 
     #[test]
