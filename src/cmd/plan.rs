@@ -79,7 +79,8 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     let secrets = Secrets::for_run(&lf, Some(pb));
     let conc = context::concurrency(g, &lf);
     let base = pb_path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let (prepared, failures, conns) = preflight::preflight_all(&lf, &targets, pb, &base, g.accept_new, conc).await;
+    let (prepared, failures, conns) =
+        preflight::preflight_all(&lf, &targets, pb, &base, g.accept_new, conc, None).await;
     for c in conns.values() {
         c.close().await;
     }

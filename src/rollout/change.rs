@@ -47,20 +47,17 @@ pub(crate) async fn change_host(ctx: &Run, h: &Prepared) -> Result<(), HostError
         host::write_files(&ctx.rec, h).await?;
     }
     let hp = ctx.plan.hosts.get(&h.name).cloned().unwrap_or_default();
-    host::apply(
+    let timeouts = (
+        Duration::from_millis(hp.apply_timeout_ms),
+        Duration::from_millis(hp.health_timeout_ms),
+    );
+    super::apply_health::apply_then_health(
         &ctx.rec,
         &h.conn,
         &h.name,
         h.apply.as_deref(),
-        Duration::from_millis(hp.apply_timeout_ms),
-    )
-    .await?;
-    host::health(
-        &ctx.rec,
-        &h.conn,
-        &h.name,
         h.health.as_deref(),
-        Duration::from_millis(hp.health_timeout_ms),
+        timeouts,
     )
     .await?;
     run_hooks(ctx, h, &h.after_hooks, "after").await?;

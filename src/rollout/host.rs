@@ -46,6 +46,8 @@ pub struct Prepared {
     /// `strategy = "blue_green"`: the host's slots; `files` then name paths through the link,
     /// `before` is the live slot's file and the result is staged into the idle slot.
     pub blue_green: Option<super::blue_green::BlueGreenHost>,
+    /// Preflight found another run's marker on the host (its line): the run must not start.
+    pub marker_held: Option<String>,
 }
 
 impl Prepared {
@@ -167,15 +169,31 @@ pub(crate) async fn health(
     cmd: Option<&str>,
     timeout: Duration,
 ) -> Result<(), HostError> {
+    health_after(run, conn, host, cmd, timeout, None).await
+}
+
+/// The health gate, its first attempt possibly already made (by `apply_then_health`, in
+/// the same remote command as apply): retried only while it fails, until `timeout`.
+pub(crate) async fn health_after(
+    run: &RunDir,
+    conn: &Connection,
+    host: &str,
+    cmd: Option<&str>,
+    timeout: Duration,
+    mut first: Option<(Option<i32>, String)>,
+) -> Result<(), HostError> {
     let Some(cmd) = cmd else { return Ok(()) };
     let started = Instant::now();
     let mut retry = HealthRetry::new(timeout);
     loop {
         let elapsed = started.elapsed().as_millis() as u64;
         let budget = Duration::from_millis(retry.remaining_ms(elapsed).max(1000));
-        let (exit, output) = match conn.run(cmd, None, budget, None).await {
-            Ok(o) => (Some(o.status as i32), format!("{}{}", o.stdout_text(), o.stderr_text())),
-            Err(e) => (None, e.to_string()),
+        let (exit, output) = match first.take() {
+            Some(attempt) => attempt,
+            None => match conn.run(cmd, None, budget, None).await {
+                Ok(o) => (Some(o.status as i32), format!("{}{}", o.stdout_text(), o.stderr_text())),
+                Err(e) => (None, e.to_string()),
+            },
         };
         // Masked before `record` keeps only the output's end: a cut key name leaves its value bare.
         let output = run.secrets().text(&output);

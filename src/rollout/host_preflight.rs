@@ -24,17 +24,62 @@ fn first_word(cmd: &str) -> Option<&str> {
 
 /// Everything that can be known without changing anything: render templates, read every
 /// file, compute every edit, check the apply/health/log commands and the watched log exist.
-pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: &Path) -> Result<Prepared, String> {
+/// With `marker` (a run id), the run's marker is placed in the same remote command; a marker
+/// of another run comes back in `Prepared::marker_held`.
+pub async fn preflight(
+    conn: Arc<Connection>,
+    host: &Host,
+    pb: &Playbook,
+    base: &Path,
+    marker: Option<&str>,
+) -> Result<Prepared, String> {
     let ctx = template_ctx(host);
     let cmds = render_commands(pb, &ctx)?;
     let by_path = edits_by_path(pb, &ctx)?;
     let blue_green = blue_green_slots(&conn, pb, &ctx).await?;
+    // One remote command for a host with one plain file: its checks, the programs and the
+    // log file, and the marker run as a prelude of its read. Otherwise they run on their own.
+    let progs = programs(&cmds);
+    let needs = needs_script(&progs, cmds.log_file.as_deref());
+    let marker_part = marker.map(|id| super::markers::place_script_for(id).text().to_string());
+    let mut marker_held = None;
+    let mut folded = false;
     let mut files = Vec::new();
     for (path, specs) in by_path {
-        let before = read_before(&conn, &path, blue_green.as_ref(), pb.follow_links).await?;
+        let before = if !folded && blue_green.is_none() {
+            folded = true;
+            let check = crate::ssh::file_scripts::check(&path, pb.follow_links);
+            let prelude = prelude(check.text(), &needs, marker_part.as_deref());
+            let (before, report) = conn
+                .read_file_after(&path, &prelude)
+                .await
+                .map_err(|e| format!("read {path}: {e}"))?;
+            let r = parse_prelude(&report, &progs, cmds.log_file.as_deref());
+            r.check.map_err(|why| {
+                if why.is_empty() {
+                    format!("{path}: cannot be replaced")
+                } else {
+                    why
+                }
+            })?;
+            if !r.missing.is_empty() {
+                return Err(r.missing.join("; "));
+            }
+            marker_held = r.marker_held;
+            before
+        } else {
+            read_before(&conn, &path, blue_green.as_ref(), pb.follow_links).await?
+        };
         files.push(compute(path, &specs, before, &ctx, base)?);
     }
-    check_programs_and_log(&conn, &cmds).await?;
+    if !folded {
+        check_programs_and_log(&conn, &cmds).await?;
+        if let Some(id) = marker {
+            if let Err(holder) = super::markers::place(&conn, id, false).await {
+                marker_held = Some(holder);
+            }
+        }
+    }
     let before_hooks = render_hooks(&ctx, "before", &pb.hooks.before)?;
     let after_hooks = render_hooks(&ctx, "after", &pb.hooks.after)?;
     let on_revert = render_hooks(&ctx, "on_revert", &pb.hooks.on_revert)?;
@@ -50,7 +95,57 @@ pub async fn preflight(conn: Arc<Connection>, host: &Host, pb: &Playbook, base: 
         health: cmds.health,
         log_command: cmds.log_command,
         blue_green,
+        marker_held,
     })
+}
+
+/// The checks that ride along with the first file's read, each reporting on stderr.
+fn prelude(check: &str, needs: &str, marker: Option<&str>) -> String {
+    let mut p = format!("(\n{check}\n); echo \"BW-CHECK $?\"\n{needs}\n");
+    if let Some(m) = marker {
+        p.push_str(&format!("(\n{m}\n); echo \"BW-MARKER $?\"\n"));
+    }
+    p
+}
+
+/// What the prelude reported.
+struct PreludeReport {
+    /// Err(the check's message) when the file cannot be replaced as the write does it.
+    check: Result<(), String>,
+    /// Programs or a log file that are missing, for people.
+    missing: Vec<String>,
+    /// Another run's marker line, when it holds the host.
+    marker_held: Option<String>,
+}
+
+fn parse_prelude(report: &str, progs: &[(&str, &str)], log_file: Option<&str>) -> PreludeReport {
+    let mut r = PreludeReport {
+        check: Ok(()),
+        missing: Vec::new(),
+        marker_held: None,
+    };
+    let mut pending: Vec<&str> = Vec::new();
+    for line in report.lines() {
+        let l = line.trim();
+        if let Some(rc) = l.strip_prefix("BW-CHECK ") {
+            if rc != "0" {
+                r.check = Err(pending.join(" ").trim().to_string());
+            }
+            pending.clear();
+        } else if let Some(rc) = l.strip_prefix("BW-MARKER ") {
+            if rc == "9" {
+                r.marker_held = pending.iter().rev().find(|x| !x.is_empty()).map(|x| x.to_string());
+            } else if rc != "0" {
+                r.marker_held = Some(format!("(cannot place the run marker: exit {rc})"));
+            }
+            pending.clear();
+        } else if let Some(m) = missing(l, progs, log_file) {
+            r.missing.push(m);
+        } else {
+            pending.push(l);
+        }
+    }
+    r
 }
 
 /// Render one playbook template for a host; an error names the setting it came from.

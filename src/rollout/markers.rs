@@ -35,6 +35,29 @@ pub fn is_stale(holder: &str) -> bool {
 
 /// Create the marker holding `content` unless one exists (`set -C`): exit 0 when placed (or
 /// when it is already this run's, which is rewritten), else the holder's line and exit 9.
+/// The placing script for `run_id`, for folding into preflight's one remote command:
+/// exit 0 placed (or already ours), exit 9 with the holder's line on stdout.
+pub(crate) fn place_script_for(run_id: &str) -> Script {
+    place_script(run_id, &line(run_id))
+}
+
+/// After a fold-in placement found `holder`: break it when asked and it is stale (one more
+/// command, the rare path), else Err(holder).
+pub async fn after_held(
+    conn: &Connection,
+    run_id: &str,
+    holder: String,
+    break_stale: bool,
+) -> Result<Option<String>, String> {
+    if break_stale && is_stale(&holder) {
+        conn.run(force_script(&line(run_id)).text(), None, Duration::from_secs(20), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(Some(holder));
+    }
+    Err(holder)
+}
+
 fn place_script(run_id: &str, content: &str) -> Script {
     Script::new().set("c", content).set("m", MARKER).set("id", run_id).body(
         r#"if ( set -C; printf '%s\n' "$c" > "$m" ) 2>/dev/null; then exit 0; fi

@@ -8,6 +8,7 @@
 //!   putting it back;
 //! - `finish` — the end of every run (markers, outcome, summary); `outcome` — how it ended.
 
+pub(crate) mod apply_health;
 pub mod blue_green;
 pub(crate) mod callbacks;
 pub(crate) mod change;

@@ -252,7 +252,8 @@ pub(crate) async fn observe(run: &mut Run, phase: Phase, mut failures: Failures)
         run.stop_tails().await;
         return Ok(State::Interrupted);
     }
-    if failures.is_empty() {
+    // A zero window: health just passed in the change step, asking again adds nothing.
+    if failures.is_empty() && !phase.window.is_zero() {
         health_after_window(run, &phase.hosts, &mut failures).await?;
     }
     Ok(State::Judge(phase, failures))

@@ -34,6 +34,7 @@ pub async fn preflight_all(
     base: &Path,
     accept_new: bool,
     concurrency: usize,
+    marker: Option<&str>,
 ) -> Preflighted {
     let results: Vec<PreflightResult> = stream::iter(hosts.iter())
         .map(|h| {
@@ -45,7 +46,11 @@ pub async fn preflight_all(
                     Ok(c) => {
                         let c = Arc::new(c);
                         tracing::debug!(handshake_ms = c.handshake.as_millis() as u64, "connected");
-                        (h.name.clone(), host::preflight(c.clone(), h, pb, base).await, Some(c))
+                        (
+                            h.name.clone(),
+                            host::preflight(c.clone(), h, pb, base, marker).await,
+                            Some(c),
+                        )
                     }
                     Err(e) => (h.name.clone(), Err(format!("{} ({})", e, e.class())), None),
                 }
@@ -88,7 +93,19 @@ pub(crate) async fn preflight(
     conc: usize,
 ) -> Result<Preflighted, Failure> {
     let base = s.pb_path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let (prepared, failures, conns) = preflight_all(lf, &gate.targets, &s.pb, &base, opts.accept_new, conc).await;
+    // The run's marker is placed by each host's preflight command (recorded first: every
+    // path that ends the run takes it off again).
+    for h in &gate.targets {
+        rec.emit(EventKind::MarkerPlaced { host: h.name.clone() })
+            .map_err(record_err)?;
+    }
+    let (prepared, failures, conns) =
+        preflight_all(lf, &gate.targets, &s.pb, &base, opts.accept_new, conc, Some(&rec.id)).await;
+    // A host that could not be reached never got one.
+    for h in gate.targets.iter().filter(|h| !conns.contains_key(&h.name)) {
+        rec.emit(EventKind::MarkerReleased { host: h.name.clone() })
+            .map_err(record_err)?;
+    }
     for (h, why) in &failures {
         rec.emit(EventKind::Preflight {
             host: h.clone(),
@@ -114,13 +131,26 @@ pub(crate) async fn preflight(
             gate.targets.len(),
             list.join("\n")
         );
-        for c in conns.values() {
-            c.close().await;
-        }
+        release_all(rec, &conns).await;
         finish_early(rec, Ending::new(Outcome::PreflightFailed, msg.clone()))?;
         return Err(Failure::new(Exit::Preflight, rec.secrets().text(&msg)));
     }
     Ok((prepared, failures, conns))
+}
+
+/// Take the run's marker off every host preflight reached (a run that ends before changing
+/// anything), then close the connections.
+pub(crate) async fn release_all(rec: &RunDir, conns: &BTreeMap<String, Arc<Connection>>) {
+    let hosts: Vec<String> = conns.keys().cloned().collect();
+    let kept = super::markers::release(rec, conns, &hosts).await;
+    for (h, why) in kept {
+        rec.say(&format!(
+            "{h}: the run marker could not be removed ({why}); `bellwether status` lists it"
+        ));
+    }
+    for c in conns.values() {
+        c.close().await;
+    }
 }
 
 /// What the run will change, as shown to the operator and written to `plan.json`.

@@ -82,7 +82,8 @@ impl Run {
         }
         let conc = concurrency(opts, lf);
         let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        let (prepared, failures, conns) = preflight::preflight_all(lf, &hosts, &pb, &base, opts.accept_new, conc).await;
+        let (prepared, failures, conns) =
+            preflight::preflight_all(lf, &hosts, &pb, &base, opts.accept_new, conc, None).await;
         if !failures.is_empty() {
             return Err(preflight_failed(&rec, &failures));
         }

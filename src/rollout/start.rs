@@ -58,11 +58,11 @@ impl Run {
         let (lock, rec) = open_run(opts, &s, &gate, secrets, progress, req.break_lock)?;
         let conc = concurrency(opts, lf).min(s.pb.rollout.concurrency.unwrap_or(usize::MAX));
         let (prepared, failures, conns) = preflight::preflight(lf, opts, &s, &gate, &rec, conc).await?;
+        settle_markers(&rec, &prepared, &conns, req.break_lock).await?;
         let planned = preflight::plan(lf, &s, &gate, &rec, &prepared, &failures)?;
-        if let Some(done) = stop_before_change(&rec, opts, req, &planned)? {
+        if let Some(done) = stop_before_change(&rec, opts, req, &planned, &conns).await? {
             return Ok(done);
         }
-        place_markers(&rec, &prepared, req.break_lock).await?;
         let mut run = Run {
             plan: planned.record,
             conns,
@@ -247,11 +247,12 @@ fn record_gate(rec: &RunDir, s: &Settings, gate: &Gate<'_>) -> Result<(), Failur
 
 /// A run with nothing to do, a dry run or a declined confirmation ends here, recorded with its
 /// plan; `None` means the run goes on to change hosts.
-fn stop_before_change(
+async fn stop_before_change(
     rec: &RunDir,
     opts: &RunOptions,
     req: &StartRequest,
     p: &preflight::Planned,
+    conns: &BTreeMap<String, Arc<Connection>>,
 ) -> Result<Option<Finished>, Failure> {
     let record = &p.record;
     let ending = if p.order.is_empty() {
@@ -271,34 +272,36 @@ fn stop_before_change(
     };
     write_plan(rec, record).map_err(record_err)?;
     rec.say(&ending.message);
+    preflight::release_all(rec, conns).await;
     finish_early(rec, ending).map(Some)
 }
 
-/// Run markers go on only now, when the run will change hosts: a dry run, a declined
-/// confirmation or bad input never leaves one behind. Each is recorded BEFORE it is placed,
-/// so every path that finishes the run knows where to take them off. A host held by another
-/// run ends this one (exit 4) after taking back the markers it did place.
-async fn place_markers(rec: &RunDir, prepared: &BTreeMap<String, Prepared>, break_lock: bool) -> Result<(), Failure> {
+/// Preflight placed the run's marker on every host it reached (in the same command). A host
+/// another run holds ends this run here (exit 4) — unless `--break-lock` and that run is gone
+/// — after taking its own markers back: nothing was changed.
+async fn settle_markers(
+    rec: &RunDir,
+    prepared: &BTreeMap<String, Prepared>,
+    conns: &BTreeMap<String, Arc<Connection>>,
+    break_lock: bool,
+) -> Result<(), Failure> {
     let mut held_by_other = Vec::new();
     for (name, p) in prepared {
-        rec.emit(EventKind::MarkerPlaced { host: name.clone() })
-            .map_err(record_err)?;
-        match markers::place(&p.conn, &rec.id, break_lock).await {
-            Ok(None) => {}
+        let Some(holder) = p.marker_held.clone() else { continue };
+        match markers::after_held(&p.conn, &rec.id, holder, break_lock).await {
             Ok(Some(old)) => rec
                 .emit(EventKind::LockBroken {
                     holder: format!("{name}: stale marker of {old}"),
                 })
                 .map_err(record_err)?,
+            Ok(None) => {}
             Err(holder) => held_by_other.push((name.clone(), holder)),
         }
     }
     if held_by_other.is_empty() {
         return Ok(());
     }
-    let conns: BTreeMap<String, Arc<Connection>> = prepared.iter().map(|(n, p)| (n.clone(), p.conn.clone())).collect();
-    let names: Vec<String> = prepared.keys().cloned().collect();
-    markers::release(rec, &conns, &names).await;
+    preflight::release_all(rec, conns).await;
     let msg = format!(
         "another run is working on {} host(s): {}; nothing was changed. If that run was killed, finish it (bellwether revert RUN) or rerun with --break-lock",
         held_by_other.len(),

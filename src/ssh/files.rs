@@ -73,6 +73,13 @@ impl Connection {
     /// file of at most [`MAX_FILE_BYTES`] is read: a FIFO, a device (a link to `/dev/zero`) or
     /// a huge file is an error naming the host and the path, never an endless read.
     pub async fn read_file(&self, path: &str) -> Result<Option<RemoteFile>, SshError> {
+        self.read_file_after(path, "").await.map(|(f, _)| f)
+    }
+
+    /// Run `prelude` (checks whose results it prints on stderr), then read `path`, in ONE
+    /// remote command (each is a shell start on the host): the file, and the prelude's
+    /// stderr. Preflight folds its checks and the run marker in here.
+    pub async fn read_file_after(&self, path: &str, prelude: &str) -> Result<(Option<RemoteFile>, String), SshError> {
         // The host sends at most the limit plus one byte (so "too large" is seen), and only for
         // a regular file; the type is found with `test`, which no locale translates.
         let limit = crate::ssh::exec::Limit::Fail(MAX_FILE_BYTES + READ_SLACK);
@@ -83,7 +90,12 @@ impl Connection {
             limit: MAX_FILE_BYTES,
         };
         let script = scripts::read(path, MAX_FILE_BYTES);
-        let out = match self.run_limited(script.text(), None, IO_TIMEOUT, None, limit).await {
+        let text = if prelude.is_empty() {
+            script.text().to_string()
+        } else {
+            format!("{{\n{prelude}\n}} </dev/null 1>&2\n{}", script.text())
+        };
+        let out = match self.run_limited(&text, None, IO_TIMEOUT, None, limit).await {
             Err(SshError::OutputLimit { .. }) => return Err(too_large(None)),
             r => r?,
         };
@@ -104,7 +116,7 @@ impl Connection {
         let nl = stdout.iter().position(|b| *b == b'\n').unwrap_or(stdout.len());
         let header = String::from_utf8_lossy(&stdout[..nl]).to_string();
         if header == "MISSING" {
-            return Ok(None);
+            return Ok((None, out.stderr_text()));
         }
         let bytes = stdout.get(nl + 1..).unwrap_or_default().to_vec();
         let mut f = header.split_whitespace();
@@ -133,13 +145,17 @@ impl Connection {
         if bytes.len() > MAX_FILE_BYTES {
             return Err(too_large(None));
         }
-        Ok(Some(RemoteFile {
-            sha256: sha256_hex(&bytes),
-            bytes,
-            mode,
-            uid,
-            gid,
-        }))
+        let prelude_err = out.stderr_text();
+        Ok((
+            Some(RemoteFile {
+                sha256: sha256_hex(&bytes),
+                bytes,
+                mode,
+                uid,
+                gid,
+            }),
+            prelude_err,
+        ))
     }
 
     /// Atomically replace `path` with `bytes`; returns the sha256 read back from the host.
