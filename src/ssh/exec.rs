@@ -383,7 +383,14 @@ mod tests {
     fn the_log_stream_wrapper_runs_the_command_as_written() {
         let d = tempfile::tempdir().unwrap();
         let cmd = "echo 'a)'; echo \"b $((1 + 1))\" # a comment )";
-        let out = crate::ssh::hostile::run(&stream_script(cmd), d.path(), b"");
+        // stdin stays open (as the SSH channel's does) until the command has had its time;
+        // its end is what stops a tail, so closing it at once would race the command.
+        let script = stream_script(cmd);
+        let out = std::process::Command::new("sh")
+            .args(["-c", "sleep 2 | sh -c \"$0\"", script.text()])
+            .current_dir(d.path())
+            .output()
+            .unwrap();
         assert!(out.status.success());
         assert_eq!(String::from_utf8_lossy(&out.stdout), "a)\nb 2\n");
     }
