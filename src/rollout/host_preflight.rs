@@ -39,33 +39,14 @@ pub async fn preflight(
     let blue_green = blue_green_slots(&conn, pb, &ctx).await?;
     // One remote command for a host with one plain file: its checks, the programs and the
     // log file, and the marker run as a prelude of its read. Otherwise they run on their own.
-    let progs = programs(&cmds);
-    let needs = needs_script(&progs, cmds.log_file.as_deref());
-    let marker_part = marker.map(|id| super::markers::place_script_for(id).text().to_string());
     let mut marker_held = None;
     let mut folded = false;
     let mut files = Vec::new();
     for (path, specs) in by_path {
         let before = if !folded && blue_green.is_none() {
             folded = true;
-            let check = crate::ssh::file_scripts::check(&path, pb.follow_links);
-            let prelude = prelude(check.text(), &needs, marker_part.as_deref());
-            let (before, report) = conn
-                .read_file_after(&path, &prelude)
-                .await
-                .map_err(|e| format!("read {path}: {e}"))?;
-            let r = parse_prelude(&report, &progs, cmds.log_file.as_deref());
-            r.check.map_err(|why| {
-                if why.is_empty() {
-                    format!("{path}: cannot be replaced")
-                } else {
-                    why
-                }
-            })?;
-            if !r.missing.is_empty() {
-                return Err(r.missing.join("; "));
-            }
-            marker_held = r.marker_held;
+            let (before, held) = read_with_checks(&conn, &path, pb, &cmds, marker).await?;
+            marker_held = held;
             before
         } else {
             read_before(&conn, &path, blue_green.as_ref(), pb.follow_links).await?
@@ -99,11 +80,44 @@ pub async fn preflight(
     })
 }
 
+/// Read `path` with its write checks, the programs and log check and the marker (when
+/// asked) as the prelude of the same remote command; another run's marker comes back.
+async fn read_with_checks(
+    conn: &Connection,
+    path: &str,
+    pb: &Playbook,
+    cmds: &Commands,
+    marker: Option<&str>,
+) -> Result<(Option<RemoteFile>, Option<String>), String> {
+    let progs = programs(cmds);
+    let needs = needs_script(&progs, cmds.log_file.as_deref());
+    let marker_part = marker.map(|id| super::markers::place_script_for(id).text().to_string());
+    let check = crate::ssh::file_scripts::check(path, pb.follow_links);
+    let prelude = prelude(check.text(), &needs, marker_part.as_deref());
+    let (before, report) = conn
+        .read_file_after(path, &prelude)
+        .await
+        .map_err(|e| format!("read {path}: {e}"))?;
+    let r = parse_prelude(&report, &progs, cmds.log_file.as_deref());
+    r.check.map_err(|why| {
+        if why.is_empty() {
+            format!("{path}: cannot be replaced")
+        } else {
+            why
+        }
+    })?;
+    if !r.missing.is_empty() {
+        return Err(r.missing.join("; "));
+    }
+    Ok((before, r.marker_held))
+}
+
 /// The checks that ride along with the first file's read, each reporting on stderr.
 fn prelude(check: &str, needs: &str, marker: Option<&str>) -> String {
-    let mut p = format!("(\n{check}\n); echo \"BW-CHECK $?\"\n{needs}\n");
+    // Each report on a line of its own: a script's last output may lack its newline.
+    let mut p = format!("(\n{check}\n); r=$?; echo; echo \"BW-CHECK $r\"\n{needs}\n");
     if let Some(m) = marker {
-        p.push_str(&format!("(\n{m}\n); echo \"BW-MARKER $?\"\n"));
+        p.push_str(&format!("(\n{m}\n); r=$?; echo; echo \"BW-MARKER $r\"\n"));
     }
     p
 }
@@ -387,6 +401,34 @@ fn render_hooks(ctx: &TemplateCtx, what: &str, list: &[String]) -> Result<Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prelude_reports_a_failed_check_a_missing_program_and_a_held_marker_through_a_real_sh() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(".bellwether.lock"), "20260101T000000000Z-old u@m 42\n").unwrap();
+        let c = cmds(None);
+        let progs = vec![("no-such-program-xyz", "apply.command")];
+        let needs = needs_script(&progs, None);
+        let check = crate::ssh::file_scripts::check("missing-dir/config.toml", false);
+        let marker = super::super::markers::place_script_for("20261130T000000000Z-new");
+        let text = prelude(check.text(), &needs, Some(marker.text()));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&text)
+            .current_dir(d.path())
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        let r = parse_prelude(&report, &progs, None);
+        assert!(r.check.as_ref().is_err_and(|m| m.contains("missing-dir")), "{report}");
+        assert_eq!(r.missing.len(), 1, "{report}");
+        assert_eq!(
+            r.marker_held.as_deref(),
+            Some("20260101T000000000Z-old u@m 42"),
+            "{report}"
+        );
+        let _ = c;
+    }
 
     fn cmds(log_file: Option<&str>) -> Commands {
         Commands {

@@ -144,6 +144,19 @@ pub(super) fn reopened(lf: &LoadedFleet, opts: &RunOptions, rec: RunDir, plan: P
     }
 }
 
+/// What `revert RUN` will do, as the confirmation question; None: nothing at all.
+fn revert_question(id: &str, todo: &Outstanding, pending: usize, marked: usize) -> Option<String> {
+    Some(match (todo.files.len(), todo.flips.len(), pending) {
+        (0, 0, 0) if marked == 0 => return None,
+        (0, 0, 0) => format!("Clear run {id}'s marker from {marked} host(s)"),
+        (0, 0, p) => format!("Re-apply the restored config on {p} host(s) of run {id}"),
+        (n, m, _) => format!(
+            "Revert {n} file(s) and {m} link(s) on {} host(s) changed by run {id}",
+            todo.hosts().len()
+        ),
+    })
+}
+
 /// Hosts that still carry the run's marker (every target, for records that predate marker
 /// events: removal only ever takes this run's own marker).
 fn marker_hosts(events: &[Event]) -> Vec<String> {
@@ -176,25 +189,16 @@ impl Run {
         let mut hosts: BTreeSet<String> = todo.hosts();
         hosts.extend(pending.iter().cloned());
         hosts.extend(marked.iter().cloned());
-        let what = match (todo.files.len(), todo.flips.len(), pending.len()) {
-            (0, 0, 0) if marked.is_empty() => {
-                rec.say(&format!(
-                    "run {}: nothing to revert (every file it changed and every link it flipped is already restored)",
-                    rec.id
-                ));
-                return Ok(Finished {
-                    run_id: rec.id.clone(),
-                    dir: rec.dir.clone(),
-                    ending: Ending::new(Outcome::Reverted, "nothing to revert"),
-                });
-            }
-            (0, 0, 0) => format!("Clear run {}'s marker from {} host(s)", rec.id, marked.len()),
-            (0, 0, p) => format!("Re-apply the restored config on {p} host(s) of run {}", rec.id),
-            (n, m, _) => format!(
-                "Revert {n} file(s) and {m} link(s) on {} host(s) changed by run {}",
-                todo.hosts().len(),
+        let Some(what) = revert_question(&rec.id, &todo, pending.len(), marked.len()) else {
+            rec.say(&format!(
+                "run {}: nothing to revert (every file it changed and every link it flipped is already restored)",
                 rec.id
-            ),
+            ));
+            return Ok(Finished {
+                run_id: rec.id.clone(),
+                dir: rec.dir.clone(),
+                ending: Ending::new(Outcome::Reverted, "nothing to revert"),
+            });
         };
         need_yes(opts.yes, &what)?;
         let hosts: Vec<String> = hosts.into_iter().collect();

@@ -35,16 +35,10 @@ impl Run {
         let (rec, events) = open(lf, opts, id)?;
         let plan = resumable(&rec, lf, &events, promote)?;
         let waiting = awaiting(&events);
-        if let (true, Some((phase, Some(expires)))) = (promote, &waiting) {
-            if chrono::Utc::now() > *expires {
-                let why = format!(
-                    "the wait for promotion after {phase} expired at {} (pause_timeout); reverting instead",
-                    expires.format("%Y-%m-%d %H:%M UTC")
-                );
-                rec.say(&why);
-                drop(rec);
-                return Run::revert_because(lf, opts, id, Some(why)).await;
-            }
+        if let Some(why) = expired(promote, &waiting) {
+            rec.say(&why);
+            drop(rec);
+            return Run::revert_because(lf, opts, id, Some(why)).await;
         }
         let phases = plan.plan.phases();
         let from = first_unpassed(&events, &phases);
@@ -60,26 +54,7 @@ impl Run {
         let (lock, broken) = lock(&opts.runs_dir, &rec.id, names.clone(), opts.break_lock)?;
         restart_record(&rec, Some(&plan), &events, &names)?;
         super::start::record_broken(&rec, broken)?;
-        let mut promoted: Vec<String> = events
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::Promoted { phase, .. } => Some(phase.clone()),
-                _ => None,
-            })
-            .collect();
-        if let (true, Some((phase, _))) = (promote, waiting) {
-            let by = format!(
-                "{}@{}",
-                crate::record::lock::username(),
-                crate::record::lock::hostname()
-            );
-            rec.emit(EventKind::Promoted {
-                phase: phase.clone(),
-                by,
-            })
-            .map_err(record_err)?;
-            promoted.push(phase);
-        }
+        let promoted = promotions(&rec, &events, waiting.filter(|_| promote).map(|w| w.0))?;
         let conc = concurrency(opts, lf);
         let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         let (prepared, failures, conns) =
@@ -103,20 +78,62 @@ impl Run {
         run.calendar = Some(settings_like);
         run._lock = Some(lock);
         run.promoted = promoted;
-        run.callbacks = pb.callbacks.clone();
-        run.pause_timeout = pb.rollout.pause_timeout.map(|d| d.get());
-        run.within = pb.rollout.within.clone();
-        run.watch = pb
-            .watch
-            .as_ref()
-            .filter(|w| w.log.is_some())
-            .map(|w| w.compiled().map_err(|e| Failure::input(e.to_string())))
-            .transpose()?
-            .map(|w| super::start::masked_watch(w, &run.rec));
+        with_playbook(&mut run, &pb)?;
         run.say(&format!("resuming run {} at {at}", run.id()));
         let ending = drive(&mut run, State::Begin(from)).await;
         Ok(run.finish(ending).await)
     }
+}
+
+/// A promotion that comes after the wait's `pause_timeout`: why the run reverts instead.
+fn expired(promote: bool, waiting: &Option<(String, Option<chrono::DateTime<chrono::Utc>>)>) -> Option<String> {
+    let (phase, expires) = waiting.as_ref().filter(|_| promote)?;
+    let expires = expires.filter(|e| chrono::Utc::now() > *e)?;
+    Some(format!(
+        "the wait for promotion after {phase} expired at {} (pause_timeout); reverting instead",
+        expires.format("%Y-%m-%d %H:%M UTC")
+    ))
+}
+
+/// The phases whose promotion wait is over; `promote RUN` ends the wait after `now` (recorded).
+fn promotions(rec: &RunDir, events: &[Event], now: Option<String>) -> Result<Vec<String>, Failure> {
+    let mut promoted: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Promoted { phase, .. } => Some(phase.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(phase) = now {
+        let by = format!(
+            "{}@{}",
+            crate::record::lock::username(),
+            crate::record::lock::hostname()
+        );
+        rec.emit(EventKind::Promoted {
+            phase: phase.clone(),
+            by,
+        })
+        .map_err(record_err)?;
+        promoted.push(phase);
+    }
+    Ok(promoted)
+}
+
+/// What a resumed run takes from the playbook as it is now: callbacks, pause timeout,
+/// per-region windows, the log watch (masked like the start's).
+fn with_playbook(run: &mut Run, pb: &crate::config::Playbook) -> Result<(), Failure> {
+    run.callbacks = pb.callbacks.clone();
+    run.pause_timeout = pb.rollout.pause_timeout.map(|d| d.get());
+    run.within = pb.rollout.within.clone();
+    run.watch = pb
+        .watch
+        .as_ref()
+        .filter(|w| w.log.is_some())
+        .map(|w| w.compiled().map_err(|e| Failure::input(e.to_string())))
+        .transpose()?
+        .map(|w| super::start::masked_watch(w, &run.rec));
+    Ok(())
 }
 
 /// Resuming stops before any host changes when a host fails preflight; the run stays as it was.

@@ -47,13 +47,7 @@ impl Run {
             show_decision(progress, &planner::decide_for_plan(lf, &s));
         })?;
         show_decision(progress, &gate);
-        if let Some(c) = &s.canary {
-            if !gate.targets.iter().any(|h| &h.name == c) {
-                return Err(Failure::input(format!(
-                    "--canary {c:?} is not one of this playbook's targets (or its region is skipped); nothing was changed"
-                )));
-            }
-        }
+        check_canary(&s, &gate)?;
         let secrets = Secrets::for_run(lf, Some(&s.pb));
         let (lock, rec) = open_run(opts, &s, &gate, secrets, progress, req.break_lock)?;
         let conc = concurrency(opts, lf).min(s.pb.rollout.concurrency.unwrap_or(usize::MAX));
@@ -96,6 +90,17 @@ impl Run {
             Err(e) => super::machine::record_failed(&mut run, &e.0).await,
         };
         Ok(run.finish(ending).await)
+    }
+}
+
+/// `--canary HOST` must be one of the targets the calendar left: checked before the run
+/// folder exists, so a typo leaves nothing behind.
+fn check_canary(s: &Settings, gate: &Gate<'_>) -> Result<(), Failure> {
+    match &s.canary {
+        Some(c) if !gate.targets.iter().any(|h| &h.name == c) => Err(Failure::input(format!(
+            "--canary {c:?} is not one of this playbook's targets (or its region is skipped); nothing was changed"
+        ))),
+        _ => Ok(()),
     }
 }
 
