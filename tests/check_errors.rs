@@ -220,10 +220,56 @@ fn freeze_end_before_start() {
     );
 }
 
+// Issue 16 item 12 changed this message: it was `fleet.toml:1:1: cannot read the fleet
+// file`, a position invented for a file that does not exist, and no word on how to name
+// another one.
 #[test]
 fn unreadable_fleet_names_the_file() {
     let d = tempfile::tempdir().unwrap();
     let (code, _, e) = check(d.path());
     assert_eq!(code, 2);
-    assert!(e.contains("fleet.toml:1:1: cannot read the fleet file"), "{e}");
+    assert!(e.contains("no fleet file at fleet.toml"), "{e}");
+    assert!(e.contains("--fleet FILE") && e.contains("BELLWETHER_FLEET"), "{e}");
+    assert!(!e.contains(":1:1"), "{e}");
+}
+
+/// Run the binary in `dir` with `args`.
+fn bw_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("BELLWETHER_FLEET")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn a_misspelt_playbook_lists_the_folder_and_suggests_the_closest_name() {
+    let d = copy_examples();
+    for cmd in [
+        &["check", "model-swp"][..],
+        &["plan", "model-swp"],
+        &["rollout", "model-swp", "--yes"],
+    ] {
+        let (code, out, e) = bw_in(d.path(), cmd);
+        assert_eq!(code, 2, "{cmd:?}: {out}\n{e}");
+        assert!(e.contains("error: model-swp: no such playbook"), "{cmd:?}: {e}");
+        assert!(!e.contains(":1:1"), "no invented line and column: {e}");
+        assert!(e.contains("did you mean `model-swap`?"), "{e}");
+        assert!(e.contains("has: model-swap, provider-switch"), "{e}");
+        assert!(out.is_empty(), "{out}");
+    }
+    assert!(!d.path().join("runs").exists(), "no run folder for bad input");
+    // A fleet given with --fleet that does not exist says so, with both ways to name it.
+    let (code, _, e) = bw_in(d.path(), &["--fleet", "fleet.tml", "check"]);
+    assert_eq!(code, 2);
+    assert!(
+        e.contains("no fleet file at fleet.tml") && e.contains("BELLWETHER_FLEET"),
+        "{e}"
+    );
 }

@@ -33,7 +33,10 @@ pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
     let paths = if names.is_empty() {
         playbook_files(&lf.path.parent().unwrap_or(Path::new(".")).join("playbooks"))
     } else {
-        names.iter().map(|n| playbook_path(n, &lf.path)).collect()
+        names
+            .iter()
+            .map(|n| playbook_path(n, &lf.path))
+            .collect::<Result<Vec<_>, _>>()?
     };
     // Load everything before printing anything, so an error is the only output.
     let mut loaded = Vec::new();

@@ -138,8 +138,8 @@ fn load(g: &Global, a: &GateArgs) -> Result<(CalendarSpec, Option<LoadedFleet>, 
     }
     if !g.fleet.exists() {
         return Err(Failure::input(format!(
-            "no fleet file at {}: the gate reads the calendar from the fleet (give --fleet FILE), \
-             or give the calendar itself with --calendar FILE",
+            "no fleet file at {}: the gate reads the calendar from the fleet (give --fleet FILE or \
+             set BELLWETHER_FLEET), or give the calendar itself with --calendar FILE",
             g.fleet.display()
         )));
     }
@@ -150,7 +150,7 @@ fn load(g: &Global, a: &GateArgs) -> Result<(CalendarSpec, Option<LoadedFleet>, 
     };
     let change = match &a.playbook {
         Some(arg) => {
-            let pb = load_playbook(&playbook_path(arg, &lf.path), &lf.fleet)?;
+            let pb = load_playbook(&playbook_path(arg, &lf.path)?, &lf.fleet)?;
             Some(change(&pb, &lf.fleet))
         }
         None => None,

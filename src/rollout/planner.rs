@@ -54,7 +54,7 @@ fn dur(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
 
 /// Load the playbook and check the flags; nothing is recorded yet, so errors change nothing.
 pub fn settings(lf: &LoadedFleet, a: &PlanRequest) -> Result<Settings, Failure> {
-    let pb_path = playbook_path(&a.playbook, &lf.path);
+    let pb_path = playbook_path(&a.playbook, &lf.path)?;
     let pb_path = pb_path.canonicalize().unwrap_or(pb_path);
     let pb = load_playbook(&pb_path, &lf.fleet)?;
     let observe_ms = dur("--observe", &a.observe)?.unwrap_or(pb.rollout.observe.get().as_millis() as u64);
