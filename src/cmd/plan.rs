@@ -1,6 +1,6 @@
 //! `bellwether plan`: everything a rollout would do, read-only.
 
-use super::context;
+use super::{context, plan_diffs};
 use crate::exit::{Exit, Failure};
 use crate::options::{Global, PlanArgs};
 use crate::record::secrets::Secrets;
@@ -28,37 +28,6 @@ fn colour(diff: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Compress a list of host names for display: runs of more than three hosts that are
-/// contiguous in `order` become `a..b`, so `h02..h12 (11 hosts)` but `h01..h04, h06..h10
-/// (9 hosts)` when h05 is not in the list (a bare `h01..h10` would claim it is).
-pub fn host_range(hosts: &[String], order: &[String]) -> String {
-    let pos = |h: &String| order.iter().position(|o| o == h);
-    let mut runs: Vec<Vec<String>> = Vec::new();
-    for h in hosts {
-        let follows = match (runs.last().and_then(|r| r.last()), pos(h)) {
-            (Some(prev), Some(p)) => pos(prev).is_some_and(|q| q + 1 == p),
-            _ => false,
-        };
-        match runs.last_mut() {
-            Some(run) if follows => run.push(h.clone()),
-            _ => runs.push(vec![h.clone()]),
-        }
-    }
-    let ranged = runs.iter().any(|r| r.len() > 3);
-    let parts: Vec<String> = runs
-        .iter()
-        .map(|r| match r.as_slice() {
-            [a, .., b] if r.len() > 3 => format!("{a}..{b}"),
-            _ => r.join(", "),
-        })
-        .collect();
-    if ranged {
-        format!("{} ({} hosts)", parts.join(", "), hosts.len())
-    } else {
-        parts.join(", ")
-    }
 }
 
 /// Run the plan.
@@ -94,9 +63,8 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
         .filter(|n| prepared.get(n).is_some_and(|p| p.unchanged()))
         .collect();
     let plan = planner::batches(&lf, &settings, &gate, &order)?;
-    // Group hosts whose diffs are identical.
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let mut per_host: BTreeMap<String, String> = BTreeMap::new();
+    let mut in_order: Vec<(String, String)> = Vec::new();
     let mut slots = BTreeMap::new();
     for n in &order {
         let p = &prepared[n];
@@ -113,11 +81,10 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
             slots.insert(n.clone(), bg.clone());
         }
         per_host.insert(n.clone(), d.clone());
-        match groups.iter_mut().find(|(x, _)| *x == d) {
-            Some((_, hs)) => hs.push(n.clone()),
-            None => groups.push((d, vec![n.clone()])),
-        }
+        in_order.push((n.clone(), d));
     }
+    // One block per change, however the lines around it differ from host to host.
+    let groups = plan_diffs::group(&in_order);
     let exit = if failures.is_empty() {
         Exit::Done
     } else {
@@ -131,6 +98,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
             "unchanged": unchanged,
             "preflight_failures": failures.iter().map(|(h, e)| json!({"host": h, "error": secrets.text(e)})).collect::<Vec<_>>(),
             "diffs": per_host,
+            "diff_groups": groups,
             "blue_green": slots,
             "exit": exit.code(),
         });
@@ -155,15 +123,10 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
         println!("already up to date: {}", unchanged.join(", "));
     }
     let col = g.colored();
-    for (diff, hosts) in &groups {
-        let who = if hosts.len() > 1 {
-            format!("{}: same diff", host_range(hosts, &order))
-        } else {
-            hosts[0].clone()
-        };
-        println!("\n== {who}");
-        println!("{}", if col { colour(diff) } else { diff.clone() });
-        for w in only_additions(diff) {
+    for g in &groups {
+        println!("\n== {}", plan_diffs::header(g, &order));
+        println!("{}", if col { colour(&g.diff) } else { g.diff.clone() });
+        for w in only_additions(&g.diff) {
             println!("warning: {w}");
         }
     }
@@ -174,35 +137,6 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
         }
     }
     Ok(exit)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_range;
-
-    fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn ranges_only_cover_hosts_that_are_really_there() {
-        let order: Vec<String> = (1..=10).map(|i| format!("h{i:02}")).collect();
-        let all_but = |skip: &[usize]| -> Vec<String> {
-            order
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !skip.contains(&(i + 1)))
-                .map(|(_, h)| h.clone())
-                .collect()
-        };
-        assert_eq!(host_range(&all_but(&[1]), &order), "h02..h10 (9 hosts)");
-        assert_eq!(host_range(&all_but(&[5]), &order), "h01..h04, h06..h10 (9 hosts)");
-        assert_eq!(host_range(&all_but(&[2, 9]), &order), "h01, h03..h08, h10 (8 hosts)");
-        assert_eq!(host_range(&names(&["h01", "h04"]), &order), "h01, h04");
-        assert_eq!(host_range(&names(&["h01", "h02", "h03"]), &order), "h01, h02, h03");
-        assert_eq!(host_range(&names(&["h07"]), &order), "h07");
-        assert_eq!(host_range(&[], &order), "");
-    }
 }
 
 /// Files whose diff only adds lines: nothing that existed is replaced, which is what a
