@@ -127,6 +127,31 @@ fn rollout_killed_at(f: &TestFleet, pb: &Path, at: impl Fn(&EventKind) -> bool) 
 }
 
 #[test]
+fn plan_and_rollout_say_the_slots_once_for_all_hosts_that_share_them() {
+    let f = blue_green_fleet(3);
+    let pb = f.playbook("bg", &playbook(GOOD, ""));
+    let slots = "live slot agent/blue, stage into idle slot agent/green, then flip agent/current: blue -> green";
+    let (code, out, err) = bw(&f, &["plan", pb.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("\nblue_green: h01, h02, h03: {slots}\n")),
+        "{out}"
+    );
+    assert_eq!(out.matches("live slot").count(), 1, "one line, not one per host: {out}");
+    assert!(out.contains("== h01, h02, h03: same diff"), "{out}");
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(" plan: blue_green: h01, h02, h03: {slots}\n")),
+        "{out}"
+    );
+    assert_eq!(out.matches("live slot").count(), 1, "{out}");
+    for i in 0..3 {
+        assert_eq!(link(&f, i), "blue", "a dry run flips nothing");
+    }
+}
+
+#[test]
 fn good_change_stages_green_flips_every_link_and_leaves_blue_untouched() {
     let f = blue_green_fleet(4);
     f.start_agents();

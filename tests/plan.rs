@@ -199,6 +199,53 @@ fn a_change_next_to_a_per_host_line_is_one_block_and_the_exception_is_named() {
     assert_homes_unchanged(&f, &before);
 }
 
+#[test]
+fn plan_shows_the_baseline_each_window_and_an_estimated_duration() {
+    let f = TestFleet::start(4);
+    let text = playbook(SWAP).replace(
+        "errors = [\"ERROR\"]",
+        "errors = [\"ERROR\"]\nbefore = \"1s\"\nbaseline = { hosts = 2, max_error_rate_increase = \"1%\" }",
+    );
+    let pb = f.playbook("swap", &text);
+    let (code, out, err) = plan(&f, &pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // Canary h01, then 10% / 50% / 100% of the other three; the same planner as rollout.
+    for line in [
+        "\ncanary: h01\nbatch 1: h02\nbatch 2: h03\nbatch 3: h04\n",
+        "\nbaseline (watched, unchanged during the canary window): h02, h03\n",
+        "\nwindows:\n",
+        "\n  canary: observe 2s, after 1s of logs before the change; compared with h02, h03\n",
+        "\n  batch 1: observe 1s; compared with h03, h04\n",
+        "\n  batch 2: observe 1s; compared with h04, h01\n",
+        "\n  batch 3: observe 1s; compared with h01, h02\n",
+        "\nestimated duration: at least 6s (",
+    ] {
+        assert!(out.contains(line), "{line:?} in:\n{out}");
+    }
+    let (code, out, err) = plan(&f, &pb, &["--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["baseline"], serde_json::json!(["h02", "h03"]));
+    assert_eq!(doc["estimated_ms"], 6000);
+    let w = doc["windows"].as_array().unwrap();
+    assert_eq!(w.len(), 4, "{out}");
+    assert_eq!(w[0]["phase"], "canary");
+    assert_eq!(w[0]["observe_ms"], 2000);
+    assert_eq!(w[0]["before_ms"], 1000);
+    assert_eq!(w[0]["baseline"], serde_json::json!(["h02", "h03"]));
+    assert_eq!(w[3]["phase"], "batch 3");
+    assert_eq!(w[3]["hosts"], serde_json::json!(["h04"]));
+    assert_eq!(w[3]["before_ms"], serde_json::Value::Null);
+    // The same baseline is what a run records.
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--dry-run"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latest_run(&f).join("plan.json")).unwrap()).unwrap();
+    assert_eq!(recorded["baseline"], doc["baseline"]);
+}
+
 /// The lines after `header` up to the next `== ` header or preflight section.
 fn section(out: &str, header: &str) -> String {
     let start = out.find(header).unwrap() + header.len();

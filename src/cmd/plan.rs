@@ -4,7 +4,8 @@ use super::{context, plan_diffs};
 use crate::exit::{Exit, Failure};
 use crate::options::{Global, PlanArgs};
 use crate::record::secrets::Secrets;
-use crate::rollout::planner::{self, PlanRequest};
+use crate::rollout::plan::BatchPlan;
+use crate::rollout::planner::{self, PlanRequest, Schedule};
 use crate::rollout::preflight;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -66,23 +67,26 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     let mut per_host: BTreeMap<String, String> = BTreeMap::new();
     let mut in_order: Vec<(String, String)> = Vec::new();
     let mut slots = BTreeMap::new();
+    let mut slot_lines: Vec<(String, String)> = Vec::new();
     for n in &order {
         let p = &prepared[n];
-        let mut d: String = p
+        let d: String = p
             .files
             .iter()
             .filter(|f| f.changes())
             .map(|f| secrets.diff(&f.path, f.before.as_ref().map(|b| b.bytes.as_slice()), &f.after))
             .collect::<Vec<_>>()
             .join("\n");
-        // Blue/green: the diff is against the live slot; say where it is staged.
+        // Blue/green: the diff is against the live slot; where it is staged is said once
+        // for all hosts with the same slots, not in every diff.
         if let Some(bg) = &p.blue_green {
-            d = format!("blue_green: {}\n{d}", bg.describe());
+            slot_lines.push((n.clone(), bg.describe()));
             slots.insert(n.clone(), bg.clone());
         }
         per_host.insert(n.clone(), d.clone());
         in_order.push((n.clone(), d));
     }
+    let schedule = planner::schedule(&settings, &gate, &plan);
     // One block per change, however the lines around it differ from host to host.
     let groups = plan_diffs::group(&in_order);
     let exit = if failures.is_empty() {
@@ -95,6 +99,9 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
             "playbook": pb.id, "tier": pb.tier.to_string(), "component": pb.component,
             "calendar": decision,
             "plan": plan,
+            "baseline": planner::baseline(pb, &plan),
+            "windows": schedule.phases,
+            "estimated_ms": schedule.estimated_ms,
             "unchanged": unchanged,
             "preflight_failures": failures.iter().map(|(h, e)| json!({"host": h, "error": secrets.text(e)})).collect::<Vec<_>>(),
             "diffs": per_host,
@@ -119,6 +126,13 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     for (phase, hosts) in plan.phases() {
         println!("{phase}: {}", hosts.join(", "));
     }
+    print_schedule(pb, &plan, &schedule);
+    for (describe, hosts) in crate::ui::hosts::group_same(&slot_lines) {
+        println!(
+            "blue_green: {}: {describe}",
+            crate::ui::hosts::host_range(&hosts, &order)
+        );
+    }
     if !unchanged.is_empty() {
         println!("already up to date: {}", unchanged.join(", "));
     }
@@ -137,6 +151,41 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
         }
     }
     Ok(exit)
+}
+
+/// The baseline, each phase's window and the least time the run takes.
+fn print_schedule(pb: &crate::config::Playbook, plan: &BatchPlan, schedule: &Schedule) {
+    let dur = |ms: u64| humantime::format_duration(std::time::Duration::from_millis(ms)).to_string();
+    let watching = pb.watch.as_ref().is_some_and(|w| w.log.is_some());
+    let baseline = planner::baseline(pb, plan);
+    if watching && !baseline.is_empty() {
+        println!(
+            "baseline (watched, unchanged during the canary window): {}",
+            baseline.join(", ")
+        );
+    }
+    if schedule.phases.is_empty() {
+        return;
+    }
+    println!("windows:");
+    for w in &schedule.phases {
+        let mut line = if watching {
+            format!("  {}: observe {}", w.phase, dur(w.observe_ms))
+        } else {
+            format!("  {}: wait {} (no log watch), then health", w.phase, dur(w.observe_ms))
+        };
+        if let Some(b) = w.before_ms {
+            line.push_str(&format!(", after {} of logs before the change", dur(b)));
+        }
+        if !w.baseline.is_empty() {
+            line.push_str(&format!("; compared with {}", w.baseline.join(", ")));
+        }
+        println!("{line}");
+    }
+    println!(
+        "estimated duration: at least {} (the windows; changing the hosts and health checks add to it)",
+        dur(schedule.estimated_ms)
+    );
 }
 
 /// Files whose diff only adds lines: nothing that existed is replaced, which is what a

@@ -189,13 +189,7 @@ fn plan_record(
     unchanged: Vec<String>,
 ) -> PlanRecord {
     let pb = &s.pb;
-    let k = pb
-        .watch
-        .as_ref()
-        .and_then(|w| w.baseline.as_ref())
-        .map(|b| b.hosts)
-        .unwrap_or(0);
-    let baseline: Vec<String> = plan.batches.iter().flatten().take(k).cloned().collect();
+    let baseline = planner::baseline(pb, &plan);
     let hosts = order
         .iter()
         .filter_map(|n| prepared.get(n).map(|p| (n.clone(), host_plan(pb, p, rec.secrets()))))
@@ -259,10 +253,18 @@ fn show_plan(rec: &RunDir, r: &PlanRecord) {
             r.baseline.join(", ")
         ));
     }
-    for (h, p) in &r.hosts {
-        if let Some(bg) = &p.blue_green {
-            rec.say(&format!("plan: {h}: {}", bg.describe()));
-        }
+    // One line for all hosts with the same slots, not one per host.
+    let slots: Vec<(String, String)> = r
+        .hosts
+        .iter()
+        .filter_map(|(h, p)| p.blue_green.as_ref().map(|bg| (h.clone(), bg.describe())))
+        .collect();
+    let names: Vec<String> = r.hosts.keys().cloned().collect();
+    for (describe, hosts) in crate::ui::hosts::group_same(&slots) {
+        rec.say(&format!(
+            "plan: blue_green: {}: {describe}",
+            crate::ui::hosts::host_range(&hosts, &names)
+        ));
     }
     for (h, why) in &r.skipped {
         rec.say(&format!("plan: skipped {h}: {why}"));
