@@ -145,14 +145,16 @@ pub fn run(cli: Cli) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::NeedsAttention.code();
+            let exit = Exit::NeedsAttention.code();
+            crate::ui::log::error(&format!("cannot start the async runtime: {e}"), exit);
+            return exit;
         }
     };
     match rt.block_on(dispatch(cli)) {
         Ok(exit) => exit.code(),
         Err(f) => {
-            eprintln!("error: {}", crate::record::secrets::Secrets::default().text(&f.message));
+            let msg = crate::record::secrets::Secrets::default().text(&f.message);
+            crate::ui::log::error(&msg, f.exit.code());
             f.exit.code()
         }
     }

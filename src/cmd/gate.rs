@@ -77,7 +77,7 @@ pub fn run(g: &Global, a: &GateArgs) -> Result<Exit, Failure> {
     let text = render(&decision, operator_zone(), &notes, written);
     if matches!(written, Some((_, Destination::Stdout))) {
         // stdout carries the JSON alone, so `gate --out - | jq` works; people read stderr.
-        eprint!("{text}");
+        crate::ui::log::notice(None, text.trim_end());
     } else {
         print!("{text}");
     }

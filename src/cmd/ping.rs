@@ -57,7 +57,7 @@ pub async fn run(g: &Global, targets: &[String]) -> Result<Exit, Failure> {
     if failed.is_empty() {
         Ok(Exit::Done)
     } else {
-        eprintln!("failed hosts:\n{}", failed.join("\n"));
+        crate::ui::log::notice(None, &format!("failed hosts:\n{}", failed.join("\n")));
         Ok(Exit::Preflight)
     }
 }

@@ -22,13 +22,19 @@ pub enum Progress {
     Stderr,
     /// Nothing (`-q`): the record and the exit code say it all.
     Quiet,
+    /// `--log-format json`: one JSON object a line on stderr, for progress lines and for
+    /// every event of the run (see `ui::json_log`); stdout keeps only the command's output.
+    Json,
 }
 
 impl Progress {
-    /// The renderer for a command: stderr when stdout carries JSON, nothing under `-q`.
+    /// The renderer for a command: stderr when stdout carries JSON, nothing under `-q`, JSON
+    /// lines under `--log-format json`.
     pub fn for_output(json: bool) -> Progress {
         if crate::ui::log::is_quiet() {
             Progress::Quiet
+        } else if crate::ui::log::is_json() {
+            Progress::Json
         } else if json {
             Progress::Stderr
         } else {
@@ -39,13 +45,75 @@ impl Progress {
     /// Print one timestamped line. Never panics on a closed terminal or pipe (SIGHUP,
     /// `| head`): the run must still finish its revert and its record.
     pub fn line(self, msg: &str) {
+        self.line_with(msg, serde_json::Map::new());
+    }
+
+    /// [`Progress::line`], with the fields a JSON line carries beside its `message`
+    /// (`run_id`, `phase`, `host`); text lines show the message alone.
+    pub fn line_with(self, msg: &str, fields: serde_json::Map<String, serde_json::Value>) {
         use std::io::Write;
         let line = format!("{} {msg}\n", Utc::now().format("%H:%M:%S"));
         let _ = match self {
             Progress::Stdout => std::io::stdout().write_all(line.as_bytes()),
             Progress::Stderr => std::io::stderr().write_all(line.as_bytes()),
             Progress::Quiet => Ok(()),
+            Progress::Json => {
+                let mut m = crate::ui::json_log::object("info");
+                m.extend(fields);
+                m.insert("message".into(), msg.into());
+                crate::ui::json_log::write_line(m);
+                Ok(())
+            }
         };
+    }
+}
+
+/// What a JSON progress line can say about where the run is: the phase under way and the
+/// run's hosts (to tell which host a line is about).
+#[derive(Default)]
+struct Whereabouts {
+    phase: Option<String>,
+    hosts: Vec<String>,
+}
+
+impl Whereabouts {
+    /// Follow the run through its events.
+    fn note(&mut self, kind: &EventKind) {
+        match kind {
+            EventKind::RunStarted { targets, .. } => self.hosts.extend(targets.iter().cloned()),
+            EventKind::PhaseStarted { phase, .. } => self.phase = Some(phase.clone()),
+            EventKind::RevertStarted { .. } => self.phase = Some("revert".into()),
+            _ => {}
+        }
+    }
+
+    /// `run_id`, `phase` and `host` for a progress line: "batch 1: h03: 31 lines…" is about
+    /// h03 in batch 1, "h01: reverted and verified" about h01.
+    fn fields(&self, run_id: &str, msg: &str) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("run_id".into(), run_id.into());
+        let mut rest = msg;
+        let mut phase = self.phase.clone();
+        if let Some((head, tail)) = msg.split_once(": ") {
+            if head == "canary"
+                || head == "revert"
+                || head.strip_prefix("batch ").is_some_and(|n| n.parse::<u32>().is_ok())
+            {
+                phase = Some(head.to_string());
+                rest = tail;
+            }
+        }
+        if let Some(p) = phase {
+            m.insert("phase".into(), p.into());
+        }
+        let host = rest
+            .split([':', ' '])
+            .next()
+            .filter(|w| self.hosts.iter().any(|h| h == w));
+        if let Some(h) = host {
+            m.insert("host".into(), h.into());
+        }
+        m
     }
 }
 
@@ -56,6 +124,8 @@ pub struct RunDir {
     events: EventLog,
     secrets: Secrets,
     progress: Progress,
+    /// Where the run is, for JSON progress lines.
+    whereabouts: std::sync::Mutex<Whereabouts>,
     /// The first record write that failed: once set, the run must stop (the state machine
     /// checks it after every step, so even a write nobody could propagate stops the run).
     failed: std::sync::Mutex<Option<String>>,
@@ -125,6 +195,7 @@ impl RunDir {
             events,
             secrets,
             progress,
+            whereabouts: Default::default(),
             failed: Default::default(),
         })
     }
@@ -143,6 +214,7 @@ impl RunDir {
             events,
             secrets,
             progress,
+            whereabouts: Default::default(),
             failed: Default::default(),
         })
     }
@@ -157,7 +229,14 @@ impl RunDir {
             tracing::debug!(target: "bellwether::event", run_id = %self.id, event = ?k);
         }
         let crash_here = super::crash::is_point(&kind);
+        if let Ok(mut w) = self.whereabouts.lock() {
+            w.note(&kind);
+        }
+        let json = (self.progress == Progress::Json).then(|| kind.clone());
         let r = self.events.emit(kind, &self.secrets);
+        if let (Ok(()), Some(k)) = (&r, json) {
+            self.json_event(k);
+        }
         if r.is_ok() && crash_here {
             std::process::abort();
         }
@@ -178,9 +257,36 @@ impl RunDir {
         self.failed.lock().ok().and_then(|f| f.clone())
     }
 
+    /// An event as a JSON line on stderr (`--log-format json`), masked like the record, with
+    /// the run id and the phase under way when the event names none.
+    fn json_event(&self, mut kind: EventKind) {
+        kind.mask_free_text(&self.secrets);
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&kind) else {
+            return;
+        };
+        let mut m = crate::ui::json_log::object("info");
+        m.insert("run_id".into(), self.id.clone().into());
+        if !fields.contains_key("phase") {
+            if let Some(p) = self.whereabouts.lock().ok().and_then(|w| w.phase.clone()) {
+                m.insert("phase".into(), p.into());
+            }
+        }
+        m.extend(fields);
+        crate::ui::json_log::write_line(m);
+    }
+
     /// A progress line for people (masked), with the run id on the log event.
     pub fn say(&self, msg: &str) {
         let msg = self.secrets.text(msg);
+        if self.progress == Progress::Json {
+            let fields = self
+                .whereabouts
+                .lock()
+                .map(|w| w.fields(&self.id, &msg))
+                .unwrap_or_default();
+            self.progress.line_with(&msg, fields);
+            return;
+        }
         let _span = tracing::info_span!("run", run_id = %self.id).entered();
         tracing::info!(target: "bellwether::run", "{msg}");
         self.progress.line(&msg);
