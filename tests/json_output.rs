@@ -150,3 +150,111 @@ fn a_failed_run_in_json_ends_with_its_outcome_and_exit_on_stderr() {
         "{e}"
     );
 }
+
+/// An RFC 3339 timestamp with whole seconds in UTC (`jq`'s `fromdate` reads exactly this).
+fn assert_rfc3339(v: &Value, what: &str) {
+    let s = v.as_str().unwrap_or_else(|| panic!("{what}: not a string: {v}"));
+    assert!(chrono::DateTime::parse_from_rfc3339(s).is_ok(), "{what}: {s}");
+    assert!(s.ends_with('Z') && s.len() == 20, "{what}: {s}");
+}
+
+#[test]
+fn runs_json_timestamps_are_rfc3339_and_ping_exec_check_gate_calendar_have_json() {
+    let mut f = TestFleet::start(3);
+    f.start_agents();
+    let pb = f.playbook("swap", &playbook("claude-sonnet-4-5"));
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    // runs --json (was "2026-11-30 04:05:22") and show --json.
+    let (code, out, err) = bw(&f, &["runs", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let runs: Value = serde_json::from_str(&out).unwrap();
+    assert_rfc3339(&runs[0]["started"], "runs --json started");
+    let (_, text, _) = bw(&f, &["runs"]);
+    let day = &runs[0]["started"].as_str().unwrap()[..10];
+    assert!(
+        text.contains(&format!("{day} ")),
+        "the table keeps the plain form: {text}"
+    );
+    let (code, out, _) = bw(&f, &["show", "latest", "--json"]);
+    assert_eq!(code, 0);
+    let show: Value = serde_json::from_str(&out).unwrap();
+    assert_rfc3339(&show["run"]["started"], "show --json run.started");
+
+    // exec --json: every host in fleet order, its output by stream and its exit status.
+    let script = "echo out-$(basename $PWD); echo err >&2; case $PWD in *home-h02) exit 3;; esac";
+    let (code, out, err) = bw(&f, &["exec", "--json", "--", script]);
+    assert_eq!(code, 6, "one host failed: {out}\n{err}");
+    let doc: Value = serde_json::from_str(&out).expect("one JSON document");
+    let hosts = doc["hosts"].as_array().unwrap();
+    let names: Vec<&str> = hosts.iter().map(|h| h["host"].as_str().unwrap()).collect();
+    assert_eq!(names, ["h01", "h02", "h03"]);
+    assert_eq!(hosts[0]["stdout"], serde_json::json!(["out-home-h01"]));
+    assert_eq!(hosts[0]["stderr"], serde_json::json!(["err"]));
+    assert_eq!(
+        (hosts[0]["ok"].as_bool(), hosts[0]["exit_status"].as_u64()),
+        (Some(true), Some(0))
+    );
+    assert_eq!(
+        (hosts[1]["ok"].as_bool(), hosts[1]["exit_status"].as_u64()),
+        (Some(false), Some(3))
+    );
+    assert_eq!((doc["succeeded"].as_u64(), doc["total"].as_u64()), (Some(2), Some(3)));
+
+    // check --json: the same facts as the text.
+    let (code, out, err) = bw(&f, &["check", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["fleet"]["hosts"], 3);
+    assert_eq!(doc["playbooks"][0]["id"], "model-swap");
+    assert_eq!(doc["playbooks"][0]["targets"], 3);
+
+    // gate --json: the decision on stdout, the text for people on stderr.
+    let mut fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    fleet.push_str(
+        "[[freeze]]\nid = \"launch-week\"\nkind = \"soft\"\nstart = \"2030-06-01T00:00:00Z\"\nend = \"2030-06-08T00:00:00Z\"\n",
+    );
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+    let (code, out, err) = bw(&f, &["gate", "--tier", "T2", "--at", "2030-06-03T12:00:00Z", "--json"]);
+    assert_eq!(code, 3, "{out}\n{err}");
+    let d: Value = serde_json::from_str(&out).expect("stdout is the decision alone");
+    assert_eq!(d["decision"], "block");
+    assert_rfc3339(&d["at"], "gate at");
+    assert!(err.contains("BLOCK: T2 change may not ship"), "{err}");
+
+    // calendar --json: each occurrence in UTC and in the zone asked for.
+    let (code, out, err) = bw(
+        &f,
+        &[
+            "calendar",
+            "--json",
+            "--at",
+            "2030-05-30T00:00:00Z",
+            "--tz",
+            "Europe/Berlin",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let c: Value = serde_json::from_str(&out).unwrap();
+    assert_rfc3339(&c["at"], "calendar at");
+    let o = &c["occurrences"][0];
+    assert_eq!(o["id"], "launch-week");
+    assert_eq!(o["start_utc"], "2030-06-01T00:00:00Z");
+    assert_eq!(o["start_local"], "2030-06-01T02:00:00+02:00");
+
+    // ping --json: a host that is down is named with why, exit 6.
+    f.hosts[2].stop();
+    let (code, out, err) = bw(&f, &["ping", "--json"]);
+    assert_eq!(code, 6, "{out}\n{err}");
+    let p: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((p["answered"].as_u64(), p["total"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(p["hosts"][0]["ok"], true);
+    assert!(p["hosts"][0]["handshake_ms"].is_u64());
+    assert_eq!(p["hosts"][2]["host"], "h03");
+    assert_eq!(p["hosts"][2]["ok"], false);
+    assert!(
+        p["hosts"][2]["class"].is_string() && p["hosts"][2]["error"].is_string(),
+        "{out}"
+    );
+}

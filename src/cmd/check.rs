@@ -4,6 +4,7 @@ use super::context;
 use crate::config::{load::playbook_files, load::playbook_path, load_playbook, Playbook};
 use crate::exit::{Exit, Failure};
 use crate::options::Global;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -26,8 +27,23 @@ pub fn warnings(pb: &Playbook) -> Vec<String> {
     w
 }
 
+/// What `check` found about one playbook.
+#[derive(Debug, Serialize)]
+struct PlaybookReport {
+    id: String,
+    path: String,
+    tier: String,
+    component: String,
+    edits: usize,
+    strategy: &'static str,
+    targets: usize,
+    by_region: BTreeMap<String, usize>,
+    by_group: BTreeMap<String, usize>,
+    warnings: Vec<String>,
+}
+
 /// Run the check.
-pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
+pub fn run(g: &Global, names: &[String], json: bool) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
     let fleet = &lf.fleet;
     let paths = if names.is_empty() {
@@ -44,6 +60,29 @@ pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
         let pb = load_playbook(&path, fleet)?;
         loaded.push((path, pb));
     }
+    let reports: Vec<PlaybookReport> = loaded.iter().map(|(path, pb)| report(path, pb, fleet)).collect();
+    let fleet_warnings: Vec<String> = known_hosts_warning(&context::known_hosts_files(&lf))
+        .into_iter()
+        .collect();
+    if json {
+        let doc = serde_json::json!({
+            "fleet": {
+                "path": lf.path.display().to_string(),
+                "hosts": fleet.hosts.len(),
+                "regions": fleet.regions().len(),
+                "groups": fleet.groups().len(),
+                "warnings": fleet_warnings,
+            },
+            "calendar": {
+                "path": lf.calendar_path.display().to_string(),
+                "freeze_windows": lf.calendar.freeze.len(),
+            },
+            "playbooks": reports,
+            "ok": true,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(Exit::Done);
+    }
     println!(
         "fleet {}: {} hosts, {} regions, {} groups",
         lf.path.display(),
@@ -51,7 +90,7 @@ pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
         fleet.regions().len(),
         fleet.groups().len()
     );
-    if let Some(w) = known_hosts_warning(&context::known_hosts_files(&lf)) {
+    for w in &fleet_warnings {
         println!("  warning: {w}");
     }
     println!(
@@ -59,42 +98,57 @@ pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
         lf.calendar_path.display(),
         lf.calendar.freeze.len()
     );
-    for (path, pb) in loaded {
-        let hosts = pb.targets.resolve(fleet);
-        let mut by_region: BTreeMap<String, usize> = BTreeMap::new();
-        let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
-        for h in &hosts {
-            *by_region
-                .entry(h.region.clone().unwrap_or_else(|| "(none)".into()))
-                .or_default() += 1;
-            for gname in &h.groups {
-                *by_group.entry(gname.clone()).or_default() += 1;
-            }
-        }
-        let fmt =
-            |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+    let fmt = |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+    for r in &reports {
         println!(
             "\nplaybook {} ({}): {} {} {}, {} strategy",
-            pb.id,
-            path.display(),
-            pb.tier,
-            pb.component,
-            if pb.edits.len() == 1 {
+            r.id,
+            r.path,
+            r.tier,
+            r.component,
+            if r.edits == 1 {
                 "1 edit".to_string()
             } else {
-                format!("{} edits", pb.edits.len())
+                format!("{} edits", r.edits)
             },
-            strategy_name(pb.rollout.strategy)
+            r.strategy
         );
-        println!("  targets: {} hosts", hosts.len());
-        println!("  by region: {}", fmt(&by_region));
-        println!("  by group: {}", fmt(&by_group));
-        for w in warnings(&pb) {
+        println!("  targets: {} hosts", r.targets);
+        println!("  by region: {}", fmt(&r.by_region));
+        println!("  by group: {}", fmt(&r.by_group));
+        for w in &r.warnings {
             println!("  warning: {w}");
         }
     }
     println!("\nok");
     Ok(Exit::Done)
+}
+
+/// A playbook's targets by region and group, and its warnings.
+fn report(path: &Path, pb: &Playbook, fleet: &crate::config::Fleet) -> PlaybookReport {
+    let hosts = pb.targets.resolve(fleet);
+    let mut by_region: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
+    for h in &hosts {
+        *by_region
+            .entry(h.region.clone().unwrap_or_else(|| "(none)".into()))
+            .or_default() += 1;
+        for gname in &h.groups {
+            *by_group.entry(gname.clone()).or_default() += 1;
+        }
+    }
+    PlaybookReport {
+        id: pb.id.clone(),
+        path: path.display().to_string(),
+        tier: pb.tier.to_string(),
+        component: pb.component.clone(),
+        edits: pb.edits.len(),
+        strategy: strategy_name(pb.rollout.strategy),
+        targets: hosts.len(),
+        by_region,
+        by_group,
+        warnings: warnings(pb),
+    }
 }
 
 /// A known_hosts file that cannot be read: every connection would be refused (no network

@@ -8,8 +8,18 @@ use crate::value::Dur;
 use futures::stream::{self, StreamExt};
 use std::io::Write;
 
+/// How `exec` shows its results.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecOutput {
+    /// Each host's output as one block instead of prefixed lines.
+    pub group: bool,
+    /// One JSON document at the end instead of text.
+    pub json: bool,
+}
+
 /// Run the command.
-pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeout: &str) -> Result<Exit, Failure> {
+pub async fn run(g: &Global, sel: &[String], cmd: &[String], how: ExecOutput, timeout: &str) -> Result<Exit, Failure> {
+    let ExecOutput { group, json } = how;
     let timeout = Dur::parse(timeout)
         .map_err(|e| Failure::input(format!("--timeout: {e}")))?
         .get();
@@ -36,7 +46,7 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
                 let printer = tokio::spawn(async move {
                     let mut block = Vec::new();
                     while let Some((s, line)) = rx.recv().await {
-                        if group {
+                        if group || json {
                             block.push((s, line));
                         } else {
                             let mut out = std::io::stdout().lock();
@@ -48,7 +58,7 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
                 });
                 let r = conn.run(&command, None, timeout, Some(tx)).await;
                 let block = printer.await.unwrap_or_default();
-                if group {
+                if group && !json {
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "== {} ==", ep.name);
                     for (_, l) in block {
@@ -62,6 +72,11 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
         .buffer_unordered(context::concurrency(g, &lf))
         .collect()
         .await;
+    if json {
+        let mut results = results;
+        results.sort_by_key(|(ep, _)| eps.iter().position(|e| e.name == ep.name));
+        return Ok(print_json(&command, &results));
+    }
     let mut ok = 0;
     let mut bad = Vec::new();
     for (ep, r) in &results {
@@ -79,4 +94,32 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
         println!("failed:\n{}", bad.join("\n"));
         Ok(Exit::Preflight)
     }
+}
+
+/// One document: the command and each host's exit status and output, in fleet order.
+fn print_json(
+    command: &str,
+    results: &[(&crate::ssh::Endpoint, Result<crate::ssh::Output, crate::ssh::SshError>)],
+) -> Exit {
+    let lines = |b: &[u8]| -> Vec<String> { String::from_utf8_lossy(b).lines().map(String::from).collect() };
+    let hosts: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(ep, r)| match r {
+            Ok(o) => serde_json::json!({
+                "host": ep.name, "ok": o.status == 0, "exit_status": o.status,
+                "stdout": lines(&o.stdout), "stderr": lines(&o.stderr),
+            }),
+            Err(e) => serde_json::json!({
+                "host": ep.name, "ok": false, "exit_status": null,
+                "class": e.class(), "error": e.to_string(),
+            }),
+        })
+        .collect();
+    let ok = hosts.iter().filter(|h| h["ok"] == true).count();
+    let exit = if ok == hosts.len() { Exit::Done } else { Exit::Preflight };
+    let doc = serde_json::json!({
+        "command": command, "hosts": hosts, "succeeded": ok, "total": results.len(), "exit": exit.code(),
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    exit
 }

@@ -75,7 +75,12 @@ pub fn run(g: &Global, a: &GateArgs) -> Result<Exit, Failure> {
     };
     let notes = change.map(|c| c.notes).unwrap_or_default();
     let text = render(&decision, operator_zone(), &notes, written);
-    if matches!(written, Some((_, Destination::Stdout))) {
+    let to_stdout = matches!(written, Some((_, Destination::Stdout)));
+    if a.json && !to_stdout {
+        // The same document `--out` writes; people read the text on stderr.
+        write_decision(Path::new("-"), &decision)?;
+    }
+    if to_stdout || a.json {
         // stdout carries the JSON alone, so `gate --out - | jq` works; people read stderr.
         crate::ui::log::notice(None, text.trim_end());
     } else {
