@@ -309,6 +309,41 @@ fn a_link_repointed_by_someone_else_is_not_touched_by_revert() {
 }
 
 #[test]
+fn a_flip_back_refused_because_the_old_slot_changed_does_not_suggest_a_revert_that_cannot_help() {
+    let f = blue_green_fleet(2);
+    f.start_agents();
+    let pb = f.playbook("bg", &playbook(GOOD, "observe = \"60s\""));
+    rollout_killed_at(&f, &pb, observe_started("canary"));
+    assert_eq!(link(&f, 0), "green");
+    // Someone restages blue on h01 after the kill: flipping back would not bring the old
+    // config back.
+    std::fs::write(agent(&f, 0).join("blue/config.toml"), with_model("claude-hotfix-1")).unwrap();
+    let id = run_id(&f);
+    let (code, out, err) = bw(&f, &["revert", &id, "--yes"]);
+    assert_eq!(code, 5, "{out}\n{err}");
+    assert!(err.contains("h01") && err.contains("flip by hand"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "These need a person: `bellwether revert {id}` would refuse them the same way"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.to_lowercase().contains("retry with"),
+        "no retry that cannot help: {err}"
+    );
+    assert_eq!(link(&f, 0), "green", "not touched");
+    // Once the slot holds what it held at the flip, the revert finishes.
+    std::fs::write(agent(&f, 0).join("blue/config.toml"), AGENT_CONFIG).unwrap();
+    let (code, out, err) = bw(&f, &["revert", &id, "--yes"]);
+    assert_eq!(
+        code, 0,
+        "once the slot holds what it held, the revert finishes: {out}\n{err}"
+    );
+    assert_eq!(link(&f, 0), "blue");
+}
+
+#[test]
 fn resume_after_a_kill_in_the_canary_window_keeps_the_flip_and_finishes() {
     let f = blue_green_fleet(3);
     f.start_agents();

@@ -146,8 +146,10 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     }
     if !failures.is_empty() {
         println!("\npreflight FAILED on {} host(s):", failures.len());
-        for (h, e) in &failures {
-            println!("  {h}: {}", secrets.text(e));
+        let masked: Vec<(String, String)> = failures.iter().map(|(h, e)| (h.clone(), secrets.text(e))).collect();
+        let all: Vec<String> = targets.iter().map(|h| h.name.clone()).collect();
+        for line in crate::ui::hosts::grouped_errors(&masked, &all) {
+            println!("{line}");
         }
     }
     Ok(exit)

@@ -107,7 +107,9 @@ pub(crate) async fn preflight(
     }
     let max_failed = s.pb.rollout.max_failed_hosts;
     if !failures.is_empty() && (failures.len() > max_failed || prepared.is_empty()) {
-        let list: Vec<String> = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect();
+        // Twelve hosts missing the same file is one line, not twelve.
+        let order: Vec<String> = gate.targets.iter().map(|h| h.name.clone()).collect();
+        let list = crate::ui::hosts::grouped_errors(&failures, &order);
         let msg = format!(
             "preflight failed on {} of {} host(s); nothing was changed:\n{}",
             failures.len(),

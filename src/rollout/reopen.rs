@@ -23,6 +23,12 @@ use std::path::PathBuf;
 /// Changing hosts again needs `--yes` or a "y" on a terminal; cron without `--yes` is refused.
 fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
     if !yes && !interactive() {
+        // `what` is worded as a prompt ("Revert 2 file(s) …?"); mid-sentence it is lower case.
+        let mut c = what.chars();
+        let what = c
+            .next()
+            .map(|f| f.to_lowercase().chain(c).collect::<String>())
+            .unwrap_or_default();
         return Err(Failure::input(format!(
             "refusing to {what} without --yes: there is no terminal to confirm on"
         )));
@@ -249,18 +255,21 @@ impl Run {
         need_yes(opts.yes, &format!("Resume run {} from {at}", rec.id))?;
         let pb_path = PathBuf::from(&plan.playbook_path);
         let pb = load_playbook(&pb_path, &lf.fleet)?;
-        let mut names: Vec<String> = phases.iter().skip(from).flat_map(|(_, h)| h.clone()).collect();
+        let targets: Vec<String> = phases.iter().skip(from).flat_map(|(_, h)| h.clone()).collect();
+        // Baseline hosts are reached (and locked) too, but they are only watched: the run's
+        // targets are the hosts it has still to change.
+        let mut names = targets.clone();
         names.extend(plan.baseline.iter().cloned());
         names.sort();
         names.dedup();
         let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
         let (lock, _) = lock(&opts.runs_dir, &rec.id, names.clone(), true)?;
-        restart_record(&rec, Some(&plan), &events, &names)?;
+        restart_record(&rec, Some(&plan), &events, &targets)?;
         let conc = concurrency(opts, lf);
         let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         let (prepared, failures, conns) = preflight::preflight_all(lf, &hosts, &pb, &base, opts.accept_new, conc).await;
         if !failures.is_empty() {
-            let list: Vec<String> = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect();
+            let list = crate::ui::hosts::grouped_errors(&failures, &names);
             return Err(Failure::new(
                 Exit::Preflight,
                 rec.secrets().text(&format!(
