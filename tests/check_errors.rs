@@ -273,3 +273,31 @@ fn a_misspelt_playbook_lists_the_folder_and_suggests_the_closest_name() {
         "{e}"
     );
 }
+
+#[test]
+fn two_playbooks_with_one_id_are_a_warning() {
+    let d = copy_examples();
+    std::fs::copy(
+        d.path().join("playbooks/model-swap.toml"),
+        d.path().join("playbooks/model-swap-copy.toml"),
+    )
+    .unwrap();
+    let warning = "warning: playbooks/model-swap-copy.toml and playbooks/model-swap.toml share the id \"model-swap-sonnet\": runs are named after the id";
+    let (code, out, err) = check(d.path());
+    assert_eq!(code, 0, "a warning, not an error: {err}");
+    assert!(out.contains(warning), "{out}");
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+    // Checking one of them alone still compares it with its neighbours in playbooks/.
+    let (code, out, err) = bw_in(d.path(), &["check", "model-swap"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("share the id \"model-swap-sonnet\""), "{out}");
+    let (code, out, _) = bw_in(d.path(), &["check", "--json"]);
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let w = doc["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "{out}");
+    assert!(w[0].as_str().unwrap().contains("model-swap-sonnet"), "{out}");
+    // The shipped examples have no such pair.
+    let (_, out, _) = check(copy_examples().path());
+    assert!(!out.contains("share the id"), "{out}");
+}

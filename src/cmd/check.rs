@@ -61,6 +61,8 @@ pub fn run(g: &Global, names: &[String], json: bool) -> Result<Exit, Failure> {
         loaded.push((path, pb));
     }
     let reports: Vec<PlaybookReport> = loaded.iter().map(|(path, pb)| report(path, pb, fleet)).collect();
+    let dir = lf.path.parent().unwrap_or(Path::new(".")).join("playbooks");
+    let shared = shared_ids(&loaded, &dir);
     let fleet_warnings: Vec<String> = known_hosts_warning(&context::known_hosts_files(&lf))
         .into_iter()
         .collect();
@@ -78,6 +80,7 @@ pub fn run(g: &Global, names: &[String], json: bool) -> Result<Exit, Failure> {
                 "freeze_windows": lf.calendar.freeze.len(),
             },
             "playbooks": reports,
+            "warnings": shared,
             "ok": true,
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
@@ -120,8 +123,60 @@ pub fn run(g: &Global, names: &[String], json: bool) -> Result<Exit, Failure> {
             println!("  warning: {w}");
         }
     }
+    if !shared.is_empty() {
+        println!();
+    }
+    for w in &shared {
+        println!("warning: {w}");
+    }
     println!("\nok");
     Ok(Exit::Done)
+}
+
+/// Playbooks that share an `id`: the checked ones, and any other file in `playbooks/` (read
+/// only for its `id`, so a broken neighbour does not fail the check). Runs are named after
+/// the id, so `show ID`, `revert ID` and the run list could not tell the two apart.
+fn shared_ids(loaded: &[(PathBuf, Playbook)], dir: &Path) -> Vec<String> {
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || a.canonicalize()
+                .ok()
+                .zip(b.canonicalize().ok())
+                .is_some_and(|(x, y)| x == y)
+    };
+    let mut ids: Vec<(String, PathBuf)> = loaded.iter().map(|(p, pb)| (pb.id.clone(), p.clone())).collect();
+    for p in playbook_files(dir) {
+        if ids.iter().any(|(_, q)| same(&p, q)) {
+            continue;
+        }
+        let id = std::fs::read_to_string(&p)
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("id").and_then(|v| v.as_str()).map(String::from));
+        if let Some(id) = id {
+            ids.push((id, p));
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (id, _) in &ids {
+        if seen.contains(&id.as_str()) {
+            continue;
+        }
+        seen.push(id);
+        let paths: Vec<String> = ids
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, p)| p.display().to_string())
+            .collect();
+        if paths.len() > 1 {
+            out.push(format!(
+                "{} share the id {id:?}: runs are named after the id, so `runs`, `show {id}` and `revert {id}` cannot tell their runs apart; give each playbook its own id",
+                paths.join(" and ")
+            ));
+        }
+    }
+    out
 }
 
 /// A playbook's targets by region and group, and its warnings.

@@ -6,6 +6,7 @@ use crate::options::Global;
 use crate::ssh::{Connection, Stream};
 use crate::value::Dur;
 use futures::stream::{self, StreamExt};
+use std::collections::BTreeMap;
 use std::io::Write;
 
 /// How `exec` shows its results.
@@ -33,13 +34,13 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], how: ExecOutput, ti
     let hosts = context::select(&lf, sel)?;
     let eps: Vec<_> = hosts.iter().map(|h| context::endpoint(&lf, h, g.accept_new)).collect();
     let width = eps.iter().map(|e| e.name.len()).max().unwrap_or(0);
-    let results: Vec<_> = stream::iter(eps.iter())
-        .map(|ep| {
+    let mut running = stream::iter(eps.iter().enumerate())
+        .map(|(i, ep)| {
             let command = command.clone();
             async move {
                 let conn = match Connection::open(ep).await {
                     Ok(c) => c,
-                    Err(e) => return (ep, Err(e)),
+                    Err(e) => return (i, ep, Err(e), Vec::new()),
                 };
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                 let name = ep.name.clone();
@@ -58,23 +59,34 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], how: ExecOutput, ti
                 });
                 let r = conn.run(&command, None, timeout, Some(tx)).await;
                 let block = printer.await.unwrap_or_default();
-                if group && !json {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "== {} ==", ep.name);
-                    for (_, l) in block {
-                        let _ = writeln!(out, "{l}");
-                    }
-                }
                 conn.close().await;
-                (ep, r)
+                (i, ep, r, block)
             }
         })
-        .buffer_unordered(context::concurrency(g, &lf))
-        .collect()
-        .await;
+        .buffer_unordered(context::concurrency(g, &lf));
+    // Hosts finish in any order; `--group` blocks are printed in fleet order, each as soon as
+    // every host before it has been printed (a slow host holds back only the ones after it).
+    let mut results = Vec::with_capacity(eps.len());
+    let mut blocks: BTreeMap<usize, (String, Vec<(Stream, String)>)> = BTreeMap::new();
+    let mut next = 0;
+    while let Some((i, ep, r, block)) = running.next().await {
+        results.push((i, ep, r));
+        if !group || json {
+            continue;
+        }
+        blocks.insert(i, (ep.name.clone(), block));
+        while let Some((name, block)) = blocks.remove(&next) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "== {name} ==");
+            for (_, l) in block {
+                let _ = writeln!(out, "{l}");
+            }
+            next += 1;
+        }
+    }
+    results.sort_by_key(|(i, _, _)| *i);
+    let results: Vec<_> = results.into_iter().map(|(_, ep, r)| (ep, r)).collect();
     if json {
-        let mut results = results;
-        results.sort_by_key(|(ep, _)| eps.iter().position(|e| e.name == ep.name));
         return Ok(print_json(&command, &results));
     }
     let mut ok = 0;
@@ -90,7 +102,6 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], how: ExecOutput, ti
     if bad.is_empty() {
         Ok(Exit::Done)
     } else {
-        bad.sort();
         println!("failed:\n{}", bad.join("\n"));
         Ok(Exit::Preflight)
     }
