@@ -5,6 +5,7 @@ pub(crate) mod crash;
 pub mod events;
 pub mod history;
 pub mod lock;
+pub mod progress;
 pub mod run_dir;
 pub mod secrets;
 
