@@ -30,13 +30,21 @@ pub enum Command {
     Check {
         /// Playbooks to check (default: every playbooks/*.toml beside the fleet).
         playbooks: Vec<String>,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Connect to every target, authenticate and run `true`; a table of results.
     ///
     /// TARGETS: host names or globs, group:NAME, region:NAME, !TERM to exclude (default all).
     ///
     /// Example: bellwether ping group:prod '!use1-c'
-    Ping { targets: Vec<String> },
+    Ping {
+        targets: Vec<String>,
+        /// One JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run an ad-hoc command on every target, output prefixed by host.
     ///
     /// Example: bellwether exec region:eu-west-1 -- systemctl is-active hermes
@@ -53,6 +61,10 @@ pub enum Command {
         /// Per-host command timeout.
         #[arg(long, default_value = "60s")]
         timeout: String,
+        /// One JSON document at the end (each host's exit status and output, in fleet order)
+        /// instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show what a rollout would do: calendar decision, batch plan, per-host diffs. Read-only.
     ///
@@ -135,6 +147,9 @@ pub enum Command {
         /// Evaluate as of this time instead of now.
         #[arg(long)]
         at: Option<String>,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Start, stop or fault a local fleet of simulated agent hosts over real SSH.
     ///
@@ -175,15 +190,16 @@ pub fn run(cli: Cli) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::NeedsAttention.code();
+            let exit = Exit::NeedsAttention.code();
+            crate::ui::log::error(&format!("cannot start the async runtime: {e}"), exit);
+            return exit;
         }
     };
     match rt.block_on(dispatch(cli)) {
         Ok(exit) => exit.code(),
         Err(f) => {
             let msg = crate::record::secrets::Secrets::default().text(&f.message);
-            eprintln!("error: {}", crate::ui::safe::text(&msg));
+            crate::ui::log::error(&crate::ui::safe::text(&msg), f.exit.code());
             f.exit.code()
         }
     }
@@ -192,14 +208,18 @@ pub fn run(cli: Cli) -> i32 {
 async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     let g = cli.global;
     match cli.command {
-        Command::Check { playbooks } => crate::cmd::check::run(&g, &playbooks),
-        Command::Ping { targets } => crate::cmd::ping::run(&g, &targets).await,
+        Command::Check { playbooks, json } => crate::cmd::check::run(&g, &playbooks, json),
+        Command::Ping { targets, json } => crate::cmd::ping::run(&g, &targets, json).await,
         Command::Exec {
             targets,
             command,
             group,
             timeout,
-        } => crate::cmd::exec::run(&g, &targets, &command, group, &timeout).await,
+            json,
+        } => {
+            let how = crate::cmd::exec::ExecOutput { group, json };
+            crate::cmd::exec::run(&g, &targets, &command, how, &timeout).await
+        }
         Command::Rollout(a) => crate::cmd::rollout::run(&g, &a).await,
         Command::Plan(a) => crate::cmd::plan::run(&g, &a).await,
         Command::Revert(a) => crate::cmd::revert::revert(&g, &a).await,
@@ -220,6 +240,8 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Sandbox { action } => crate::cmd::sandbox::run(&action).await,
         Command::Demo { dir, hosts } => crate::cmd::sandbox::demo(dir, hosts).await,
         Command::Gate(a) => crate::cmd::gate::run(&g, &a),
-        Command::Calendar { days, tz, at } => crate::cmd::calendar::run(&g, days, tz.as_deref(), at.as_deref()),
+        Command::Calendar { days, tz, at, json } => {
+            crate::cmd::calendar::run(&g, days, tz.as_deref(), at.as_deref(), json)
+        }
     }
 }

@@ -127,6 +127,31 @@ fn rollout_killed_at(f: &TestFleet, pb: &Path, at: impl Fn(&EventKind) -> bool) 
 }
 
 #[test]
+fn plan_and_rollout_say_the_slots_once_for_all_hosts_that_share_them() {
+    let f = blue_green_fleet(3);
+    let pb = f.playbook("bg", &playbook(GOOD, ""));
+    let slots = "live slot agent/blue, stage into idle slot agent/green, then flip agent/current: blue -> green";
+    let (code, out, err) = bw(&f, &["plan", pb.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("\nblue_green: h01, h02, h03: {slots}\n")),
+        "{out}"
+    );
+    assert_eq!(out.matches("live slot").count(), 1, "one line, not one per host: {out}");
+    assert!(out.contains("== h01, h02, h03: same diff"), "{out}");
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(" plan: blue_green: h01, h02, h03: {slots}\n")),
+        "{out}"
+    );
+    assert_eq!(out.matches("live slot").count(), 1, "{out}");
+    for i in 0..3 {
+        assert_eq!(link(&f, i), "blue", "a dry run flips nothing");
+    }
+}
+
+#[test]
 fn good_change_stages_green_flips_every_link_and_leaves_blue_untouched() {
     let f = blue_green_fleet(4);
     f.start_agents();
@@ -280,6 +305,41 @@ fn a_link_repointed_by_someone_else_is_not_touched_by_revert() {
     std::os::unix::fs::symlink("green", a.join("current")).unwrap();
     let (code, out, err) = bw(&f, &["revert", &id, "--yes"]);
     assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(link(&f, 0), "blue");
+}
+
+#[test]
+fn a_flip_back_refused_because_the_old_slot_changed_does_not_suggest_a_revert_that_cannot_help() {
+    let f = blue_green_fleet(2);
+    f.start_agents();
+    let pb = f.playbook("bg", &playbook(GOOD, "observe = \"60s\""));
+    rollout_killed_at(&f, &pb, observe_started("canary"));
+    assert_eq!(link(&f, 0), "green");
+    // Someone restages blue on h01 after the kill: flipping back would not bring the old
+    // config back.
+    std::fs::write(agent(&f, 0).join("blue/config.toml"), with_model("claude-hotfix-1")).unwrap();
+    let id = run_id(&f);
+    let (code, out, err) = bw(&f, &["revert", &id, "--yes"]);
+    assert_eq!(code, 5, "{out}\n{err}");
+    assert!(err.contains("h01") && err.contains("flip by hand"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "These need a person: `bellwether revert {id}` would refuse them the same way"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.to_lowercase().contains("retry with"),
+        "no retry that cannot help: {err}"
+    );
+    assert_eq!(link(&f, 0), "green", "not touched");
+    // Once the slot holds what it held at the flip, the revert finishes.
+    std::fs::write(agent(&f, 0).join("blue/config.toml"), AGENT_CONFIG).unwrap();
+    let (code, out, err) = bw(&f, &["revert", &id, "--yes"]);
+    assert_eq!(
+        code, 0,
+        "once the slot holds what it held, the revert finishes: {out}\n{err}"
+    );
     assert_eq!(link(&f, 0), "blue");
 }
 

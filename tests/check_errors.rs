@@ -220,12 +220,86 @@ fn freeze_end_before_start() {
     );
 }
 
+// Issue 16 item 12 changed this message: it was `fleet.toml:1:1: cannot read the fleet
+// file`, a position invented for a file that does not exist, and no word on how to name
+// another one.
 #[test]
 fn unreadable_fleet_names_the_file() {
     let d = tempfile::tempdir().unwrap();
     let (code, _, e) = check(d.path());
     assert_eq!(code, 2);
-    assert!(e.contains("fleet.toml:1:1: cannot read the fleet file"), "{e}");
+    assert!(e.contains("no fleet file at fleet.toml"), "{e}");
+    assert!(e.contains("--fleet FILE") && e.contains("BELLWETHER_FLEET"), "{e}");
+    assert!(!e.contains(":1:1"), "{e}");
+}
+
+/// Run the binary in `dir` with `args`.
+fn bw_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("BELLWETHER_FLEET")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn a_misspelt_playbook_lists_the_folder_and_suggests_the_closest_name() {
+    let d = copy_examples();
+    for cmd in [
+        &["check", "model-swp"][..],
+        &["plan", "model-swp"],
+        &["rollout", "model-swp", "--yes"],
+    ] {
+        let (code, out, e) = bw_in(d.path(), cmd);
+        assert_eq!(code, 2, "{cmd:?}: {out}\n{e}");
+        assert!(e.contains("error: model-swp: no such playbook"), "{cmd:?}: {e}");
+        assert!(!e.contains(":1:1"), "no invented line and column: {e}");
+        assert!(e.contains("did you mean `model-swap`?"), "{e}");
+        assert!(e.contains("has: model-swap, provider-switch"), "{e}");
+        assert!(out.is_empty(), "{out}");
+    }
+    assert!(!d.path().join("runs").exists(), "no run folder for bad input");
+    // A fleet given with --fleet that does not exist says so, with both ways to name it.
+    let (code, _, e) = bw_in(d.path(), &["--fleet", "fleet.tml", "check"]);
+    assert_eq!(code, 2);
+    assert!(
+        e.contains("no fleet file at fleet.tml") && e.contains("BELLWETHER_FLEET"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_playbooks_with_one_id_are_a_warning() {
+    let d = copy_examples();
+    std::fs::copy(
+        d.path().join("playbooks/model-swap.toml"),
+        d.path().join("playbooks/model-swap-copy.toml"),
+    )
+    .unwrap();
+    let warning = "warning: playbooks/model-swap-copy.toml and playbooks/model-swap.toml share the id \"model-swap-sonnet\": runs are named after the id";
+    let (code, out, err) = check(d.path());
+    assert_eq!(code, 0, "a warning, not an error: {err}");
+    assert!(out.contains(warning), "{out}");
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+    // Checking one of them alone still compares it with its neighbours in playbooks/.
+    let (code, out, err) = bw_in(d.path(), &["check", "model-swap"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("share the id \"model-swap-sonnet\""), "{out}");
+    let (code, out, _) = bw_in(d.path(), &["check", "--json"]);
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let w = doc["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "{out}");
+    assert!(w[0].as_str().unwrap().contains("model-swap-sonnet"), "{out}");
+    // The shipped examples have no such pair.
+    let (_, out, _) = check(copy_examples().path());
+    assert!(!out.contains("share the id"), "{out}");
 }
 
 #[test]

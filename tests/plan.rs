@@ -103,28 +103,30 @@ fn plan_on_ten_hosts_prints_calendar_batches_and_grouped_diffs_and_changes_nothi
     assert!(out.contains("\nbatch 1: h02\n"), "{out}");
     assert!(out.contains("\nbatch 2: h03, h04, h05, h06\n"), "{out}");
     assert!(out.contains("\nbatch 3: h07, h08, h09, h10\n"), "{out}");
-    // Two groups: the nine identical hosts (not contiguous: h05 is missing) and h05 alone.
+    // One group: the same change on all ten hosts. h05's context differs (its temperature),
+    // which the header names and a `~` marks. (Issue 16 item 8 changed this: it used to be
+    // two blocks, `h01..h04, h06..h10 (9 hosts): same diff` and `h05`.)
     let headers: Vec<&str> = out.lines().filter(|l| l.starts_with("== ")).collect();
     assert_eq!(
         headers,
-        vec!["== h01..h04, h06..h10 (9 hosts): same diff", "== h05"],
+        vec!["== h01..h10 (10 hosts): same change (context differs on h05; lines marked ~ are h01's)"],
         "{out}"
     );
-    let common_diff = section(&out, headers[0]);
-    let h05_diff = section(&out, headers[1]);
-    for d in [&common_diff, &h05_diff] {
-        assert!(d.contains("--- a/agent/config.toml\n+++ b/agent/config.toml\n"), "{d}");
-        assert!(
-            d.contains("\n-name = \"claude-sonnet-4\"      # the model this agent talks to\n"),
-            "{d}"
-        );
-        assert!(
-            d.contains("\n+name = \"claude-sonnet-4-5\"      # the model this agent talks to\n"),
-            "{d}"
-        );
-    }
-    assert!(common_diff.contains("\n temperature = 0.2\n"), "{common_diff}");
-    assert!(h05_diff.contains("\n temperature = 0.7\n"), "{h05_diff}");
+    let d = section(&out, headers[0]);
+    assert!(d.contains("--- a/agent/config.toml\n+++ b/agent/config.toml\n"), "{d}");
+    assert!(
+        d.contains("\n-name = \"claude-sonnet-4\"      # the model this agent talks to\n"),
+        "{d}"
+    );
+    assert!(
+        d.contains("\n+name = \"claude-sonnet-4-5\"      # the model this agent talks to\n"),
+        "{d}"
+    );
+    assert!(d.contains("\n~temperature = 0.2\n"), "{d}");
+    assert!(
+        d.contains("\n provider = \"anthropic\"\n"),
+        "shared context unmarked: {d}"
+    );
     assert!(!out.contains("preflight FAILED"), "{out}");
     assert!(!out.contains(SECRET), "{out}");
     assert_homes_unchanged(&f, &before);
@@ -140,6 +142,108 @@ fn plan_on_ten_hosts_prints_calendar_batches_and_grouped_diffs_and_changes_nothi
     assert!(out.contains("\ncalendar: block T2 at 2030-06-03T12:00:00Z\n"), "{out}");
     assert!(out.contains("soft freeze `launch-week`"), "{out}");
     assert_homes_unchanged(&f, &before);
+}
+
+#[test]
+fn a_change_next_to_a_per_host_line_is_one_block_and_the_exception_is_named() {
+    let f = TestFleet::start(6);
+    // Each host's id sits right above the edited key, so every diff's context differs; h04
+    // runs another model, so its change is another change.
+    for (i, h) in f.hosts.iter().enumerate() {
+        let mut cfg = AGENT_CONFIG.replace("[model]\n", &format!("[model]\nid = \"h{:02}\"\n", i + 1));
+        if i == 3 {
+            cfg = cfg.replace("name = \"claude-sonnet-4\"", "name = \"claude-opus-4\"");
+        }
+        std::fs::write(h.home.join("agent/config.toml"), cfg).unwrap();
+    }
+    let before = homes(&f);
+    let pb = f.playbook("swap", &playbook(SWAP));
+    let (code, out, err) = plan(&f, &pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let headers: Vec<&str> = out.lines().filter(|l| l.starts_with("== ")).collect();
+    assert_eq!(
+        headers,
+        vec![
+            "== h01..h06 except h04 (5 hosts): same change (context differs per host; lines marked ~ are h01's)",
+            "== h04",
+        ],
+        "{out}"
+    );
+    let shared = section(&out, headers[0]);
+    assert!(
+        shared.contains("\n [model]\n~id = \"h01\"\n-name = \"claude-sonnet-4\""),
+        "{shared}"
+    );
+    assert_eq!(
+        shared.matches("id = \"h0").count(),
+        1,
+        "the per-host line is shown once: {shared}"
+    );
+    let h04 = section(&out, headers[1]);
+    assert!(h04.contains("\n id = \"h04\"\n-name = \"claude-opus-4\""), "{h04}");
+    // --json keeps every host's own diff and adds the groups.
+    let (code, out, err) = plan(&f, &pb, &["--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(doc["diffs"]["h03"].as_str().unwrap().contains(" id = \"h03\""), "{out}");
+    let groups = doc["diff_groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{out}");
+    assert_eq!(
+        groups[0]["hosts"],
+        serde_json::json!(["h01", "h02", "h03", "h05", "h06"])
+    );
+    assert_eq!(
+        groups[0]["context_differs"],
+        serde_json::json!(["h02", "h03", "h05", "h06"])
+    );
+    assert_homes_unchanged(&f, &before);
+}
+
+#[test]
+fn plan_shows_the_baseline_each_window_and_an_estimated_duration() {
+    let f = TestFleet::start(4);
+    let text = playbook(SWAP).replace(
+        "errors = [\"ERROR\"]",
+        "errors = [\"ERROR\"]\nbefore = \"1s\"\nbaseline = { hosts = 2, max_error_rate_increase = \"1%\" }",
+    );
+    let pb = f.playbook("swap", &text);
+    let (code, out, err) = plan(&f, &pb, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // Canary h01, then 10% / 50% / 100% of the other three; the same planner as rollout.
+    for line in [
+        "\ncanary: h01\nbatch 1: h02\nbatch 2: h03\nbatch 3: h04\n",
+        "\nbaseline (watched, unchanged during the canary window): h02, h03\n",
+        "\nwindows:\n",
+        "\n  canary: observe 2s, after 1s of logs before the change; compared with h02, h03\n",
+        "\n  batch 1: observe 1s; compared with h03, h04\n",
+        "\n  batch 2: observe 1s; compared with h04, h01\n",
+        "\n  batch 3: observe 1s; compared with h01, h02\n",
+        "\nestimated duration: at least 6s (",
+    ] {
+        assert!(out.contains(line), "{line:?} in:\n{out}");
+    }
+    let (code, out, err) = plan(&f, &pb, &["--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["baseline"], serde_json::json!(["h02", "h03"]));
+    assert_eq!(doc["estimated_ms"], 6000);
+    let w = doc["windows"].as_array().unwrap();
+    assert_eq!(w.len(), 4, "{out}");
+    assert_eq!(w[0]["phase"], "canary");
+    assert_eq!(w[0]["observe_ms"], 2000);
+    assert_eq!(w[0]["before_ms"], 1000);
+    assert_eq!(w[0]["baseline"], serde_json::json!(["h02", "h03"]));
+    assert_eq!(w[3]["phase"], "batch 3");
+    assert_eq!(w[3]["hosts"], serde_json::json!(["h04"]));
+    assert_eq!(w[3]["before_ms"], serde_json::Value::Null);
+    // The same baseline is what a run records.
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--dry-run"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latest_run(&f).join("plan.json")).unwrap()).unwrap();
+    assert_eq!(recorded["baseline"], doc["baseline"]);
 }
 
 /// The lines after `header` up to the next `== ` header or preflight section.

@@ -58,10 +58,46 @@ fn demo_promotes_the_good_change_and_reverts_the_bad_one() {
         "h01 is back to exactly the first run's bytes"
     );
     assert!(stdout.contains("demo finished"), "{stdout}");
+    assert_readme_sample_matches(&stdout);
     assert!(
         !stdout.contains("sk-ant-sandbox-not-a-real-key"),
         "no secret in the output"
     );
+}
+
+/// The README's tour shows the demo's broken run and its record: every line of those sample
+/// blocks must be a line the demo prints now. Numbers are left out of the comparison
+/// (timings, counts, ids and hashes' digits differ from run to run) and `...` stands for
+/// text the README elides.
+fn assert_readme_sample_matches(demo: &str) {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("**A run**").expect("the README's run sample");
+    let end = start
+        + readme[start..]
+            .find("Beside it:")
+            .expect("the end of the record sample");
+    let num = regex::Regex::new(r"\d+(\.\d+)?").unwrap();
+    let norm = |l: &str| num.replace_all(l.trim_end(), "N").to_string();
+    let printed: Vec<String> = demo.lines().map(norm).collect();
+    let mut in_block = false;
+    let mut checked = 0;
+    for line in readme[start..end].lines() {
+        if line.starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if !in_block || line.trim().is_empty() {
+            continue;
+        }
+        let pattern = format!("^{}$", regex::escape(&norm(line)).replace(r"\.\.\.", ".*"));
+        let re = regex::Regex::new(&pattern).unwrap();
+        assert!(
+            printed.iter().any(|p| re.is_match(p)),
+            "README line not printed by the demo:\n{line}\n--- demo output ---\n{demo}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "the README's sample blocks were found ({checked} lines)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,6 +62,26 @@ fn exec_prefixes_output_and_reports_exit_codes() {
 }
 
 #[test]
+fn exec_group_prints_blocks_in_fleet_order_whatever_order_hosts_finish_in() {
+    let f = TestFleet::start(4);
+    // h01 finishes last, h04 first.
+    let script = "case $PWD in *h01) sleep 1.5;; *h02) sleep 1;; *h03) sleep 0.5;; esac; echo done-$(basename $PWD)";
+    let (code, out, err) = run({
+        let mut c = f.bw();
+        c.args(["exec", "--group", "--", script]);
+        c
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    let headers: Vec<&str> = out.lines().filter(|l| l.starts_with("== ")).collect();
+    assert_eq!(headers, ["== h01 ==", "== h02 ==", "== h03 ==", "== h04 =="], "{out}");
+    for i in 1..=4 {
+        let block = out.split(&format!("== h0{i} ==\n")).nth(1).unwrap_or_default();
+        let first = block.lines().find(|l| l.starts_with("done-"));
+        assert_eq!(first, Some(format!("done-home-h0{i}").as_str()), "{out}");
+    }
+}
+
+#[test]
 fn wrong_host_key_is_refused_and_nothing_runs() {
     let f = TestFleet::start(2);
     // Give h01's known_hosts entry h02's key.

@@ -2,7 +2,7 @@
 
 use super::context;
 use crate::calendar::time::{parse_zone, show_in, show_utc};
-use crate::calendar::{operator_zone, parse_at, render_text, upcoming, TimeError};
+use crate::calendar::{operator_zone, parse_at, render_text, upcoming, Occurrence, TimeError};
 use crate::exit::{Exit, Failure};
 use crate::options::Global;
 use chrono::Utc;
@@ -34,7 +34,7 @@ pub fn is_utc(zone: Tz) -> bool {
 
 /// List the windows overlapping the next `days` days (as of `at`, default now), marking the
 /// ones active at that instant; times in UTC and in `tz` (default the operator's zone).
-pub fn run(g: &Global, days: u32, tz: Option<&str>, at: Option<&str>) -> Result<Exit, Failure> {
+pub fn run(g: &Global, days: u32, tz: Option<&str>, at: Option<&str>, json: bool) -> Result<Exit, Failure> {
     if days == 0 || days > MAX_DAYS {
         return Err(Failure::input(format!(
             "--days {days} is out of range; expected 1 to {MAX_DAYS}"
@@ -53,6 +53,10 @@ pub fn run(g: &Global, days: u32, tz: Option<&str>, at: Option<&str>) -> Result<
     let lf = context::fleet(g)?;
     let occurrences = upcoming(&lf.calendar, now, days)
         .map_err(|e| Failure::input(format!("calendar {}: {e}", lf.calendar_path.display())))?;
+    if json {
+        print_json(&lf.calendar_path, now, days, zone, &occurrences);
+        return Ok(Exit::Done);
+    }
     let local = if zone == Tz::UTC {
         String::new()
     } else {
@@ -80,4 +84,31 @@ pub fn run(g: &Global, days: u32, tz: Option<&str>, at: Option<&str>) -> Result<
         );
     }
     Ok(Exit::Done)
+}
+
+/// One document: the windows as listed, times in RFC 3339 (UTC, and in `zone` with its
+/// offset).
+fn print_json(path: &std::path::Path, now: chrono::DateTime<Utc>, days: u32, zone: Tz, occ: &[Occurrence]) {
+    use chrono::SecondsFormat::Secs;
+    let local = |t: chrono::DateTime<Utc>| t.with_timezone(&zone).to_rfc3339_opts(Secs, true);
+    let windows: Vec<serde_json::Value> = occ
+        .iter()
+        .map(|o| {
+            let mut v = serde_json::to_value(o).unwrap_or_default();
+            v["start_utc"] = o.start_utc.to_rfc3339_opts(Secs, true).into();
+            v["end_utc"] = o.end_utc.to_rfc3339_opts(Secs, true).into();
+            v["start_local"] = local(o.start_utc).into();
+            v["end_local"] = local(o.end_utc).into();
+            v
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "calendar": path.display().to_string(),
+        "at": now.to_rfc3339_opts(Secs, true),
+        "days": days,
+        "zone": zone.name(),
+        "occurrences": windows,
+        "active": occ.iter().filter(|o| o.active_now).count(),
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }

@@ -4,6 +4,7 @@ use super::context;
 use crate::config::{load::playbook_files, load::playbook_path, load_playbook, Playbook};
 use crate::exit::{Exit, Failure};
 use crate::options::Global;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -42,20 +43,66 @@ pub fn notes(pb: &Playbook) -> Vec<String> {
     n
 }
 
+/// What `check` found about one playbook.
+#[derive(Debug, Serialize)]
+struct PlaybookReport {
+    id: String,
+    path: String,
+    tier: String,
+    component: String,
+    edits: usize,
+    strategy: &'static str,
+    targets: usize,
+    by_region: BTreeMap<String, usize>,
+    by_group: BTreeMap<String, usize>,
+    warnings: Vec<String>,
+    /// How commands will be rendered (`| raw` values run as shell code).
+    notes: Vec<String>,
+}
+
 /// Run the check.
-pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
+pub fn run(g: &Global, names: &[String], json: bool) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
     let fleet = &lf.fleet;
     let paths = if names.is_empty() {
         playbook_files(&lf.path.parent().unwrap_or(Path::new(".")).join("playbooks"))
     } else {
-        names.iter().map(|n| playbook_path(n, &lf.path)).collect()
+        names
+            .iter()
+            .map(|n| playbook_path(n, &lf.path))
+            .collect::<Result<Vec<_>, _>>()?
     };
     // Load everything before printing anything, so an error is the only output.
     let mut loaded = Vec::new();
     for path in paths {
         let pb = load_playbook(&path, fleet)?;
         loaded.push((path, pb));
+    }
+    let reports: Vec<PlaybookReport> = loaded.iter().map(|(path, pb)| report(path, pb, fleet)).collect();
+    let dir = lf.path.parent().unwrap_or(Path::new(".")).join("playbooks");
+    let shared = shared_ids(&loaded, &dir);
+    let fleet_warnings: Vec<String> = known_hosts_warning(&context::known_hosts_files(&lf))
+        .into_iter()
+        .collect();
+    if json {
+        let doc = serde_json::json!({
+            "fleet": {
+                "path": lf.path.display().to_string(),
+                "hosts": fleet.hosts.len(),
+                "regions": fleet.regions().len(),
+                "groups": fleet.groups().len(),
+                "warnings": fleet_warnings,
+            },
+            "calendar": {
+                "path": lf.calendar_path.display().to_string(),
+                "freeze_windows": lf.calendar.freeze.len(),
+            },
+            "playbooks": reports,
+            "warnings": shared,
+            "ok": true,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(Exit::Done);
     }
     println!(
         "fleet {}: {} hosts, {} regions, {} groups",
@@ -64,7 +111,7 @@ pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
         fleet.regions().len(),
         fleet.groups().len()
     );
-    if let Some(w) = known_hosts_warning(&context::known_hosts_files(&lf)) {
+    for w in &fleet_warnings {
         println!("  warning: {w}");
     }
     println!(
@@ -72,45 +119,113 @@ pub fn run(g: &Global, names: &[String]) -> Result<Exit, Failure> {
         lf.calendar_path.display(),
         lf.calendar.freeze.len()
     );
-    for (path, pb) in loaded {
-        let hosts = pb.targets.resolve(fleet);
-        let mut by_region: BTreeMap<String, usize> = BTreeMap::new();
-        let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
-        for h in &hosts {
-            *by_region
-                .entry(h.region.clone().unwrap_or_else(|| "(none)".into()))
-                .or_default() += 1;
-            for gname in &h.groups {
-                *by_group.entry(gname.clone()).or_default() += 1;
-            }
-        }
-        let fmt =
-            |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+    let fmt = |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+    for r in &reports {
         println!(
             "\nplaybook {} ({}): {} {} {}, {} strategy",
-            pb.id,
-            path.display(),
-            pb.tier,
-            pb.component,
-            if pb.edits.len() == 1 {
+            r.id,
+            r.path,
+            r.tier,
+            r.component,
+            if r.edits == 1 {
                 "1 edit".to_string()
             } else {
-                format!("{} edits", pb.edits.len())
+                format!("{} edits", r.edits)
             },
-            strategy_name(pb.rollout.strategy)
+            r.strategy
         );
-        println!("  targets: {} hosts", hosts.len());
-        println!("  by region: {}", fmt(&by_region));
-        println!("  by group: {}", fmt(&by_group));
-        for w in warnings(&pb) {
+        println!("  targets: {} hosts", r.targets);
+        println!("  by region: {}", fmt(&r.by_region));
+        println!("  by group: {}", fmt(&r.by_group));
+        for w in &r.warnings {
             println!("  warning: {w}");
         }
-        for note in notes(&pb) {
+        for note in &r.notes {
             println!("  note: {note}");
         }
     }
+    if !shared.is_empty() {
+        println!();
+    }
+    for w in &shared {
+        println!("warning: {w}");
+    }
     println!("\nok");
     Ok(Exit::Done)
+}
+
+/// Playbooks that share an `id`: the checked ones, and any other file in `playbooks/` (read
+/// only for its `id`, so a broken neighbour does not fail the check). Runs are named after
+/// the id, so `show ID`, `revert ID` and the run list could not tell the two apart.
+fn shared_ids(loaded: &[(PathBuf, Playbook)], dir: &Path) -> Vec<String> {
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || a.canonicalize()
+                .ok()
+                .zip(b.canonicalize().ok())
+                .is_some_and(|(x, y)| x == y)
+    };
+    let mut ids: Vec<(String, PathBuf)> = loaded.iter().map(|(p, pb)| (pb.id.clone(), p.clone())).collect();
+    for p in playbook_files(dir) {
+        if ids.iter().any(|(_, q)| same(&p, q)) {
+            continue;
+        }
+        let id = std::fs::read_to_string(&p)
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("id").and_then(|v| v.as_str()).map(String::from));
+        if let Some(id) = id {
+            ids.push((id, p));
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (id, _) in &ids {
+        if seen.contains(&id.as_str()) {
+            continue;
+        }
+        seen.push(id);
+        let paths: Vec<String> = ids
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, p)| p.display().to_string())
+            .collect();
+        if paths.len() > 1 {
+            out.push(format!(
+                "{} share the id {id:?}: runs are named after the id, so `runs`, `show {id}` and `revert {id}` cannot tell their runs apart; give each playbook its own id",
+                paths.join(" and ")
+            ));
+        }
+    }
+    out
+}
+
+/// A playbook's targets by region and group, and its warnings.
+fn report(path: &Path, pb: &Playbook, fleet: &crate::config::Fleet) -> PlaybookReport {
+    let hosts = pb.targets.resolve(fleet);
+    let mut by_region: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
+    for h in &hosts {
+        *by_region
+            .entry(h.region.clone().unwrap_or_else(|| "(none)".into()))
+            .or_default() += 1;
+        for gname in &h.groups {
+            *by_group.entry(gname.clone()).or_default() += 1;
+        }
+    }
+    PlaybookReport {
+        id: pb.id.clone(),
+        path: path.display().to_string(),
+        tier: pb.tier.to_string(),
+        component: pb.component.clone(),
+        edits: pb.edits.len(),
+        strategy: strategy_name(pb.rollout.strategy),
+        targets: hosts.len(),
+        by_region,
+        by_group,
+        warnings: warnings(pb),
+        notes: notes(pb),
+    }
 }
 
 /// A known_hosts file that cannot be read: every connection would be refused (no network

@@ -6,8 +6,16 @@ use crate::options::Global;
 pub use crate::ssh::fleet::{endpoint, expand, known_hosts_files};
 use crate::value::FieldPath;
 
-/// Load the fleet named by `--fleet`.
+/// Load the fleet named by `--fleet`. A missing file says how to name another one: the
+/// default `fleet.toml` in the current folder is the usual surprise.
 pub fn fleet(g: &Global) -> Result<LoadedFleet, Failure> {
+    if !g.fleet.exists() {
+        return Err(Failure::input(format!(
+            "no fleet file at {}: give its path with --fleet FILE or set BELLWETHER_FLEET \
+             (the default is fleet.toml in the current folder)",
+            g.fleet.display()
+        )));
+    }
     Ok(load_fleet(&g.fleet)?)
 }
 

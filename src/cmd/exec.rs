@@ -3,35 +3,24 @@
 use super::context;
 use crate::exit::{Exit, Failure};
 use crate::options::Global;
-use crate::ssh::exec::{MAX_OUTPUT_BYTES, TRUNCATED};
 use crate::ssh::{Connection, Stream};
-use crate::ui::safe;
 use crate::value::Dur;
 use futures::stream::{self, StreamExt};
+use std::collections::BTreeMap;
 use std::io::Write;
 
-/// One host's output kept for `--group`: at most [`MAX_OUTPUT_BYTES`] of lines, as `run`
-/// keeps, so a host that floods cannot fill the controller's memory while it waits.
-#[derive(Default)]
-struct Block {
-    lines: Vec<String>,
-    bytes: usize,
-    dropped: u64,
-}
-
-impl Block {
-    fn push(&mut self, line: String) {
-        if self.bytes + line.len() > MAX_OUTPUT_BYTES {
-            self.dropped += 1;
-        } else {
-            self.bytes += line.len();
-            self.lines.push(line);
-        }
-    }
+/// How `exec` shows its results.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecOutput {
+    /// Each host's output as one block instead of prefixed lines.
+    pub group: bool,
+    /// One JSON document at the end instead of text.
+    pub json: bool,
 }
 
 /// Run the command.
-pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeout: &str) -> Result<Exit, Failure> {
+pub async fn run(g: &Global, sel: &[String], cmd: &[String], how: ExecOutput, timeout: &str) -> Result<Exit, Failure> {
+    let ExecOutput { group, json } = how;
     let timeout = Dur::parse(timeout)
         .map_err(|e| Failure::input(format!("--timeout: {e}")))?
         .get();
@@ -45,49 +34,67 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
     let hosts = context::select(&lf, sel)?;
     let eps: Vec<_> = hosts.iter().map(|h| context::endpoint(&lf, h, g.accept_new)).collect();
     let width = eps.iter().map(|e| e.name.len()).max().unwrap_or(0);
-    let results: Vec<_> = stream::iter(eps.iter())
-        .map(|ep| {
+    let mut running = stream::iter(eps.iter().enumerate())
+        .map(|(i, ep)| {
             let command = command.clone();
             async move {
                 let conn = match Connection::open(ep).await {
                     Ok(c) => c,
-                    Err(e) => return (ep, Err(e)),
+                    Err(e) => return (i, ep, Err(e), Vec::new()),
                 };
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Stream, String)>();
                 let name = ep.name.clone();
                 let printer = tokio::spawn(async move {
-                    let mut block = Block::default();
+                    // At most MAX_OUTPUT_BYTES of lines kept per host (as `run` keeps), so a
+                    // host that floods cannot fill the controller's memory while it waits.
+                    let mut block = Vec::new();
+                    let mut kept = 0usize;
                     while let Some((s, line)) = rx.recv().await {
-                        let line: String = line;
-                        if group {
-                            block.push(line);
+                        if group || json {
+                            if kept + line.len() <= crate::ssh::exec::MAX_OUTPUT_BYTES {
+                                kept += line.len();
+                                block.push((s, line));
+                            }
                         } else {
                             let mut out = std::io::stdout().lock();
                             let sep = if s == Stream::Stderr { "!" } else { "|" };
-                            let _ = writeln!(out, "{name:<width$} {sep} {}", safe::line(&line));
+                            let _ = writeln!(out, "{name:<width$} {sep} {}", crate::ui::safe::line(&line));
                         }
                     }
                     block
                 });
                 let r = conn.run(&command, None, timeout, Some(tx)).await;
                 let block = printer.await.unwrap_or_default();
-                if group {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "== {} ==", ep.name);
-                    for l in &block.lines {
-                        let _ = writeln!(out, "{}", safe::line(l));
-                    }
-                    if block.dropped > 0 {
-                        let _ = writeln!(out, "{TRUNCATED} ({} more lines not kept)", block.dropped);
-                    }
-                }
                 conn.close().await;
-                (ep, r)
+                (i, ep, r, block)
             }
         })
-        .buffer_unordered(context::concurrency(g, &lf))
-        .collect()
-        .await;
+        .buffer_unordered(context::concurrency(g, &lf));
+    // Hosts finish in any order; `--group` blocks are printed in fleet order, each as soon as
+    // every host before it has been printed (a slow host holds back only the ones after it).
+    let mut results = Vec::with_capacity(eps.len());
+    let mut blocks: BTreeMap<usize, (String, Vec<(Stream, String)>)> = BTreeMap::new();
+    let mut next = 0;
+    while let Some((i, ep, r, block)) = running.next().await {
+        results.push((i, ep, r));
+        if !group || json {
+            continue;
+        }
+        blocks.insert(i, (ep.name.clone(), block));
+        while let Some((name, block)) = blocks.remove(&next) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "== {name} ==");
+            for (_, l) in block {
+                let _ = writeln!(out, "{}", crate::ui::safe::line(&l));
+            }
+            next += 1;
+        }
+    }
+    results.sort_by_key(|(i, _, _)| *i);
+    let results: Vec<_> = results.into_iter().map(|(_, ep, r)| (ep, r)).collect();
+    if json {
+        return Ok(print_json(&command, &results));
+    }
     let mut ok = 0;
     let mut bad = Vec::new();
     for (ep, r) in &results {
@@ -101,8 +108,35 @@ pub async fn run(g: &Global, sel: &[String], cmd: &[String], group: bool, timeou
     if bad.is_empty() {
         Ok(Exit::Done)
     } else {
-        bad.sort();
-        println!("failed:\n{}", safe::text(&bad.join("\n")));
+        println!("failed:\n{}", crate::ui::safe::text(&bad.join("\n")));
         Ok(Exit::Preflight)
     }
+}
+
+/// One document: the command and each host's exit status and output, in fleet order.
+fn print_json(
+    command: &str,
+    results: &[(&crate::ssh::Endpoint, Result<crate::ssh::Output, crate::ssh::SshError>)],
+) -> Exit {
+    let lines = |b: &[u8]| -> Vec<String> { String::from_utf8_lossy(b).lines().map(String::from).collect() };
+    let hosts: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(ep, r)| match r {
+            Ok(o) => serde_json::json!({
+                "host": ep.name, "ok": o.status == 0, "exit_status": o.status,
+                "stdout": lines(&o.stdout), "stderr": lines(&o.stderr),
+            }),
+            Err(e) => serde_json::json!({
+                "host": ep.name, "ok": false, "exit_status": null,
+                "class": e.class(), "error": e.to_string(),
+            }),
+        })
+        .collect();
+    let ok = hosts.iter().filter(|h| h["ok"] == true).count();
+    let exit = if ok == hosts.len() { Exit::Done } else { Exit::Preflight };
+    let doc = serde_json::json!({
+        "command": command, "hosts": hosts, "succeeded": ok, "total": results.len(), "exit": exit.code(),
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    exit
 }

@@ -75,9 +75,14 @@ pub fn run(g: &Global, a: &GateArgs) -> Result<Exit, Failure> {
     };
     let notes = change.map(|c| c.notes).unwrap_or_default();
     let text = render(&decision, operator_zone(), &notes, written);
-    if matches!(written, Some((_, Destination::Stdout))) {
+    let to_stdout = matches!(written, Some((_, Destination::Stdout)));
+    if a.json && !to_stdout {
+        // The same document `--out` writes; people read the text on stderr.
+        write_decision(Path::new("-"), &decision)?;
+    }
+    if to_stdout || a.json {
         // stdout carries the JSON alone, so `gate --out - | jq` works; people read stderr.
-        eprint!("{text}");
+        crate::ui::log::notice(None, text.trim_end());
     } else {
         print!("{text}");
     }
@@ -138,8 +143,8 @@ fn load(g: &Global, a: &GateArgs) -> Result<(CalendarSpec, Option<LoadedFleet>, 
     }
     if !g.fleet.exists() {
         return Err(Failure::input(format!(
-            "no fleet file at {}: the gate reads the calendar from the fleet (give --fleet FILE), \
-             or give the calendar itself with --calendar FILE",
+            "no fleet file at {}: the gate reads the calendar from the fleet (give --fleet FILE or \
+             set BELLWETHER_FLEET), or give the calendar itself with --calendar FILE",
             g.fleet.display()
         )));
     }
@@ -150,7 +155,7 @@ fn load(g: &Global, a: &GateArgs) -> Result<(CalendarSpec, Option<LoadedFleet>, 
     };
     let change = match &a.playbook {
         Some(arg) => {
-            let pb = load_playbook(&playbook_path(arg, &lf.path), &lf.fleet)?;
+            let pb = load_playbook(&playbook_path(arg, &lf.path)?, &lf.fleet)?;
             Some(change(&pb, &lf.fleet))
         }
         None => None,

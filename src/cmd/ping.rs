@@ -8,7 +8,7 @@ use futures::stream::{self, StreamExt};
 use std::time::Duration;
 
 /// Run the ping.
-pub async fn run(g: &Global, targets: &[String]) -> Result<Exit, Failure> {
+pub async fn run(g: &Global, targets: &[String], json: bool) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
     let hosts = context::select(&lf, targets)?;
     let eps: Vec<_> = hosts.iter().map(|h| context::endpoint(&lf, h, g.accept_new)).collect();
@@ -28,6 +28,9 @@ pub async fn run(g: &Global, targets: &[String]) -> Result<Exit, Failure> {
         .buffered(context::concurrency(g, &lf))
         .collect()
         .await;
+    if json {
+        return Ok(print_json(&results));
+    }
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     for (ep, r) in &results {
@@ -57,7 +60,34 @@ pub async fn run(g: &Global, targets: &[String]) -> Result<Exit, Failure> {
     if failed.is_empty() {
         Ok(Exit::Done)
     } else {
-        eprintln!("failed hosts:\n{}", crate::ui::safe::text(&failed.join("\n")));
+        crate::ui::log::notice(
+            None,
+            &crate::ui::safe::text(&format!("failed hosts:\n{}", failed.join("\n"))),
+        );
         Ok(Exit::Preflight)
     }
+}
+
+/// One document: each host's result in fleet order, and how many answered.
+fn print_json(results: &[(&crate::ssh::Endpoint, Result<Duration, crate::ssh::SshError>)]) -> Exit {
+    let hosts: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(ep, r)| match r {
+            Ok(hs) => serde_json::json!({
+                "host": ep.name, "address": ep.addr(), "ok": true, "handshake_ms": hs.as_millis() as u64,
+            }),
+            Err(e) => serde_json::json!({
+                "host": ep.name, "address": ep.addr(), "ok": false, "class": e.class(), "error": e.to_string(),
+            }),
+        })
+        .collect();
+    let answered = results.iter().filter(|(_, r)| r.is_ok()).count();
+    let exit = if answered == results.len() {
+        Exit::Done
+    } else {
+        Exit::Preflight
+    };
+    let doc = serde_json::json!({"hosts": hosts, "answered": answered, "total": results.len(), "exit": exit.code()});
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    exit
 }

@@ -1,10 +1,11 @@
 //! `bellwether plan`: everything a rollout would do, read-only.
 
-use super::context;
+use super::{context, plan_diffs};
 use crate::exit::{Exit, Failure};
 use crate::options::{Global, PlanArgs};
 use crate::record::secrets::Secrets;
-use crate::rollout::planner::{self, PlanRequest};
+use crate::rollout::plan::BatchPlan;
+use crate::rollout::planner::{self, PlanRequest, Schedule};
 use crate::rollout::preflight;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -28,37 +29,6 @@ fn colour(diff: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Compress a list of host names for display: runs of more than three hosts that are
-/// contiguous in `order` become `a..b`, so `h02..h12 (11 hosts)` but `h01..h04, h06..h10
-/// (9 hosts)` when h05 is not in the list (a bare `h01..h10` would claim it is).
-pub fn host_range(hosts: &[String], order: &[String]) -> String {
-    let pos = |h: &String| order.iter().position(|o| o == h);
-    let mut runs: Vec<Vec<String>> = Vec::new();
-    for h in hosts {
-        let follows = match (runs.last().and_then(|r| r.last()), pos(h)) {
-            (Some(prev), Some(p)) => pos(prev).is_some_and(|q| q + 1 == p),
-            _ => false,
-        };
-        match runs.last_mut() {
-            Some(run) if follows => run.push(h.clone()),
-            _ => runs.push(vec![h.clone()]),
-        }
-    }
-    let ranged = runs.iter().any(|r| r.len() > 3);
-    let parts: Vec<String> = runs
-        .iter()
-        .map(|r| match r.as_slice() {
-            [a, .., b] if r.len() > 3 => format!("{a}..{b}"),
-            _ => r.join(", "),
-        })
-        .collect();
-    if ranged {
-        format!("{} ({} hosts)", parts.join(", "), hosts.len())
-    } else {
-        parts.join(", ")
-    }
 }
 
 /// Run the plan.
@@ -95,30 +65,31 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
         .filter(|n| prepared.get(n).is_some_and(|p| p.unchanged()))
         .collect();
     let plan = planner::batches(&lf, &settings, &gate, &order)?;
-    // Group hosts whose diffs are identical.
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let mut per_host: BTreeMap<String, String> = BTreeMap::new();
+    let mut in_order: Vec<(String, String)> = Vec::new();
     let mut slots = BTreeMap::new();
+    let mut slot_lines: Vec<(String, String)> = Vec::new();
     for n in &order {
         let p = &prepared[n];
-        let mut d: String = p
+        let d: String = p
             .files
             .iter()
             .filter(|f| f.changes())
             .map(|f| secrets.diff(&f.path, f.before.as_ref().map(|b| b.bytes.as_slice()), &f.after))
             .collect::<Vec<_>>()
             .join("\n");
-        // Blue/green: the diff is against the live slot; say where it is staged.
+        // Blue/green: the diff is against the live slot; where it is staged is said once
+        // for all hosts with the same slots, not in every diff.
         if let Some(bg) = &p.blue_green {
-            d = format!("blue_green: {}\n{d}", bg.describe());
+            slot_lines.push((n.clone(), bg.describe()));
             slots.insert(n.clone(), bg.clone());
         }
         per_host.insert(n.clone(), d.clone());
-        match groups.iter_mut().find(|(x, _)| *x == d) {
-            Some((_, hs)) => hs.push(n.clone()),
-            None => groups.push((d, vec![n.clone()])),
-        }
+        in_order.push((n.clone(), d));
     }
+    let schedule = planner::schedule(&settings, &gate, &plan);
+    // One block per change, however the lines around it differ from host to host.
+    let groups = plan_diffs::group(&in_order);
     let exit = if failures.is_empty() {
         Exit::Done
     } else {
@@ -129,9 +100,13 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
             "playbook": pb.id, "tier": pb.tier.to_string(), "component": pb.component,
             "calendar": decision,
             "plan": plan,
+            "baseline": planner::baseline(pb, &plan),
+            "windows": schedule.phases,
+            "estimated_ms": schedule.estimated_ms,
             "unchanged": unchanged,
             "preflight_failures": failures.iter().map(|(h, e)| json!({"host": h, "error": secrets.text(e)})).collect::<Vec<_>>(),
             "diffs": per_host,
+            "diff_groups": groups,
             "blue_green": slots,
             "exit": exit.code(),
         });
@@ -152,19 +127,21 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     for (phase, hosts) in plan.phases() {
         println!("{phase}: {}", hosts.join(", "));
     }
+    print_schedule(pb, &plan, &schedule);
+    for (describe, hosts) in crate::ui::hosts::group_same(&slot_lines) {
+        println!(
+            "blue_green: {}: {describe}",
+            crate::ui::hosts::host_range(&hosts, &order)
+        );
+    }
     if !unchanged.is_empty() {
         println!("already up to date: {}", unchanged.join(", "));
     }
     let col = g.colored();
-    for (diff, hosts) in &groups {
-        let who = if hosts.len() > 1 {
-            format!("{}: same diff", host_range(hosts, &order))
-        } else {
-            hosts[0].clone()
-        };
-        println!("\n== {who}");
+    for g in &groups {
+        println!("\n== {}", plan_diffs::header(g, &order));
         // The diff holds the host's file contents: escape before colouring.
-        let diff = crate::ui::safe::text(diff);
+        let diff = crate::ui::safe::text(&g.diff);
         println!("{}", if col { colour(&diff) } else { diff.to_string() });
         for w in only_additions(&diff) {
             println!("warning: {w}");
@@ -172,40 +149,48 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     }
     if !failures.is_empty() {
         println!("\npreflight FAILED on {} host(s):", failures.len());
-        for (h, e) in &failures {
-            println!("  {h}: {}", crate::ui::safe::text(&secrets.text(e)));
+        let masked: Vec<(String, String)> = failures.iter().map(|(h, e)| (h.clone(), secrets.text(e))).collect();
+        let all: Vec<String> = targets.iter().map(|h| h.name.clone()).collect();
+        for line in crate::ui::hosts::grouped_errors(&masked, &all) {
+            println!("{}", crate::ui::safe::text(&line));
         }
     }
     Ok(exit)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::host_range;
-
-    fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+/// The baseline, each phase's window and the least time the run takes.
+fn print_schedule(pb: &crate::config::Playbook, plan: &BatchPlan, schedule: &Schedule) {
+    let dur = |ms: u64| humantime::format_duration(std::time::Duration::from_millis(ms)).to_string();
+    let watching = pb.watch.as_ref().is_some_and(|w| w.log.is_some());
+    let baseline = planner::baseline(pb, plan);
+    if watching && !baseline.is_empty() {
+        println!(
+            "baseline (watched, unchanged during the canary window): {}",
+            baseline.join(", ")
+        );
     }
-
-    #[test]
-    fn ranges_only_cover_hosts_that_are_really_there() {
-        let order: Vec<String> = (1..=10).map(|i| format!("h{i:02}")).collect();
-        let all_but = |skip: &[usize]| -> Vec<String> {
-            order
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !skip.contains(&(i + 1)))
-                .map(|(_, h)| h.clone())
-                .collect()
+    if schedule.phases.is_empty() {
+        return;
+    }
+    println!("windows:");
+    for w in &schedule.phases {
+        let mut line = if watching {
+            format!("  {}: observe {}", w.phase, dur(w.observe_ms))
+        } else {
+            format!("  {}: wait {} (no log watch), then health", w.phase, dur(w.observe_ms))
         };
-        assert_eq!(host_range(&all_but(&[1]), &order), "h02..h10 (9 hosts)");
-        assert_eq!(host_range(&all_but(&[5]), &order), "h01..h04, h06..h10 (9 hosts)");
-        assert_eq!(host_range(&all_but(&[2, 9]), &order), "h01, h03..h08, h10 (8 hosts)");
-        assert_eq!(host_range(&names(&["h01", "h04"]), &order), "h01, h04");
-        assert_eq!(host_range(&names(&["h01", "h02", "h03"]), &order), "h01, h02, h03");
-        assert_eq!(host_range(&names(&["h07"]), &order), "h07");
-        assert_eq!(host_range(&[], &order), "");
+        if let Some(b) = w.before_ms {
+            line.push_str(&format!(", after {} of logs before the change", dur(b)));
+        }
+        if !w.baseline.is_empty() {
+            line.push_str(&format!("; compared with {}", w.baseline.join(", ")));
+        }
+        println!("{line}");
     }
+    println!(
+        "estimated duration: at least {} (the windows; changing the hosts and health checks add to it)",
+        dur(schedule.estimated_ms)
+    );
 }
 
 /// Files whose diff only adds lines: nothing that existed is replaced, which is what a

@@ -14,13 +14,11 @@ pub async fn revert(g: &Global, a: &ReopenArgs) -> Result<Exit, Failure> {
     let done = Run::revert(&lf, &reopen_options(g, a), &a.run).await?;
     let o = &done.ending;
     if o.outcome == Outcome::Reverted {
-        crate::record::run_dir::Progress::for_output(false).line(&o.message);
+        crate::record::run_dir::Progress::for_output(false).line(o.news());
         return Ok(Exit::Done);
     }
-    Err(Failure::new(
-        o.exit(),
-        format!("{}\nretry with: bellwether revert {}", o.message, done.run_id),
-    ))
+    // The message already says what to do next (retry, or what needs a person).
+    Err(Failure::new(o.exit(), o.message.clone()))
 }
 
 /// Continue an interrupted or paused run from its first phase that did not pass.

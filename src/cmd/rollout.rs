@@ -55,7 +55,13 @@ pub fn render(f: &Finished, json: bool) -> Result<Exit, Failure> {
         let _ = writeln!(std::io::stdout(), "{doc}");
     } else if !ended_before_change(o) {
         let p = crate::record::run_dir::Progress::for_output(false);
-        p.line(&format!("{}: {}", o.outcome.as_str().to_uppercase(), o.message));
+        let mut fields = serde_json::Map::new();
+        fields.insert("run_id".into(), f.run_id.clone().into());
+        fields.insert("outcome".into(), o.outcome.as_str().into());
+        fields.insert("exit".into(), o.exit().code().into());
+        // Why a revert began was said when it began, and the error line below says it all
+        // again for stderr: this line says what came of it.
+        p.line_with(&format!("{}: {}", o.outcome.as_str().to_uppercase(), o.news()), fields);
         p.line(&format!("record: {}", f.dir.join("summary.md").display()));
     }
     match o.exit() {

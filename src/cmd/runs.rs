@@ -27,7 +27,7 @@ pub fn list(g: &Global, json: bool) -> Result<Exit, Failure> {
             vec![
                 s.id.clone(),
                 s.playbook.clone(),
-                s.started.clone(),
+                s.started.to_string(),
                 s.outcome.clone(),
                 s.hosts_changed.to_string(),
                 s.hosts_reverted.to_string(),

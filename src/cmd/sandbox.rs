@@ -129,7 +129,7 @@ pub async fn demo(dir: Option<PathBuf>, hosts: usize) -> Result<Exit, Failure> {
     let good = crate::cmd::rollout::run(&g, &rollout_args(&sb.dir.join("playbooks/model-swap.toml"))).await;
     let good_ok = matches!(good, Ok(Exit::Done));
     if let Err(e) = &good {
-        eprintln!("error: {}", e.message);
+        crate::ui::log::error(&e.message, e.exit.code());
     }
     println!("\n---- summary.md of that run ----");
     let _ = crate::cmd::runs::show(&g, "latest", false);

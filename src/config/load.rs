@@ -176,17 +176,83 @@ pub fn playbook_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Resolve a playbook argument: a path, or a bare name looked up in `playbooks/`.
-pub fn playbook_path(arg: &str, fleet_path: &Path) -> PathBuf {
+/// Resolve a playbook argument: a path, or a bare name looked up in `playbooks/` beside the
+/// fleet. Neither is an error that lists what `playbooks/` holds and suggests the closest
+/// name, since a misspelt name is the usual cause.
+pub fn playbook_path(arg: &str, fleet_path: &Path) -> Result<PathBuf, ConfigError> {
     let p = PathBuf::from(arg);
     if p.exists() {
-        return p;
+        return Ok(p);
     }
     let dir = fleet_path.parent().unwrap_or(Path::new(".")).join("playbooks");
     let named = dir.join(format!("{arg}.toml"));
     if named.exists() {
-        named
-    } else {
-        p
+        return Ok(named);
+    }
+    Err(ConfigError::file(&p, missing_playbook(arg, &dir, &named)))
+}
+
+/// "no such playbook: … ; did you mean `model-swap`? playbooks/ has: a, b".
+fn missing_playbook(arg: &str, dir: &Path, named: &Path) -> String {
+    let mut msg = format!("no such playbook: neither this file nor {} exists", named.display());
+    if !dir.is_dir() {
+        msg.push_str(&format!("; there is no folder {}", dir.display()));
+        return msg;
+    }
+    let names: Vec<String> = playbook_files(dir)
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    if names.is_empty() {
+        msg.push_str(&format!("; {} holds no .toml playbooks", dir.display()));
+        return msg;
+    }
+    // Compare what the name would be in `playbooks/`: `playbooks/model-swp.toml` and
+    // `model-swp` both mean the stem.
+    let stem = Path::new(arg)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| arg.to_string());
+    if let Some(best) = closest(&stem, &names) {
+        msg.push_str(&format!("; did you mean `{best}`?"));
+    }
+    msg.push_str(&format!(" {}/ has: {}", dir.display(), names.join(", ")));
+    msg
+}
+
+/// The candidate nearest to `name` by edit distance, if it is near enough to be a typo.
+fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), c.as_str()))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_playbook_names_the_folder_and_the_nearest_name() {
+        let d = tempfile::tempdir().unwrap();
+        let fleet = d.path().join("fleet.toml");
+        std::fs::create_dir(d.path().join("playbooks")).unwrap();
+        for n in ["model-swap", "provider-switch"] {
+            std::fs::write(d.path().join(format!("playbooks/{n}.toml")), "").unwrap();
+        }
+        assert!(playbook_path("model-swap", &fleet).is_ok());
+        let e = playbook_path("model-swp", &fleet).unwrap_err().to_string();
+        assert!(e.starts_with("model-swp: no such playbook"), "{e}");
+        assert!(!e.contains(":1:1"), "no invented position: {e}");
+        assert!(e.contains("did you mean `model-swap`?"), "{e}");
+        assert!(e.ends_with("has: model-swap, provider-switch"), "{e}");
+        let e = playbook_path("zzz", &fleet).unwrap_err().to_string();
+        assert!(!e.contains("did you mean"), "{e}");
+        let e = playbook_path("x", &d.path().join("elsewhere/fleet.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("there is no folder"), "{e}");
     }
 }

@@ -14,6 +14,8 @@ use toml_edit::{ImDocument, Item, Value};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
+    /// 1-based; 0 for an error about the whole file (missing, unreadable), which has no
+    /// position to point at.
     pub line: usize,
     pub column: usize,
     pub field: Option<String>,
@@ -22,7 +24,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if self.line == 0 {
+            write!(f, "{}: ", self.file.display())?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        }
         if let Some(field) = &self.field {
             write!(f, "field `{field}`: ")?;
         }
@@ -33,12 +39,13 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
-    /// An error about a whole file (unreadable, missing), at line 1.
+    /// An error about a whole file (unreadable, missing): no line or column is invented for
+    /// a file that may not even exist.
     pub fn file(file: &Path, message: impl Into<String>) -> Self {
         ConfigError {
             file: file.to_path_buf(),
-            line: 1,
-            column: 1,
+            line: 0,
+            column: 0,
             field: None,
             message: message.into(),
         }

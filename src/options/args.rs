@@ -105,6 +105,9 @@ pub struct GateArgs {
     /// Calendar file (default: the fleet's calendar).
     #[arg(long)]
     pub calendar: Option<PathBuf>,
+    /// The decision JSON on stdout (the text goes to stderr); with `--out FILE` too, both.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Sandbox actions.

@@ -21,12 +21,35 @@ pub struct ChangedFile {
     pub snapshot: Option<String>,
 }
 
+/// When a run started: RFC 3339 in JSON (`2026-11-30T04:05:22Z`, what `jq`'s `fromdate`
+/// reads), `2026-11-30 04:05:22` (UTC) for people; empty/null for a run with no start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Started(pub Option<chrono::DateTime<chrono::Utc>>);
+
+impl std::fmt::Display for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Serialize for Started {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(t) => s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// One run in a listing.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
     pub id: String,
     pub playbook: String,
-    pub started: String,
+    pub started: Started,
     pub outcome: String,
     pub exit: Option<i32>,
     pub hosts_changed: usize,
@@ -199,7 +222,7 @@ pub fn summarize(id: &str, events: &[Event]) -> RunSummary {
     let mut s = RunSummary {
         id: id.to_string(),
         playbook: String::new(),
-        started: String::new(),
+        started: Started::default(),
         outcome: "running or interrupted".into(),
         exit: None,
         hosts_changed: changed_hosts(events).len(),
@@ -211,7 +234,7 @@ pub fn summarize(id: &str, events: &[Event]) -> RunSummary {
         match &ev.kind {
             EventKind::RunStarted { playbook, .. } if s.playbook.is_empty() => {
                 s.playbook = playbook.clone();
-                s.started = ev.ts.format("%Y-%m-%d %H:%M:%S").to_string();
+                s.started = Started(Some(ev.ts));
             }
             EventKind::Reverted {
                 host, verified: true, ..
@@ -309,6 +332,7 @@ mod tests {
         assert_eq!(changed_hosts(&evs), vec!["h01", "h02", "h03"]);
         let s = summarize("r", &evs);
         assert_eq!((s.hosts_changed, s.hosts_reverted), (3, 1));
+        assert_eq!(serde_json::to_value(s.started).unwrap(), serde_json::Value::Null);
     }
 
     #[test]
@@ -338,5 +362,20 @@ mod tests {
         assert_eq!(left[0].host, "h01");
         assert_eq!(markers_held(&evs), vec!["h01"]);
         assert!(records_markers(&evs));
+    }
+}
+
+#[cfg(test)]
+mod started_tests {
+    use super::*;
+
+    #[test]
+    fn started_is_rfc3339_for_machines_and_plain_for_people() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-30T04:05:22.639Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let s = Started(Some(t));
+        assert_eq!(serde_json::to_value(s).unwrap(), "2026-11-30T04:05:22Z");
+        assert_eq!(s.to_string(), "2026-11-30 04:05:22");
     }
 }

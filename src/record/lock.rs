@@ -64,14 +64,40 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// The current user name.
+/// The current user name: `$USER`, `$LOGNAME`, else the password database's name for the
+/// uid (cron and systemd often set neither variable), else `uidN`. Never with a space: the
+/// host marker is `RUN_ID USER@MACHINE PID`, split on spaces to find a stale one.
 pub fn username() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| {
-            // SAFETY: getuid cannot fail.
-            format!("uid {}", unsafe { libc::getuid() })
-        })
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.trim().is_empty() && !v.contains(char::is_whitespace))
+    };
+    if let Some(u) = env("USER").or_else(|| env("LOGNAME")) {
+        return u;
+    }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    passwd_name(uid).unwrap_or_else(|| format!("uid{uid}"))
+}
+
+/// The login name of `uid` in the password database.
+fn passwd_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero `passwd` is a valid value to be overwritten (null pointers, zeros).
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to storage owned here that outlives the call; getpwuid_r
+    // writes the strings into `buf` (at most its length) and sets `found` to `&pw` or null.
+    let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if r != 0 || found.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points at a NUL-terminated string inside `buf`, still alive.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }
+        .to_string_lossy()
+        .into_owned();
+    (!name.is_empty() && !name.contains(char::is_whitespace)).then_some(name)
 }
 
 /// A held lock; released on drop.
@@ -183,6 +209,12 @@ pub fn read_all(runs: &Path) -> Vec<(PathBuf, LockInfo)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_uid_has_its_login_name() {
+        assert_eq!(passwd_name(0).as_deref(), Some("root"));
+        assert!(!username().contains(' '), "{}", username());
+    }
 
     fn info(id: &str, pid: u32, hosts: &[&str]) -> LockInfo {
         LockInfo {

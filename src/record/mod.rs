@@ -6,6 +6,7 @@ pub mod events;
 pub mod history;
 pub mod lock;
 pub mod logs;
+pub mod progress;
 pub mod run_dir;
 pub mod secrets;
 pub mod trust;

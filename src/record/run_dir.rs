@@ -13,43 +13,8 @@ use chrono::Utc;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Where a run's progress lines go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// Timestamped lines on stdout (a terminal, cron mail).
-    Stdout,
-    /// Timestamped lines on stderr, because stdout carries the command's JSON.
-    Stderr,
-    /// Nothing (`-q`): the record and the exit code say it all.
-    Quiet,
-}
-
-impl Progress {
-    /// The renderer for a command: stderr when stdout carries JSON, nothing under `-q`.
-    pub fn for_output(json: bool) -> Progress {
-        if crate::ui::log::is_quiet() {
-            Progress::Quiet
-        } else if json {
-            Progress::Stderr
-        } else {
-            Progress::Stdout
-        }
-    }
-
-    /// Print one timestamped line, control characters escaped (it may quote a host's log
-    /// line or error). Never panics on a closed terminal or pipe (SIGHUP, `| head`): the run
-    /// must still finish its revert and its record.
-    pub fn line(self, msg: &str) {
-        use std::io::Write;
-        let msg = crate::ui::safe::text(msg);
-        let line = format!("{} {msg}\n", Utc::now().format("%H:%M:%S"));
-        let _ = match self {
-            Progress::Stdout => std::io::stdout().write_all(line.as_bytes()),
-            Progress::Stderr => std::io::stderr().write_all(line.as_bytes()),
-            Progress::Quiet => Ok(()),
-        };
-    }
-}
+pub use super::progress::Progress;
+use super::progress::Whereabouts;
 
 /// An open run folder: the run's record and its event sink.
 pub struct RunDir {
@@ -60,6 +25,8 @@ pub struct RunDir {
     progress: Progress,
     /// `logs/HOST.log`: the canary's (and baseline's) own log lines, capped.
     logs: super::logs::LogKeeper,
+    /// Where the run is, for JSON progress lines.
+    whereabouts: std::sync::Mutex<Whereabouts>,
     /// The first record write that failed: once set, the run must stop (the state machine
     /// checks it after every step, so even a write nobody could propagate stops the run).
     failed: std::sync::Mutex<Option<String>>,
@@ -142,6 +109,7 @@ impl RunDir {
             secrets,
             progress,
             logs: super::logs::LogKeeper::new(&dir_for_logs, super::logs::CAP_BYTES),
+            whereabouts: Default::default(),
             failed: Default::default(),
         })
     }
@@ -162,6 +130,7 @@ impl RunDir {
             secrets,
             progress,
             logs: super::logs::LogKeeper::new(&dir_for_logs, super::logs::CAP_BYTES),
+            whereabouts: Default::default(),
             failed: Default::default(),
         })
     }
@@ -176,7 +145,14 @@ impl RunDir {
             tracing::debug!(target: "bellwether::event", run_id = %self.id, event = ?k);
         }
         let crash_here = super::crash::is_point(&kind);
+        if let Ok(mut w) = self.whereabouts.lock() {
+            w.note(&kind);
+        }
+        let json = (self.progress == Progress::Json).then(|| kind.clone());
         let r = self.events.emit(kind, &self.secrets);
+        if let (Ok(()), Some(k)) = (&r, json) {
+            self.json_event(k);
+        }
         if r.is_ok() && crash_here {
             std::process::abort();
         }
@@ -197,9 +173,36 @@ impl RunDir {
         self.failed.lock().ok().and_then(|f| f.clone())
     }
 
+    /// An event as a JSON line on stderr (`--log-format json`), masked like the record, with
+    /// the run id and the phase under way when the event names none.
+    fn json_event(&self, mut kind: EventKind) {
+        kind.mask_free_text(&self.secrets);
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&kind) else {
+            return;
+        };
+        let mut m = crate::ui::json_log::object("info");
+        m.insert("run_id".into(), self.id.clone().into());
+        if !fields.contains_key("phase") {
+            if let Some(p) = self.whereabouts.lock().ok().and_then(|w| w.phase.clone()) {
+                m.insert("phase".into(), p.into());
+            }
+        }
+        m.extend(fields);
+        crate::ui::json_log::write_line(m);
+    }
+
     /// A progress line for people (masked), with the run id on the log event.
     pub fn say(&self, msg: &str) {
         let msg = self.secrets.text(msg);
+        if self.progress == Progress::Json {
+            let fields = self
+                .whereabouts
+                .lock()
+                .map(|w| w.fields(&self.id, &msg))
+                .unwrap_or_default();
+            self.progress.line_with(&msg, fields);
+            return;
+        }
         let _span = tracing::info_span!("run", run_id = %self.id).entered();
         tracing::info!(target: "bellwether::run", "{msg}");
         self.progress.line(&msg);

@@ -120,6 +120,15 @@ pub(crate) async fn flip(run: &RunDir, h: &Prepared, bg: &BlueGreenHost) -> Resu
     Ok(())
 }
 
+/// How a flip-back refusal that only a person can resolve ends: the old slot was restaged,
+/// so no later `revert` can flip back to it either.
+const FLIP_BY_HAND: &str = "Check the slot and flip by hand";
+
+/// Is this revert problem one that retrying `revert` cannot fix?
+pub fn needs_a_person(problem: &str) -> bool {
+    problem.ends_with(FLIP_BY_HAND)
+}
+
 /// Revert one flip: check the old slot still holds what it held, then point the link back at
 /// `from` (nothing to do if it already does) and read it back. A link that points somewhere
 /// this run did not set, or an old slot that was restaged since, is left alone and reported.
@@ -132,7 +141,7 @@ pub async fn flip_back(conn: &Connection, f: &FlippedLink) -> Result<String, Str
             .map(|c| c.sha256);
         if now != sf.sha256 {
             return Err(format!(
-                "{} changed since this run flipped away from it (sha256 now {}, was {}): flipping {} back to {:?} would not restore the old files; not touching the link. Check the slot and flip by hand",
+                "{} changed since this run flipped away from it (sha256 now {}, was {}): flipping {} back to {:?} would not restore the old files; not touching the link. {FLIP_BY_HAND}",
                 sf.path,
                 now.as_deref().unwrap_or("absent"),
                 sf.sha256.as_deref().unwrap_or("absent"),

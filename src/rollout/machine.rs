@@ -216,15 +216,30 @@ fn revert_ending(run: &Run, reason: &str, hosts: &BTreeSet<String>, results: &[H
                 "{reason}; every changed host ({}) was reverted and verified{alone}",
                 hosts.len()
             ),
-        );
+        )
+        .said_first(reason);
     }
+    // A link refused because its old slot changed stays refused however often `revert` is
+    // run: suggesting it would send the operator round in circles.
+    let retry_helps = results
+        .iter()
+        .flat_map(|r| &r.problems)
+        .any(|(_, m)| !super::flip::needs_a_person(m));
+    let next = if retry_helps {
+        format!("Retry with: bellwether revert {}", run.id())
+    } else {
+        format!(
+            "These need a person: `bellwether revert {}` would refuse them the same way until the slot holds what it held at the flip",
+            run.id()
+        )
+    };
     Ending::new(
         Outcome::RevertFailed,
         format!(
-            "{reason}; revert FAILED on {} host(s), they need attention:\n{}\nRetry with: bellwether revert {}{alone}",
+            "{reason}; revert FAILED on {} host(s), they need attention:\n{}\n{next}{alone}",
             bad.len(),
             bad.join("\n"),
-            run.id()
         ),
     )
+    .said_first(reason)
 }

@@ -345,7 +345,7 @@ impl Tails {
 /// get the plain timestamped lines instead).
 fn progress_bar() -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() {
+    if !std::io::stdout().is_terminal() || crate::ui::log::is_json() {
         return None;
     }
     let b = indicatif::ProgressBar::new_spinner();

@@ -99,6 +99,9 @@ impl fmt::Display for Outcome {
 pub struct Ending {
     pub outcome: Outcome,
     pub message: String,
+    /// The start of `message` that a progress line already said as it happened (why a revert
+    /// began: `REVERTING 1 host(s): WHY`), so the run's last line need not say it again.
+    pub cause: Option<String>,
 }
 
 impl Ending {
@@ -107,7 +110,25 @@ impl Ending {
         Ending {
             outcome,
             message: message.into(),
+            cause: None,
         }
+    }
+
+    /// The same ending, its message starting with `cause`, already said.
+    pub fn said_first(mut self, cause: &str) -> Ending {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    /// The message without the cause already said: `every changed host (1) was reverted and
+    /// verified` after `REVERTING 1 host(s): canary failed on h01: …`.
+    pub fn news(&self) -> &str {
+        self.cause
+            .as_deref()
+            .and_then(|c| self.message.strip_prefix(c))
+            .map(|rest| rest.trim_start_matches(';').trim_start())
+            .filter(|rest| !rest.is_empty())
+            .unwrap_or(&self.message)
     }
 
     /// The process exit code.
@@ -139,5 +160,17 @@ mod tests {
             assert_eq!(o.exit().code(), code, "{o}");
         }
         assert_eq!(Outcome::parse("running"), None);
+    }
+
+    #[test]
+    fn the_news_leaves_out_the_cause_already_said() {
+        let e = Ending::new(
+            Outcome::Reverted,
+            "canary failed on h01: 3 errors; every changed host (1) was reverted",
+        )
+        .said_first("canary failed on h01: 3 errors");
+        assert_eq!(e.news(), "every changed host (1) was reverted");
+        assert!(e.message.starts_with("canary failed"), "the record keeps it all");
+        assert_eq!(Ending::new(Outcome::Done, "done").news(), "done");
     }
 }

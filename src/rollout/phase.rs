@@ -47,15 +47,6 @@ fn calendar_open(run: &Run, region: Option<&str>) -> Result<(), String> {
     }
 }
 
-/// Baseline hosts for batch `idx`: unchanged hosts of later batches first (the true control),
-/// then hosts that already took the change and passed (so the last batch of a run during a
-/// fleet-wide outage is compared with hosts showing the same outage, not judged alone).
-fn batch_baseline(phases: &[(String, Vec<String>)], idx: usize, k: usize) -> Vec<String> {
-    let later = phases.iter().skip(idx + 1).flat_map(|(_, h)| h.iter().cloned());
-    let earlier = phases.iter().take(idx).flat_map(|(_, h)| h.iter().cloned());
-    later.chain(earlier).take(k).collect()
-}
-
 /// Begin phase `idx`: every phase after the first (and the first of a resumed run) asks the
 /// calendar again, so a freeze that began mid-run pauses it; then the phase is recorded, its
 /// hosts reached and its tails started.
@@ -83,7 +74,7 @@ pub(crate) async fn begin(run: &mut Run, idx: usize) -> Step {
     run.say(&format!("{name}: {} host(s): {}", hosts.len(), hosts.join(", ")));
     let is_canary = super::plan::BatchPlan::is_canary(&name);
     // Unchanged hosts of later phases first (for the canary: the batches, as planned).
-    let watched_base = batch_baseline(&phases, idx, run.plan.baseline.len());
+    let watched_base = super::planner::phase_baseline(&phases, idx, run.plan.baseline.len());
     let mut need = hosts.clone();
     if run.watch.is_some() {
         need.extend(watched_base.iter().cloned());

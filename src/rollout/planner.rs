@@ -8,6 +8,7 @@ use crate::calendar::{decide, parse_at, Decision, Exception, GateRequest, OffPea
 use crate::config::{load::playbook_path, load_playbook, Host, LoadedFleet, Playbook};
 use crate::exit::{Exit, Failure};
 use crate::value::Dur;
+use serde::Serialize;
 use std::path::PathBuf;
 
 /// What the operator asked for (the flags of `plan` and `rollout`).
@@ -54,7 +55,7 @@ fn dur(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
 
 /// Load the playbook and check the flags; nothing is recorded yet, so errors change nothing.
 pub fn settings(lf: &LoadedFleet, a: &PlanRequest) -> Result<Settings, Failure> {
-    let pb_path = playbook_path(&a.playbook, &lf.path);
+    let pb_path = playbook_path(&a.playbook, &lf.path)?;
     let pb_path = pb_path.canonicalize().unwrap_or(pb_path);
     let pb = load_playbook(&pb_path, &lf.fleet)?;
     let observe_ms = dur("--observe", &a.observe)?.unwrap_or(pb.rollout.observe.get().as_millis() as u64);
@@ -239,4 +240,88 @@ pub fn batches(lf: &LoadedFleet, s: &Settings, gate: &Gate<'_>, order: &[String]
     let region_of = |h: &str| lf.fleet.host(h).and_then(|h| h.region.clone());
     super::plan::make_waves(order, spec, &spec.region_plan, region_of, s.canary.as_deref(), canary_n)
         .map_err(Failure::input)
+}
+
+/// Baseline hosts watched during the canary window: the first `watch.baseline.hosts` hosts
+/// of the batches, still unchanged then.
+pub fn baseline(pb: &Playbook, plan: &BatchPlan) -> Vec<String> {
+    let k = pb
+        .watch
+        .as_ref()
+        .and_then(|w| w.baseline.as_ref())
+        .map(|b| b.hosts)
+        .unwrap_or(0);
+    // Unchanged hosts of the later phases (the batches, or the first wave's batches and the
+    // later waves): the canary is compared with them.
+    plan.phases().into_iter().skip(1).flat_map(|(_, h)| h).take(k).collect()
+}
+
+/// Baseline hosts for phase `idx` after the canary: unchanged hosts of later phases first
+/// (the true control), then hosts that already took the change and passed (so the last
+/// batch of a run during a fleet-wide outage is compared with hosts showing the same outage,
+/// not judged alone).
+pub fn phase_baseline(phases: &[(String, Vec<String>)], idx: usize, k: usize) -> Vec<String> {
+    let later = phases.iter().skip(idx + 1).flat_map(|(_, h)| h.iter().cloned());
+    let earlier = phases.iter().take(idx).flat_map(|(_, h)| h.iter().cloned());
+    later.chain(earlier).take(k).collect()
+}
+
+/// One phase of the plan with its timing, as the run will go through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhaseWindow {
+    pub phase: String,
+    pub hosts: Vec<String>,
+    /// Logs recorded before the change (the canary, with a log watch and `watch.before`).
+    pub before_ms: Option<u64>,
+    /// The observation window (a plain wait without a log watch), then health.
+    pub observe_ms: u64,
+    /// Unchanged (or already passed) hosts compared with this phase; empty without a log
+    /// watch.
+    pub baseline: Vec<String>,
+}
+
+/// The phases' windows and the least time the run takes: the windows alone, before any
+/// host is changed, health-checked or reverted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Schedule {
+    pub phases: Vec<PhaseWindow>,
+    pub estimated_ms: u64,
+}
+
+/// The windows of `plan` as the run will use them (the canary's shortened by the emergency
+/// profile when it applies), with the baseline hosts of each phase.
+pub fn schedule(s: &Settings, gate: &Gate<'_>, plan: &BatchPlan) -> Schedule {
+    let pb = &s.pb;
+    let watching = pb.watch.as_ref().is_some_and(|w| w.log.is_some());
+    let canary_base = baseline(pb, plan);
+    let phases = plan.phases();
+    let windows: Vec<PhaseWindow> = phases
+        .iter()
+        .enumerate()
+        .map(|(i, (name, hosts))| {
+            let is_canary = name == "canary";
+            let base = match (watching, is_canary) {
+                (false, _) => Vec::new(),
+                (true, true) => canary_base.clone(),
+                (true, false) => phase_baseline(&phases, i, canary_base.len()),
+            };
+            let before = pb
+                .watch
+                .as_ref()
+                .and_then(|w| w.before)
+                .map(|d| d.get().as_millis() as u64);
+            PhaseWindow {
+                phase: name.clone(),
+                hosts: hosts.clone(),
+                before_ms: before.filter(|_| is_canary && watching),
+                observe_ms: if is_canary { gate.observe_ms } else { s.batch_observe_ms },
+                baseline: base,
+            }
+        })
+        .collect();
+    let estimated_ms = windows.iter().map(|w| w.observe_ms + w.before_ms.unwrap_or(0)).sum();
+    Schedule {
+        phases: windows,
+        estimated_ms,
+    }
 }

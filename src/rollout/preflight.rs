@@ -124,7 +124,9 @@ pub(crate) async fn preflight(
     }
     let max_failed = s.pb.rollout.max_failed_hosts;
     if !failures.is_empty() && (failures.len() > max_failed || prepared.is_empty()) {
-        let list: Vec<String> = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect();
+        // Twelve hosts missing the same file is one line, not twelve.
+        let order: Vec<String> = gate.targets.iter().map(|h| h.name.clone()).collect();
+        let list = crate::ui::hosts::grouped_errors(&failures, &order);
         let msg = format!(
             "preflight failed on {} of {} host(s); nothing was changed:\n{}",
             failures.len(),
@@ -219,15 +221,7 @@ fn plan_record(
     unchanged: Vec<String>,
 ) -> PlanRecord {
     let pb = &s.pb;
-    let k = pb
-        .watch
-        .as_ref()
-        .and_then(|w| w.baseline.as_ref())
-        .map(|b| b.hosts)
-        .unwrap_or(0);
-    // Unchanged hosts of the later phases (the batches, or the first wave's batches and the
-    // later waves): the canary is compared with them.
-    let baseline: Vec<String> = plan.phases().into_iter().skip(1).flat_map(|(_, h)| h).take(k).collect();
+    let baseline = planner::baseline(pb, &plan);
     let hosts = order
         .iter()
         .filter_map(|n| prepared.get(n).map(|p| (n.clone(), host_plan(pb, p, rec.secrets()))))
@@ -291,10 +285,18 @@ fn show_plan(rec: &RunDir, r: &PlanRecord) {
             r.baseline.join(", ")
         ));
     }
-    for (h, p) in &r.hosts {
-        if let Some(bg) = &p.blue_green {
-            rec.say(&format!("plan: {h}: {}", bg.describe()));
-        }
+    // One line for all hosts with the same slots, not one per host.
+    let slots: Vec<(String, String)> = r
+        .hosts
+        .iter()
+        .filter_map(|(h, p)| p.blue_green.as_ref().map(|bg| (h.clone(), bg.describe())))
+        .collect();
+    let names: Vec<String> = r.hosts.keys().cloned().collect();
+    for (describe, hosts) in crate::ui::hosts::group_same(&slots) {
+        rec.say(&format!(
+            "plan: blue_green: {}: {describe}",
+            crate::ui::hosts::host_range(&hosts, &names)
+        ));
     }
     for (h, why) in &r.skipped {
         rec.say(&format!("plan: skipped {h}: {why}"));

@@ -23,6 +23,12 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Changing hosts again needs `--yes` or a "y" on a terminal; cron without `--yes` is refused.
 pub(super) fn need_yes(yes: bool, what: &str) -> Result<(), Failure> {
     if !yes && !interactive() {
+        // `what` is worded as a prompt ("Revert 2 file(s) …?"); mid-sentence it is lower case.
+        let mut c = what.chars();
+        let what = c
+            .next()
+            .map(|f| f.to_lowercase().chain(c).collect::<String>())
+            .unwrap_or_default();
         return Err(Failure::input(format!(
             "refusing to {what} without --yes: there is no terminal to confirm on"
         )));

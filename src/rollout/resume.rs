@@ -46,13 +46,16 @@ impl Run {
         need_yes(opts.yes, &format!("Resume run {} from {at}", rec.id))?;
         let pb_path = PathBuf::from(&plan.playbook_path);
         let pb = load_playbook(&pb_path, &lf.fleet)?;
-        let mut names: Vec<String> = phases.iter().skip(from).flat_map(|(_, h)| h.clone()).collect();
+        let targets: Vec<String> = phases.iter().skip(from).flat_map(|(_, h)| h.clone()).collect();
+        // Baseline hosts are reached (and locked) too, but they are only watched: the run's
+        // targets are the hosts it has still to change.
+        let mut names = targets.clone();
         names.extend(plan.baseline.iter().cloned());
         names.sort();
         names.dedup();
         let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
         let (lock, broken) = lock(&opts.runs_dir, &rec.id, names.clone(), opts.break_lock)?;
-        restart_record(&rec, Some(&plan), &events, &names)?;
+        restart_record(&rec, Some(&plan), &events, &targets)?;
         super::start::record_broken(&rec, broken)?;
         let promoted = promotions(&rec, &events, waiting.filter(|_| promote).map(|w| w.0))?;
         let conc = concurrency(opts, lf);
@@ -60,7 +63,7 @@ impl Run {
         let (prepared, failures, conns) =
             preflight::preflight_all(lf, &hosts, &pb, &base, opts.accept_new, conc, None).await;
         if !failures.is_empty() {
-            return Err(preflight_failed(&rec, &failures));
+            return Err(preflight_failed(&rec, &failures, &names));
         }
         place_markers(&rec, &prepared, opts.break_lock).await?;
         let mut all = names.clone();
@@ -137,8 +140,8 @@ fn with_playbook(run: &mut Run, pb: &crate::config::Playbook) -> Result<(), Fail
 }
 
 /// Resuming stops before any host changes when a host fails preflight; the run stays as it was.
-fn preflight_failed(rec: &RunDir, failures: &[(String, String)]) -> Failure {
-    let list: Vec<String> = failures.iter().map(|(h, e)| format!("  {h}: {e}")).collect();
+fn preflight_failed(rec: &RunDir, failures: &[(String, String)], names: &[String]) -> Failure {
+    let list = crate::ui::hosts::grouped_errors(failures, names);
     Failure::new(
         Exit::Preflight,
         rec.secrets().text(&format!(

@@ -164,8 +164,7 @@ pub fn interrupts() -> watch::Receiver<u8> {
             let Some(name) = name else { return };
             n = n.saturating_add(1);
             if n == 1 {
-                use std::io::Write;
-                let _ = writeln!(std::io::stderr(), "\n{name}: stopping promotion and reverting what this run changed (press Ctrl-C again to stop at once and leave hosts as they are)");
+                crate::ui::log::notice(None, &format!("\n{name}: stopping promotion and reverting what this run changed (press Ctrl-C again to stop at once and leave hosts as they are)"));
             }
             let _ = tx.send(n);
         }

@@ -1,5 +1,7 @@
 //! Output for people and machines: logging, tables, progress.
 
+pub mod hosts;
+pub mod json_log;
 pub mod log;
 pub mod out_file;
 pub mod safe;
