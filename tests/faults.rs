@@ -291,3 +291,119 @@ fn crash_after_flip_intent_then_revert_points_the_link_back() {
     }
     assert_eq!(markers(&f), Vec::<String>::new());
 }
+
+/// Wait until `file` exists on a host (the remote step under test has begun).
+fn wait_file(path: &Path) {
+    let t = std::time::Instant::now();
+    while !path.exists() {
+        assert!(t.elapsed().as_secs() < 60, "{} never appeared", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The connection is cut while the canary's apply runs (the host's sshd and its sessions
+/// die, then it comes back): the host fails, the run reconnects and puts it back byte for
+/// byte, exit 1.
+#[test]
+fn the_connection_cut_during_apply_is_reverted_when_the_host_comes_back() {
+    let mut f = TestFleet::start(2);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    let pb = playbook(GOOD, "").replace(
+        "command = \"./agentctl restart\"",
+        "command = \"if grep -q claude-sonnet-4-5 agent/config.toml; then touch applying; sleep 4; fi; ./agentctl restart\"",
+    );
+    let pb = f.playbook("cut-apply", &pb);
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_file(&f.hosts[0].home.join("applying"));
+    std::fs::remove_file(f.hosts[0].home.join("applying")).unwrap();
+    f.hosts[0].kill_hard();
+    f.hosts[0].restart();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("h01"), "{text}");
+    // The revert's apply runs the restored config again (no cut: the flag is gone).
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host {i} byte for byte");
+    }
+    assert_eq!(markers(&f), Vec::<String>::new());
+}
+
+/// The connection is cut during the revert itself: the run says which host needs attention
+/// and the exact command (exit 5); when the host is back, `revert RUN` finishes the job.
+#[test]
+fn the_connection_cut_during_a_revert_is_finished_by_revert_run() {
+    let mut f = TestFleet::start(2);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    // The apply waits (once) only when it runs the restored config, i.e. during the revert.
+    let pb = playbook(BROKEN, "").replace(
+        "command = \"./agentctl restart\"",
+        "command = \"if ! grep -q claude-broken-9 agent/config.toml && [ ! -e cut-done ]; then touch reverting cut-done; sleep 4; fi; ./agentctl restart\"",
+    );
+    let pb = f.playbook("cut-revert", &pb);
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_file(&f.hosts[0].home.join("reverting"));
+    f.hosts[0].kill_hard();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    let id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        text.contains("h01") && text.contains(&format!("bellwether revert {id}")),
+        "{text}"
+    );
+    f.hosts[0].restart();
+    let (code, out, err) = bw(&f, &["revert", &id, "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host {i} byte for byte");
+    }
+    assert_eq!(markers(&f), Vec::<String>::new());
+}
+
+/// A full disk on the canary during the write (here: a file-size limit on the host's sshd,
+/// so the temp file cannot be written — the same failure without a mount): nothing is lost,
+/// the original stays, the run names the host, exit 1.
+#[test]
+fn a_full_disk_during_the_write_loses_nothing() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    let st = std::process::Command::new("prlimit")
+        .args(["--pid", &f.hosts[0].pid().to_string(), "--fsize=200"])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(st.success());
+    let pb = f.playbook("full", &playbook(GOOD, ""));
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("h01") && err.contains("write"), "{err}");
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host {i} as it was");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(f.hosts[0].home.join("agent"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".bellwether."))
+        .collect();
+    assert!(leftovers.is_empty(), "no temp file left behind");
+    assert_eq!(markers(&f), Vec::<String>::new());
+}

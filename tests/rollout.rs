@@ -864,3 +864,27 @@ fn the_log_watch_follows_a_rotated_log_file() {
         "the agent wrote a new log after the rotation"
     );
 }
+
+#[test]
+fn dry_run_and_a_yes_run_show_plans_diff_summary_and_warnings_first() {
+    let f = TestFleet::start(3);
+    f.start_agents();
+    // A misspelt key: the change only adds a line, which plan warns about.
+    let pb = f.playbook("typo", &playbook(GOOD, "", "").replace("model.name", "model.nmae"));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--dry-run"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("same diff"), "one block for the three hosts:\n{out}");
+    assert!(out.contains(&format!("+nmae = \"{GOOD}\"")), "the diff itself:\n{out}");
+    assert!(out.contains("warning:") && out.contains("only adds lines"), "{out}");
+    assert!(out.find("only adds lines") < out.find("dry run: nothing was changed"));
+    // With --yes too (cron mail shows what was rolled), before the first host is touched.
+    let pb = f.playbook("swap", &playbook(GOOD, "", "observe = \"1s\""));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let diff_at = out.find(&format!("+name = \"{GOOD}\"")).expect("the diff is shown");
+    assert!(diff_at < out.find("canary: 1 host(s)").unwrap(), "{out}");
+}

@@ -8,7 +8,6 @@ pub mod gate;
 pub mod gate_names;
 pub mod ping;
 pub mod plan;
-pub mod plan_diffs;
 pub mod revert;
 pub mod rollout;
 pub mod runs;

@@ -1,6 +1,6 @@
 //! `bellwether plan`: everything a rollout would do, read-only.
 
-use super::{context, plan_diffs};
+use super::context;
 use crate::exit::{Exit, Failure};
 use crate::options::{Global, PlanArgs};
 use crate::record::secrets::Secrets;
@@ -89,7 +89,7 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     }
     let schedule = planner::schedule(&settings, &gate, &plan);
     // One block per change, however the lines around it differ from host to host.
-    let groups = plan_diffs::group(&in_order);
+    let groups = crate::ui::plan_diffs::group(&in_order);
     let exit = if failures.is_empty() {
         Exit::Done
     } else {
@@ -139,11 +139,11 @@ pub async fn run(g: &Global, a: &PlanArgs) -> Result<Exit, Failure> {
     }
     let col = g.colored();
     for g in &groups {
-        println!("\n== {}", plan_diffs::header(g, &order));
+        println!("\n== {}", crate::ui::plan_diffs::header(g, &order));
         // The diff holds the host's file contents: escape before colouring.
         let diff = crate::ui::safe::text(&g.diff);
         println!("{}", if col { colour(&diff) } else { diff.to_string() });
-        for w in only_additions(&diff) {
+        for w in crate::ui::plan_diffs::only_additions(&diff) {
             println!("warning: {w}");
         }
     }
@@ -193,43 +193,13 @@ fn print_schedule(pb: &crate::config::Playbook, plan: &BatchPlan, schedule: &Sch
     );
 }
 
-/// Files whose diff only adds lines: nothing that existed is replaced, which is what a
-/// misspelt key in `set` (`model.nmae`) looks like. Worth a look before rolling.
-pub fn only_additions(diff: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for file in diff.split("\n--- ").filter(|f| !f.trim().is_empty()) {
-        let name = file
-            .lines()
-            .find_map(|l| l.strip_prefix("+++ "))
-            .unwrap_or("?")
-            .trim_start_matches("b/")
-            .to_string();
-        let body = file.lines().skip_while(|l| !l.starts_with("@@"));
-        let (mut plus, mut minus) = (0, 0);
-        for l in body {
-            if l.starts_with('+') {
-                plus += 1;
-            } else if l.starts_with('-') {
-                minus += 1;
-            }
-        }
-        let existed = !file.contains("/dev/null");
-        if plus > 0 && minus == 0 && existed {
-            out.push(format!(
-                "{name}: the change only adds lines, it replaces no existing value; if you meant to change a key, check its spelling in `set`"
-            ));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod addition_tests {
     #[test]
     fn flags_diffs_that_only_add() {
         let add = "--- a/etc/c.toml\n+++ b/etc/c.toml\n@@ -1,2 +1,3 @@\n [model]\n name = \"x\"\n+nmae = \"y\"\n";
-        assert_eq!(super::only_additions(add).len(), 1);
+        assert_eq!(crate::ui::plan_diffs::only_additions(add).len(), 1);
         let change = "--- a/etc/c.toml\n+++ b/etc/c.toml\n@@ -1,2 +1,2 @@\n [model]\n-name = \"x\"\n+name = \"y\"\n";
-        assert!(super::only_additions(change).is_empty());
+        assert!(crate::ui::plan_diffs::only_additions(change).is_empty());
     }
 }

@@ -260,6 +260,7 @@ async fn stop_before_change(
     conns: &BTreeMap<String, Arc<Connection>>,
 ) -> Result<Option<Finished>, Failure> {
     let record = &p.record;
+    show_changes(rec, record, &p.order);
     let ending = if p.order.is_empty() {
         Ending::new(
             Outcome::Done,
@@ -320,13 +321,40 @@ async fn settle_markers(
     Err(Failure::new(Exit::Locked, msg))
 }
 
-/// Show one host's diff (every host gets the same change) and ask before touching anything.
-fn confirm(r: &PlanRecord) -> bool {
-    if let Some((_, p)) = r.hosts.iter().next() {
-        for f in &p.files {
-            let _ = writeln!(std::io::stdout(), "{}", crate::ui::safe::text(&f.diff));
+/// The same diff summary and warnings `plan` shows, in every mode (a terminal, `--yes`,
+/// `--dry-run`), before anything is asked or changed: one block per change, hosts named as
+/// ranges, and a warning when a change only adds lines (a misspelt key such as `model.nmae`).
+fn show_changes(rec: &RunDir, r: &PlanRecord, order: &[String]) {
+    use crate::ui::plan_diffs;
+    let diffs: Vec<(String, String)> = order
+        .iter()
+        .filter_map(|h| {
+            r.hosts.get(h).map(|p| {
+                (
+                    h.clone(),
+                    p.files
+                        .iter()
+                        .map(|f| f.diff.as_str())
+                        .filter(|d| !d.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })
+        })
+        .collect();
+    for g in plan_diffs::group(&diffs) {
+        rec.say(&format!("diff {}:", plan_diffs::header(&g, order)));
+        for line in g.diff.lines() {
+            rec.say(&format!("  {line}"));
+        }
+        for w in plan_diffs::only_additions(&g.diff) {
+            rec.say(&format!("warning: {w}"));
         }
     }
+}
+
+/// Ask before touching anything (the diffs were shown just before).
+fn confirm(r: &PlanRecord) -> bool {
     print!("Roll {} out to {} host(s)? [y/N] ", r.playbook_id, r.plan.all().len());
     let _ = std::io::stdout().flush();
     let mut line = String::new();

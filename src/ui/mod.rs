@@ -4,5 +4,6 @@ pub mod hosts;
 pub mod json_log;
 pub mod log;
 pub mod out_file;
+pub mod plan_diffs;
 pub mod safe;
 pub mod table;

@@ -172,6 +172,11 @@ impl Sshd {
         self.stop();
     }
 
+    /// The pid of this host's sshd listener (sessions are its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Start this host's sshd again (same address, port, host key): the host comes back.
     pub fn restart(&mut self) {
         self.stop();

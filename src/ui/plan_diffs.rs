@@ -99,6 +99,36 @@ pub fn header(g: &DiffGroup, order: &[String]) -> String {
     )
 }
 
+/// Files whose diff only adds lines: nothing that existed is replaced, which is what a
+/// misspelt key in `set` (`model.nmae`) looks like. Worth a look before rolling.
+pub fn only_additions(diff: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for file in diff.split("\n--- ").filter(|f| !f.trim().is_empty()) {
+        let name = file
+            .lines()
+            .find_map(|l| l.strip_prefix("+++ "))
+            .unwrap_or("?")
+            .trim_start_matches("b/")
+            .to_string();
+        let body = file.lines().skip_while(|l| !l.starts_with("@@"));
+        let (mut plus, mut minus) = (0, 0);
+        for l in body {
+            if l.starts_with('+') {
+                plus += 1;
+            } else if l.starts_with('-') {
+                minus += 1;
+            }
+        }
+        let existed = !file.contains("/dev/null");
+        if plus > 0 && minus == 0 && existed {
+            out.push(format!(
+                "{name}: the change only adds lines, it replaces no existing value; if you meant to change a key, check its spelling in `set`"
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
