@@ -158,8 +158,19 @@ pub(crate) fn plan(
         match prepared.get(&h.name) {
             Some(p) if p.unchanged() => {
                 unchanged.push(h.name.clone());
-                rec.emit(EventKind::Unchanged { host: h.name.clone() })
-                    .map_err(record_err)?;
+                let files = p
+                    .files
+                    .iter()
+                    .map(|f| crate::record::events::SlotFile {
+                        path: f.path.clone(),
+                        sha256: Some(f.after_sha.clone()),
+                    })
+                    .collect();
+                rec.emit(EventKind::Unchanged {
+                    host: h.name.clone(),
+                    files,
+                })
+                .map_err(record_err)?;
             }
             Some(_) => order.push(h.name.clone()),
             None => {}

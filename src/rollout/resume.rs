@@ -59,26 +59,7 @@ impl Run {
         let hosts: Vec<&Host> = names.iter().filter_map(|n| lf.fleet.host(n)).collect();
         let (lock, _) = lock(&opts.runs_dir, &rec.id, names.clone(), true)?;
         restart_record(&rec, Some(&plan), &events, &names)?;
-        let mut promoted: Vec<String> = events
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::Promoted { phase, .. } => Some(phase.clone()),
-                _ => None,
-            })
-            .collect();
-        if let (true, Some((phase, _))) = (promote, waiting) {
-            let by = format!(
-                "{}@{}",
-                crate::record::lock::username(),
-                crate::record::lock::hostname()
-            );
-            rec.emit(EventKind::Promoted {
-                phase: phase.clone(),
-                by,
-            })
-            .map_err(record_err)?;
-            promoted.push(phase);
-        }
+        let promoted = promotions(&rec, &events, promote.then_some(waiting).flatten())?;
         let conc = concurrency(opts, lf);
         let base = pb_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         let (prepared, failures, conns) = preflight::preflight_all(lf, &hosts, &pb, &base, opts.accept_new, conc).await;
@@ -101,19 +82,59 @@ impl Run {
         run.calendar = Some(settings_like);
         run._lock = Some(lock);
         run.promoted = promoted;
-        run.callbacks = pb.callbacks.clone();
-        run.pause_timeout = pb.rollout.pause_timeout.map(|d| d.get());
-        run.within = pb.rollout.within.clone();
-        run.watch = pb
+        run.take_settings(&pb)?;
+        run.say(&format!("resuming run {} at {at}", run.id()));
+        let ending = drive(&mut run, State::Begin(from)).await;
+        Ok(run.finish(ending).await)
+    }
+}
+
+impl Run {
+    /// What a resumed run takes from the playbook as it is now: callbacks, promotion wait,
+    /// region windows, pins and the compiled log watch.
+    fn take_settings(&mut self, pb: &crate::config::Playbook) -> Result<(), Failure> {
+        self.callbacks = pb.callbacks.clone();
+        self.pause_timeout = pb.rollout.pause_timeout.map(|d| d.get());
+        self.within = pb.rollout.within.clone();
+        self.pinned = pb.edits.iter().filter(|e| e.has_pins()).cloned().collect();
+        self.watch = pb
             .watch
             .as_ref()
             .filter(|w| w.log.is_some())
             .map(|w| w.compiled().map_err(|e| Failure::input(e.to_string())))
             .transpose()?;
-        run.say(&format!("resuming run {} at {at}", run.id()));
-        let ending = drive(&mut run, State::Begin(from)).await;
-        Ok(run.finish(ending).await)
+        Ok(())
     }
+}
+
+/// The phases whose promotion wait is over: those promoted before, and (for `promote RUN`)
+/// the one the run waits after now, recorded as promoted by this user.
+fn promotions(
+    rec: &RunDir,
+    events: &[Event],
+    waiting: Option<(String, Option<chrono::DateTime<chrono::Utc>>)>,
+) -> Result<Vec<String>, Failure> {
+    let mut promoted: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Promoted { phase, .. } => Some(phase.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some((phase, _)) = waiting {
+        let by = format!(
+            "{}@{}",
+            crate::record::lock::username(),
+            crate::record::lock::hostname()
+        );
+        rec.emit(EventKind::Promoted {
+            phase: phase.clone(),
+            by,
+        })
+        .map_err(record_err)?;
+        promoted.push(phase);
+    }
+    Ok(promoted)
 }
 
 /// Resuming stops before any host changes when a host fails preflight; the run stays as it was.

@@ -94,6 +94,14 @@ fn describe_phase(k: &EventKind) -> Option<String> {
             }
         ),
         HostFailed { host, phase, reason } => format!("{phase}: {host} failed: {reason}"),
+        PinCheck {
+            host,
+            path,
+            at,
+            ok: false,
+            detail,
+            ..
+        } => format!("{host}: pins of {path} do not hold ({at}): {detail}"),
         PhasePassed { phase } => format!("{phase} passed"),
         Paused { reason } => format!("paused: {reason}"),
         Interrupted { reason } => format!("interrupted: {reason}"),
