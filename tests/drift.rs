@@ -245,7 +245,7 @@ fn a_pin_that_does_not_hold_fails_the_canary_before_apply_and_reverts() {
 }
 
 #[test]
-fn an_up_to_date_host_whose_pin_does_not_hold_fails_the_end_check() {
+fn an_up_to_date_host_whose_pin_does_not_hold_fails_preflight_before_anything_changes() {
     let f = TestFleet::start(3);
     f.start_agents();
     let orig: Vec<Vec<u8>> = (0..3).map(|i| f.config(i)).collect();
@@ -255,22 +255,102 @@ fn an_up_to_date_host_whose_pin_does_not_hold_fails_the_end_check() {
     let h02 = f.config(1);
     let pb = f.playbook("swap", &playbook("\"agent.id\" = \"hermes\"", ""));
     let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 6, "{out}\n{err}");
+    assert!(err.contains("h02: already up to date, but pins do not hold"), "{err}");
+    assert_eq!(
+        (f.config(0), f.config(2)),
+        (orig[0].clone(), orig[2].clone()),
+        "nothing changed"
+    );
+    let rec = record(&latest_run(&f));
+    assert_eq!(
+        pin_checks(&rec),
+        vec![("h02".into(), "preflight".into(), false, vec!["agent.id".into()])],
+        "{rec}"
+    );
+    // Within max_failed_hosts the host is skipped and the others take the change.
+    let pb = f.playbook("swap", &playbook("\"agent.id\" = \"hermes\"", "max_failed_hosts = 1"));
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(changed_model(&f, 0) && changed_model(&f, 2));
+    assert_eq!(f.config(1), h02, "the up-to-date host was never written");
+    let rec = record(&latest_run(&f));
+    assert!(
+        rec.has(|k| matches!(k, EventKind::Skipped { host, reason } if host == "h02" && reason.contains("agent.id = \"rogue\" (pinned \"hermes\")"))),
+        "{rec}"
+    );
+}
+
+fn changed_model(f: &TestFleet, i: usize) -> bool {
+    String::from_utf8(f.config(i))
+        .unwrap()
+        .contains(&format!("name = \"{GOOD}\""))
+}
+
+/// Pins added while a run waits for promotion: the promoted part checks them at its end on
+/// every host it prepared — the batch it writes, and the baseline hosts changed before the
+/// wait, whose bytes it read again at its preflight. One of those fails: the run reverts.
+#[test]
+fn the_end_check_covers_hosts_changed_before_a_promotion_wait() {
+    let f = TestFleet::start(4);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..4).map(|i| f.config(i)).collect();
+    set_in_config(&f, 1, "id = \"hermes\"", "id = \"rogue\"");
+    let h02 = f.config(1);
+    let pb_text = |pins: &str| {
+        format!(
+            r#"id = "model-swap"
+tier = "T2"
+component = "model"
+targets = {{ groups = ["prod"] }}
+
+[[edit]]
+path = "agent/config.toml"
+set = {{ "model.name" = "{GOOD}" }}
+pins = {{ {pins} }}
+
+[apply]
+command = "./agentctl restart"
+health = "./agentctl status"
+health_timeout = "5s"
+
+[watch]
+log = {{ file = "agent/agent.log" }}
+errors = ["ERROR"]
+min_lines = 5
+baseline = {{ hosts = 2 }}
+
+[rollout]
+observe = "2s"
+batch_observe = "2s"
+batches = ["34%", "pause", "100%"]
+"#
+        )
+    };
+    let pb = f.playbook("swap", &pb_text(&format!("\"model.name\" = \"{GOOD}\"")));
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 7, "waits after batch 1 (h02, h03)\n{out}\n{err}");
+    assert!(changed_model(&f, 1) && !changed_model(&f, 3));
+    let id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
+    std::fs::write(&pb, pb_text("\"agent.id\" = \"hermes\"")).unwrap();
+    let (code, out, err) = bw(&f, &["promote", &id, "--yes"]);
     assert_eq!(code, 1, "{out}\n{err}");
     let rec = record(&latest_run(&f));
     let checks = pin_checks(&rec);
+    assert!(
+        checks.contains(&("h04".into(), "write".into(), true, vec![])),
+        "{checks:?}"
+    );
     assert!(
         checks.contains(&("h02".into(), "end".into(), false, vec!["agent.id".into()])),
         "{checks:?}"
     );
     assert!(
-        checks.iter().filter(|c| c.1 == "write").all(|c| c.2 && c.0 != "h02"),
-        "h01 and h03 passed at their writes: {checks:?}"
-    );
-    assert!(
         rec.has(|k| matches!(k, EventKind::HostFailed { host, phase, .. } if host == "h02" && phase == "end")),
         "{rec}"
     );
-    assert_eq!(f.config(0), orig[0], "the changed hosts are reverted");
-    assert_eq!(f.config(2), orig[2]);
-    assert_eq!(f.config(1), h02, "the up-to-date host was never written");
+    for (i, o) in orig.iter().enumerate().filter(|(i, _)| *i != 1) {
+        assert_eq!(&f.config(i), o, "host {i} reverted");
+    }
+    assert_eq!(f.config(1), h02, "h02 back to its own (rogue) file");
 }

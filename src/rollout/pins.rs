@@ -1,14 +1,18 @@
 //! Pins in a run (`[[edit]]` `pins`, `pin_sha256`): values that must hold on every target
-//! after the change. Checked twice, never with a remote command of its own:
+//! after the change. Checked three times, never with a remote command of its own:
 //!
+//! - at preflight, on targets already up to date (they are never written): on the bytes
+//!   preflight read. A pin that does not hold fails the host's preflight, so it is caught
+//!   before anything changes (skipped within `max_failed_hosts`, else exit 6);
 //! - after each host's write (or blue/green staging), on the bytes written: the write read
 //!   its result back and compared the hash, so those bytes are what the host holds. A pin that
 //!   does not hold fails the host before apply, and the machine's failure handling follows
 //!   (a failed canary reverts the run; a batch counts against `max_failed_hosts`);
-//! - at the end of the run, for every target the run prepared: hosts found up to date at
-//!   preflight (never written, so never checked before) on the bytes preflight read, changed
-//!   hosts on the bytes written — and the record must say that the last write of each file
-//!   was those bytes. A file changed on a host after its write is `bellwether drift`'s job.
+//! - at the end of the run, for every target the run prepared: changed hosts on the bytes
+//!   written — and the record must say that the last write of each file was those bytes —
+//!   and the others on the bytes preflight read (in a resumed run: the hosts changed before
+//!   the interruption that it prepared again). A file changed on a host after its write is
+//!   `bellwether drift`'s job.
 
 use super::error::HostError;
 use super::host::Prepared;
@@ -16,15 +20,42 @@ use super::phase;
 use super::run::Run;
 use super::state::{Failures, State, Step};
 use crate::edit::pins::{describe_broken, for_host};
-use crate::record::{read_events, EventKind};
+use crate::edit::EditSpec;
+use crate::record::{read_events, EventKind, RunDir};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The last sha256 the record says was written to each (host, path).
 type Writes = BTreeMap<(String, String), String>;
 
+/// At preflight: targets already up to date whose pins do not hold leave `prepared` for
+/// `failures` (host, why), as if their preflight had failed.
+pub(crate) fn at_preflight(
+    rec: &RunDir,
+    edits: &[EditSpec],
+    prepared: &mut BTreeMap<String, Prepared>,
+    failures: &mut Vec<(String, String)>,
+) -> std::io::Result<()> {
+    let pinned: Vec<EditSpec> = edits.iter().filter(|e| e.has_pins()).cloned().collect();
+    if pinned.is_empty() {
+        return Ok(());
+    }
+    let mut bad = Vec::new();
+    for (name, h) in prepared.iter().filter(|(_, h)| h.unchanged()) {
+        if let Some(why) = check_host(rec, &pinned, h, "preflight", None)? {
+            bad.push((name.clone(), format!("already up to date, but {why}")));
+        }
+    }
+    for (name, why) in bad {
+        prepared.remove(&name);
+        failures.push((name, why));
+    }
+    failures.sort();
+    Ok(())
+}
+
 /// After `h`'s write: every pin of its files must hold on the bytes it now holds.
 pub(crate) fn after_write(run: &Run, h: &Prepared) -> Result<(), HostError> {
-    match check_host(run, h, "write", None)? {
+    match check_host(&run.rec, &run.pinned, h, "write", None)? {
         None => Ok(()),
         Some(why) => Err(HostError::Failed(format!("{why}; apply was not run"))),
     }
@@ -53,7 +84,7 @@ pub(crate) async fn at_end(run: &mut Run, k: usize) -> Step {
     }
     let mut failures: Failures = Vec::new();
     for (name, h) in run.prepared.iter().filter(|(n, _)| !failed.contains(*n)) {
-        if let Some(why) = check_host(run, h, "end", Some(&writes))? {
+        if let Some(why) = check_host(&run.rec, &run.pinned, h, "end", Some(&writes))? {
             failures.push((name.clone(), HostError::Failed(why)));
         }
     }
@@ -85,15 +116,21 @@ pub(crate) async fn at_end(run: &mut Run, k: usize) -> Step {
     phase::begin(run, k).await
 }
 
-/// Check and record the pins of `h`'s files on the bytes it holds (`at`: "write" or "end");
-/// with `writes`, each changed file's last recorded write must be those bytes. `Some(why)`
-/// when something does not hold.
-fn check_host(run: &Run, h: &Prepared, at: &str, writes: Option<&Writes>) -> std::io::Result<Option<String>> {
-    let pins = match for_host(&run.pinned, &h.ctx) {
+/// Check and record the pins of `h`'s files on the bytes it holds (`at`: "preflight",
+/// "write" or "end"); with `writes`, each changed file's last recorded write must be those
+/// bytes. `Some(why)` when something does not hold.
+fn check_host(
+    rec: &RunDir,
+    pinned: &[EditSpec],
+    h: &Prepared,
+    at: &str,
+    writes: Option<&Writes>,
+) -> std::io::Result<Option<String>> {
+    let pins = match for_host(pinned, &h.ctx) {
         Ok(p) => p,
         Err(e) => return Ok(Some(format!("pins cannot be rendered: {e}"))),
     };
-    let red = run.rec.secrets().redactor();
+    let red = rec.secrets().redactor();
     let mut bad = Vec::new();
     for fp in pins {
         let Some(f) = h.files.iter().find(|f| f.path == fp.path) else {
@@ -114,7 +151,7 @@ fn check_host(run: &Run, h: &Prepared, at: &str, writes: Option<&Writes>) -> std
                 );
             }
         }
-        run.rec.emit(EventKind::PinCheck {
+        rec.emit(EventKind::PinCheck {
             host: h.name.clone(),
             path: f.path.clone(),
             at: at.to_string(),

@@ -88,7 +88,10 @@ pub(crate) async fn preflight(
     conc: usize,
 ) -> Result<Preflighted, Failure> {
     let base = s.pb_path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let (prepared, failures, conns) = preflight_all(lf, &gate.targets, &s.pb, &base, opts.accept_new, conc).await;
+    let (mut prepared, mut failures, conns) =
+        preflight_all(lf, &gate.targets, &s.pb, &base, opts.accept_new, conc).await;
+    // Up-to-date hosts are never written: their pins are checked now, before any change.
+    super::pins::at_preflight(rec, &s.pb.edits, &mut prepared, &mut failures).map_err(record_err)?;
     for (h, why) in &failures {
         rec.emit(EventKind::Preflight {
             host: h.clone(),
