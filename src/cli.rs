@@ -9,7 +9,8 @@ use std::path::PathBuf;
 ///
 /// One host first, its logs and health watched, then the rest in batches; every changed host
 /// put back byte for byte the moment a gate fails. Exit codes: 0 done, 1 reverted,
-/// 2 bad input, 3 blocked by the calendar, 4 locked, 5 hosts need attention, 6 preflight failed.
+/// 2 bad input, 3 blocked by the calendar, 4 locked, 5 hosts need attention, 6 preflight failed,
+/// 7 waiting for promotion, 8 drift found.
 #[derive(Debug, Parser)]
 #[command(name = "bellwether", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
@@ -103,6 +104,20 @@ pub enum Command {
         expired: bool,
         #[arg(long)]
         yes: bool,
+    },
+    /// Read-only: do the targets' files still hold what the last successful run of each
+    /// playbook left there, and do its pins still hold? For cron, during a freeze too.
+    ///
+    /// Exit 0 clean, 8 something drifted (a file changed, or a pin broken), 6 a host could
+    /// not be checked (and nothing drifted), 2 bad input.
+    ///
+    /// Example: bellwether drift playbooks/model-swap.toml --json
+    Drift {
+        /// Playbooks to check (default: every playbooks/*.toml beside the fleet).
+        playbooks: Vec<String>,
+        /// One JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Runs in progress (their locks and hosts) and runs that left changes to finish.
     ///
@@ -226,6 +241,7 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Resume(a) => crate::cmd::revert::resume(&g, &a).await,
         Command::Promote { run, yes } => crate::cmd::revert::promote(&g, &run, yes).await,
         Command::Abort { run, expired, yes } => crate::cmd::revert::abort(&g, run.as_deref(), expired, yes).await,
+        Command::Drift { playbooks, json } => crate::cmd::drift::run(&g, &playbooks, json).await,
         Command::Runs { json } => crate::cmd::runs::list(&g, json),
         Command::Show {
             run,

@@ -22,6 +22,9 @@ pub enum Exit {
     /// The run stopped at a manual promotion point and waits for `bellwether promote RUN`
     /// (or `abort RUN`); the hosts changed so far keep the change and the run's markers.
     AwaitingPromotion = 7,
+    /// `drift`: a target's file no longer holds what the last successful run left there, or a
+    /// pin no longer holds.
+    Drifted = 8,
 }
 
 impl Exit {

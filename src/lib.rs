@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod drift;
 pub mod edit;
 pub mod exit;
 pub mod options;

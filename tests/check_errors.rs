@@ -363,3 +363,36 @@ fn raw_outside_a_command_is_an_error_and_in_a_command_a_note() {
         "{stdout}"
     );
 }
+
+#[test]
+fn pins_are_checked_where_they_are_written() {
+    let e = broken(
+        "playbooks/provider-switch.toml",
+        "\"model.provider\" = \"bedrock\", \"model.name\"",
+        "\"model.provider\" = \"anthropic\", \"model.name\"",
+    );
+    assert!(
+        e.contains("provider-switch.toml:15:29: field `edit[0].pins.model.provider`: this edit sets `model.provider` to \"bedrock\", so a pin of \"anthropic\" can never hold; keep one value"),
+        "{e}"
+    );
+    let e = broken(
+        "playbooks/provider-switch.toml",
+        "pins = { \"HERMES_PROVIDER\" = \"bedrock\" }",
+        "pin_sha256 = \"3f2a\"",
+    );
+    assert!(
+        e.contains(
+            "provider-switch.toml:20:14: field `edit[1].pin_sha256`: \"3f2a\" is not a sha256: expected 64 hex digits"
+        ),
+        "{e}"
+    );
+    let e = broken(
+        "playbooks/provider-switch.toml",
+        "pins = { \"HERMES_PROVIDER\"",
+        "pins = { \"HERMES-PROVIDER\"",
+    );
+    assert!(
+        e.contains("provider-switch.toml:20:30: field `edit[1].pins.HERMES-PROVIDER`: `HERMES-PROVIDER` is not a valid .env variable name"),
+        "{e}"
+    );
+}

@@ -23,11 +23,12 @@
 //! byte (so the new values are there and every comment the page shows survived), or the
 //! error must read exactly as the `<!-- check: error NAME -->` block. A
 //! `<!-- check: diff NAME -->` block must equal the redacted unified diff, and applying the
-//! edits again to their own output must change nothing. `<!-- check: file PATH -->` blocks are
+//! edits again to their own output must change nothing, and every pin of the example
+//! (`pins`, `pin_sha256`) must hold on the result. `<!-- check: file PATH -->` blocks are
 //! local `source` files, written beside the playbooks first.
 
 use bellwether::config::{load_fleet, load_playbook, LoadedFleet, Playbook, TargetSpec};
-use bellwether::edit::{compute_all, group_by_path, unified_diff, Redactor};
+use bellwether::edit::{compute_all, group_by_path, pins, unified_diff, Redactor};
 use bellwether::rollout::host::template_ctx;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -292,6 +293,16 @@ impl Page<'_> {
                 );
             }
         }
+        let pins = pins::for_host(&pb.edits, &ctx).unwrap_or_default();
+        for fp in pins.iter().filter(|f| f.path == *path) {
+            let broken = pins::describe_broken(&fp.check(Some(&out.after)));
+            if !broken.is_empty() {
+                self.fail(
+                    b,
+                    format!("example {name}: a pin does not hold on the result: {broken}"),
+                );
+            }
+        }
         match compute_all(specs.iter().copied(), Some(&out.after), &ctx, &self.base) {
             Ok(again) if !again.changed => {}
             Ok(_) => self.fail(b, format!("example {name}: applying it twice changes the file again")),
@@ -459,6 +470,10 @@ fn playbook_reference_examples_load_and_apply() {
             "templated-path",
             "redacted-diff",
             "bad-batches",
+            "pinned",
+            "pins-only",
+            "bad-pin",
+            "bad-region-plan",
         ],
     );
 }

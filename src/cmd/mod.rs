@@ -3,6 +3,7 @@
 pub mod calendar;
 pub mod check;
 pub mod context;
+pub mod drift;
 pub mod exec;
 pub mod gate;
 pub mod gate_names;

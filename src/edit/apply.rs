@@ -121,6 +121,7 @@ fn apply_one(
     let current: &[u8] = match current {
         Some(bytes) => bytes,
         None if spec.create => &[],
+        None if matches!(spec.action(), Ok(Action::Verify)) => return Err(EditError::PinnedMissing { path }),
         None => return Err(EditError::Missing { path }),
     };
     let action = spec.action().map_err(|e| EditError::Spec {
@@ -136,6 +137,8 @@ fn apply_one(
         }
     };
     match action {
+        // Only pins: the file is checked against them (see `pins`), never changed.
+        Action::Verify => Ok(current.to_vec()),
         Action::Source(source) => {
             let file = base_dir.join(source);
             let bytes = std::fs::read(&file).map_err(|source| EditError::Source {
@@ -213,8 +216,11 @@ fn as_text<'b>(bytes: &'b [u8], path: &str, what: &str) -> Result<&'b str, EditE
     })
 }
 
-/// Renders the templates in every string of a `set` value.
-fn render_value(value: &toml::Value, ctx: &TemplateCtx) -> Result<toml::Value, super::template::TemplateError> {
+/// Renders the templates in every string of a `set` (or `pins`) value.
+pub(crate) fn render_value(
+    value: &toml::Value,
+    ctx: &TemplateCtx,
+) -> Result<toml::Value, super::template::TemplateError> {
     Ok(match value {
         toml::Value::String(s) => toml::Value::String(render(s, ctx)?),
         toml::Value::Array(items) => {

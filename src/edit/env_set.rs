@@ -105,6 +105,36 @@ pub fn edit_env(text: &str, set: &[(KeyPath, toml::Value)], unset: &[KeyPath]) -
     Ok(join_lines(&lines))
 }
 
+/// The value of `key` as a shell or dotenv reads it (the last assignment wins; quotes taken
+/// off, `\"`-style escapes undone in double quotes); `None` when it is not assigned, or its
+/// value spans several lines (not read, like `set` refuses to write it).
+pub(crate) fn read_env(text: &str, key: &str) -> Option<String> {
+    let lines = split_lines(text);
+    let a = assignments(&lines).into_iter().rfind(|a| a.key == key)?;
+    let (from, to) = a.value?;
+    let raw = &lines[a.line].text[from..to];
+    Some(match raw.chars().next() {
+        Some('\'') => raw[1..raw.len() - 1].to_string(),
+        Some('"') => {
+            let mut out = String::new();
+            let mut inner = raw[1..raw.len() - 1].chars();
+            while let Some(c) = inner.next() {
+                if c != '\\' {
+                    out.push(c);
+                    continue;
+                }
+                match inner.next() {
+                    Some('n') => out.push('\n'),
+                    Some(e) => out.push(e),
+                    None => out.push('\\'),
+                }
+            }
+            out
+        }
+        _ => raw.to_string(),
+    })
+}
+
 fn plain_value(v: &toml::Value) -> Result<String, String> {
     match v {
         toml::Value::String(s) => Ok(s.clone()),

@@ -16,6 +16,10 @@ pub enum EditError {
     )]
     Missing { path: String },
 
+    /// A file that is only pinned (a pins-only [[edit]], never written) is absent on the host.
+    #[error("{path}: the pinned file does not exist on the host, so its pins cannot hold")]
+    PinnedMissing { path: String },
+
     /// The current file could not be parsed or the key could not be changed in it.
     #[error("{path}: cannot edit as {format}{}: {message}", .key.as_ref().map(|k| format!(" (key `{k}`)")).unwrap_or_default())]
     Document {

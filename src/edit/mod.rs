@@ -1,6 +1,7 @@
 //! File edits: structured `set`/`unset` in TOML, JSON, YAML and `.env` files that keep an
 //! operator's comments and layout, whole-file replacement from a rendered template, regex
-//! replacement, unified diffs and secret redaction.
+//! replacement, unified diffs, secret redaction, and pins (values that must hold after the
+//! change).
 //!
 //! Everything here is pure: an edit is computed from the host's current bytes into new bytes
 //! (plus hashes), so the rollout engine decides when and how to write, snapshot and revert.
@@ -16,6 +17,7 @@ pub mod json_set;
 mod json_span;
 pub mod keypath;
 mod lines;
+pub mod pins;
 pub mod redact;
 pub mod replace;
 pub mod spec;
@@ -34,6 +36,7 @@ pub use command_template::render_command;
 pub use diff::unified_diff;
 pub use error::{DocError, EditError};
 pub use keypath::KeyPath;
+pub use pins::{FilePins, Pin, PinResult};
 pub use redact::{Redactor, DEFAULT_SECRET_KEYS, MASK};
 pub use replace::{regex_replace, ReplaceError};
 pub use spec::{parse_mode, Action, ActionError, EditSpec, Format, ReplaceSpec};

@@ -100,6 +100,14 @@ pub struct EditSpec {
     /// file that has its own `{{ ... }}` syntax (Go templates, Jinja) as it is.
     #[serde(default = "default_true")]
     pub template: bool,
+    /// Values that must hold in the file after the change (`"model.name" = "x"`), checked
+    /// after each host's write, at the end of the run and by `bellwether drift`; string
+    /// values may use templates like `set`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pins: Option<IndexMap<String, toml::Value>>,
+    /// The sha256 (lowercase hex) the whole file must have after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_sha256: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -139,6 +147,8 @@ pub enum Action<'a> {
     Source(&'a str),
     /// Regex replacement.
     Replace(&'a ReplaceSpec),
+    /// Only `pins`/`pin_sha256`: the file is read and its pins checked, never written.
+    Verify,
 }
 
 impl EditSpec {
@@ -186,10 +196,15 @@ impl EditSpec {
         if let Some(replace) = &self.replace {
             return Ok(Action::Replace(replace));
         }
+        if !structured && self.has_pins() {
+            return Ok(Action::Verify);
+        }
         if !structured {
             return Err(action_err(
                 "",
-                "nothing to do: give one of `set`/`unset`, `source` or `replace`".to_string(),
+                "nothing to do: give one of `set`/`unset`, `source` or `replace` (or only \
+                 `pins` to check a file without changing it)"
+                    .to_string(),
             ));
         }
         let format = self.effective_format().ok_or_else(|| {
@@ -214,6 +229,20 @@ impl EditSpec {
     fn set_entries(&self, format: Format) -> Result<Vec<(KeyPath, toml::Value)>, String> {
         let mut out = Vec::new();
         for (key, value) in self.set.iter().flatten() {
+            flatten(parse_key(key, format)?, value, format, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Does this edit pin anything (`pins` or `pin_sha256`)?
+    pub fn has_pins(&self) -> bool {
+        self.pins.is_some() || self.pin_sha256.is_some()
+    }
+
+    /// `pins` as parsed key paths in playbook order, inline tables flattened as in `set`.
+    pub fn pin_entries(&self, format: Format) -> Result<Vec<(KeyPath, toml::Value)>, String> {
+        let mut out = Vec::new();
+        for (key, value) in self.pins.iter().flatten() {
             flatten(parse_key(key, format)?, value, format, &mut out)?;
         }
         Ok(out)

@@ -44,6 +44,7 @@ impl EditSpec {
                     inv.path = written(&inv.path);
                 }
             }
+            Ok(Action::Verify) => {}
             Ok(Action::Source(source)) => {
                 if source.trim().is_empty() {
                     out.push(Invalid::new(at("source"), "`source` is empty; name a local file"));
@@ -70,6 +71,7 @@ impl EditSpec {
                 "`template = false` only applies to `source`; drop it",
             ));
         }
+        out.extend(super::pins::validate(self, path));
         if let Some(mode) = &self.mode {
             if let Err(message) = parse_mode(mode) {
                 out.push(Invalid::new(at("mode"), message));
@@ -147,7 +149,7 @@ fn check_structured(
     }
 }
 
-fn check_env_key(key: &KeyPath, at: &FieldPath, out: &mut Vec<Invalid>) {
+pub(crate) fn check_env_key(key: &KeyPath, at: &FieldPath, out: &mut Vec<Invalid>) {
     let name = key.0.join(".");
     let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -161,7 +163,7 @@ fn check_env_key(key: &KeyPath, at: &FieldPath, out: &mut Vec<Invalid>) {
 
 /// Which values each format can hold: TOML takes anything, JSON no dates, YAML and .env
 /// scalars (YAML also flat arrays of scalars).
-fn check_value(format: Format, value: &toml::Value) -> Result<(), String> {
+pub(crate) fn check_value(format: Format, value: &toml::Value) -> Result<(), String> {
     use toml::Value as V;
     match (format, value) {
         (Format::Toml, _) => Ok(()),

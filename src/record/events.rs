@@ -61,8 +61,12 @@ pub enum EventKind {
         host: String,
         reason: String,
     },
+    /// Preflight found every file of `host` already holding the change: nothing to write.
+    /// `files` are those files with the hash they hold (`bellwether drift` compares with it).
     Unchanged {
         host: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<SlotFile>,
     },
     PhaseStarted {
         phase: String,
@@ -240,6 +244,21 @@ pub enum EventKind {
         target: String,
         verified: bool,
     },
+    /// The pins (`[[edit]]` `pins`, `pin_sha256`) of `path` on `host`, checked on the bytes
+    /// the host holds (`sha256`: written and read back, or found up to date at preflight):
+    /// after the host's write (`at = "write"`) or at the end of the run (`at = "end"`).
+    /// `pins` names every pin checked (key paths, or `sha256`), `broken` those that do not
+    /// hold; `detail` says what the file holds instead (free text).
+    PinCheck {
+        host: String,
+        path: String,
+        at: String,
+        sha256: String,
+        ok: bool,
+        pins: Vec<String>,
+        broken: Vec<String>,
+        detail: String,
+    },
     /// A dropped connection was opened again before `phase` (or the revert).
     Reconnected {
         host: String,
@@ -353,7 +372,7 @@ impl EventKind {
                     s.mask(e);
                 }
             }
-            Preflight { detail, .. } | Health { detail, .. } => s.mask(detail),
+            Preflight { detail, .. } | Health { detail, .. } | PinCheck { detail, .. } => s.mask(detail),
             Skipped { reason, .. } | HostFailed { reason, .. } | Paused { reason } | Interrupted { reason } => {
                 s.mask(reason)
             }

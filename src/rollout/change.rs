@@ -1,5 +1,6 @@
 //! Changing one host in a phase: write the files (or, for blue/green, stage the idle slot and
-//! flip the link), run apply and health, then the after-hooks; each step recorded.
+//! flip the link), check the pins on the bytes written, run apply and health, then the
+//! after-hooks; each step recorded.
 
 use super::blue_green::{self, BlueGreenHost};
 use super::error::HostError;
@@ -8,43 +9,18 @@ use super::run::Run;
 use crate::record::EventKind;
 use std::time::Duration;
 
-/// Change one host: write (or stage and flip), apply, health, after-hooks.
+/// Change one host: write (or stage and flip), check its pins, apply, health, after-hooks.
 pub(crate) async fn change_host(ctx: &Run, h: &Prepared) -> Result<(), HostError> {
-    let resumed = ctx.resumed;
     if let Some(bg) = &h.blue_green {
-        stage_and_flip(ctx, h, bg, resumed).await?;
-    } else if resumed {
-        // A resumed run: each planned file holds either this run's bytes (keep), the bytes
-        // it had before (write now), or something else (stop: someone changed it).
-        let planned = ctx.plan.hosts.get(&h.name).map(|p| p.files.clone()).unwrap_or_default();
-        for fp in planned.iter().filter(|f| f.before.as_deref() != Some(f.after.as_str())) {
-            let cur = h
-                .conn
-                .read_file(&fp.path)
-                .await
-                .map_err(|e| HostError::Failed(e.to_string()))?
-                .map(|c| c.sha256);
-            if cur.as_deref() == Some(fp.after.as_str()) {
-                continue;
-            }
-            let f = h
-                .files
-                .iter()
-                .find(|f| f.path == fp.path)
-                .ok_or_else(|| format!("{} is no longer in the playbook", fp.path))?;
-            if cur != fp.before || f.after_sha != fp.after {
-                return Err(HostError::LeftAlone(format!(
-                    "{} changed since the run was planned (sha256 now {}); not continuing on it",
-                    fp.path,
-                    cur.as_deref().unwrap_or("absent")
-                )));
-            }
-            run_hooks(ctx, h, &h.before_hooks, "before").await?;
-            host::write_one(&ctx.rec, h, f).await?;
-        }
+        stage_and_flip(ctx, h, bg, ctx.resumed).await?;
     } else {
-        run_hooks(ctx, h, &h.before_hooks, "before").await?;
-        host::write_files(&ctx.rec, h).await?;
+        if ctx.resumed {
+            rewrite_resumed(ctx, h).await?;
+        } else {
+            run_hooks(ctx, h, &h.before_hooks, "before").await?;
+            host::write_files(&ctx.rec, h).await?;
+        }
+        super::pins::after_write(ctx, h)?;
     }
     let hp = ctx.plan.hosts.get(&h.name).cloned().unwrap_or_default();
     let timeouts = (
@@ -61,6 +37,38 @@ pub(crate) async fn change_host(ctx: &Run, h: &Prepared) -> Result<(), HostError
     )
     .await?;
     run_hooks(ctx, h, &h.after_hooks, "after").await?;
+    Ok(())
+}
+
+/// A resumed run: each planned file holds either this run's bytes (keep), the bytes it had
+/// before (write now), or something else (stop: someone changed it).
+async fn rewrite_resumed(ctx: &Run, h: &Prepared) -> Result<(), HostError> {
+    let planned = ctx.plan.hosts.get(&h.name).map(|p| p.files.clone()).unwrap_or_default();
+    for fp in planned.iter().filter(|f| f.before.as_deref() != Some(f.after.as_str())) {
+        let cur = h
+            .conn
+            .read_file(&fp.path)
+            .await
+            .map_err(|e| HostError::Failed(e.to_string()))?
+            .map(|c| c.sha256);
+        if cur.as_deref() == Some(fp.after.as_str()) {
+            continue;
+        }
+        let f = h
+            .files
+            .iter()
+            .find(|f| f.path == fp.path)
+            .ok_or_else(|| format!("{} is no longer in the playbook", fp.path))?;
+        if cur != fp.before || f.after_sha != fp.after {
+            return Err(HostError::LeftAlone(format!(
+                "{} changed since the run was planned (sha256 now {}); not continuing on it",
+                fp.path,
+                cur.as_deref().unwrap_or("absent")
+            )));
+        }
+        run_hooks(ctx, h, &h.before_hooks, "before").await?;
+        host::write_one(&ctx.rec, h, f).await?;
+    }
     Ok(())
 }
 
@@ -139,5 +147,7 @@ async fn stage_and_flip(ctx: &Run, h: &Prepared, bg: &BlueGreenHost, resumed: bo
     }
     run_hooks(ctx, h, &h.before_hooks, "before").await?;
     blue_green::stage(&ctx.rec, h, bg).await?;
+    // Pins are checked on the staged bytes, before the agent can read them.
+    super::pins::after_write(ctx, h)?;
     super::flip::flip(&ctx.rec, h, bg).await
 }

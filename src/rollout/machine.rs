@@ -35,6 +35,8 @@ use std::collections::BTreeSet;
 pub(crate) async fn drive(run: &mut Run, mut state: State) -> Ending {
     loop {
         let next = match state {
+            // No phase left: the end check of the pins, then `begin` finishes the run.
+            State::Begin(k) if k >= run.plan.plan.phases().len() => super::pins::at_end(run, k).await,
             State::Begin(k) => phase::begin(run, k).await,
             State::Change(p) => phase::change(run, p).await,
             State::Observe(p, f) => phase::observe(run, p, f).await,

@@ -6,6 +6,7 @@
 //! - `machine` — the states and transitions, one `drive` loop; `phase` — its steps;
 //! - `change`, `host` (`host_preflight`), `blue_green`, `flip` — changing one host; `revert` —
 //!   putting it back;
+//! - `pins` — pinned values checked after each write and at the end;
 //! - `finish` — the end of every run (markers, outcome, summary); `outcome` — how it ended.
 
 pub(crate) mod apply_health;
@@ -22,6 +23,7 @@ pub mod markers;
 pub mod observe;
 pub mod outcome;
 pub(crate) mod phase;
+pub(crate) mod pins;
 pub mod plan;
 pub mod planner;
 pub mod preflight;

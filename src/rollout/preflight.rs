@@ -99,13 +99,15 @@ pub(crate) async fn preflight(
         rec.emit(EventKind::MarkerPlaced { host: h.name.clone() })
             .map_err(record_err)?;
     }
-    let (prepared, failures, conns) =
+    let (mut prepared, mut failures, conns) =
         preflight_all(lf, &gate.targets, &s.pb, &base, opts.accept_new, conc, Some(&rec.id)).await;
     // A host that could not be reached never got one.
     for h in gate.targets.iter().filter(|h| !conns.contains_key(&h.name)) {
         rec.emit(EventKind::MarkerReleased { host: h.name.clone() })
             .map_err(record_err)?;
     }
+    // Up-to-date hosts are never written: their pins are checked now, before any change.
+    super::pins::at_preflight(rec, &s.pb.edits, &mut prepared, &mut failures).map_err(record_err)?;
     for (h, why) in &failures {
         rec.emit(EventKind::Preflight {
             host: h.clone(),
@@ -190,8 +192,19 @@ pub(crate) fn plan(
         match prepared.get(&h.name) {
             Some(p) if p.unchanged() => {
                 unchanged.push(h.name.clone());
-                rec.emit(EventKind::Unchanged { host: h.name.clone() })
-                    .map_err(record_err)?;
+                let files = p
+                    .files
+                    .iter()
+                    .map(|f| crate::record::events::SlotFile {
+                        path: f.path.clone(),
+                        sha256: Some(f.after_sha.clone()),
+                    })
+                    .collect();
+                rec.emit(EventKind::Unchanged {
+                    host: h.name.clone(),
+                    files,
+                })
+                .map_err(record_err)?;
             }
             Some(_) => order.push(h.name.clone()),
             None => {}

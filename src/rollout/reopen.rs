@@ -147,6 +147,7 @@ pub(super) fn reopened(lf: &LoadedFleet, opts: &RunOptions, rec: RunDir, plan: P
         promoted: Vec::new(),
         pause_timeout: None,
         within: Default::default(),
+        pinned: Vec::new(),
     }
 }
 

@@ -129,6 +129,7 @@ fn with_playbook(run: &mut Run, pb: &crate::config::Playbook) -> Result<(), Fail
     run.callbacks = pb.callbacks.clone();
     run.pause_timeout = pb.rollout.pause_timeout.map(|d| d.get());
     run.within = pb.rollout.within.clone();
+    run.pinned = pb.edits.iter().filter(|e| e.has_pins()).cloned().collect();
     run.watch = pb
         .watch
         .as_ref()

@@ -70,6 +70,8 @@ pub struct Run {
     pub(crate) promoted: Vec<String>,
     /// `pause_timeout`: how long a promotion wait may last before a promotion reverts.
     pub(crate) pause_timeout: Option<std::time::Duration>,
+    /// The playbook's `[[edit]]` tables that pin values (rendered per host when checked).
+    pub(crate) pinned: Vec<crate::edit::EditSpec>,
     /// Per-region off-peak windows (`rollout.within`), checked at each wave's start.
     pub(crate) within: std::collections::BTreeMap<String, String>,
     /// Tails of the phase being observed (stopped on every way out of the phase).

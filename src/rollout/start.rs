@@ -75,6 +75,7 @@ impl Run {
             promoted: Vec::new(),
             pause_timeout: s.pb.rollout.pause_timeout.map(|d| d.get()),
             within: s.pb.rollout.within.clone(),
+            pinned: s.pb.edits.iter().filter(|e| e.has_pins()).cloned().collect(),
             rec,
         };
         run.failed_hosts = run

@@ -22,6 +22,37 @@ fn describe(ev: &Event) -> Option<String> {
         .or_else(|| describe_phase(k))
         .or_else(|| describe_revert(k))
         .or_else(|| describe_link(k))
+        .or_else(|| describe_control(k))
+}
+
+/// Promotion waits, promotions and controller callbacks.
+fn describe_control(k: &EventKind) -> Option<String> {
+    use EventKind::*;
+    Some(match k {
+        AwaitingPromotion { phase, next, expires } => format!(
+            "{phase} passed; waiting for promotion before {next}{}",
+            expires
+                .map(|e| format!(" (expires {})", e.format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default()
+        ),
+        Promoted { phase, by } => format!("promoted after {phase} by {by}"),
+        Callback {
+            callback,
+            phase,
+            ok,
+            detail,
+            ..
+        } => format!(
+            "callback {callback}{}: {}",
+            phase.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
+            if *ok {
+                "ok".to_string()
+            } else {
+                format!("FAILED: {detail}")
+            }
+        ),
+        _ => return None,
+    })
 }
 
 /// How the run began: start, calendar gate, lock, preflight failures, skipped hosts.
@@ -94,6 +125,14 @@ fn describe_phase(k: &EventKind) -> Option<String> {
             }
         ),
         HostFailed { host, phase, reason } => format!("{phase}: {host} failed: {reason}"),
+        PinCheck {
+            host,
+            path,
+            at,
+            ok: false,
+            detail,
+            ..
+        } => format!("{host}: pins of {path} do not hold ({at}): {detail}"),
         PhasePassed { phase } => format!("{phase} passed"),
         Paused { reason } => format!("paused: {reason}"),
         Interrupted { reason } => format!("interrupted: {reason}"),
