@@ -250,6 +250,12 @@ fn a_hard_freeze_starting_mid_run_pauses_at_the_batch_boundary_and_resume_finish
     assert_eq!(ev.outcome(), Some("paused"), "{ev}");
     assert!(err.contains("paused before batch 1"), "{err}");
     assert!(err.contains("bellwether resume"), "{err}");
+    // A paused run keeps its changes on purpose: status says so, and it is not a problem.
+    let mut c = f.bw();
+    c.args(["status"]);
+    let (code, out, _) = run(c);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("change(s) kept") && !out.contains("not put back"), "{out}");
 
     // Resume evaluates the calendar at the real time, when the window is not active.
     let id = run_dir.file_name().unwrap().to_string_lossy().to_string();

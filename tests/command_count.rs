@@ -54,6 +54,7 @@ fn a_zero_window_rollout_starts_at_most_four_remote_commands_per_host() {
     let (code, out, err) = run(c);
     assert_eq!(code, 0, "{out}\n{err}");
     let counts = per_host(&f);
+    eprintln!("remote commands per host (all_at_once, zero window): {counts:?}");
     assert_eq!(counts.len(), 3, "{counts:?}");
     for (h, n) in &counts {
         assert!(*n <= 4, "{h}: {n} remote commands (at most 4): {counts:?}");

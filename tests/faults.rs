@@ -407,3 +407,51 @@ fn a_full_disk_during_the_write_loses_nothing() {
     assert!(leftovers.is_empty(), "no temp file left behind");
     assert_eq!(markers(&f), Vec::<String>::new());
 }
+
+/// The connection is cut as the canary's write begins (its `write_intent` is on disk): the
+/// write either never happened or was complete (it is atomic: temp file, hash check, rename),
+/// so whatever instant the cut lands, the run ends needing attention or reverted, and once
+/// the host is back `revert RUN` leaves every file byte for byte as it was.
+#[test]
+fn the_connection_cut_during_a_write_loses_nothing() {
+    let mut f = TestFleet::start(2);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    let pb = f.playbook("cut-write", &playbook(GOOD, ""));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let t = std::time::Instant::now();
+    loop {
+        let seen = run_dirs(&f)
+            .last()
+            .and_then(|r| read_events(r).ok())
+            .is_some_and(|evs| {
+                evs.iter()
+                    .any(|e| matches!(&e.kind, EventKind::WriteIntent { host, .. } if host == "h01"))
+            });
+        if seen {
+            break;
+        }
+        assert!(t.elapsed().as_secs() < 60, "the canary's write");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    f.hosts[0].kill_hard();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(matches!(out.status.code(), Some(1) | Some(5)), "{text}");
+    f.hosts[0].restart();
+    let id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
+    let (code, out, err) = bw(&f, &["revert", &id, "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host {i} byte for byte");
+    }
+    assert_eq!(markers(&f), Vec::<String>::new());
+}

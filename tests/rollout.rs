@@ -794,6 +794,10 @@ fn sigterm_mid_canary_reverts_like_ctrl_c() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SIGTERM: stopping promotion"));
+    // A window cut short is not a passed one.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("gates passed"), "{stdout}");
+    assert!(stdout.contains("interrupted"), "{stdout}");
     assert_eq!(f.config(0), orig);
 }
 
