@@ -151,21 +151,31 @@ pub async fn release(
     conns: &std::collections::BTreeMap<String, std::sync::Arc<Connection>>,
     hosts: &[String],
 ) -> Vec<(String, String)> {
+    use futures::stream::{self, StreamExt};
+    // Hosts in parallel (bounded): one at a time took ~100 ms per host at the end of a run.
+    let results: Vec<(String, Result<(), String>)> = stream::iter(hosts)
+        .map(|h| async move {
+            let r = match conns.get(h) {
+                Some(c) => remove(c, &run.id).await,
+                None => Err("not reachable".to_string()),
+            };
+            (h.clone(), r)
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
     let mut kept = Vec::new();
-    for h in hosts {
-        let Some(c) = conns.get(h) else {
-            kept.push((h.clone(), "not reachable".to_string()));
-            continue;
-        };
-        match remove(c, &run.id).await {
+    for (h, r) in results {
+        match r {
             Ok(()) => {
                 if let Err(e) = run.emit(crate::record::EventKind::MarkerReleased { host: h.clone() }) {
-                    kept.push((h.clone(), format!("released, but the record could not say so: {e}")));
+                    kept.push((h, format!("released, but the record could not say so: {e}")));
                 }
             }
-            Err(e) => kept.push((h.clone(), e)),
+            Err(e) => kept.push((h, e)),
         }
     }
+    kept.sort();
     kept
 }
 
