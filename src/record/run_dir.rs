@@ -162,6 +162,15 @@ impl RunDir {
         r
     }
 
+    /// [`RunDir::emit`] where the caller cannot stop on the spot (inside an observation
+    /// window, a reconnect, the second Ctrl-C): a failure is remembered, and the state machine
+    /// stops the run at its next check of [`RunDir::failed`]; the run's ending reports it.
+    pub fn emit_or_remember(&self, kind: EventKind) {
+        if let Err(e) = self.emit(kind) {
+            tracing::error!(error = %e, "run record write failed; the run stops at its next step");
+        }
+    }
+
     fn note_failure(&self, msg: String) {
         if let Ok(mut f) = self.failed.lock() {
             f.get_or_insert(msg);

@@ -32,7 +32,7 @@ impl Run {
         let per_host = self.conns.iter().map(|(h, c)| (h.clone(), c.commands_run())).collect();
         // Evidence for the benchmark, not the write-ahead log: a failure is reported below
         // by the run_finished write that follows on the same file.
-        let _ = self.rec.emit(EventKind::RemoteCommands { per_host });
+        self.rec.emit_or_remember(EventKind::RemoteCommands { per_host });
         if let Err(e) = self.rec.close_logs() {
             ending.message.push_str(&format!("\ncannot finish the kept logs: {e}"));
         }

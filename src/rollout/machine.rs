@@ -176,10 +176,17 @@ pub(crate) async fn revert_all(run: &mut Run, reason: &str) -> Ending {
     };
     let Some(results) = results else {
         // Best effort: the run stops either way; a failed write is reported by the ending.
-        let _ = run.rec.emit(EventKind::Interrupted {
+        run.rec.emit_or_remember(EventKind::Interrupted {
             reason: "second interrupt during revert: hosts left as they are".into(),
         });
-        return left_as_is(run, "stopped during revert");
+        let ending = left_as_is(run, "stopped during revert");
+        return match run.rec.failed() {
+            Some(e) => Ending::new(
+                Outcome::RecordFailed,
+                format!("{}\nthe run record is incomplete ({e})", ending.message),
+            ),
+            None => ending,
+        };
     };
     let ending = revert_ending(run, reason, &hosts, &results);
     match run.rec.failed() {

@@ -328,7 +328,7 @@ impl Tails {
             };
             let passed = v.passed && failed_fast.as_ref().is_none_or(|(h, _)| h != &self.names[i]);
             // A failed write is remembered by the sink; the machine stops after this step.
-            let _ = w.run.emit(EventKind::Verdict {
+            w.run.emit_or_remember(EventKind::Verdict {
                 phase: phase.to_string(),
                 host: self.names[i].clone(),
                 passed,

@@ -37,7 +37,7 @@ pub(crate) async fn reconnect(ctx: &mut Run, hosts: &[String], phase: &str) {
                     p.conn = c;
                 }
                 if dropped {
-                    let _ = ctx.rec.emit(EventKind::Reconnected {
+                    ctx.rec.emit_or_remember(EventKind::Reconnected {
                         host: h.clone(),
                         phase: phase.to_string(),
                     });
@@ -45,7 +45,7 @@ pub(crate) async fn reconnect(ctx: &mut Run, hosts: &[String], phase: &str) {
                 }
             }
             Err(e) => {
-                let _ = ctx.rec.emit(EventKind::ReconnectFailed {
+                ctx.rec.emit_or_remember(EventKind::ReconnectFailed {
                     host: h.clone(),
                     phase: phase.to_string(),
                     error: e.to_string(),
