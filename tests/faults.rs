@@ -302,8 +302,8 @@ fn wait_file(path: &Path) {
 }
 
 /// The connection is cut while the canary's apply runs (the host's sshd and its sessions
-/// die, then it comes back): the host fails, the run reconnects and puts it back byte for
-/// byte, exit 1.
+/// die, and it is back about a second later): the host fails, the run's revert keeps trying
+/// to reconnect until it is back and puts it back byte for byte, exit 1.
 #[test]
 fn the_connection_cut_during_apply_is_reverted_when_the_host_comes_back() {
     let mut f = TestFleet::start(2);
@@ -322,6 +322,8 @@ fn the_connection_cut_during_apply_is_reverted_when_the_host_comes_back() {
     wait_file(&f.hosts[0].home.join("applying"));
     std::fs::remove_file(f.hosts[0].home.join("applying")).unwrap();
     f.hosts[0].kill_hard();
+    // The outage: the revert's first reconnect attempts are refused.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     f.hosts[0].restart();
     let out = child.wait_with_output().unwrap();
     let text = format!(

@@ -2,8 +2,13 @@
 //!
 //! A run holds one connection per host for its whole length, and a long observation window
 //! gives a flaky link (or a restarted sshd) time to drop it. A dropped connection is opened
-//! again, once, at the start of the next phase that needs the host (as a changed host or as a
+//! again at the start of the next phase that needs the host (as a changed host or as a
 //! baseline) and before a revert; if that fails the host fails exactly as it did before.
+//!
+//! Before a revert a dropped host is given the length of its `connect_timeout` to come back
+//! (an sshd restarting, a link flapping): refused or timed-out attempts are retried with a
+//! short backoff until then. A refusal that will not change (host key, authentication) is not
+//! retried. Other phases try once: a host that is gone there fails and is reverted.
 
 use super::run::Run;
 use crate::record::EventKind;
@@ -11,6 +16,7 @@ use crate::ssh::Connection;
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Re-open the connection of each of `hosts` that is closed (or missing, when its endpoint is
 /// known), recording `reconnected` or `reconnect_failed`; `phase` names the step it is for.
@@ -19,9 +25,14 @@ pub(crate) async fn reconnect(ctx: &mut Run, hosts: &[String], phase: &str) {
     if todo.is_empty() {
         return;
     }
+    let patient = phase == "revert";
     let results: Vec<_> = stream::iter(todo)
         .map(|(h, ep, dropped)| async move {
-            let r = Connection::open(&ep).await;
+            let r = if patient && dropped {
+                open_patiently(&ep).await
+            } else {
+                Connection::open(&ep).await
+            };
             (h, r, dropped)
         })
         .buffer_unordered(ctx.concurrency.max(1))
@@ -57,6 +68,25 @@ pub(crate) async fn reconnect(ctx: &mut Run, hosts: &[String], phase: &str) {
                 };
                 ctx.say(&format!("{phase}: {h}: {what}: {e}"));
             }
+        }
+    }
+}
+
+/// Open `ep`, retrying refused, reset and timed-out attempts (backoff 200 ms doubling to 2 s)
+/// until its `connect_timeout` has passed since the first one; the last error if it never
+/// comes back.
+async fn open_patiently(ep: &crate::ssh::Endpoint) -> Result<Connection, crate::ssh::SshError> {
+    let deadline = tokio::time::Instant::now() + ep.connect_timeout;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match Connection::open(ep).await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.may_pass() && tokio::time::Instant::now() + pause < deadline => {
+                tracing::debug!(host = %ep.name, error = %e, "reconnect for revert: retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
         }
     }
 }

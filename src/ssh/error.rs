@@ -106,6 +106,15 @@ pub enum SshError {
 }
 
 impl SshError {
+    /// True for a failure that may pass by itself (refused, reset, timed out, dropped): worth
+    /// another attempt. A host key or authentication refusal is not.
+    pub fn may_pass(&self) -> bool {
+        match self {
+            SshError::Jump { source, .. } => source.may_pass(),
+            other => matches!(other.class(), "timeout" | "refused" | "disconnected" | "protocol"),
+        }
+    }
+
     /// A one-word class for tables and summaries (timeout, refused, auth, host-key, ...).
     pub fn class(&self) -> &'static str {
         match self {
@@ -139,5 +148,42 @@ impl From<russh::Error> for SshError {
             }
             other => SshError::Protocol(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_that_may_pass_are_retried() {
+        let refused = SshError::Connect {
+            addr: "h:22".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert!(refused.may_pass());
+        assert!(SshError::Disconnected("reset".into()).may_pass());
+        let via_jump = SshError::Jump {
+            jump: "bastion".into(),
+            source: Box::new(refused),
+        };
+        assert!(via_jump.may_pass());
+        let auth = SshError::Auth {
+            user: "agent".into(),
+            tried: "ed25519".into(),
+        };
+        assert!(!auth.may_pass());
+        let key = SshError::HostKeyUnknown {
+            host: "h".into(),
+            lookup: "h".into(),
+            offered: "SHA256:x".into(),
+            files: "known_hosts".into(),
+        };
+        assert!(!key.may_pass());
+        assert!(!SshError::Jump {
+            jump: "b".into(),
+            source: Box::new(key)
+        }
+        .may_pass());
     }
 }
