@@ -409,3 +409,67 @@ fn a_full_disk_during_the_write_loses_nothing() {
     assert!(leftovers.is_empty(), "no temp file left behind");
     assert_eq!(markers(&f), Vec::<String>::new());
 }
+
+/// The connection is cut as the canary's write begins (its `write_intent` is on disk), and
+/// the host is back a second later. The write is atomic and its last step (the rename) waits
+/// for a `go` that only a live session sends, so the script orphaned by the cut cannot
+/// replace the file after the revert looked at it: whichever instant the cut lands, the run
+/// reverts h01 (or finds it never written), exit 1, and every file is byte for byte as it
+/// was, with no temp file left behind.
+#[test]
+fn the_connection_cut_during_a_write_loses_nothing() {
+    let mut f = TestFleet::start(2);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    let pb = f.playbook("cut-write", &playbook(GOOD, ""));
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let t = std::time::Instant::now();
+    loop {
+        let seen = run_dirs(&f)
+            .last()
+            .and_then(|r| read_events(r).ok())
+            .is_some_and(|evs| {
+                evs.iter()
+                    .any(|e| matches!(&e.kind, EventKind::WriteIntent { host, .. } if host == "h01"))
+            });
+        if seen {
+            break;
+        }
+        assert!(t.elapsed().as_secs() < 60, "the canary's write");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    f.hosts[0].kill_hard();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    f.hosts[0].restart();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("h01"), "{text}");
+    // Whatever an orphaned script could still do, it has had time to do it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host {i} byte for byte");
+    }
+    let id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
+    let (code, out, err) = bw(&f, &["revert", &id, "--yes"]);
+    assert_eq!(code, 0, "nothing is left to revert: {out}\n{err}");
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host {i} byte for byte");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(f.hosts[0].home.join("agent"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".bellwether."))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    assert_eq!(markers(&f), Vec::<String>::new());
+}

@@ -112,6 +112,15 @@ impl LineBuf {
     }
 }
 
+/// The line a confirmed script prints when only its last step is left
+/// ([`Connection::run_confirmed`]).
+pub(crate) const READY: &str = "BELLWETHER-READY";
+
+/// Does `out` hold `line` as a whole line?
+fn has_line(out: &[u8], line: &str) -> bool {
+    out.split(|b| *b == b'\n').any(|l| l == line.as_bytes())
+}
+
 /// How much of a command's standard output to take.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Limit {
@@ -146,12 +155,39 @@ impl Connection {
             .await
     }
 
+    /// [`run`](Self::run) for a script that must not take its last step unless this session
+    /// is still alive to tell it to: `stdin` is sent without closing it; when the script
+    /// prints the line [`READY`] on stdout, `go\n` and the end of input follow. A script
+    /// whose session died meanwhile reads the end of input instead and stops (see
+    /// `file_scripts::write`): a command orphaned by a cut connection cannot act later.
+    pub(crate) async fn run_confirmed(
+        &self,
+        script: &str,
+        stdin: &[u8],
+        timeout: Duration,
+    ) -> Result<Output, SshError> {
+        self.run_inner(script, Some(stdin), true, timeout, None, Limit::Keep(MAX_OUTPUT_BYTES))
+            .await
+    }
+
     /// [`run`](Self::run) with a chosen output limit; `Limit::Fail` ends in
     /// [`SshError::OutputLimit`] as soon as stdout passes it.
     pub(crate) async fn run_limited(
         &self,
         script: &str,
         stdin: Option<&[u8]>,
+        timeout: Duration,
+        lines: Option<mpsc::UnboundedSender<(Stream, String)>>,
+        limit: Limit,
+    ) -> Result<Output, SshError> {
+        self.run_inner(script, stdin, false, timeout, lines, limit).await
+    }
+
+    async fn run_inner(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+        confirm: bool,
         timeout: Duration,
         lines: Option<mpsc::UnboundedSender<(Stream, String)>>,
         limit: Limit,
@@ -168,7 +204,10 @@ impl Connection {
             if let Some(data) = stdin {
                 ch.data(data).await?;
             }
-            ch.eof().await?;
+            let mut held = confirm;
+            if !held {
+                ch.eof().await?;
+            }
             let mut out = Output::default();
             let mut status = None;
             let mut signal = None;
@@ -189,6 +228,11 @@ impl Connection {
                             return Err(SshError::OutputLimit { limit: max });
                         }
                         ob.push(&data, |l| send(Stream::Stdout, l));
+                        if held && has_line(&out.stdout, READY) {
+                            held = false;
+                            ch.data(&b"go\n"[..]).await?;
+                            ch.eof().await?;
+                        }
                     }
                     ChannelMsg::ExtendedData { data, .. } => {
                         out.stderr_dropped += keep(&mut out.stderr, &data, MAX_OUTPUT_BYTES);

@@ -45,8 +45,12 @@ t=special-file; [ -d "$path" ] && t=directory; [ -p "$path" ] && t=fifo; [ -c "$
 
 /// Replace a file atomically with the bytes on stdin (whose sha256 is `want`); prints the
 /// sha256 read back. See docs/ssh.md, "Reading and writing files".
-pub(crate) fn write(path: &str, want: &str, opts: &WriteOptions) -> Script {
-    let mut s = Script::new().set("path", path).set("want", want);
+pub(crate) fn write(path: &str, bytes: usize, want: &str, opts: &WriteOptions) -> Script {
+    let mut s = Script::new()
+        .set("path", path)
+        .set("want", want)
+        .set("size", &bytes.to_string())
+        .set("ready", super::exec::READY);
     if let Some(e) = &opts.expect {
         s = s.set("expect", e.as_deref().unwrap_or("absent"));
     }
@@ -69,7 +73,8 @@ pub(crate) fn write(path: &str, want: &str, opts: &WriteOptions) -> Script {
     s = s.body(
         r#"t=$(mktemp "$d/.bellwether.XXXXXX")
 trap 'rm -f "$t"' EXIT
-cat > "$t"
+trap 'exit 21' HUP INT TERM PIPE
+head -c "$size" > "$t"
 got=$(sha256sum < "$t" | cut -c1-64)
 [ "$got" = "$want" ] || { echo "incomplete upload ($got)" >&2; exit 18; }
 if [ -e "$P" ]; then
@@ -90,8 +95,15 @@ fi
     if opts.owner.is_some() {
         s = s.body("chown \"$owner\" \"$t\" 2>/dev/null || [ \"$(stat -c %u:%g \"$t\")\" = \"$owner\" ]\n");
     }
+    // The rename waits for a `go` from the controller after everything else is done: a
+    // script whose session was cut (sshd killed, the link gone) reads the end of its input
+    // instead, and its temp file is removed; it cannot replace the file later, behind the
+    // back of a revert that already looked at it.
     s.body(
         r#"sync "$t"
+echo "$ready"
+IFS= read -r go || go=
+[ "$go" = go ] || { echo "the session ended before the controller confirmed the write; not replacing the file" >&2; exit 20; }
 mv -f "$t" "$P"
 trap - EXIT
 sync "$d" 2>/dev/null || true

@@ -55,7 +55,7 @@ fn read_check_write_remove_touch_only_the_named_file() {
             expect: Some(Some(sha256_hex(b"old\n"))),
             ..WriteOptions::default()
         };
-        let out = run(&write(path, &sha256_hex(b"new\n"), &opts), d.path(), b"new\n");
+        let out = run(&write(path, 4, &sha256_hex(b"new\n"), &opts), d.path(), b"new\ngo\n");
         assert!(
             out.status.success(),
             "{what}: write: {}",
@@ -65,7 +65,7 @@ fn read_check_write_remove_touch_only_the_named_file() {
         assert_eq!(tree(d.path()), files, "{what}: only the file is there");
 
         // A stale expectation is refused and changes nothing.
-        let out = run(&write(path, &sha256_hex(b"x"), &opts), d.path(), b"x");
+        let out = run(&write(path, 1, &sha256_hex(b"x"), &opts), d.path(), b"xgo\n");
         assert_eq!(out.status.code(), Some(CHANGED as i32), "{what}");
         assert_eq!(std::fs::read(&file).unwrap(), b"new\n", "{what}");
 
@@ -96,9 +96,9 @@ fn a_link_loop_named_like_a_command_is_reported_not_run() {
             "{what}: {msg}"
         );
         let out = run(
-            &write(path, &sha256_hex(b"x"), &WriteOptions::default()),
+            &write(path, 1, &sha256_hex(b"x"), &WriteOptions::default()),
             d.path(),
-            b"x",
+            b"xgo\n",
         );
         assert_eq!(out.status.code(), Some(3), "{what}");
         assert!(String::from_utf8_lossy(&out.stderr).contains(path), "{what}");
@@ -120,9 +120,9 @@ fn a_write_through_a_link_changes_the_target_only() {
         let out = run(&check(path, false), d.path(), b"");
         assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stdout));
         let out = run(
-            &write(path, &sha256_hex(b"new"), &WriteOptions::default()),
+            &write(path, 3, &sha256_hex(b"new"), &WriteOptions::default()),
             d.path(),
-            b"new",
+            b"newgo\n",
         );
         assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(std::fs::read(&target).unwrap(), b"new", "{what}");
@@ -148,8 +148,8 @@ fn without_root_a_file_that_would_change_hands_is_refused_and_never_rewritten() 
     std::fs::write(&file, "old").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
     let write_new = || {
-        let w = write(path, &sha256_hex(b"new"), &WriteOptions::default());
-        run_as(Some(NOBODY), &w, d.path(), b"new")
+        let w = write(path, 3, &sha256_hex(b"new"), &WriteOptions::default());
+        run_as(Some(NOBODY), &w, d.path(), b"newgo\n")
     };
     for (uid, gid, why) in [
         (
@@ -180,4 +180,38 @@ fn without_root_a_file_that_would_change_hands_is_refused_and_never_rewritten() 
         .success());
     assert!(write_new().status.success());
     assert_eq!(std::fs::read(&file).unwrap(), b"new");
+}
+
+/// A write whose session ends before the controller's `go` (the connection was cut: the
+/// script reads the end of its input) never replaces the file and leaves no temp file, even
+/// when the whole content had arrived; with the `go` it does.
+#[test]
+fn a_write_without_the_controllers_go_never_replaces_the_file() {
+    for name in names(20, SEED + 7) {
+        let what = format!("name {name:?}");
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join(&name);
+        std::fs::write(&file, "old").unwrap();
+        let path = file.to_str().unwrap();
+        let w = write(path, 3, &sha256_hex(b"new"), &WriteOptions::default());
+        for cut in [&b"new"[..], b"newg", b"newno\n"] {
+            let out = run(&w, d.path(), cut);
+            assert_eq!(out.status.code(), Some(20), "{what}: {cut:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("before the controller confirmed"),
+                "{what}"
+            );
+            assert_eq!(std::fs::read(&file).unwrap(), b"old", "{what}: {cut:?}");
+            assert_eq!(tree(d.path()), set(&[name.as_str()]), "{what}: no temp file left");
+        }
+        let out = run(&w, d.path(), b"newgo\n");
+        assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read(&file).unwrap(), b"new", "{what}");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.starts_with(&format!("{}\n", crate::ssh::exec::READY)),
+            "{what}: {said}"
+        );
+        assert_clean(d.path(), &what);
+    }
 }

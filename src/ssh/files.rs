@@ -161,8 +161,8 @@ impl Connection {
     /// Atomically replace `path` with `bytes`; returns the sha256 read back from the host.
     pub async fn write_file(&self, path: &str, bytes: &[u8], opts: &WriteOptions) -> Result<String, SshError> {
         let want = sha256_hex(bytes);
-        let script = scripts::write(path, &want, opts);
-        let out = self.run(script.text(), Some(bytes), IO_TIMEOUT, None).await?;
+        let script = scripts::write(path, bytes.len(), &want, opts);
+        let out = self.run_confirmed(script.text(), bytes, IO_TIMEOUT).await?;
         let stdout = out.stdout_text();
         if out.status == CHANGED {
             let found = last_line(&stdout).strip_prefix("CHANGED ").unwrap_or("?").to_string();
