@@ -126,7 +126,10 @@ fn a_passing_canary_keeps_its_whole_window_with_the_baseline_beside_it() {
 fn a_chatty_agent_is_capped_and_the_file_says_so() {
     let f = TestFleet::start(2);
     f.start_agents();
-    let pb = f.playbook("swap", &playbook("max_errors = 0", "observe = \"6s\""));
+    // A long window that ends when the blob's last line (an error) arrives: the stream is in
+    // order, so every chatty line before it has been through the log file by then, however
+    // slow the machine (no race between the window's end and the reading).
+    let pb = f.playbook("swap", &playbook("max_errors = 0", "observe = \"60s\""));
     let mut c = f.bw();
     c.args(["rollout", pb.to_str().unwrap(), "--yes"])
         .stdout(Stdio::null())
@@ -141,9 +144,15 @@ fn a_chatty_agent_is_capped_and_the_file_says_so() {
     let line = format!("INFO chatty {}\n", "x".repeat(100));
     let blob = line.repeat(60_000);
     log.write_all(blob.as_bytes()).unwrap();
+    log.write_all(b"ERROR the end of the chatter\n").unwrap();
     drop(log);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the end of the chatter"),
+        "the window ended at the last line: {err}"
+    );
     let rd = latest_run(&f);
     let meta = std::fs::metadata(rd.join("logs/h01.log")).unwrap();
     let cap = bellwether::record::logs::CAP_BYTES;
