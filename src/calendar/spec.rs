@@ -4,30 +4,13 @@
 //! problems (bad times, zones, cron expressions, duplicate ids) so the loader can report them
 //! all at once with their field paths, and `decide` can assume a checked calendar.
 
+pub use super::tiers::FreezeKind;
 use super::tiers::{Tier, TierOverrides, TierRule};
 use crate::config::error::Invalid;
 use crate::value::{Dur, FieldPath};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fmt;
 use std::time::Duration;
-
-/// How strict a freeze is: `hard` lets only emergencies through, `soft` also low-risk hotfixes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FreezeKind {
-    Hard,
-    Soft,
-}
-
-impl fmt::Display for FreezeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FreezeKind::Hard => "hard",
-            FreezeKind::Soft => "soft",
-        })
-    }
-}
 
 /// One `[[freeze]]` entry: a one-off window (`start`/`end`) or a recurring one (`every` +
 /// `duration`, optionally bounded by `start`/`end`), scoped to regions and components.

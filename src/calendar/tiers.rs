@@ -5,10 +5,26 @@
 //! them per tier and per field, so a team can, say, let T1 through soft freezes unasked
 //! without restating the rest.
 
-use super::spec::FreezeKind;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+
+/// How strict a freeze is: `hard` lets only emergencies through, `soft` also low-risk hotfixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FreezeKind {
+    Hard,
+    Soft,
+}
+
+impl fmt::Display for FreezeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FreezeKind::Hard => "hard",
+            FreezeKind::Soft => "soft",
+        })
+    }
+}
 
 /// Change risk tier, from T0 (emergency fix) to T3 (risky: model swap, index rebuild).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

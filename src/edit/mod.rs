@@ -24,6 +24,7 @@ pub mod spec;
 pub mod template;
 pub mod toml_set;
 pub mod validate;
+mod value_checks;
 mod yaml_scalar;
 mod yaml_scan;
 pub mod yaml_set;

@@ -14,7 +14,7 @@ use super::error::EditError;
 use super::keypath::KeyPath;
 use super::spec::{Action, EditSpec, Format};
 use super::template::{render, variables, TemplateCtx};
-use super::validate::{check_env_key, check_value, each_string};
+use super::value_checks::{check_env_key, check_value, each_string};
 use crate::config::error::Invalid;
 use crate::value::FieldPath;
 

@@ -4,8 +4,18 @@
 //! in the tests with hostile paths. Every value is bound by [`Script::set`]; the bodies only
 //! say `"$path"`, `"$P"`, never splice text.
 
-use super::files::WriteOptions;
 use super::quote::Script;
+
+/// What a write must preserve or check.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Mode for the new file; None keeps the existing file's mode (or the umask default).
+    pub mode: Option<u32>,
+    /// Owner for the new file; None keeps the existing file's owner.
+    pub owner: Option<(u32, u32)>,
+    /// Refuse unless the current content has this hash (`Some(None)`: the file must not exist).
+    pub expect: Option<Option<String>>,
+}
 
 /// Printed before a file's bytes so output from the login shell's start-up files (a
 /// `.bashrc` that echoes) is never taken for the file.

@@ -8,7 +8,7 @@
 
 use super::connect::Connection;
 use super::error::SshError;
-use super::file_scripts::{self as scripts, CHANGED, MARK};
+use super::file_scripts::{self as scripts, WriteOptions, CHANGED, MARK};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -46,17 +46,6 @@ pub struct RemoteFile {
     pub uid: u32,
     pub gid: u32,
     pub sha256: String,
-}
-
-/// What a write must preserve or check.
-#[derive(Debug, Clone, Default)]
-pub struct WriteOptions {
-    /// Mode for the new file; None keeps the existing file's mode (or the umask default).
-    pub mode: Option<u32>,
-    /// Owner for the new file; None keeps the existing file's owner.
-    pub owner: Option<(u32, u32)>,
-    /// Refuse unless the current content has this hash (`Some(None)`: the file must not exist).
-    pub expect: Option<Option<String>>,
 }
 
 const IO_TIMEOUT: Duration = Duration::from_secs(120);

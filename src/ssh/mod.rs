@@ -23,4 +23,5 @@ pub use connect::Connection;
 pub use endpoint::Endpoint;
 pub use error::SshError;
 pub use exec::{LineStream, Output, Stream};
-pub use files::{sha256_hex, RemoteFile, WriteOptions};
+pub use file_scripts::WriteOptions;
+pub use files::{sha256_hex, RemoteFile};
