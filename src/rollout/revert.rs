@@ -87,10 +87,13 @@ fn noted(r: std::io::Result<()>) {
 
 /// Restore one file; returns the verified sha (None when the file was removed).
 async fn restore_file(run: &RunDir, conn: &Connection, f: &ChangedFile) -> Result<Option<String>, String> {
-    let cur = conn
-        .read_file(&f.path)
+    let (cur, cleared) = conn
+        .read_file_for_revert(&f.path)
         .await
         .map_err(|e| format!("cannot read it: {e}"))?;
+    if !cleared.is_empty() {
+        tracing::info!(host = %f.host, path = %f.path, "{cleared}");
+    }
     let cur_sha = cur.as_ref().map(|c| c.sha256.clone());
     if cur_sha == f.before {
         // Never written (killed between intent and write) or already put back.

@@ -53,6 +53,22 @@ t=special-file; [ -d "$path" ] && t=directory; [ -p "$path" ] && t=fifo; [ -c "$
         )
 }
 
+/// Remove the temp files that writes left in `path`'s directory (`.bellwether.XXXXXX`,
+/// regular files only), printing each one removed. Run in a subshell before a revert reads
+/// the file: a write whose session was cut may still be waiting for its `go` (a partition
+/// that TCP could heal later); without its temp file its rename can only fail, so what the
+/// revert then reads stays true. The host's run marker keeps any other bellwether write away.
+pub(crate) fn clear_orphans(path: &str) -> Script {
+    Script::new().set("path", path).body("(\n").body(RESOLVE).body(
+        r#"d=$(dirname -- "$P" && echo .); d=${d%??}
+for t in "$d"/.bellwether.??????; do
+  if [ -f "$t" ] && [ ! -L "$t" ]; then rm -f -- "$t" && printf 'removed the temp file of an unfinished write: %s\n' "$t"; fi
+done
+) || true
+"#,
+    )
+}
+
 /// Replace a file atomically with the bytes on stdin (whose sha256 is `want`); prints the
 /// sha256 read back. See docs/ssh.md, "Reading and writing files".
 pub(crate) fn write(path: &str, bytes: usize, want: &str, opts: &WriteOptions) -> Script {

@@ -215,3 +215,54 @@ fn a_write_without_the_controllers_go_never_replaces_the_file() {
         assert_clean(d.path(), &what);
     }
 }
+
+/// The write that waits for its `go` when the revert looks (a partition TCP could heal
+/// later): the revert's read first removes the write's temp file, so a `go` that arrives
+/// afterwards cannot replace the file the revert found unchanged. Other files stay.
+#[test]
+fn a_revert_read_disarms_a_write_still_waiting_for_its_go() {
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    for name in names(12, SEED + 9) {
+        let what = format!("name {name:?}");
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join(&name);
+        std::fs::write(&file, "old").unwrap();
+        std::fs::write(d.path().join(".bellwether.notmine"), "kept").unwrap();
+        let path = file.to_str().unwrap();
+        let w = write(path, 3, &sha256_hex(b"new"), &WriteOptions::default());
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(crate::ssh::quote::wrap_sh(w.text(), false))
+            .current_dir(d.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"new").unwrap();
+        let mut ready = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim_end(), crate::ssh::exec::READY, "{what}");
+        let out = run(&clear_orphans(path), d.path(), b"");
+        assert!(out.status.success(), "{what}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("removed the temp file of an unfinished write"),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        stdin.write_all(b"go\n").unwrap();
+        drop(stdin);
+        let done = child.wait_with_output().unwrap();
+        assert!(!done.status.success(), "{what}: the late rename failed");
+        assert_eq!(std::fs::read(&file).unwrap(), b"old", "{what}");
+        assert_eq!(
+            tree(d.path()),
+            set(&[name.as_str(), ".bellwether.notmine"]),
+            "{what}: only the write's own temp file went"
+        );
+    }
+}

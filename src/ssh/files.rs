@@ -65,6 +65,15 @@ impl Connection {
         self.read_file_after(path, "").await.map(|(f, _)| f)
     }
 
+    /// [`read_file`](Self::read_file) for a revert: first (same command) remove the temp files
+    /// of unfinished writes beside it, so a write orphaned by a cut connection cannot rename
+    /// over the file after this read ([`scripts::clear_orphans`]). Also returns what was
+    /// removed (one line each).
+    pub async fn read_file_for_revert(&self, path: &str) -> Result<(Option<RemoteFile>, String), SshError> {
+        let prelude = scripts::clear_orphans(path);
+        self.read_file_after(path, prelude.text()).await
+    }
+
     /// Run `prelude` (checks whose results it prints on stderr), then read `path`, in ONE
     /// remote command (each is a shell start on the host): the file, and the prelude's
     /// stderr. Preflight folds its checks and the run marker in here.
