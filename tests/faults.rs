@@ -77,6 +77,42 @@ fn markers(f: &TestFleet) -> Vec<String> {
         .collect()
 }
 
+/// Start a rollout of `pb` in the background, its output captured.
+fn spawn_rollout(f: &TestFleet, pb: &Path) -> std::process::Child {
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c.spawn().unwrap()
+}
+
+/// Wait (up to 60 s) until the latest run's record holds an event that `seen` accepts.
+fn wait_event(f: &TestFleet, what: &str, seen: impl Fn(&EventKind) -> bool) {
+    let t = std::time::Instant::now();
+    loop {
+        let found = run_dirs(f)
+            .last()
+            .and_then(|r| read_events(r).ok())
+            .is_some_and(|evs| evs.iter().any(|e| seen(&e.kind)));
+        if found {
+            return;
+        }
+        assert!(t.elapsed().as_secs() < 60, "{what} never came");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Wait for a spawned run to end: its exit code and its stdout and stderr together.
+fn finish(child: std::process::Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
 fn has_model(f: &TestFleet, i: usize, model: &str) -> bool {
     String::from_utf8(f.config(i))
         .unwrap()
@@ -213,34 +249,15 @@ fn a_host_that_drops_mid_run_and_comes_back_is_reverted_by_revert_run() {
         "swap",
         &playbook(BROKEN, "").replace("observe = \"2s\"", "observe = \"4s\""),
     );
-    let mut c = f.bw();
-    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.spawn().unwrap();
-    let t = std::time::Instant::now();
-    loop {
-        let seen = run_dirs(&f)
-            .last()
-            .and_then(|r| read_events(r).ok())
-            .is_some_and(|evs| {
-                evs.iter()
-                    .any(|e| matches!(&e.kind, EventKind::Written { host, .. } if host == "h01"))
-            });
-        if seen {
-            break;
-        }
-        assert!(t.elapsed().as_secs() < 60, "the canary write");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    f.hosts[0].kill_hard();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let child = spawn_rollout(&f, &pb);
+    wait_event(
+        &f,
+        "the canary write",
+        |k| matches!(k, EventKind::Written { host, .. } if host == "h01"),
     );
-    assert_eq!(out.status.code(), Some(5), "{text}");
+    f.hosts[0].kill_hard();
+    let (code, text) = finish(child);
+    assert_eq!(code, Some(5), "{text}");
     assert!(text.contains("h01") && text.contains("bellwether revert"), "{text}");
     assert_ne!(
         f.config(0),
@@ -314,24 +331,15 @@ fn the_connection_cut_during_apply_is_reverted_when_the_host_comes_back() {
         "command = \"if grep -q claude-sonnet-4-5 agent/config.toml; then touch applying; sleep 4; fi; ./agentctl restart\"",
     );
     let pb = f.playbook("cut-apply", &pb);
-    let mut c = f.bw();
-    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.spawn().unwrap();
+    let child = spawn_rollout(&f, &pb);
     wait_file(&f.hosts[0].home.join("applying"));
     std::fs::remove_file(f.hosts[0].home.join("applying")).unwrap();
     f.hosts[0].kill_hard();
     // The outage: the revert's first reconnect attempts are refused.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     f.hosts[0].restart();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = finish(child);
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("h01"), "{text}");
     // The revert's apply runs the restored config again (no cut: the flag is gone).
     for (i, o) in orig.iter().enumerate() {
@@ -353,20 +361,11 @@ fn the_connection_cut_during_a_revert_is_finished_by_revert_run() {
         "command = \"if ! grep -q claude-broken-9 agent/config.toml && [ ! -e cut-done ]; then touch reverting cut-done; sleep 4; fi; ./agentctl restart\"",
     );
     let pb = f.playbook("cut-revert", &pb);
-    let mut c = f.bw();
-    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.spawn().unwrap();
+    let child = spawn_rollout(&f, &pb);
     wait_file(&f.hosts[0].home.join("reverting"));
     f.hosts[0].kill_hard();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(5), "{text}");
+    let (code, text) = finish(child);
+    assert_eq!(code, Some(5), "{text}");
     let id = latest_run(&f).file_name().unwrap().to_string_lossy().to_string();
     assert!(
         text.contains("h01") && text.contains(&format!("bellwether revert {id}")),
@@ -422,36 +421,17 @@ fn the_connection_cut_during_a_write_loses_nothing() {
     f.start_agents();
     let orig: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
     let pb = f.playbook("cut-write", &playbook(GOOD, ""));
-    let mut c = f.bw();
-    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.spawn().unwrap();
-    let t = std::time::Instant::now();
-    loop {
-        let seen = run_dirs(&f)
-            .last()
-            .and_then(|r| read_events(r).ok())
-            .is_some_and(|evs| {
-                evs.iter()
-                    .any(|e| matches!(&e.kind, EventKind::WriteIntent { host, .. } if host == "h01"))
-            });
-        if seen {
-            break;
-        }
-        assert!(t.elapsed().as_secs() < 60, "the canary's write");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    let child = spawn_rollout(&f, &pb);
+    wait_event(
+        &f,
+        "the canary's write",
+        |k| matches!(k, EventKind::WriteIntent { host, .. } if host == "h01"),
+    );
     f.hosts[0].kill_hard();
     std::thread::sleep(std::time::Duration::from_millis(1000));
     f.hosts[0].restart();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = finish(child);
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("h01"), "{text}");
     // Whatever an orphaned script could still do, it has had time to do it.
     std::thread::sleep(std::time::Duration::from_millis(500));
