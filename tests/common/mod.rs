@@ -164,11 +164,13 @@ impl Sshd {
     }
 
     /// Make the host unreachable at once: kill the listener and every session it forked,
-    /// so established connections drop too.
+    /// so established connections drop too. The listener is stopped first: a client that
+    /// reconnects the instant its session dies must not get a fresh session forked between
+    /// the two kills (the host would not really have gone away).
     pub fn kill_hard(&mut self) {
-        let _ = Command::new("pkill")
-            .args(["-KILL", "-P", &self.child.id().to_string()])
-            .status();
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-STOP", &pid]).status();
+        let _ = Command::new("pkill").args(["-KILL", "-P", &pid]).status();
         self.stop();
     }
 
