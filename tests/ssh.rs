@@ -229,7 +229,8 @@ fn unreachable_address_fails_within_the_connect_timeout() {
     let t = Instant::now();
     let e = rt.block_on(Connection::open(&ep)).err().expect("must fail");
     assert!(matches!(e, SshError::ConnectTimeout { .. }), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // Generous for a loaded machine: without the timeout the handshake would wait forever.
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     // A closed port is refused at once.
     drop(l);
     let e = rt.block_on(Connection::open(&ep)).err().expect("must fail");
@@ -401,9 +402,10 @@ fn cancelled_stream_leaves_no_process_behind() {
     rt.block_on(async {
         let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
         // A distinctive long-running command we can look for in the process table.
-        let mut s = c.stream(&format!("tail -n0 -F agent/{tag}")).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // From the file's start: the lines count whenever `tail` gets going (no race with a
+        // slow start on a loaded machine).
         std::fs::write(&log, "line one\nline two\n").unwrap();
+        let mut s = c.stream(&format!("tail -n +1 -F agent/{tag}")).await.unwrap();
         assert_eq!(
             tokio::time::timeout(Duration::from_secs(5), s.next())
                 .await
