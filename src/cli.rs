@@ -2,7 +2,7 @@
 
 use crate::exit::{Exit, Failure};
 use crate::options::{GateArgs, Global, PlanArgs, ReopenArgs, RolloutArgs, SandboxAction};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueHint};
 use std::path::PathBuf;
 
 /// Canary-first rollouts of config, model and provider changes to a fleet of AI-agent hosts.
@@ -183,6 +183,22 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         hosts: usize,
     },
+    /// Print a shell completion script (bash, zsh, fish; elvish and powershell too).
+    ///
+    /// Example: bellwether completions bash > ~/.local/share/bash-completion/completions/bellwether
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout; with --out DIR, write bellwether.1 and one page per
+    /// subcommand (bellwether-rollout.1, ...) into DIR.
+    ///
+    /// Example: bellwether man --out ~/.local/share/man/man1
+    Man {
+        /// Folder to write the pages into (it must exist).
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+        out: Option<PathBuf>,
+    },
 }
 
 impl Command {
@@ -259,5 +275,7 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Calendar { days, tz, at, json } => {
             crate::cmd::calendar::run(&g, days, tz.as_deref(), at.as_deref(), json)
         }
+        Command::Completions { shell } => crate::cmd::completions::run(Cli::command(), shell),
+        Command::Man { out } => crate::cmd::man::run(Cli::command(), out.as_deref()),
     }
 }

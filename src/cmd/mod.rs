@@ -2,11 +2,13 @@
 
 pub mod calendar;
 pub mod check;
+pub mod completions;
 pub mod context;
 pub mod drift;
 pub mod exec;
 pub mod gate;
 pub mod gate_names;
+pub mod man;
 pub mod ping;
 pub mod plan;
 pub mod revert;

@@ -1,16 +1,16 @@
 //! The flags every command takes (`--fleet`, `-v`, `--log-format`, ...), and what they imply.
 
-use clap::{Args, ValueEnum};
+use clap::{Args, ValueEnum, ValueHint};
 use std::path::PathBuf;
 
 /// Flags every command takes.
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     /// The fleet file.
-    #[arg(long, global = true, env = "BELLWETHER_FLEET", default_value = "fleet.toml")]
+    #[arg(long, global = true, env = "BELLWETHER_FLEET", default_value = "fleet.toml", value_hint = ValueHint::FilePath)]
     pub fleet: PathBuf,
     /// Where run records live (default: `runs/` beside the fleet file).
-    #[arg(long, global = true, env = "BELLWETHER_RUNS_DIR")]
+    #[arg(long, global = true, env = "BELLWETHER_RUNS_DIR", value_hint = ValueHint::DirPath)]
     pub runs_dir: Option<PathBuf>,
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -33,6 +33,15 @@ impl Progress {
         }
     }
 
+    /// The terminal view for a run printing here: only for text lines on a terminal.
+    pub(crate) fn live(self) -> Option<crate::ui::live::Live> {
+        match self {
+            Progress::Stdout => crate::ui::live::Live::for_terminal(false),
+            Progress::Stderr => crate::ui::live::Live::for_terminal(true),
+            Progress::Quiet | Progress::Json => None,
+        }
+    }
+
     /// Print one timestamped line. Never panics on a closed terminal or pipe (SIGHUP,
     /// `| head`): the run must still finish its revert and its record.
     pub fn line(self, msg: &str) {
@@ -46,7 +55,7 @@ impl Progress {
         // It may quote a host's log line or error: control characters escaped for terminals.
         let msg = crate::ui::safe::text(msg);
         let msg: &str = &msg;
-        let line = format!("{} {msg}\n", Utc::now().format("%H:%M:%S"));
+        let line = stamped(msg);
         let _ = match self {
             Progress::Stdout => std::io::stdout().write_all(line.as_bytes()),
             Progress::Stderr => std::io::stderr().write_all(line.as_bytes()),
@@ -60,6 +69,11 @@ impl Progress {
             }
         };
     }
+}
+
+/// A text progress line as written: `HH:MM:SS message\n` (UTC), the message already escaped.
+pub(crate) fn stamped(msg: &str) -> String {
+    format!("{} {msg}\n", Utc::now().format("%H:%M:%S"))
 }
 
 /// What a JSON progress line can say about where the run is: the phase under way and the

@@ -30,6 +30,8 @@ pub struct RunDir {
     /// The first record write that failed: once set, the run must stop (the state machine
     /// checks it after every step, so even a write nobody could propagate stops the run).
     failed: std::sync::Mutex<Option<String>>,
+    /// The bars on a terminal (`None` without one: plain lines only).
+    live: Option<crate::ui::live::Live>,
 }
 
 /// A sortable run id: UTC time then the playbook id.
@@ -111,6 +113,7 @@ impl RunDir {
             logs: super::logs::LogKeeper::new(&dir_for_logs, super::logs::CAP_BYTES),
             whereabouts: Default::default(),
             failed: Default::default(),
+            live: progress.live(),
         })
     }
 
@@ -132,6 +135,7 @@ impl RunDir {
             logs: super::logs::LogKeeper::new(&dir_for_logs, super::logs::CAP_BYTES),
             whereabouts: Default::default(),
             failed: Default::default(),
+            live: progress.live(),
         })
     }
 
@@ -147,6 +151,9 @@ impl RunDir {
         let crash_here = super::crash::is_point(&kind);
         if let Ok(mut w) = self.whereabouts.lock() {
             w.note(&kind);
+        }
+        if let Some(l) = &self.live {
+            l.note(&kind);
         }
         let json = (self.progress == Progress::Json).then(|| kind.clone());
         let r = self.events.emit(kind, &self.secrets);
@@ -214,7 +221,19 @@ impl RunDir {
         }
         let _span = tracing::info_span!("run", run_id = %self.id).entered();
         tracing::info!(target: "bellwether::run", "{msg}");
-        self.progress.line(&msg);
+        match &self.live {
+            // On a terminal the line goes above the bars (a failed write is ignored like a
+            // closed terminal is: the run must still finish).
+            Some(l) => {
+                let _ = l.println(&super::progress::stamped(&crate::ui::safe::text(&msg)));
+            }
+            None => self.progress.line(&msg),
+        }
+    }
+
+    /// The terminal view, if the run's progress goes to a terminal.
+    pub fn live(&self) -> Option<&crate::ui::live::Live> {
+        self.live.as_ref()
     }
 
     /// Keep one line of `host`'s log (`logs/HOST.log`, masked, capped), received now during

@@ -197,14 +197,13 @@ impl Tails {
             phase,
             keep: watch.spec().keep_log.unwrap_or_default().keeps(phase),
         };
-        let bar = progress_bar();
+        // Lines on a terminal for the window's hosts; none without a terminal.
+        let view = run.live().map(|l| l.window(n, phase == "before"));
         for (i, l, _) in std::mem::take(&mut self.pending) {
             self.feed(&mut w, i, &l, 0);
         }
-        let (failed_fast, interrupted) = self.watch_window(&mut w, phase, window, interrupt, bar.as_ref()).await;
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
+        let (failed_fast, interrupted) = self.watch_window(&mut w, window, interrupt, view.as_ref()).await;
+        drop(view);
         let (verdicts, baseline) = self.judge(&w, phase, &failed_fast);
         let _ = self.started;
         WindowResult {
@@ -220,10 +219,9 @@ impl Tails {
     async fn watch_window(
         &mut self,
         w: &mut Window<'_>,
-        phase: &str,
         window: Duration,
         interrupt: &mut watch::Receiver<u8>,
-        bar: Option<&indicatif::ProgressBar>,
+        view: Option<&crate::ui::live::Window>,
     ) -> (Option<(String, Breach)>, bool) {
         let deadline = tokio::time::sleep(window);
         tokio::pin!(deadline);
@@ -245,9 +243,8 @@ impl Tails {
                 // Woken at the deadline, the loop's fail-fast check finds the gap.
                 _ = &mut silence, if silence_at.is_some() => {}
                 _ = tick.tick() => {
-                    if let Some(b) = bar {
-                        b.set_message(progress_line(phase, window, w.start, &self.names, &self.baseline, &w.obs));
-                        b.tick();
+                    if let Some(v) = view {
+                        v.update(window.saturating_sub(w.start.elapsed()), &self.gates(&w.obs));
                     }
                 }
                 m = self.rx.recv() => if let Some((i, line)) = m {
@@ -341,44 +338,27 @@ impl Tails {
     }
 }
 
-/// A spinner for the observation window, only when stdout is a terminal (cron mail and CI logs
-/// get the plain timestamped lines instead).
-fn progress_bar() -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() || crate::ui::log::is_json() {
-        return None;
+impl Tails {
+    /// Each tail's live gate counts, watched hosts first; the p95 only for the hosts that get
+    /// a line of their own (it copies the samples).
+    fn gates<'a>(&'a self, obs: &'a [Observer]) -> Vec<crate::ui::live::HostGate<'a>> {
+        let mut order: Vec<usize> = (0..obs.len()).collect();
+        order.sort_by_key(|&i| self.baseline[i]);
+        order
+            .into_iter()
+            .enumerate()
+            .map(|(shown, i)| {
+                let c = obs[i].counts();
+                crate::ui::live::HostGate {
+                    name: &self.names[i],
+                    baseline: self.baseline[i],
+                    lines: c.lines,
+                    errors: c.error_lines,
+                    p95: (shown < crate::ui::live::MAX_HOST_LINES)
+                        .then(|| obs[i].live_p95())
+                        .flatten(),
+                }
+            })
+            .collect()
     }
-    let b = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
-        b.set_style(style);
-    }
-    Some(b)
-}
-
-/// "canary: 7m 12s left | h01 1204 lines 0 errors | baseline h02 998 lines 0 errors"
-fn progress_line(
-    phase: &str,
-    window: Duration,
-    start: Instant,
-    names: &[String],
-    base: &[bool],
-    obs: &[Observer],
-) -> String {
-    let left = window.saturating_sub(start.elapsed());
-    let mut s = format!(
-        "{phase}: {} left",
-        humantime::format_duration(Duration::from_secs(left.as_secs()))
-    );
-    for (i, o) in obs.iter().enumerate().take(6) {
-        let c = o.counts();
-        let tag = if base[i] { "baseline " } else { "" };
-        s.push_str(&format!(
-            " | {tag}{} {} lines {} errors",
-            names[i], c.lines, c.error_lines
-        ));
-    }
-    if obs.len() > 6 {
-        s.push_str(&format!(" | +{} more", obs.len() - 6));
-    }
-    s
 }

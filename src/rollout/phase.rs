@@ -151,7 +151,11 @@ pub(crate) async fn change(run: &mut Run, phase: Phase) -> Step {
             let Some(p) = r.prepared.get(h) else {
                 return (h.clone(), Err(HostError::Failed("not prepared".into())));
             };
-            (h.clone(), change_host(r, p).await)
+            let res = change_host(r, p).await;
+            if let Some(l) = r.rec.live() {
+                l.host_done(h);
+            }
+            (h.clone(), res)
         })
         .buffer_unordered(run.concurrency)
         .collect()

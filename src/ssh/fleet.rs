@@ -45,7 +45,14 @@ fn endpoint_depth(lf: &LoadedFleet, host: &Host, accept_new: bool, depth: usize)
     let d = &lf.fleet.defaults;
     let base = lf.path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let sc = if d.ssh_config {
-        ssh_config::resolve(host.addr())
+        ssh_config::resolve(&ssh_config::Query {
+            alias: host.addr(),
+            address: host.address.as_deref(),
+            user: host.user.as_deref(),
+            default_user: &d.user,
+            port: host.port,
+            default_port: d.port,
+        })
     } else {
         Default::default()
     };
@@ -70,7 +77,16 @@ fn endpoint_depth(lf: &LoadedFleet, host: &Host, accept_new: bool, depth: usize)
             .collect(),
     };
     ep.identities = ids;
-    ep.known_hosts = known_hosts_files(lf);
+    ep.known_hosts = match (&d.known_hosts, sc.user_known_hosts.is_empty()) {
+        // The fleet's setting wins; without one, the host's `UserKnownHostsFile`, then the
+        // system-wide file, as OpenSSH reads them.
+        (None, false) => {
+            let mut v = sc.user_known_hosts.clone();
+            v.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
+            v
+        }
+        _ => known_hosts_files(lf),
+    };
     ep.accept_new = accept_new;
     ep.connect_timeout = d.connect_timeout.get();
     ep.become_root = host.become_root.unwrap_or(d.become_root);

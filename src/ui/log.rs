@@ -39,7 +39,8 @@ pub fn init(g: &Global) {
         .unwrap_or_else(|_| EnvFilter::new(format!("bellwether={level},russh=error")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // Through the live view, so a warning during a run on a terminal does not tear its bars.
+        .with_writer(|| super::live::LogWriter);
     let _ = match g.log_format {
         LogFormat::Json => builder
             .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())

@@ -2,6 +2,7 @@
 
 pub mod hosts;
 pub mod json_log;
+pub mod live;
 pub mod log;
 pub mod out_file;
 pub mod plan_diffs;

@@ -95,6 +95,17 @@ impl Observer {
         }
     }
 
+    /// The live p95 to show on a terminal: of the first metric with a `p95_max` gate, else of
+    /// the first metric; with the metric's name. `None` without metrics or samples.
+    pub fn live_p95(&self) -> Option<(&str, f64)> {
+        let metrics = &self.watch.metrics;
+        let i = metrics
+            .iter()
+            .position(|m| m.spec.p95_max.is_some())
+            .or((!metrics.is_empty()).then_some(0))?;
+        Some((metrics[i].spec.name.as_str(), self.metrics.get(i)?.p95_now()?))
+    }
+
     /// Line and error counts so far (cheap; for progress display and baseline fail-fast).
     pub fn counts(&self) -> Counts {
         self.counts
