@@ -58,14 +58,15 @@ fn without_a_terminal_a_run_prints_plain_lines_only() {
 
 #[test]
 fn on_a_terminal_the_phase_hosts_and_live_gate_counts_are_drawn() {
-    if !Command::new("sh")
-        .args(["-c", "command -v script"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("skipped: no `script` to give the run a terminal");
-        return;
-    }
+    // `script` (util-linux, in Debian's essential bsdutils) gives the run a terminal; CI's
+    // fresh Debian has it, so a missing one is a failure, not a skip.
+    assert!(
+        Command::new("sh")
+            .args(["-c", "command -v script"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "`script` (util-linux) is needed to give the run a terminal"
+    );
     let f = TestFleet::start(2);
     f.start_agents();
     let pb = f.playbook("swap", PLAYBOOK);
