@@ -1,6 +1,7 @@
 //! The seeds' controls against real sshd hosts running the fake agent: manual promotion
 //! (`promote = "manual"`, "pause" steps, `promote RUN`, `abort RUN`, `pause_timeout`),
-//! controller callbacks, and region-by-region waves with per-region windows.
+//! controller callbacks (the playbook's and the fleet's), and region-by-region waves with
+//! per-region windows.
 
 mod common;
 
@@ -304,4 +305,88 @@ fn check_refuses_a_region_plan_that_leaves_targets_out() {
         err.contains("rollout.region_plan") && err.contains("us-east-1"),
         "{err}"
     );
+}
+
+fn summary(f: &TestFleet) -> String {
+    std::fs::read_to_string(latest_run(f).join("summary.md")).unwrap()
+}
+
+#[test]
+fn fleet_callbacks_run_before_the_playbooks_and_a_fleet_veto_reverts() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig = f.config(0);
+    let log = f.dir.join("callbacks.log");
+    let cb = |who: &str, name: &str| {
+        format!(
+            "{name} = \"echo {who} {name} $BELLWETHER_PHASE >> '{}'\"",
+            log.display()
+        )
+    };
+    // The fleet's on_promote fails and vetoes: the playbook's on_promote never runs.
+    let fleet_cbs = format!(
+        "[callbacks]\n{}\non_promote = \"echo fleet on_promote >> '{}'; exit 4\"\nveto = true\n{}\n{}\n",
+        cb("fleet", "on_start"),
+        log.display(),
+        cb("fleet", "on_revert"),
+        cb("fleet", "on_finish"),
+    );
+    let mut fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    fleet.push_str(&fleet_cbs);
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+    let tail = format!(
+        "[callbacks]\n{}\n{}\n{}\n{}",
+        cb("playbook", "on_start"),
+        cb("playbook", "on_promote"),
+        cb("playbook", "on_revert"),
+        cb("playbook", "on_finish")
+    );
+    let pb = f.playbook("swap", &playbook(GOOD, "batches = [\"100%\"]", &tail));
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("on_promote vetoed the promotion after canary (the fleet's [callbacks])"),
+        "{err}"
+    );
+    assert_eq!(f.config(0), orig, "the canary is back byte for byte");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "fleet on_start",
+            "playbook on_start",
+            "fleet on_promote",
+            "fleet on_revert",
+            "playbook on_revert",
+            "fleet on_finish",
+            "playbook on_finish"
+        ],
+        "{text}"
+    );
+    let evs = read_events(&latest_run(&f)).unwrap();
+    let sources: Vec<(String, &'static str, bool)> = evs
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Callback {
+                callback, source, ok, ..
+            } => Some((callback.clone(), source.as_str(), *ok)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sources[0], ("on_start".into(), "fleet", true));
+    assert_eq!(sources[1], ("on_start".into(), "playbook", true));
+    assert_eq!(sources[2], ("on_promote".into(), "fleet", false));
+    assert!(
+        summary(&f).contains("callback on_promote (fleet, canary): FAILED"),
+        "{}",
+        summary(&f)
+    );
+
+    // check validates the fleet's callbacks like a playbook's, naming fleet.toml.
+    let text = std::fs::read_to_string(f.fleet_path()).unwrap();
+    std::fs::write(f.fleet_path(), text.replace("on_promote = ", "on_cutover = ")).unwrap();
+    let (code, out, err) = bw(&f, &["check", pb.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("fleet.toml") && err.contains("callbacks.veto"), "{err}");
 }

@@ -81,7 +81,7 @@ impl Run {
         run.calendar = Some(settings_like);
         run._lock = Some(lock);
         run.promoted = promoted;
-        with_playbook(&mut run, &pb)?;
+        with_playbook(&mut run, lf, &pb)?;
         run.say(&format!("resuming run {} at {at}", run.id()));
         let ending = drive(&mut run, State::Begin(from)).await;
         Ok(run.finish(ending).await)
@@ -123,10 +123,10 @@ fn promotions(rec: &RunDir, events: &[Event], now: Option<String>) -> Result<Vec
     Ok(promoted)
 }
 
-/// What a resumed run takes from the playbook as it is now: callbacks, pause timeout,
-/// per-region windows, the log watch (masked like the start's).
-fn with_playbook(run: &mut Run, pb: &crate::config::Playbook) -> Result<(), Failure> {
-    run.callbacks = pb.callbacks.clone();
+/// What a resumed run takes from the fleet and playbook as they are now: callbacks, pause
+/// timeout, per-region windows, the log watch (masked like the start's).
+fn with_playbook(run: &mut Run, lf: &LoadedFleet, pb: &crate::config::Playbook) -> Result<(), Failure> {
+    run.callbacks = super::callbacks::CallbackSets::new(&lf.fleet, Some(pb));
     run.pause_timeout = pb.rollout.pause_timeout.map(|d| d.get());
     run.within = pb.rollout.within.clone();
     run.pinned = pb.edits.iter().filter(|e| e.has_pins()).cloned().collect();

@@ -64,8 +64,9 @@ pub struct Run {
     pub(crate) failed_hosts: usize,
     /// Hosts the run did not write because someone else changed them: left alone.
     pub(crate) left_alone: Vec<(String, String)>,
-    /// `[callbacks]` of the playbook (empty for a revert whose playbook cannot be loaded).
-    pub(crate) callbacks: crate::config::controls::Callbacks,
+    /// `[callbacks]` of the fleet and of the playbook (only the fleet's for a revert whose
+    /// playbook cannot be loaded).
+    pub(crate) callbacks: super::callbacks::CallbackSets,
     /// Phases whose promotion wait is over (`promoted` events): not waited for again.
     pub(crate) promoted: Vec<String>,
     /// `pause_timeout`: how long a promotion wait may last before a promotion reverts.

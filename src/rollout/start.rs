@@ -71,7 +71,7 @@ impl Run {
             left_alone: Vec::new(),
             tails: None,
             _lock: Some(lock),
-            callbacks: s.pb.callbacks.clone(),
+            callbacks: super::callbacks::CallbackSets::new(&lf.fleet, Some(&s.pb)),
             promoted: Vec::new(),
             pause_timeout: s.pb.rollout.pause_timeout.map(|d| d.get()),
             within: s.pb.rollout.within.clone(),

@@ -38,13 +38,15 @@ fn describe_control(k: &EventKind) -> Option<String> {
         Promoted { phase, by } => format!("promoted after {phase} by {by}"),
         Callback {
             callback,
+            source,
             phase,
             ok,
             detail,
             ..
         } => format!(
-            "callback {callback}{}: {}",
-            phase.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
+            "callback {callback} ({}{}): {}",
+            source.as_str(),
+            phase.as_deref().map(|p| format!(", {p}")).unwrap_or_default(),
             if *ok {
                 "ok".to_string()
             } else {
