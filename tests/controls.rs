@@ -1,7 +1,7 @@
 //! The seeds' controls against real sshd hosts running the fake agent: manual promotion
 //! (`promote = "manual"`, "pause" steps, `promote RUN`, `abort RUN`, `pause_timeout`),
 //! controller callbacks (the playbook's and the fleet's), and region-by-region waves with
-//! per-region windows.
+//! per-region windows (and their sections in `summary.md`).
 
 mod common;
 
@@ -271,6 +271,12 @@ fn region_waves_roll_in_plan_order_and_a_closed_region_window_pauses_at_its_boun
         "{started:?}"
     );
     assert!((0..6).all(|i| changed(&f, i)));
+    let text = summary(&f);
+    for r in ["ap-south-1", "eu-west-1", "us-east-1"] {
+        let sec = region_section(&text, r);
+        assert!(sec.starts_with(&format!("### {r}: changed")), "{sec}");
+        assert!(sec.contains(&format!("{r}: batch 1 passed")), "{sec}");
+    }
 }
 
 #[test]
@@ -309,6 +315,53 @@ fn check_refuses_a_region_plan_that_leaves_targets_out() {
 
 fn summary(f: &TestFleet) -> String {
     std::fs::read_to_string(latest_run(f).join("summary.md")).unwrap()
+}
+
+/// The part of `summary.md` about one region (up to the next heading).
+fn region_section(text: &str, region: &str) -> String {
+    let head = format!("### {region}: ");
+    let start = text
+        .find(&head)
+        .unwrap_or_else(|| panic!("no section for {region}:\n{text}"));
+    let rest = &text[start + head.len()..];
+    let end = rest.find("\n#").map(|e| e + 1).unwrap_or(rest.len());
+    format!("{head}{}", &rest[..end])
+}
+
+#[test]
+fn summary_has_a_section_per_region_with_hosts_canary_gates_and_outcome() {
+    // h01 us-east-1, h02 eu-west-1, h03 ap-south-1; eu-west-1 cannot load the new model.
+    let f = TestFleet::start(3);
+    f.start_agents();
+    std::fs::write(f.hosts[1].home.join("agent/broken_models"), format!("{GOOD}\n")).unwrap();
+    let pb = f.playbook(
+        "waves",
+        &playbook(GOOD, "region_plan = [\"ap-south-1\", \"eu-west-1\", \"us-east-1\"]", ""),
+    );
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let text = summary(&f);
+    let order: Vec<usize> = ["### ap-south-1:", "### eu-west-1:", "### us-east-1:"]
+        .iter()
+        .map(|h| text.find(h).unwrap_or_else(|| panic!("{h} missing:\n{text}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "in plan order:\n{text}");
+    let ap = region_section(&text, "ap-south-1");
+    assert!(ap.starts_with("### ap-south-1: reverted"), "{ap}");
+    assert!(ap.contains("- hosts: h03") && ap.contains("- canary: h03"), "{ap}");
+    assert!(ap.contains("ap-south-1: canary passed"), "{ap}");
+    assert!(
+        ap.contains("| h03 | ap-south-1: canary | ap-south-1: canary passed ("),
+        "{ap}"
+    );
+    let eu = region_section(&text, "eu-west-1");
+    assert!(eu.starts_with("### eu-west-1: reverted"), "{eu}");
+    assert!(eu.contains("eu-west-1: canary FAILED on h02"), "{eu}");
+    assert!(eu.contains("eu-west-1: canary FAILED ("), "its gate result: {eu}");
+    let us = region_section(&text, "us-east-1");
+    assert!(us.starts_with("### us-east-1: not reached"), "{us}");
+    assert!(us.contains("us-east-1: canary not started"), "{us}");
+    assert!(us.contains("| h01 | us-east-1: canary | - | not reached |"), "{us}");
 }
 
 #[test]

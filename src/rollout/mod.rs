@@ -38,6 +38,7 @@ pub(crate) mod start;
 pub(crate) mod state;
 pub mod summary;
 pub mod summary_logs;
+mod summary_regions;
 pub mod summary_tables;
 
 pub use finish::Finished;

@@ -309,6 +309,7 @@ fn empty_plan(id: &str) -> PlanRecord {
         frozen: vec![],
         unchanged: vec![],
         hosts: BTreeMap::new(),
+        regions: BTreeMap::new(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `summary.md`: the run for people — outcome, timeline, per-host hashes and gate results,
-//! the canary's metrics before and after, the first error lines that failed a gate.
+//! a section per region (summary_regions.rs), the canary's metrics before and after, the
+//! first error lines that failed a gate.
 
 use super::record_plan::PlanRecord;
 use super::summary_tables::{FileRow, HostVerdicts, LinkRow, Tables};
@@ -213,6 +214,9 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
     render_files(&mut o, &t.files);
     render_links(&mut o, &t.links);
     render_gates(&mut o, &t.verdicts);
+    if let Some(p) = plan {
+        super::summary_regions::render(&mut o, events, p, &t.verdicts);
+    }
     if let Some(b) = &t.before_metrics {
         render_canary_metrics(&mut o, b, &t.verdicts, plan);
     }
