@@ -1,12 +1,13 @@
 //! The seeds' controls against real sshd hosts running the fake agent: manual promotion
-//! (`promote = "manual"`, "pause" steps, `promote RUN`, `abort RUN`, `pause_timeout`),
-//! controller callbacks (the playbook's and the fleet's), and region-by-region waves with
-//! per-region windows (and their sections in `summary.md`).
+//! (`promote = "manual"`, "pause" steps, `promote RUN`, `abort RUN`, `pause_timeout`, a
+//! process that waits with `--wait`), controller callbacks (the playbook's and the
+//! fleet's), and region-by-region waves with per-region windows (and their summary).
 
 mod common;
 
 use bellwether::record::{read_events, EventKind};
 use common::*;
+use std::time::Duration;
 
 const GOOD: &str = "claude-sonnet-4-5";
 const BROKEN: &str = "claude-broken-9";
@@ -442,4 +443,122 @@ fn fleet_callbacks_run_before_the_playbooks_and_a_fleet_veto_reverts() {
     let (code, out, err) = bw(&f, &["check", pb.to_str().unwrap()]);
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(err.contains("fleet.toml") && err.contains("callbacks.veto"), "{err}");
+}
+
+fn markers_and_locks(f: &TestFleet) -> (usize, usize) {
+    (markers(f), locks_held(&f.runs_dir()))
+}
+
+#[test]
+fn a_waiting_rollout_reverts_by_itself_when_its_pause_times_out() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    let pb = f.playbook(
+        "swap",
+        &playbook(GOOD, "promote = \"manual\"\npause_timeout = \"3s\"", ""),
+    );
+    let t = std::time::Instant::now();
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes", "--wait"]);
+    assert_eq!(code, 1, "reverted by itself, nobody ran abort\n{out}\n{err}");
+    assert!(t.elapsed() >= Duration::from_secs(3), "it waited for the timeout");
+    assert!(err.contains("expired"), "{err}");
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host {i} back byte for byte");
+    }
+    assert_eq!(markers_and_locks(&f), (0, 0), "markers and lock released");
+    let r = record(&latest_run(&f));
+    let waited = r
+        .position(|k| matches!(k, EventKind::AwaitingPromotion { .. }))
+        .unwrap();
+    let expired = r
+        .position(|k| matches!(k, EventKind::PromotionExpired { phase, .. } if phase == "canary"))
+        .unwrap();
+    let reverting = r.position(|k| matches!(k, EventKind::RevertStarted { .. })).unwrap();
+    assert!(waited < expired && expired < reverting, "{r}");
+    assert_eq!(r.finished(), Some(("reverted", 1)), "{r}");
+    assert!(summary(&f).contains("expired at"), "the reason is recorded");
+    assert_eq!(bw(&f, &["status"]).0, 0, "nothing left for anyone");
+}
+
+/// `rollout --wait` in the background; returns the child once its (new) run waits for
+/// promotion.
+fn waiting_rollout(f: &TestFleet, pb: &std::path::Path) -> std::process::Child {
+    let runs_before = run_dirs(f).len();
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes", "--wait"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let t = std::time::Instant::now();
+    while run_dirs(f).len() == runs_before {
+        assert!(t.elapsed() < Duration::from_secs(30), "no run folder");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_event(
+        f,
+        |k| matches!(k, EventKind::AwaitingPromotion { .. }),
+        Duration::from_secs(30),
+    );
+    child
+}
+
+fn finish(child: std::process::Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn a_waiting_rollout_is_promoted_or_aborted_from_another_terminal() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    let pb = f.playbook(
+        "swap",
+        &playbook(
+            GOOD,
+            "promote = \"manual\"\nbatches = [\"100%\"]\npause_timeout = \"5m\"",
+            "",
+        ),
+    );
+    let child = waiting_rollout(&f, &pb);
+    let rid = id(&f);
+    let (code, out, _) = bw(&f, &["status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("run {rid} waits for promotion after canary")) && out.contains("reverts it by itself"),
+        "{out}"
+    );
+    let (code, out, err) = bw(&f, &["promote", &rid, "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(format!("{out}{err}").contains("the waiting process"), "{out}\n{err}");
+    let (code, err) = finish(child);
+    assert_eq!(code, 0, "the waiting process went on and finished\n{err}");
+    assert!(changed(&f, 0) && changed(&f, 1));
+    assert_eq!(markers_and_locks(&f), (0, 0));
+    assert!(record(&latest_run(&f)).has(|k| matches!(k, EventKind::Promoted { phase, .. } if phase == "canary")));
+    assert!(!latest_run(&f).join("decision.json").exists());
+
+    // A wait that is aborted from another terminal: the waiting process reverts.
+    let before: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    let pb = f.playbook(
+        "opus",
+        &playbook("claude-opus-4", "promote = \"manual\"\nbatches = [\"100%\"]", ""),
+    );
+    let child = waiting_rollout(&f, &pb);
+    let (code, out, err) = bw(&f, &["abort", &id(&f), "--yes"]);
+    assert_eq!(code, 0, "every host back\n{out}\n{err}");
+    let (code, err) = finish(child);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("aborted by"), "{err}");
+    assert_eq!(
+        (0..2).map(|i| f.config(i)).collect::<Vec<_>>(),
+        before,
+        "back byte for byte"
+    );
+    assert_ne!(before, orig);
+    assert_eq!(markers_and_locks(&f), (0, 0));
 }

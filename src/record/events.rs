@@ -166,6 +166,18 @@ pub enum EventKind {
         phase: String,
         by: String,
     },
+    /// `bellwether abort RUN`, handed over to the process waiting after `phase` (`rollout
+    /// --wait`): it reverts the run. `by` is who aborted.
+    Aborted {
+        phase: String,
+        by: String,
+    },
+    /// The wait after `phase` outlived its `pause_timeout` (`expires`) in a process that
+    /// waited for it (`rollout --wait`): the run reverts by itself.
+    PromotionExpired {
+        phase: String,
+        expires: DateTime<Utc>,
+    },
     /// A controller callback ran (`callback` is its name: on_start, on_promote, …), from the
     /// fleet's `[callbacks]` or the playbook's (`source`; records before fleet callbacks
     /// existed have only the playbook's).
@@ -432,6 +444,8 @@ impl EventKind {
             | AwaitingPromotion { .. }
             | RemoteCommands { .. }
             | Promoted { .. }
+            | Aborted { .. }
+            | PromotionExpired { .. }
             | ObserveStarted { .. }
             | PhasePassed { .. }
             | Reverted { .. }

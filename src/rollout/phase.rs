@@ -323,6 +323,7 @@ async fn passed(run: &mut Run, phase: &Phase) -> Step {
             Ok(State::AwaitPromotion {
                 phase: name.clone(),
                 next,
+                at: phase.idx + 1,
             })
         }
         _ => Ok(State::Begin(phase.idx + 1)),

@@ -145,6 +145,7 @@ pub(super) fn reopened(lf: &LoadedFleet, opts: &RunOptions, rec: RunDir, plan: P
         _lock: None,
         callbacks: super::callbacks::CallbackSets::new(&lf.fleet, None),
         promoted: Vec::new(),
+        wait_for_promotion: opts.wait,
         pause_timeout: None,
         within: Default::default(),
         pinned: Vec::new(),

@@ -73,6 +73,7 @@ impl Run {
             _lock: Some(lock),
             callbacks: super::callbacks::CallbackSets::new(&lf.fleet, Some(&s.pb)),
             promoted: Vec::new(),
+            wait_for_promotion: opts.wait,
             pause_timeout: s.pb.rollout.pause_timeout.map(|d| d.get()),
             within: s.pb.rollout.within.clone(),
             pinned: s.pb.edits.iter().filter(|e| e.has_pins()).cloned().collect(),

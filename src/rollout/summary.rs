@@ -37,6 +37,11 @@ fn describe_control(k: &EventKind) -> Option<String> {
                 .unwrap_or_default()
         ),
         Promoted { phase, by } => format!("promoted after {phase} by {by}"),
+        Aborted { phase, by } => format!("aborted by {by} while waiting after {phase}"),
+        PromotionExpired { phase, expires } => format!(
+            "the wait for promotion after {phase} expired at {} (pause_timeout): reverting by itself",
+            expires.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
         Callback {
             callback,
             source,
