@@ -540,7 +540,11 @@ fn a_waiting_rollout_is_promoted_or_aborted_from_another_terminal() {
     assert!(changed(&f, 0) && changed(&f, 1));
     assert_eq!(markers_and_locks(&f), (0, 0));
     assert!(record(&latest_run(&f)).has(|k| matches!(k, EventKind::Promoted { phase, .. } if phase == "canary")));
-    assert!(!latest_run(&f).join("decision.json").exists());
+    assert!(!latest_run(&f).join("promotion.json").exists(), "the hand-over is gone");
+    assert!(
+        latest_run(&f).join("decision.json").exists(),
+        "the calendar's decision stays"
+    );
 
     // A wait that is aborted from another terminal: the waiting process reverts.
     let before: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();

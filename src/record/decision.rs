@@ -1,5 +1,5 @@
 //! The hand-over between `bellwether promote RUN` / `abort RUN` and a process that waits at
-//! the run's promotion point (`rollout --wait`): the command writes `decision.json` into the
+//! the run's promotion point (`rollout --wait`): the command writes `promotion.json` into the
 //! run folder; the waiting process learns of it from the file system's change notification
 //! (inotify, through `notify` — no polling), takes it with one rename (so it is acted on
 //! once), records it, and goes on or reverts. The file exists only in between.
@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
 
-/// The file a decision is handed over in.
-pub const FILE: &str = "decision.json";
+/// The file a decision is handed over in (`decision.json` is the calendar's decision).
+pub const FILE: &str = "promotion.json";
 /// Where the waiting process moves it to read it.
-const TAKEN: &str = "decision.taken";
+const TAKEN: &str = "promotion.taken";
 
 /// What a person decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +122,7 @@ mod tests {
     #[test]
     fn a_decision_is_taken_once_and_withdrawing_a_taken_one_says_so() {
         let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("decision.json"), "{}").unwrap();
         assert_eq!(take(d.path()).unwrap(), None);
         hand_over(d.path(), &decision(Verb::Promote)).unwrap();
         assert!(pending(d.path()));
@@ -134,6 +135,10 @@ mod tests {
         std::fs::write(d.path().join(FILE), "{not json").unwrap();
         assert!(take(d.path()).is_err());
         assert!(!pending(d.path()), "an unreadable decision is gone too");
+        assert!(
+            d.path().join("decision.json").exists(),
+            "the calendar's decision is not touched"
+        );
     }
 
     #[tokio::test]
