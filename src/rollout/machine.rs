@@ -17,6 +17,10 @@
 //!  no phase left ─────────────────────┴──────────────────────▶ Finished ◀───┘
 //! ```
 //!
+//! A phase that stops for a person (`Judge` passed, `promote = "manual"` or a `"pause"` step)
+//! goes to AwaitPromotion (promotion.rs): Finished (exit 7), or with `--wait` Begin(k+1),
+//! Reverting or Interrupted.
+//!
 //! Preflight happens before the machine starts (start.rs): a run whose preflight fails never
 //! changes a host. A record write that fails anywhere stops the run: the machine checks the
 //! sink after every step and reverts what the run changed.
