@@ -172,7 +172,8 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         let left = crate::rollout::revert::Outstanding::from_events(&evs);
         let pending = crate::record::history::restart_pending(&evs);
         let n = left.files.len() + left.flips.len();
-        if s.outcome != "done" && !is_waiting(&id) && (n > 0 || !pending.is_empty()) {
+        // A run whose process is going (a resume, a promotion) is not left over.
+        if s.outcome != "done" && !is_waiting(&id) && !alive(&id) && (n > 0 || !pending.is_empty()) {
             attention.push((id.clone(), s.outcome, n.max(pending.len())));
         }
         let held = crate::record::history::markers_held(&evs);
