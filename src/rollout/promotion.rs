@@ -95,6 +95,10 @@ impl Wait {
         let mut intr = run.interrupt.clone();
         let mut signals = true;
         loop {
+            // An interrupt that came before the wait began counts too.
+            if run.interrupted() > 0 {
+                return Ok(State::Interrupted);
+            }
             if let Some(d) = self.decision(run) {
                 return self.decided(run, d);
             }
