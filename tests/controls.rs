@@ -31,7 +31,7 @@ health_timeout = "5s"
 [watch]
 log = {{ file = "agent/agent.log" }}
 errors = ["ERROR"]
-min_lines = 5
+min_lines = 3
 
 [rollout]
 observe = "2s"
@@ -527,6 +527,15 @@ fn a_waiting_rollout_is_promoted_or_aborted_from_another_terminal() {
     let child = waiting_rollout(&f, &pb);
     let rid = id(&f);
     let (code, out, _) = bw(&f, &["status"]);
+    if !out.contains("reverts it by itself") {
+        let mut child = child;
+        let _ = child.kill();
+        let (_, err) = finish(child);
+        panic!(
+            "the rollout does not wait with --wait:\n{out}\n--- its stderr ---\n{err}\n{}",
+            record(&latest_run(&f))
+        );
+    }
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains(&format!("run {rid} waits for promotion after canary")) && out.contains("reverts it by itself"),

@@ -76,34 +76,60 @@ pub fn pending(dir: &Path) -> bool {
     dir.join(FILE).exists()
 }
 
+/// Where the system gives no change notification (inotify limits), or they stop, a look
+/// this often instead: the wait still ends, just less promptly.
+const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Change notifications for one folder (not its subfolders), as an async stream of "something
 /// changed": the reader looks again at what it waits for.
 pub struct DirWatch {
-    _watcher: notify::RecommendedWatcher,
-    rx: tokio::sync::mpsc::UnboundedReceiver<()>,
+    notified: Option<Notified>,
+    /// Why there are no notifications (then `changed` returns every [`LOOK_EVERY`]).
+    pub degraded: Option<String>,
 }
 
 impl DirWatch {
-    /// Watch `dir`. Fails where the system has no notification left (inotify limits).
-    pub fn new(dir: &Path) -> notify::Result<DirWatch> {
-        use notify::Watcher;
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            // An error from the watcher is news too: the reader looks again.
-            let _ = ev;
-            let _ = tx.send(());
-        })?;
-        w.watch(dir, notify::RecursiveMode::NonRecursive)?;
-        Ok(DirWatch { _watcher: w, rx })
+    /// Watch `dir`; where that is refused, `degraded` says why.
+    pub fn new(dir: &Path) -> DirWatch {
+        match notified(dir) {
+            Ok(n) => DirWatch {
+                notified: Some(n),
+                degraded: None,
+            },
+            Err(e) => DirWatch {
+                notified: None,
+                degraded: Some(format!("no change notification for {}: {e}", dir.display())),
+            },
+        }
     }
 
-    /// Wait for the next change (false: the watcher stopped and nothing more will come).
-    pub async fn changed(&mut self) -> bool {
-        let got = self.rx.recv().await.is_some();
+    /// Wait for the next change (or, degraded, for the next look).
+    pub async fn changed(&mut self) {
+        let Some((_, rx)) = self.notified.as_mut() else {
+            return tokio::time::sleep(LOOK_EVERY).await;
+        };
+        if rx.recv().await.is_none() {
+            self.notified = None;
+            self.degraded = Some("the change notifications stopped".into());
+            return;
+        }
         // A burst of changes (write, then rename) is one look.
-        while self.rx.try_recv().is_ok() {}
-        got
+        while rx.try_recv().is_ok() {}
     }
+}
+
+type Notified = (notify::RecommendedWatcher, tokio::sync::mpsc::UnboundedReceiver<()>);
+
+fn notified(dir: &Path) -> notify::Result<Notified> {
+    use notify::Watcher;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        // An error from the watcher is news too: the reader looks again.
+        let _ = ev;
+        let _ = tx.send(());
+    })?;
+    w.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    Ok((w, rx))
 }
 
 #[cfg(test)]
@@ -144,11 +170,17 @@ mod tests {
     #[tokio::test]
     async fn the_watch_wakes_on_a_hand_over() {
         let d = tempfile::tempdir().unwrap();
-        let mut w = DirWatch::new(d.path()).unwrap();
+        let mut w = DirWatch::new(d.path());
+        // Every process of a user shares its inotify instances (`tail -F` uses them too): a
+        // busy machine may have none left, and then a look every second stands in.
+        let limit = match &w.degraded {
+            None => std::time::Duration::from_millis(900),
+            Some(_) => LOOK_EVERY * 2,
+        };
         let dir = d.path().to_path_buf();
         let writer = tokio::task::spawn_blocking(move || hand_over(&dir, &decision(Verb::Abort)));
-        let woke = tokio::time::timeout(std::time::Duration::from_secs(5), w.changed()).await;
-        assert_eq!(woke.ok(), Some(true));
+        let woke = tokio::time::timeout(limit, w.changed()).await;
+        assert!(woke.is_ok(), "woken within {limit:?} ({:?})", w.degraded);
         writer.await.unwrap().unwrap();
     }
 }

@@ -48,8 +48,7 @@ pub async fn hand_over(lf: &LoadedFleet, opts: &RunOptions, id: &str, verb: Verb
         &format!("{what} run {}, waiting in process {pid} after {}", rec.id, w.after),
     )?;
     // Watching before the hand-over, so the process taking it cannot be missed.
-    let mut watch = DirWatch::new(&rec.dir)
-        .map_err(|e| Failure::new(Exit::NeedsAttention, format!("cannot watch {}: {e}", rec.dir.display())))?;
+    let mut watch = DirWatch::new(&rec.dir);
     let d = Decision {
         decision: verb,
         phase: w.after.clone(),

@@ -5,7 +5,8 @@
 //!   later (or cron's `abort --expired`); or
 //! - with `--wait`, the process stays at the point like a rollout controller would, holding
 //!   its lock: a `promote RUN` / `abort RUN` run elsewhere hands its decision over through the
-//!   run folder (record/decision.rs, woken by a change notification, not by polling), and
+//!   run folder (record/decision.rs, woken by a change notification, not by polling — a
+//!   look every second only where the system refuses notifications), and
 //!   once `pause_timeout` has passed the run reverts by itself (exit 1). Ctrl-C is Ctrl-C:
 //!   the run reverts.
 
@@ -29,15 +30,12 @@ pub(crate) async fn await_promotion(run: &mut Run, phase: String, next: String, 
         expires,
     })?;
     if !run.wait_for_promotion {
-        return Ok(stopped(run, &phase, &next, expires, ""));
+        return Ok(stopped(run, &phase, &next, expires));
     }
-    let watch = match DirWatch::new(run.dir()) {
-        Ok(w) => w,
-        Err(e) => {
-            let why = format!("\ncannot wait here (no change notification for the run folder: {e}); stopped instead");
-            return Ok(stopped(run, &phase, &next, expires, &why));
-        }
-    };
+    let watch = DirWatch::new(run.dir());
+    if let Some(why) = &watch.degraded {
+        run.say(&format!("{why}: looking for a decision every second instead"));
+    }
     run.say(&format!(
         "{phase} passed; waiting for promotion before {next}{}. In another terminal: bellwether promote {id} (go on) or bellwether abort {id} (revert); Ctrl-C reverts",
         until(expires, "reverts by itself"),
@@ -45,7 +43,6 @@ pub(crate) async fn await_promotion(run: &mut Run, phase: String, next: String, 
     ));
     let wait = Wait {
         phase,
-        next,
         at,
         since,
         expires,
@@ -61,7 +58,7 @@ fn until(expires: Option<DateTime<Utc>>, what: &str) -> String {
 }
 
 /// The run ends here as `awaiting_promotion` (exit 7), saying how to go on.
-fn stopped(run: &Run, phase: &str, next: &str, expires: Option<DateTime<Utc>>, note: &str) -> State {
+fn stopped(run: &Run, phase: &str, next: &str, expires: Option<DateTime<Utc>>) -> State {
     let until = expires
         .map(|e| {
             format!(
@@ -73,7 +70,7 @@ fn stopped(run: &Run, phase: &str, next: &str, expires: Option<DateTime<Utc>>, n
     State::Finished(Ending::new(
         Outcome::AwaitingPromotion,
         format!(
-            "{phase} passed; waiting for promotion before {next}{until}. Continue with: bellwether promote {id}; or revert with: bellwether abort {id}{note}",
+            "{phase} passed; waiting for promotion before {next}{until}. Continue with: bellwether promote {id}; or revert with: bellwether abort {id}",
             id = run.id()
         ),
     ))
@@ -82,7 +79,6 @@ fn stopped(run: &Run, phase: &str, next: &str, expires: Option<DateTime<Utc>>, n
 /// A wait in a live process: until a decision, the deadline, or Ctrl-C.
 struct Wait {
     phase: String,
-    next: String,
     /// The phase the run goes on with.
     at: usize,
     /// When the wait began (a decision from before it is not for it).
@@ -104,9 +100,7 @@ impl Wait {
             }
             let left = self.expires.map(|e| (e - Utc::now()).to_std().unwrap_or_default());
             tokio::select! {
-                alive = watch.changed() => if !alive {
-                    return Ok(stopped(run, &self.phase, &self.next, self.expires, "\nthe run folder's change notification stopped"));
-                },
+                _ = watch.changed() => {},
                 _ = sleep(left) => return self.expired(run),
                 c = intr.changed(), if signals => match c {
                     Ok(()) if *intr.borrow() > 0 => return Ok(State::Interrupted),
