@@ -1,7 +1,7 @@
 //! The command line (clap derive) and dispatch to the commands in `cmd/`.
 
 use crate::exit::{Exit, Failure};
-use crate::options::{GateArgs, Global, PlanArgs, ReopenArgs, RolloutArgs, SandboxAction};
+use crate::options::{GateArgs, Global, PlanArgs, ReopenArgs, ResumeArgs, RolloutArgs, SandboxAction};
 use clap::{CommandFactory, Parser, Subcommand, ValueHint};
 use std::path::PathBuf;
 
@@ -82,18 +82,23 @@ pub enum Command {
     /// Continue a run interrupted during observation or between batches.
     ///
     /// Example: bellwether resume 20261122T101500Z-model-swap-sonnet --yes
-    Resume(ReopenArgs),
+    Resume(ResumeArgs),
     /// Continue a run waiting at a manual promotion point (`promote = "manual"`, a "pause"
-    /// batch step); past its `pause_timeout` the run is reverted instead.
+    /// batch step); past its `pause_timeout` the run is reverted instead. A run whose
+    /// process waits for it (`rollout --wait`) is handed the promotion and goes on there.
     ///
     /// Example: bellwether promote 20261122T101500Z-model-swap-sonnet --yes
     Promote {
         run: String,
         #[arg(long)]
         yes: bool,
+        /// At the next promotion point, wait in this process (see `rollout --wait`).
+        #[arg(long)]
+        wait: bool,
     },
     /// Revert a run (typically one waiting for promotion) and end it; with --expired, every
-    /// run whose promotion wait outlived its `pause_timeout` (for cron).
+    /// run whose promotion wait outlived its `pause_timeout` (for cron). A run whose process
+    /// waits for it (`rollout --wait`) is handed the abort and reverts there.
     ///
     /// Example: bellwether abort --expired --yes
     Abort {
@@ -255,7 +260,7 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Plan(a) => crate::cmd::plan::run(&g, &a).await,
         Command::Revert(a) => crate::cmd::revert::revert(&g, &a).await,
         Command::Resume(a) => crate::cmd::revert::resume(&g, &a).await,
-        Command::Promote { run, yes } => crate::cmd::revert::promote(&g, &run, yes).await,
+        Command::Promote { run, yes, wait } => crate::cmd::revert::promote(&g, &run, yes, wait).await,
         Command::Abort { run, expired, yes } => crate::cmd::revert::abort(&g, run.as_deref(), expired, yes).await,
         Command::Drift { playbooks, json } => crate::cmd::drift::run(&g, &playbooks, json).await,
         Command::Runs { json } => crate::cmd::runs::list(&g, json),

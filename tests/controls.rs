@@ -1,11 +1,13 @@
 //! The seeds' controls against real sshd hosts running the fake agent: manual promotion
-//! (`promote = "manual"`, "pause" steps, `promote RUN`, `abort RUN`, `pause_timeout`),
-//! controller callbacks, and region-by-region waves with per-region windows.
+//! (`promote = "manual"`, "pause" steps, `promote RUN`, `abort RUN`, `pause_timeout`, a
+//! process that waits with `--wait`), controller callbacks (the playbook's and the
+//! fleet's), and region-by-region waves with per-region windows (and their summary).
 
 mod common;
 
 use bellwether::record::{read_events, EventKind};
 use common::*;
+use std::time::Duration;
 
 const GOOD: &str = "claude-sonnet-4-5";
 const BROKEN: &str = "claude-broken-9";
@@ -29,7 +31,7 @@ health_timeout = "5s"
 [watch]
 log = {{ file = "agent/agent.log" }}
 errors = ["ERROR"]
-min_lines = 5
+min_lines = 3
 
 [rollout]
 observe = "2s"
@@ -270,6 +272,12 @@ fn region_waves_roll_in_plan_order_and_a_closed_region_window_pauses_at_its_boun
         "{started:?}"
     );
     assert!((0..6).all(|i| changed(&f, i)));
+    let text = summary(&f);
+    for r in ["ap-south-1", "eu-west-1", "us-east-1"] {
+        let sec = region_section(&text, r);
+        assert!(sec.starts_with(&format!("### {r}: changed")), "{sec}");
+        assert!(sec.contains(&format!("{r}: batch 1 passed")), "{sec}");
+    }
 }
 
 #[test]
@@ -304,4 +312,266 @@ fn check_refuses_a_region_plan_that_leaves_targets_out() {
         err.contains("rollout.region_plan") && err.contains("us-east-1"),
         "{err}"
     );
+}
+
+fn summary(f: &TestFleet) -> String {
+    std::fs::read_to_string(latest_run(f).join("summary.md")).unwrap()
+}
+
+/// The part of `summary.md` about one region (up to the next heading).
+fn region_section(text: &str, region: &str) -> String {
+    let head = format!("### {region}: ");
+    let start = text
+        .find(&head)
+        .unwrap_or_else(|| panic!("no section for {region}:\n{text}"));
+    let rest = &text[start + head.len()..];
+    let end = rest.find("\n#").map(|e| e + 1).unwrap_or(rest.len());
+    format!("{head}{}", &rest[..end])
+}
+
+#[test]
+fn summary_has_a_section_per_region_with_hosts_canary_gates_and_outcome() {
+    // h01 us-east-1, h02 eu-west-1, h03 ap-south-1; eu-west-1 cannot load the new model.
+    let f = TestFleet::start(3);
+    f.start_agents();
+    std::fs::write(f.hosts[1].home.join("agent/broken_models"), format!("{GOOD}\n")).unwrap();
+    let pb = f.playbook(
+        "waves",
+        &playbook(GOOD, "region_plan = [\"ap-south-1\", \"eu-west-1\", \"us-east-1\"]", ""),
+    );
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let text = summary(&f);
+    let order: Vec<usize> = ["### ap-south-1:", "### eu-west-1:", "### us-east-1:"]
+        .iter()
+        .map(|h| text.find(h).unwrap_or_else(|| panic!("{h} missing:\n{text}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "in plan order:\n{text}");
+    let ap = region_section(&text, "ap-south-1");
+    assert!(ap.starts_with("### ap-south-1: reverted"), "{ap}");
+    assert!(ap.contains("- hosts: h03") && ap.contains("- canary: h03"), "{ap}");
+    assert!(ap.contains("ap-south-1: canary passed"), "{ap}");
+    assert!(
+        ap.contains("| h03 | ap-south-1: canary | ap-south-1: canary passed ("),
+        "{ap}"
+    );
+    let eu = region_section(&text, "eu-west-1");
+    assert!(eu.starts_with("### eu-west-1: reverted"), "{eu}");
+    assert!(eu.contains("eu-west-1: canary FAILED on h02"), "{eu}");
+    assert!(eu.contains("eu-west-1: canary FAILED ("), "its gate result: {eu}");
+    let us = region_section(&text, "us-east-1");
+    assert!(us.starts_with("### us-east-1: not reached"), "{us}");
+    assert!(us.contains("us-east-1: canary not started"), "{us}");
+    assert!(us.contains("| h01 | us-east-1: canary | - | not reached |"), "{us}");
+}
+
+#[test]
+fn fleet_callbacks_run_before_the_playbooks_and_a_fleet_veto_reverts() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig = f.config(0);
+    let log = f.dir.join("callbacks.log");
+    let cb = |who: &str, name: &str| {
+        format!(
+            "{name} = \"echo {who} {name} $BELLWETHER_PHASE >> '{}'\"",
+            log.display()
+        )
+    };
+    // The fleet's on_promote fails and vetoes: the playbook's on_promote never runs.
+    let fleet_cbs = format!(
+        "[callbacks]\n{}\non_promote = \"echo fleet on_promote >> '{}'; exit 4\"\nveto = true\n{}\n{}\n",
+        cb("fleet", "on_start"),
+        log.display(),
+        cb("fleet", "on_revert"),
+        cb("fleet", "on_finish"),
+    );
+    let mut fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    fleet.push_str(&fleet_cbs);
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+    let tail = format!(
+        "[callbacks]\n{}\n{}\n{}\n{}",
+        cb("playbook", "on_start"),
+        cb("playbook", "on_promote"),
+        cb("playbook", "on_revert"),
+        cb("playbook", "on_finish")
+    );
+    let pb = f.playbook("swap", &playbook(GOOD, "batches = [\"100%\"]", &tail));
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("on_promote vetoed the promotion after canary (the fleet's [callbacks])"),
+        "{err}"
+    );
+    assert_eq!(f.config(0), orig, "the canary is back byte for byte");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "fleet on_start",
+            "playbook on_start",
+            "fleet on_promote",
+            "fleet on_revert",
+            "playbook on_revert",
+            "fleet on_finish",
+            "playbook on_finish"
+        ],
+        "{text}"
+    );
+    let evs = read_events(&latest_run(&f)).unwrap();
+    let sources: Vec<(String, &'static str, bool)> = evs
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Callback {
+                callback, source, ok, ..
+            } => Some((callback.clone(), source.as_str(), *ok)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sources[0], ("on_start".into(), "fleet", true));
+    assert_eq!(sources[1], ("on_start".into(), "playbook", true));
+    assert_eq!(sources[2], ("on_promote".into(), "fleet", false));
+    assert!(
+        summary(&f).contains("callback on_promote (fleet, canary): FAILED"),
+        "{}",
+        summary(&f)
+    );
+
+    // check validates the fleet's callbacks like a playbook's, naming fleet.toml.
+    let text = std::fs::read_to_string(f.fleet_path()).unwrap();
+    std::fs::write(f.fleet_path(), text.replace("on_promote = ", "on_cutover = ")).unwrap();
+    let (code, out, err) = bw(&f, &["check", pb.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("fleet.toml") && err.contains("callbacks.veto"), "{err}");
+}
+
+fn markers_and_locks(f: &TestFleet) -> (usize, usize) {
+    (markers(f), locks_held(&f.runs_dir()))
+}
+
+#[test]
+fn a_waiting_rollout_reverts_by_itself_when_its_pause_times_out() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    let pb = f.playbook(
+        "swap",
+        &playbook(GOOD, "promote = \"manual\"\npause_timeout = \"3s\"", ""),
+    );
+    let t = std::time::Instant::now();
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes", "--wait"]);
+    assert_eq!(code, 1, "reverted by itself, nobody ran abort\n{out}\n{err}");
+    assert!(t.elapsed() >= Duration::from_secs(3), "it waited for the timeout");
+    assert!(err.contains("expired"), "{err}");
+    for (i, o) in orig.iter().enumerate() {
+        assert_eq!(&f.config(i), o, "host {i} back byte for byte");
+    }
+    assert_eq!(markers_and_locks(&f), (0, 0), "markers and lock released");
+    let r = record(&latest_run(&f));
+    let waited = r
+        .position(|k| matches!(k, EventKind::AwaitingPromotion { .. }))
+        .unwrap();
+    let expired = r
+        .position(|k| matches!(k, EventKind::PromotionExpired { phase, .. } if phase == "canary"))
+        .unwrap();
+    let reverting = r.position(|k| matches!(k, EventKind::RevertStarted { .. })).unwrap();
+    assert!(waited < expired && expired < reverting, "{r}");
+    assert_eq!(r.finished(), Some(("reverted", 1)), "{r}");
+    assert!(summary(&f).contains("expired at"), "the reason is recorded");
+    assert_eq!(bw(&f, &["status"]).0, 0, "nothing left for anyone");
+}
+
+/// `rollout --wait` in the background; returns the child once its (new) run waits for
+/// promotion.
+fn waiting_rollout(f: &TestFleet, pb: &std::path::Path) -> std::process::Child {
+    let runs_before = run_dirs(f).len();
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes", "--wait"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let t = std::time::Instant::now();
+    while run_dirs(f).len() == runs_before {
+        assert!(t.elapsed() < Duration::from_secs(30), "no run folder");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_event(
+        f,
+        |k| matches!(k, EventKind::AwaitingPromotion { .. }),
+        Duration::from_secs(30),
+    );
+    child
+}
+
+fn finish(child: std::process::Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn a_waiting_rollout_is_promoted_or_aborted_from_another_terminal() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    let pb = f.playbook(
+        "swap",
+        &playbook(
+            GOOD,
+            "promote = \"manual\"\nbatches = [\"100%\"]\npause_timeout = \"5m\"",
+            "",
+        ),
+    );
+    let child = waiting_rollout(&f, &pb);
+    let rid = id(&f);
+    let (code, out, _) = bw(&f, &["status"]);
+    if !out.contains("reverts it by itself") {
+        let mut child = child;
+        let _ = child.kill();
+        let (_, err) = finish(child);
+        panic!(
+            "the rollout does not wait with --wait:\n{out}\n--- its stderr ---\n{err}\n{}",
+            record(&latest_run(&f))
+        );
+    }
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("run {rid} waits for promotion after canary")) && out.contains("reverts it by itself"),
+        "{out}"
+    );
+    let (code, out, err) = bw(&f, &["promote", &rid, "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(format!("{out}{err}").contains("the waiting process"), "{out}\n{err}");
+    let (code, err) = finish(child);
+    assert_eq!(code, 0, "the waiting process went on and finished\n{err}");
+    assert!(changed(&f, 0) && changed(&f, 1));
+    assert_eq!(markers_and_locks(&f), (0, 0));
+    assert!(record(&latest_run(&f)).has(|k| matches!(k, EventKind::Promoted { phase, .. } if phase == "canary")));
+    assert!(!latest_run(&f).join("promotion.json").exists(), "the hand-over is gone");
+    assert!(
+        latest_run(&f).join("decision.json").exists(),
+        "the calendar's decision stays"
+    );
+
+    // A wait that is aborted from another terminal: the waiting process reverts.
+    let before: Vec<Vec<u8>> = (0..2).map(|i| f.config(i)).collect();
+    let pb = f.playbook(
+        "opus",
+        &playbook("claude-opus-4", "promote = \"manual\"\nbatches = [\"100%\"]", ""),
+    );
+    let child = waiting_rollout(&f, &pb);
+    let (code, out, err) = bw(&f, &["abort", &id(&f), "--yes"]);
+    assert_eq!(code, 0, "every host back\n{out}\n{err}");
+    let (code, err) = finish(child);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("aborted by"), "{err}");
+    assert_eq!(
+        (0..2).map(|i| f.config(i)).collect::<Vec<_>>(),
+        before,
+        "back byte for byte"
+    );
+    assert_ne!(before, orig);
+    assert_eq!(markers_and_locks(&f), (0, 0));
 }

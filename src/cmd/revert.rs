@@ -4,8 +4,9 @@
 use super::context;
 use super::rollout::options;
 use crate::exit::{Exit, Failure};
-use crate::options::{Global, ReopenArgs};
-use crate::rollout::{Outcome, Run};
+use crate::options::{Global, ReopenArgs, ResumeArgs};
+use crate::record::decision::Verb;
+use crate::rollout::{hand_over, Ending, Handed, Outcome, Run};
 
 /// Put back every file the run changed and every link it flipped, not yet restored, and
 /// clear its markers. A requested revert that worked is exit 0.
@@ -22,9 +23,11 @@ pub async fn revert(g: &Global, a: &ReopenArgs) -> Result<Exit, Failure> {
 }
 
 /// Continue an interrupted or paused run from its first phase that did not pass.
-pub async fn resume(g: &Global, a: &ReopenArgs) -> Result<Exit, Failure> {
+pub async fn resume(g: &Global, a: &ResumeArgs) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
-    let done = Run::resume(&lf, &reopen_options(g, a), &a.run).await?;
+    let mut opts = reopen_options(g, &a.reopen);
+    opts.wait = a.wait;
+    let done = Run::resume(&lf, &opts, &a.reopen.run).await?;
     super::rollout::render(&done, false)
 }
 
@@ -34,10 +37,17 @@ fn reopen_options(g: &Global, a: &ReopenArgs) -> crate::rollout::RunOptions {
     o
 }
 
-/// Continue a run waiting for promotion (or revert it, when its wait expired).
-pub async fn promote(g: &Global, id: &str, yes: bool) -> Result<Exit, Failure> {
+/// Continue a run waiting for promotion (or revert it, when its wait expired). A run whose
+/// process waits (`--wait`) is handed the promotion; otherwise this process goes on with it.
+pub async fn promote(g: &Global, id: &str, yes: bool, wait: bool) -> Result<Exit, Failure> {
     let lf = context::fleet(g)?;
-    let done = Run::promote(&lf, &options(g, false, yes), id).await?;
+    let mut opts = options(g, false, yes);
+    opts.wait = wait;
+    if let Some(Handed::Promoted(msg)) = hand_over(&lf, &opts, id, Verb::Promote).await? {
+        crate::record::run_dir::Progress::for_output(false).line(&msg);
+        return Ok(Exit::Done);
+    }
+    let done = Run::promote(&lf, &opts, id).await?;
     super::rollout::render(&done, false)
 }
 
@@ -52,6 +62,11 @@ pub async fn abort(g: &Global, id: Option<&str>, expired: bool, yes: bool) -> Re
     if ids.is_empty() {
         crate::record::run_dir::Progress::for_output(false).line("no run waits for promotion past its pause_timeout");
         return Ok(Exit::Done);
+    }
+    if let (Some(id), false) = (id, expired) {
+        if let Some(Handed::Aborted(o)) = hand_over(&lf, &options(g, false, yes), id, Verb::Abort).await? {
+            return aborted(id, &o);
+        }
     }
     let mut worst = Exit::Done;
     for id in ids {
@@ -70,4 +85,13 @@ pub async fn abort(g: &Global, id: Option<&str>, expired: bool, yes: bool) -> Re
             "some aborted runs could not be reverted cleanly; see above",
         )),
     }
+}
+
+/// How an abort handed to a waiting process ended: exit 0 when every host is back.
+fn aborted(id: &str, o: &Ending) -> Result<Exit, Failure> {
+    if o.outcome == Outcome::Reverted {
+        crate::record::run_dir::Progress::for_output(false).line(&format!("run {id}: {}", o.message));
+        return Ok(Exit::Done);
+    }
+    Err(Failure::new(o.exit(), format!("run {id} {}: {}", o.outcome, o.message)))
 }

@@ -15,6 +15,7 @@ pub fn options(g: &Global, json: bool, yes: bool) -> RunOptions {
         json,
         yes,
         break_lock: false,
+        wait: false,
     }
 }
 
@@ -36,7 +37,9 @@ pub async fn run(g: &Global, a: &RolloutArgs) -> Result<Exit, Failure> {
         dry_run: a.dry_run,
         break_lock: a.break_lock,
     };
-    let done = Run::start(&lf, &options(g, a.json, a.yes), &req).await?;
+    let mut opts = options(g, a.json, a.yes);
+    opts.wait = a.wait;
+    let done = Run::start(&lf, &opts, &req).await?;
     render(&done, a.json)
 }
 

@@ -150,12 +150,12 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         .collect();
     let alive = |id: &str| locks.iter().any(|l| l.run_id == id && !l.is_stale());
     let waiting = crate::rollout::waiting_runs(&runs);
-    let is_waiting = |id: &str| waiting.iter().any(|w| w.0 == id);
-    let now = chrono::Utc::now();
+    let is_waiting = |id: &str| waiting.iter().any(|w| w.run == id);
+    // A process that waits (`--wait`) reverts its run by itself once the wait expires.
     let expired: Vec<&String> = waiting
         .iter()
-        .filter(|w| w.3.is_some_and(|e| e < now))
-        .map(|w| &w.0)
+        .filter(|w| w.expired() && w.waiter.is_none())
+        .map(|w| &w.run)
         .collect();
     let mut attention = Vec::new();
     let mut stale_markers: Vec<(String, Vec<String>)> = Vec::new();
@@ -172,7 +172,8 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
         let left = crate::rollout::revert::Outstanding::from_events(&evs);
         let pending = crate::record::history::restart_pending(&evs);
         let n = left.files.len() + left.flips.len();
-        if s.outcome != "done" && !is_waiting(&id) && (n > 0 || !pending.is_empty()) {
+        // A run whose process is going (a resume, a promotion) is not left over.
+        if s.outcome != "done" && !is_waiting(&id) && !alive(&id) && (n > 0 || !pending.is_empty()) {
             attention.push((id.clone(), s.outcome, n.max(pending.len())));
         }
         let held = crate::record::history::markers_held(&evs);
@@ -193,7 +194,7 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
             "unfinished": attention.iter().map(|(i, o, n)| serde_json::json!({"run": i, "outcome": o, "changes_outstanding": n})).collect::<Vec<_>>(),
             "stale_markers": stale_markers.iter().map(|(i, h)| serde_json::json!({"run": i, "hosts": h})).collect::<Vec<_>>(),
             "damaged_records": damaged.iter().map(|(i, e)| serde_json::json!({"run": i, "error": e})).collect::<Vec<_>>(),
-            "awaiting_promotion": waiting.iter().map(|(i, p, since, exp)| serde_json::json!({"run": i, "after": p, "since": since, "expires": exp, "expired": exp.is_some_and(|e| e < now)})).collect::<Vec<_>>(),
+            "awaiting_promotion": waiting.iter().map(|w| serde_json::json!({"run": w.run, "after": w.after, "since": w.since, "expires": w.expires, "expired": w.expired(), "waiting_pid": w.waiter.as_ref().map(|l| l.pid)})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(if needs { Exit::NeedsAttention } else { Exit::Done });
@@ -228,19 +229,30 @@ pub fn status(g: &Global, json: bool) -> Result<Exit, Failure> {
     for (id, e) in &damaged {
         println!("run {id}: the record cannot be read: {}", crate::ui::safe::text(e));
     }
-    for (id, phase, since, exp) in &waiting {
-        let until = match exp {
-            Some(e) if *e < now => format!(
-                "; its pause_timeout EXPIRED at {}: `bellwether abort {id}`",
-                e.format("%Y-%m-%d %H:%M UTC")
-            ),
-            Some(e) => format!(" (until {})", e.format("%Y-%m-%d %H:%M UTC")),
-            None => String::new(),
-        };
-        println!(
-            "run {id} waits for promotion after {phase} since {}{until}: `bellwether promote {id}` or `bellwether abort {id}`",
-            since.format("%Y-%m-%d %H:%M UTC")
-        );
+    for w in &waiting {
+        println!("{}", waiting_line(w));
     }
     Ok(if needs { Exit::NeedsAttention } else { Exit::Done })
+}
+
+/// One line for a run waiting for promotion, with the two ways on.
+fn waiting_line(w: &crate::rollout::Waiting) -> String {
+    let id = &w.run;
+    let fmt = |e: &chrono::DateTime<chrono::Utc>| e.format("%Y-%m-%d %H:%M UTC").to_string();
+    let until = match (&w.expires, &w.waiter) {
+        (Some(e), Some(l)) => format!(
+            " (until {}; then its process, pid {}, reverts it by itself)",
+            fmt(e),
+            l.pid
+        ),
+        (Some(e), None) if w.expired() => format!("; its pause_timeout EXPIRED at {}: `bellwether abort {id}`", fmt(e)),
+        (Some(e), None) => format!(" (until {})", fmt(e)),
+        (None, Some(l)) => format!(" (in process pid {})", l.pid),
+        (None, None) => String::new(),
+    };
+    format!(
+        "run {id} waits for promotion after {} since {}{until}: `bellwether promote {id}` or `bellwether abort {id}`",
+        w.after,
+        fmt(&w.since)
+    )
 }

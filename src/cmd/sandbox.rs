@@ -112,6 +112,7 @@ fn rollout_args(playbook: &Path) -> RolloutArgs {
         within: None,
         at: None,
         json: false,
+        wait: false,
     }
 }
 

@@ -25,6 +25,9 @@ pub struct Fleet {
     /// Inline emergency profile (`[emergency]`).
     #[serde(default)]
     pub emergency: Option<crate::calendar::EmergencyProfile>,
+    /// `[callbacks]` for every playbook's runs: run before the playbook's own.
+    #[serde(default)]
+    pub callbacks: super::controls::Callbacks,
 }
 
 /// SSH and run defaults for every host.
@@ -195,10 +198,11 @@ impl Fleet {
         r
     }
 
-    /// Semantic checks: duplicate names and addresses, empty names, zero concurrency.
+    /// Semantic checks: duplicate names and addresses, empty names, zero concurrency,
+    /// callbacks.
     pub fn validate(&self) -> Vec<Invalid> {
-        let mut out = Vec::new();
         let root = FieldPath::root();
+        let mut out = self.callbacks.validate(&root.key("callbacks"));
         if self.defaults.concurrency == 0 {
             out.push(Invalid::new(
                 root.key("defaults").key("concurrency"),

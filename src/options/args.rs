@@ -60,6 +60,23 @@ pub struct RolloutArgs {
     /// One JSON document on stdout at the end.
     #[arg(long)]
     pub json: bool,
+    /// At a manual promotion point, wait in this process for `bellwether promote RUN` or
+    /// `abort RUN` from another terminal instead of stopping with exit 7; past the
+    /// playbook's `pause_timeout` the run reverts by itself (exit 1).
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `resume` arguments: those of `revert`, and `--wait`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub reopen: ReopenArgs,
+    /// At a manual promotion point, wait in this process for `bellwether promote RUN` or
+    /// `abort RUN` from another terminal instead of stopping with exit 7; past the
+    /// playbook's `pause_timeout` the run reverts by itself (exit 1).
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// `revert` and `resume` arguments.

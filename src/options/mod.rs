@@ -6,5 +6,5 @@
 mod args;
 mod global;
 
-pub use args::{GateArgs, PlanArgs, ReopenArgs, RolloutArgs, SandboxAction};
+pub use args::{GateArgs, PlanArgs, ReopenArgs, ResumeArgs, RolloutArgs, SandboxAction};
 pub use global::{Color, Global, LogFormat};

@@ -166,9 +166,25 @@ pub enum EventKind {
         phase: String,
         by: String,
     },
-    /// A controller callback ran (`callback` is its name: on_start, on_promote, …).
+    /// `bellwether abort RUN`, handed over to the process waiting after `phase` (`rollout
+    /// --wait`): it reverts the run. `by` is who aborted.
+    Aborted {
+        phase: String,
+        by: String,
+    },
+    /// The wait after `phase` outlived its `pause_timeout` (`expires`) in a process that
+    /// waited for it (`rollout --wait`): the run reverts by itself.
+    PromotionExpired {
+        phase: String,
+        expires: DateTime<Utc>,
+    },
+    /// A controller callback ran (`callback` is its name: on_start, on_promote, …), from the
+    /// fleet's `[callbacks]` or the playbook's (`source`; records before fleet callbacks
+    /// existed have only the playbook's).
     Callback {
         callback: String,
+        #[serde(default)]
+        source: CallbackSource,
         #[serde(default)]
         phase: Option<String>,
         command: String,
@@ -280,6 +296,27 @@ pub enum EventKind {
         exit: i32,
         message: String,
     },
+}
+
+/// Which `[callbacks]` table a callback came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackSource {
+    /// `fleet.toml`: for every playbook, run first.
+    Fleet,
+    /// The playbook's own.
+    #[default]
+    Playbook,
+}
+
+impl CallbackSource {
+    /// The word in the record and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackSource::Fleet => "fleet",
+            CallbackSource::Playbook => "playbook",
+        }
+    }
 }
 
 /// A file in a blue/green slot and its sha256 (None: it does not exist there).
@@ -407,6 +444,8 @@ impl EventKind {
             | AwaitingPromotion { .. }
             | RemoteCommands { .. }
             | Promoted { .. }
+            | Aborted { .. }
+            | PromotionExpired { .. }
             | ObserveStarted { .. }
             | PhasePassed { .. }
             | Reverted { .. }

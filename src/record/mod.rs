@@ -2,6 +2,7 @@
 //! and from which `revert` and `resume` work after a crash.
 
 pub(crate) mod crash;
+pub mod decision;
 pub mod events;
 pub mod history;
 pub mod lock;

@@ -1,17 +1,47 @@
 //! Controller callbacks (`[callbacks]`): the operator's own tooling — a chat webhook, a CI
 //! trigger, a pager — run on the controller at the run's milestones, with the milestone as
 //! JSON on stdin and `BELLWETHER_RUN_ID`, `BELLWETHER_OUTCOME`, `BELLWETHER_PHASE` in the
-//! environment. Each is recorded as a `callback` event; a failure is never fatal, except a
-//! failing `on_promote` when the playbook sets `veto = true` (the machine then reverts).
+//! environment. A run has two sets: the fleet's (`fleet.toml`, for every playbook) and the
+//! playbook's; at each milestone both run, the fleet's first, each recorded as its own
+//! `callback` event naming its source. A failure is never fatal, except a failing
+//! `on_promote` of a set with `veto = true`: that vetoes the promotion (the machine then
+//! reverts) and the callbacks after it are not run (there is no promotion to announce).
 
 use super::error::RecordFailed;
 use super::run::Run;
+use crate::config::controls::Callbacks;
+use crate::record::events::CallbackSource;
 use crate::record::EventKind;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 
 /// Characters of a failing callback's output kept in the record.
 const DETAIL_CHARS: usize = 1000;
+
+/// The callbacks of a run: the fleet's, then the playbook's.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallbackSets {
+    pub(crate) fleet: Callbacks,
+    pub(crate) playbook: Callbacks,
+}
+
+impl CallbackSets {
+    /// The fleet's and, when it could be loaded, the playbook's.
+    pub(crate) fn new(fleet: &crate::config::Fleet, pb: Option<&crate::config::Playbook>) -> CallbackSets {
+        CallbackSets {
+            fleet: fleet.callbacks.clone(),
+            playbook: pb.map(|p| p.callbacks.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// In the order they run.
+    fn each(&self) -> [(CallbackSource, &Callbacks); 2] {
+        [
+            (CallbackSource::Fleet, &self.fleet),
+            (CallbackSource::Playbook, &self.playbook),
+        ]
+    }
+}
 
 /// Which milestone.
 #[derive(Debug, Clone, Copy)]
@@ -33,38 +63,57 @@ impl Milestone {
             Milestone::Cutover => "on_cutover",
         }
     }
+
+    /// The command of this milestone in one set, if it has one.
+    fn command(self, cb: &Callbacks) -> Option<&String> {
+        match self {
+            Milestone::Start => cb.on_start.as_ref(),
+            Milestone::Promote => cb.on_promote.as_ref(),
+            Milestone::Revert => cb.on_revert.as_ref(),
+            Milestone::Finish => cb.on_finish.as_ref(),
+            Milestone::Cutover => cb.on_cutover.as_ref(),
+        }
+    }
 }
 
-/// Run the callback for `m` if the playbook has one; Ok(false) when it failed.
+/// What the callbacks of a milestone came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Called {
+    /// Every callback ran (failures are recorded, never fatal).
+    Ran,
+    /// A failing `on_promote` of this set, which has `veto = true`, stopped the promotion.
+    Vetoed(CallbackSource),
+}
+
+/// Run the callbacks for `m` (the fleet's, then the playbook's), each recorded.
 pub(crate) async fn call(
     run: &Run,
     m: Milestone,
     phase: Option<&str>,
     outcome: Option<&str>,
     event: serde_json::Value,
-) -> Result<bool, RecordFailed> {
-    let cb = &run.callbacks;
-    let cmd = match m {
-        Milestone::Start => &cb.on_start,
-        Milestone::Promote => &cb.on_promote,
-        Milestone::Revert => &cb.on_revert,
-        Milestone::Finish => &cb.on_finish,
-        Milestone::Cutover => &cb.on_cutover,
-    };
-    let Some(cmd) = cmd else { return Ok(true) };
+) -> Result<Called, RecordFailed> {
     let doc = serde_json::json!({"callback": m.name(), "run_id": run.id(), "phase": phase, "outcome": outcome, "event": event});
-    let (ok, detail) = execute(cmd, run.id(), phase, outcome, &doc, cb.limit()).await;
-    run.rec.emit(EventKind::Callback {
-        callback: m.name().to_string(),
-        phase: phase.map(str::to_string),
-        command: cmd.clone(),
-        ok,
-        detail: detail.clone(),
-    })?;
-    if !ok {
-        run.say(&format!("callback {} failed: {detail}", m.name()));
+    for (source, cb) in run.callbacks.each() {
+        let Some(cmd) = m.command(cb) else { continue };
+        let (ok, detail) = execute(cmd, run.id(), phase, outcome, &doc, cb.limit()).await;
+        run.rec.emit(EventKind::Callback {
+            callback: m.name().to_string(),
+            source,
+            phase: phase.map(str::to_string),
+            command: cmd.clone(),
+            ok,
+            detail: detail.clone(),
+        })?;
+        if ok {
+            continue;
+        }
+        run.say(&format!("callback {} ({}) failed: {detail}", m.name(), source.as_str()));
+        if matches!(m, Milestone::Promote) && cb.veto {
+            return Ok(Called::Vetoed(source));
+        }
     }
-    Ok(ok)
+    Ok(Called::Ran)
 }
 
 /// `sh -c CMD` with the document on stdin, killed past `limit`.

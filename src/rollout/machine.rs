@@ -17,6 +17,10 @@
 //!  no phase left ─────────────────────┴──────────────────────▶ Finished ◀───┘
 //! ```
 //!
+//! A phase that stops for a person (`Judge` passed, `promote = "manual"` or a `"pause"` step)
+//! goes to AwaitPromotion (promotion.rs): Finished (exit 7), or with `--wait` Begin(k+1),
+//! Reverting or Interrupted.
+//!
 //! Preflight happens before the machine starts (start.rs): a run whose preflight fails never
 //! changes a host. A record write that fails anywhere stops the run: the machine checks the
 //! sink after every step and reverts what the run changed.
@@ -42,7 +46,7 @@ pub(crate) async fn drive(run: &mut Run, mut state: State) -> Ending {
             State::Observe(p, f) => phase::observe(run, p, f).await,
             State::Judge(p, f) => phase::judge(run, p, f).await,
             State::Paused(why) => pause(run, why),
-            State::AwaitPromotion { phase, next } => await_promotion(run, phase, next),
+            State::AwaitPromotion { phase, next, at } => super::promotion::await_promotion(run, phase, next, at).await,
             State::Interrupted => interrupted(run),
             State::Reverting(why) => return revert_all(run, &why).await,
             State::Finished(e) => return e,
@@ -88,35 +92,6 @@ fn pause(run: &mut Run, why: String) -> Step {
         format!(
             "{why}. Hosts already changed keep the change (they passed their gates). Continue later with: bellwether resume {}",
             run.id()
-        ),
-    )))
-}
-
-/// A manual promotion point: stop here, the hosts changed so far keep the change and the
-/// run keeps its markers; `promote RUN` goes on, `abort RUN` reverts.
-fn await_promotion(run: &mut Run, phase: String, next: String) -> Step {
-    let expires = run
-        .pause_timeout
-        .and_then(|t| chrono::Duration::from_std(t).ok())
-        .map(|t| chrono::Utc::now() + t);
-    run.rec.emit(EventKind::AwaitingPromotion {
-        phase: phase.clone(),
-        next: next.clone(),
-        expires,
-    })?;
-    let until = expires
-        .map(|e| {
-            format!(
-                " (a promotion after {} reverts instead)",
-                e.format("%Y-%m-%d %H:%M UTC")
-            )
-        })
-        .unwrap_or_default();
-    Ok(State::Finished(Ending::new(
-        Outcome::AwaitingPromotion,
-        format!(
-            "{phase} passed; waiting for promotion before {next}{until}. Continue with: bellwether promote {id}; or revert with: bellwether abort {id}",
-            id = run.id()
         ),
     )))
 }

@@ -313,10 +313,11 @@ async fn passed(run: &mut Run, phase: &Phase) -> Step {
     run.rec.emit(EventKind::PhasePassed { phase: name.clone() })?;
     run.say(&format!("{name}: passed"));
     let ev = serde_json::json!({"phase": name, "hosts": phase.hosts});
-    let ok = callbacks::call(run, callbacks::Milestone::Promote, Some(name), None, ev).await?;
-    if !ok && run.callbacks.veto {
+    let called = callbacks::call(run, callbacks::Milestone::Promote, Some(name), None, ev).await?;
+    if let callbacks::Called::Vetoed(source) = called {
         return Ok(State::Reverting(format!(
-            "on_promote vetoed the promotion after {name}"
+            "on_promote vetoed the promotion after {name} (the {}'s [callbacks])",
+            source.as_str()
         )));
     }
     let phases = run.plan.plan.phases();
@@ -326,6 +327,7 @@ async fn passed(run: &mut Run, phase: &Phase) -> Step {
             Ok(State::AwaitPromotion {
                 phase: name.clone(),
                 next,
+                at: phase.idx + 1,
             })
         }
         _ => Ok(State::Begin(phase.idx + 1)),

@@ -213,12 +213,23 @@ pub(crate) fn plan(
     let batch_plan = planner::batches(lf, s, gate, &order)?;
     let mut record = plan_record(rec, s, &order, prepared, batch_plan, gate, skipped, unchanged.clone());
     record.frozen = frozen;
+    record.regions = regions_of(lf, gate, &record.skipped);
     show_plan(rec, &record);
     Ok(Planned {
         record,
         order,
         unchanged,
     })
+}
+
+/// The region of every target, the skipped ones included (for the summary's sections).
+fn regions_of(lf: &LoadedFleet, gate: &Gate<'_>, skipped: &[(String, String)]) -> BTreeMap<String, String> {
+    skipped
+        .iter()
+        .map(|(h, _)| h.as_str())
+        .chain(gate.targets.iter().map(|h| h.name.as_str()))
+        .filter_map(|n| Some((n.to_string(), lf.fleet.host(n)?.region.clone()?)))
+        .collect()
 }
 
 /// Build the plan record from prepared hosts.
@@ -260,6 +271,7 @@ fn plan_record(
         frozen: Vec::new(),
         unchanged,
         hosts,
+        regions: BTreeMap::new(),
     }
 }
 

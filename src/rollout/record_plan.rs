@@ -55,6 +55,9 @@ pub struct PlanRecord {
     pub frozen: Vec<String>,
     pub unchanged: Vec<String>,
     pub hosts: BTreeMap<String, HostPlan>,
+    /// The region of every target that has one (for `summary.md`'s per-region sections).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub regions: BTreeMap<String, String>,
 }
 
 impl PlanRecord {

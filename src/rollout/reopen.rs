@@ -143,8 +143,9 @@ pub(super) fn reopened(lf: &LoadedFleet, opts: &RunOptions, rec: RunDir, plan: P
         left_alone: Vec::new(),
         tails: None,
         _lock: None,
-        callbacks: Default::default(),
+        callbacks: super::callbacks::CallbackSets::new(&lf.fleet, None),
         promoted: Vec::new(),
+        wait_for_promotion: opts.wait,
         pause_timeout: None,
         within: Default::default(),
         pinned: Vec::new(),
@@ -219,9 +220,8 @@ impl Run {
         record_broken(&rec, broken)?;
         let mut run = reopened(lf, opts, rec, plan, &hosts);
         run._lock = Some(lock);
-        run.callbacks = load_playbook(std::path::Path::new(&run.plan.playbook_path), &lf.fleet)
-            .map(|pb| pb.callbacks)
-            .unwrap_or_default();
+        let pb = load_playbook(std::path::Path::new(&run.plan.playbook_path), &lf.fleet).ok();
+        run.callbacks = super::callbacks::CallbackSets::new(&lf.fleet, pb.as_ref());
         let ending = if !todo.is_empty() {
             let reason = why.unwrap_or_else(|| format!("revert of run {} requested by {}", run.id(), username()));
             revert_all(&mut run, &reason).await
@@ -310,6 +310,7 @@ fn empty_plan(id: &str) -> PlanRecord {
         frozen: vec![],
         unchanged: vec![],
         hosts: BTreeMap::new(),
+        regions: BTreeMap::new(),
     }
 }
 

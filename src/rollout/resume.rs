@@ -81,7 +81,7 @@ impl Run {
         run.calendar = Some(settings_like);
         run._lock = Some(lock);
         run.promoted = promoted;
-        with_playbook(&mut run, &pb)?;
+        with_playbook(&mut run, lf, &pb)?;
         run.say(&format!("resuming run {} at {at}", run.id()));
         let ending = drive(&mut run, State::Begin(from)).await;
         Ok(run.finish(ending).await)
@@ -123,10 +123,10 @@ fn promotions(rec: &RunDir, events: &[Event], now: Option<String>) -> Result<Vec
     Ok(promoted)
 }
 
-/// What a resumed run takes from the playbook as it is now: callbacks, pause timeout,
-/// per-region windows, the log watch (masked like the start's).
-fn with_playbook(run: &mut Run, pb: &crate::config::Playbook) -> Result<(), Failure> {
-    run.callbacks = pb.callbacks.clone();
+/// What a resumed run takes from the fleet and playbook as they are now: callbacks, pause
+/// timeout, per-region windows, the log watch (masked like the start's).
+fn with_playbook(run: &mut Run, lf: &LoadedFleet, pb: &crate::config::Playbook) -> Result<(), Failure> {
+    run.callbacks = super::callbacks::CallbackSets::new(&lf.fleet, Some(pb));
     run.pause_timeout = pb.rollout.pause_timeout.map(|d| d.get());
     run.within = pb.rollout.within.clone();
     run.pinned = pb.edits.iter().filter(|e| e.has_pins()).cloned().collect();
@@ -261,45 +261,4 @@ fn approved_calendar(
         request: planner::gate_request(pb, hosts, chrono::Utc::now(), exception),
         offset: chrono::Duration::zero(),
     }
-}
-
-/// A run waiting for promotion: (run id, the phase it waits after, since, expires).
-pub type Waiting = (
-    String,
-    String,
-    chrono::DateTime<chrono::Utc>,
-    Option<chrono::DateTime<chrono::Utc>>,
-);
-
-/// Runs whose last end was a wait for promotion.
-pub fn waiting_runs(runs: &std::path::Path) -> Vec<Waiting> {
-    crate::record::run_dir::list_ids(runs)
-        .into_iter()
-        .filter_map(|id| {
-            let evs = crate::record::read_events(&runs.join(&id)).ok()?;
-            let last = evs.iter().rev().find_map(|e| match &e.kind {
-                EventKind::RunFinished { outcome, .. } => Some(outcome.clone()),
-                _ => None,
-            })?;
-            if last != Outcome::AwaitingPromotion.as_str() {
-                return None;
-            }
-            evs.iter().rev().find_map(|e| match &e.kind {
-                EventKind::AwaitingPromotion { phase, expires, .. } => {
-                    Some((id.clone(), phase.clone(), e.ts, *expires))
-                }
-                _ => None,
-            })
-        })
-        .collect()
-}
-
-/// Runs waiting for promotion past their `pause_timeout`.
-pub fn expired_waits(runs: &std::path::Path) -> Vec<String> {
-    let now = chrono::Utc::now();
-    waiting_runs(runs)
-        .into_iter()
-        .filter(|(_, _, _, exp)| exp.is_some_and(|e| e < now))
-        .map(|(id, ..)| id)
-        .collect()
 }

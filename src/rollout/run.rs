@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub json: bool,
     /// `--yes`: no confirmation prompt.
     pub yes: bool,
+    /// `rollout`/`resume`/`promote --wait`: wait at promotion points (see `promotion.rs`).
+    pub wait: bool,
     /// `revert`/`resume --break-lock`: break another run's stale lock or marker (recorded).
     /// `rollout` says it in its `StartRequest`.
     pub break_lock: bool,
@@ -64,10 +66,14 @@ pub struct Run {
     pub(crate) failed_hosts: usize,
     /// Hosts the run did not write because someone else changed them: left alone.
     pub(crate) left_alone: Vec<(String, String)>,
-    /// `[callbacks]` of the playbook (empty for a revert whose playbook cannot be loaded).
-    pub(crate) callbacks: crate::config::controls::Callbacks,
+    /// `[callbacks]` of the fleet and of the playbook (only the fleet's for a revert whose
+    /// playbook cannot be loaded).
+    pub(crate) callbacks: super::callbacks::CallbackSets,
     /// Phases whose promotion wait is over (`promoted` events): not waited for again.
     pub(crate) promoted: Vec<String>,
+    /// `--wait`: at a promotion point, wait in this process for `promote`/`abort` (or the
+    /// `pause_timeout`, then revert) instead of stopping with exit 7.
+    pub(crate) wait_for_promotion: bool,
     /// `pause_timeout`: how long a promotion wait may last before a promotion reverts.
     pub(crate) pause_timeout: Option<std::time::Duration>,
     /// The playbook's `[[edit]]` tables that pin values (rendered per host when checked).

@@ -31,8 +31,9 @@ pub(crate) enum State {
     Judge(Phase, Failures),
     /// The calendar closed: stop before the next phase, keeping what passed.
     Paused(String),
-    /// A manual promotion point after `phase`: stop and wait for `promote RUN`.
-    AwaitPromotion { phase: String, next: String },
+    /// A manual promotion point after `phase`, before phase `at` (named `next`): stop for
+    /// `promote RUN` (exit 7), or with `--wait` wait here for it (promotion.rs).
+    AwaitPromotion { phase: String, next: String, at: usize },
     /// The operator pressed Ctrl-C (or SIGTERM/SIGHUP arrived).
     Interrupted,
     /// Put back every host the run changed.

@@ -1,5 +1,6 @@
 //! `summary.md`: the run for people — outcome, timeline, per-host hashes and gate results,
-//! the canary's metrics before and after, the first error lines that failed a gate.
+//! a section per region (summary_regions.rs), the canary's metrics before and after, the
+//! first error lines that failed a gate.
 
 use super::record_plan::PlanRecord;
 use super::summary_tables::{FileRow, HostVerdicts, LinkRow, Tables};
@@ -36,15 +37,22 @@ fn describe_control(k: &EventKind) -> Option<String> {
                 .unwrap_or_default()
         ),
         Promoted { phase, by } => format!("promoted after {phase} by {by}"),
+        Aborted { phase, by } => format!("aborted by {by} while waiting after {phase}"),
+        PromotionExpired { phase, expires } => format!(
+            "the wait for promotion after {phase} expired at {} (pause_timeout): reverting by itself",
+            expires.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
         Callback {
             callback,
+            source,
             phase,
             ok,
             detail,
             ..
         } => format!(
-            "callback {callback}{}: {}",
-            phase.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
+            "callback {callback} ({}{}): {}",
+            source.as_str(),
+            phase.as_deref().map(|p| format!(", {p}")).unwrap_or_default(),
             if *ok {
                 "ok".to_string()
             } else {
@@ -211,6 +219,9 @@ pub fn render(id: &str, events: &[Event], plan: Option<&PlanRecord>) -> String {
     render_files(&mut o, &t.files);
     render_links(&mut o, &t.links);
     render_gates(&mut o, &t.verdicts);
+    if let Some(p) = plan {
+        super::summary_regions::render(&mut o, events, p, &t.verdicts);
+    }
     if let Some(b) = &t.before_metrics {
         render_canary_metrics(&mut o, b, &t.verdicts, plan);
     }
