@@ -77,3 +77,20 @@ pub enum Promote {
     /// Stop after the canary and wait for `bellwether promote RUN`.
     Manual,
 }
+
+/// The callbacks of a run: the fleet's (for every playbook), then the playbook's.
+#[derive(Debug, Clone, Default)]
+pub struct CallbackSets {
+    pub fleet: Callbacks,
+    pub playbook: Callbacks,
+}
+
+impl CallbackSets {
+    /// The fleet's and, when it could be loaded, the playbook's.
+    pub fn new(fleet: &crate::config::Fleet, pb: Option<&crate::config::Playbook>) -> CallbackSets {
+        CallbackSets {
+            fleet: fleet.callbacks.clone(),
+            playbook: pb.map(|p| p.callbacks.clone()).unwrap_or_default(),
+        }
+    }
+}

@@ -126,6 +126,26 @@ impl Whereabouts {
     }
 }
 
+/// The step of the terminal view an event is, if any (the view knows nothing of events).
+pub(crate) fn follow(kind: &EventKind) -> Option<crate::ui::live::Step<'_>> {
+    use crate::ui::live::Step;
+    Some(match kind {
+        EventKind::PhaseStarted { phase, hosts } => Step::Phase {
+            name: phase,
+            hosts: hosts.len(),
+        },
+        EventKind::ObserveStarted { .. } => Step::Observing,
+        EventKind::PhasePassed { .. } => Step::Passed,
+        EventKind::RevertStarted { hosts, .. } => Step::Revert { hosts: hosts.len() },
+        EventKind::HostRestored { host, .. } | EventKind::RevertFailed { host, .. } => Step::HostPutBack(host),
+        EventKind::RunFinished { .. }
+        | EventKind::AwaitingPromotion { .. }
+        | EventKind::Paused { .. }
+        | EventKind::Interrupted { .. } => Step::Stopped,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

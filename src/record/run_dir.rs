@@ -152,8 +152,8 @@ impl RunDir {
         if let Ok(mut w) = self.whereabouts.lock() {
             w.note(&kind);
         }
-        if let Some(l) = &self.live {
-            l.note(&kind);
+        if let (Some(l), Some(step)) = (&self.live, super::progress::follow(&kind)) {
+            l.step(step);
         }
         let json = (self.progress == Progress::Json).then(|| kind.clone());
         let r = self.events.emit(kind, &self.secrets);

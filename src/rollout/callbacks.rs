@@ -9,7 +9,7 @@
 
 use super::error::RecordFailed;
 use super::run::Run;
-use crate::config::controls::Callbacks;
+use crate::config::controls::{CallbackSets, Callbacks};
 use crate::record::events::CallbackSource;
 use crate::record::EventKind;
 use std::process::Stdio;
@@ -18,29 +18,12 @@ use tokio::io::AsyncWriteExt;
 /// Characters of a failing callback's output kept in the record.
 const DETAIL_CHARS: usize = 1000;
 
-/// The callbacks of a run: the fleet's, then the playbook's.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CallbackSets {
-    pub(crate) fleet: Callbacks,
-    pub(crate) playbook: Callbacks,
-}
-
-impl CallbackSets {
-    /// The fleet's and, when it could be loaded, the playbook's.
-    pub(crate) fn new(fleet: &crate::config::Fleet, pb: Option<&crate::config::Playbook>) -> CallbackSets {
-        CallbackSets {
-            fleet: fleet.callbacks.clone(),
-            playbook: pb.map(|p| p.callbacks.clone()).unwrap_or_default(),
-        }
-    }
-
-    /// In the order they run.
-    fn each(&self) -> [(CallbackSource, &Callbacks); 2] {
-        [
-            (CallbackSource::Fleet, &self.fleet),
-            (CallbackSource::Playbook, &self.playbook),
-        ]
-    }
+/// A run's callback sets in the order they run: the fleet's, then the playbook's.
+fn each(sets: &CallbackSets) -> [(CallbackSource, &Callbacks); 2] {
+    [
+        (CallbackSource::Fleet, &sets.fleet),
+        (CallbackSource::Playbook, &sets.playbook),
+    ]
 }
 
 /// Which milestone.
@@ -94,7 +77,7 @@ pub(crate) async fn call(
     event: serde_json::Value,
 ) -> Result<Called, RecordFailed> {
     let doc = serde_json::json!({"callback": m.name(), "run_id": run.id(), "phase": phase, "outcome": outcome, "event": event});
-    for (source, cb) in run.callbacks.each() {
+    for (source, cb) in each(&run.callbacks) {
         let Some(cmd) = m.command(cb) else { continue };
         let (ok, detail) = execute(cmd, run.id(), phase, outcome, &doc, cb.limit()).await;
         run.rec.emit(EventKind::Callback {

@@ -1,9 +1,9 @@
 //! The blue/green flip: repoint a host's link at the staged slot with one atomic rename,
 //! announced in the record before and read back after; and the same rename back on revert.
 
-use super::blue_green::BlueGreenHost;
 use super::error::HostError;
 use super::host::{FileChange, Prepared};
+use super::slots::BlueGreenHost;
 use crate::record::events::SlotFile;
 use crate::record::history::FlippedLink;
 use crate::record::{EventKind, RunDir};

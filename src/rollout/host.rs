@@ -45,7 +45,7 @@ pub struct Prepared {
     pub on_revert: Vec<String>,
     /// `strategy = "blue_green"`: the host's slots; `files` then name paths through the link,
     /// `before` is the live slot's file and the result is staged into the idle slot.
-    pub blue_green: Option<super::blue_green::BlueGreenHost>,
+    pub blue_green: Option<super::slots::BlueGreenHost>,
     /// Preflight found another run's marker on the host (its line): the run must not start.
     pub marker_held: Option<String>,
 }

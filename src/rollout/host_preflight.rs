@@ -230,7 +230,7 @@ async fn blue_green_slots(
     conn: &Connection,
     pb: &Playbook,
     ctx: &TemplateCtx,
-) -> Result<Option<super::blue_green::BlueGreenHost>, String> {
+) -> Result<Option<super::slots::BlueGreenHost>, String> {
     Ok(match (&pb.rollout.strategy, &pb.rollout.blue_green) {
         (Strategy::BlueGreen, Some(spec)) => {
             let link = rendered(ctx, "rollout.blue_green.link", &spec.link)?;
@@ -247,7 +247,7 @@ async fn blue_green_slots(
 async fn read_before(
     conn: &Connection,
     path: &str,
-    blue_green: Option<&super::blue_green::BlueGreenHost>,
+    blue_green: Option<&super::slots::BlueGreenHost>,
     follow_links: bool,
 ) -> Result<Option<RemoteFile>, String> {
     Ok(match blue_green {

@@ -28,6 +28,7 @@
 use super::error::RecordFailed;
 use super::outcome::{Ending, Outcome};
 use super::phase;
+use super::pins::AtEnd;
 use super::reconnect::reconnect;
 use super::revert::{HostRevert, Outstanding};
 use super::run::Run;
@@ -35,12 +36,27 @@ pub(crate) use super::state::{State, Step};
 use crate::record::{read_events, EventKind};
 use std::collections::BTreeSet;
 
+/// No phase left: the pins' end check, then `begin` finishes the run (or the hosts whose
+/// pins broke are reverted first, or the whole run is).
+async fn end_pins(run: &mut Run, k: usize) -> Step {
+    match super::pins::at_end(run)? {
+        AtEnd::Hold => phase::begin(run, k).await,
+        AtEnd::Revert(why) => Ok(State::Reverting(why)),
+        AtEnd::RevertHosts(only, why) => {
+            if !phase::revert_some(run, &only, "end").await? {
+                return Ok(State::Reverting(why));
+            }
+            phase::begin(run, k).await
+        }
+    }
+}
+
 /// Drive the run from `state` to its end.
 pub(crate) async fn drive(run: &mut Run, mut state: State) -> Ending {
     loop {
         let next = match state {
             // No phase left: the end check of the pins, then `begin` finishes the run.
-            State::Begin(k) if k >= run.plan.plan.phases().len() => super::pins::at_end(run, k).await,
+            State::Begin(k) if k >= run.plan.plan.phases().len() => end_pins(run, k).await,
             State::Begin(k) => phase::begin(run, k).await,
             State::Change(p) => phase::change(run, p).await,
             State::Observe(p, f) => phase::observe(run, p, f).await,

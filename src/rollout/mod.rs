@@ -36,6 +36,7 @@ mod resume;
 pub mod revert;
 pub mod run;
 pub(crate) mod slot_scripts;
+pub mod slots;
 pub(crate) mod start;
 pub(crate) mod state;
 pub mod summary;

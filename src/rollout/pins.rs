@@ -15,10 +15,10 @@
 //!   `bellwether drift`'s job.
 
 use super::error::HostError;
+use super::error::RecordFailed;
 use super::host::Prepared;
-use super::phase;
 use super::run::Run;
-use super::state::{Failures, State, Step};
+use super::state::Failures;
 use crate::edit::pins::{describe_broken, for_host};
 use crate::edit::EditSpec;
 use crate::record::{read_events, EventKind, RunDir};
@@ -61,12 +61,22 @@ pub(crate) fn after_write(run: &Run, h: &Prepared) -> Result<(), HostError> {
     }
 }
 
-/// The end of the run (no phase left): check every target, then finish as `begin` does, or
-/// fail the hosts whose pins do not hold like a phase does (within `max_failed_hosts` only
-/// they are reverted; beyond it the run is).
-pub(crate) async fn at_end(run: &mut Run, k: usize) -> Step {
+/// What the end-of-run pin check decided; the machine acts on it (machine.rs).
+pub(crate) enum AtEnd {
+    /// Every pin holds (or there are none): finish.
+    Hold,
+    /// Too many hosts failed (beyond `max_failed_hosts`): revert the run.
+    Revert(String),
+    /// Within `max_failed_hosts`: revert just these hosts, then finish; the reason if that
+    /// cannot be done cleanly.
+    RevertHosts(BTreeSet<String>, String),
+}
+
+/// The end of the run (no phase left): check every target; the hosts whose pins do not hold
+/// fail like in a phase (within `max_failed_hosts` only they are reverted; beyond it the run).
+pub(crate) fn at_end(run: &mut Run) -> Result<AtEnd, RecordFailed> {
     if run.pinned.is_empty() {
-        return phase::begin(run, k).await;
+        return Ok(AtEnd::Hold);
     }
     let events = read_events(&run.rec.dir)?;
     let mut failed = BTreeSet::new();
@@ -90,7 +100,7 @@ pub(crate) async fn at_end(run: &mut Run, k: usize) -> Step {
     }
     let Some((first, why)) = failures.first() else {
         run.say("pins hold on every target");
-        return phase::begin(run, k).await;
+        return Ok(AtEnd::Hold);
     };
     let reason = format!("pins at the end of the run: {first}: {why}");
     for (h, e) in &failures {
@@ -102,7 +112,7 @@ pub(crate) async fn at_end(run: &mut Run, k: usize) -> Step {
     }
     run.failed_hosts += failures.len();
     if run.failed_hosts > run.plan.max_failed_hosts {
-        return Ok(State::Reverting(reason));
+        return Ok(AtEnd::Revert(reason));
     }
     run.say(&format!(
         "end: pins do not hold on {} host(s), within max_failed_hosts = {}; reverting just those",
@@ -110,10 +120,10 @@ pub(crate) async fn at_end(run: &mut Run, k: usize) -> Step {
         run.plan.max_failed_hosts
     ));
     let only: BTreeSet<String> = failures.iter().map(|(h, _)| h.clone()).collect();
-    if !phase::revert_some(run, &only, "end").await? {
-        return Ok(State::Reverting(format!("{reason}; could not revert it cleanly")));
-    }
-    phase::begin(run, k).await
+    Ok(AtEnd::RevertHosts(
+        only,
+        format!("{reason}; could not revert it cleanly"),
+    ))
 }
 
 /// Check and record the pins of `h`'s files on the bytes it holds (`at`: "preflight",

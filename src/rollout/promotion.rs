@@ -10,9 +10,9 @@
 //!   once `pause_timeout` has passed the run reverts by itself (exit 1). Ctrl-C is Ctrl-C:
 //!   the run reverts.
 
-use super::machine::{State, Step};
 use super::outcome::{Ending, Outcome};
 use super::run::Run;
+use super::state::{State, Step};
 use crate::record::decision::{self, Decision, DirWatch, Verb};
 use crate::record::EventKind;
 use chrono::{DateTime, Utc};

@@ -30,7 +30,7 @@ pub struct HostPlan {
     pub files: Vec<FilePlan>,
     /// `strategy = "blue_green"`: the slots and the flip, as preflight found them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blue_green: Option<super::blue_green::BlueGreenHost>,
+    pub blue_green: Option<super::slots::BlueGreenHost>,
 }
 
 /// The whole plan record.

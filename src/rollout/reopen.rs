@@ -143,7 +143,7 @@ pub(super) fn reopened(lf: &LoadedFleet, opts: &RunOptions, rec: RunDir, plan: P
         left_alone: Vec::new(),
         tails: None,
         _lock: None,
-        callbacks: super::callbacks::CallbackSets::new(&lf.fleet, None),
+        callbacks: crate::config::controls::CallbackSets::new(&lf.fleet, None),
         promoted: Vec::new(),
         wait_for_promotion: opts.wait,
         pause_timeout: None,
@@ -221,7 +221,7 @@ impl Run {
         let mut run = reopened(lf, opts, rec, plan, &hosts);
         run._lock = Some(lock);
         let pb = load_playbook(std::path::Path::new(&run.plan.playbook_path), &lf.fleet).ok();
-        run.callbacks = super::callbacks::CallbackSets::new(&lf.fleet, pb.as_ref());
+        run.callbacks = crate::config::controls::CallbackSets::new(&lf.fleet, pb.as_ref());
         let ending = if !todo.is_empty() {
             let reason = why.unwrap_or_else(|| format!("revert of run {} requested by {}", run.id(), username()));
             revert_all(&mut run, &reason).await

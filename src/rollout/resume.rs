@@ -126,7 +126,7 @@ fn promotions(rec: &RunDir, events: &[Event], now: Option<String>) -> Result<Vec
 /// What a resumed run takes from the fleet and playbook as they are now: callbacks, pause
 /// timeout, per-region windows, the log watch (masked like the start's).
 fn with_playbook(run: &mut Run, lf: &LoadedFleet, pb: &crate::config::Playbook) -> Result<(), Failure> {
-    run.callbacks = super::callbacks::CallbackSets::new(&lf.fleet, Some(pb));
+    run.callbacks = crate::config::controls::CallbackSets::new(&lf.fleet, Some(pb));
     run.pause_timeout = pb.rollout.pause_timeout.map(|d| d.get());
     run.within = pb.rollout.within.clone();
     run.pinned = pb.edits.iter().filter(|e| e.has_pins()).cloned().collect();

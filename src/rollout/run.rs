@@ -68,7 +68,7 @@ pub struct Run {
     pub(crate) left_alone: Vec<(String, String)>,
     /// `[callbacks]` of the fleet and of the playbook (only the fleet's for a revert whose
     /// playbook cannot be loaded).
-    pub(crate) callbacks: super::callbacks::CallbackSets,
+    pub(crate) callbacks: crate::config::controls::CallbackSets,
     /// Phases whose promotion wait is over (`promoted` events): not waited for again.
     pub(crate) promoted: Vec<String>,
     /// `--wait`: at a promotion point, wait in this process for `promote`/`abort` (or the

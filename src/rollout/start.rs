@@ -71,7 +71,7 @@ impl Run {
             left_alone: Vec::new(),
             tails: None,
             _lock: Some(lock),
-            callbacks: super::callbacks::CallbackSets::new(&lf.fleet, Some(&s.pb)),
+            callbacks: crate::config::controls::CallbackSets::new(&lf.fleet, Some(&s.pb)),
             promoted: Vec::new(),
             wait_for_promotion: opts.wait,
             pause_timeout: s.pb.rollout.pause_timeout.map(|d| d.get()),

@@ -8,7 +8,6 @@
 //! decides nothing. Progress lines are printed above the bars, log lines on stderr suspend
 //! them, so neither is torn by a redraw.
 
-use crate::record::EventKind;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeSet;
 use std::sync::{Mutex, OnceLock};
@@ -35,6 +34,24 @@ struct State {
     /// Hosts of the phase (or revert) that are done.
     done: BTreeSet<String>,
     reverting: bool,
+}
+
+/// A step of the run the view follows: a phase or a revert starts a phase line, the end of
+/// the run (or a stop to wait) clears everything.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    Phase {
+        name: &'a str,
+        hosts: usize,
+    },
+    Observing,
+    Passed,
+    Revert {
+        hosts: usize,
+    },
+    /// A host of the revert is done (put back, or failed to be).
+    HostPutBack(&'a str),
+    Stopped,
 }
 
 /// One watched host's live gate counts.
@@ -89,26 +106,23 @@ impl Live {
         }
     }
 
-    /// Follow the run: a phase or a revert starts a phase line, the end of the run (or a stop
-    /// to wait) clears everything.
-    pub fn note(&self, kind: &EventKind) {
+    /// What the run did, as far as the view cares (the record's events, translated by
+    /// `record::progress::follow`, so this module needs nothing of the record).
+    pub fn step(&self, step: Step<'_>) {
         let Ok(mut st) = self.state.lock() else { return };
-        match kind {
-            EventKind::PhaseStarted { phase, hosts } => self.start(&mut st, phase, hosts.len(), false),
-            EventKind::ObserveStarted { .. } => set_message(&st, "observing"),
-            EventKind::PhasePassed { .. } => set_message(&st, "passed"),
-            EventKind::RevertStarted { hosts, .. } => self.start(&mut st, "revert", hosts.len(), true),
-            EventKind::HostRestored { host, .. } | EventKind::RevertFailed { host, .. } if st.reverting => {
-                st.done.insert(host.clone());
+        match step {
+            Step::Phase { name, hosts } => self.start(&mut st, name, hosts, false),
+            Step::Observing => set_message(&st, "observing"),
+            Step::Passed => set_message(&st, "passed"),
+            Step::Revert { hosts } => self.start(&mut st, "revert", hosts, true),
+            Step::HostPutBack(host) if st.reverting => {
+                st.done.insert(host.to_string());
                 if let Some(b) = &st.phase {
                     b.set_position(st.done.len() as u64);
                 }
             }
-            EventKind::RunFinished { .. }
-            | EventKind::AwaitingPromotion { .. }
-            | EventKind::Paused { .. }
-            | EventKind::Interrupted { .. } => clear(&mut st),
-            _ => {}
+            Step::HostPutBack(_) => {}
+            Step::Stopped => clear(&mut st),
         }
     }
 
