@@ -11,7 +11,7 @@ use super::spec::FreezeWindow;
 use super::time::{localize_lenient, parse_instant, parse_zone, show_utc, Ambiguity, TimeError};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use cron::Schedule;
+use croner::Cron;
 
 /// A concrete interval `[start, end)` in UTC.
 pub type Span = (DateTime<Utc>, DateTime<Utc>);
@@ -79,7 +79,7 @@ pub struct ResolvedWindow {
     pub end: Option<DateTime<Utc>>,
     /// Zone of the cron expression and of wall-clock durations (UTC unless given).
     pub zone: Tz,
-    recurrence: Option<(Schedule, Duration)>,
+    recurrence: Option<(Cron, Duration)>,
 }
 
 impl FreezeWindow {
@@ -196,7 +196,7 @@ fn recurrence(
     duration: Option<std::time::Duration>,
     zone: Tz,
     errs: &mut Vec<WindowError>,
-) -> Option<(Schedule, Duration)> {
+) -> Option<(Cron, Duration)> {
     let schedule = match parse_every(expr) {
         Ok(s) => Some(s),
         Err(reason) => {
@@ -208,9 +208,9 @@ fn recurrence(
         }
     };
     if let Some(s) = &schedule {
-        if s.after(&DateTime::<Utc>::UNIX_EPOCH.with_timezone(&zone))
-            .next()
-            .is_none()
+        // croner gives up after a bounded search, which is how "never" shows.
+        if s.find_next_occurrence(&DateTime::<Utc>::UNIX_EPOCH.with_timezone(&zone), false)
+            .is_err()
         {
             errs.push(WindowError::Never { expr: expr.to_string() });
         }
@@ -252,9 +252,10 @@ impl ResolvedWindow {
             Some(e) if e <= t => e - Duration::nanoseconds(1),
             _ => t,
         };
-        // The iterator looks strictly before its anchor; nudge it so a start at `t` counts.
-        let probe = (anchor + Duration::nanoseconds(1)).with_timezone(&self.zone);
-        let local_start = schedule.after(&probe).next_back()?;
+        // Inclusive, so a start at `t` counts.
+        let local_start = schedule
+            .find_previous_occurrence(&anchor.with_timezone(&self.zone), true)
+            .ok()?;
         let span = self.span_from(local_start, *duration);
         if self.start.is_some_and(|b| span.0 < b) {
             return None;
@@ -274,12 +275,12 @@ impl ResolvedWindow {
             };
         };
         let mut out: Vec<Span> = self.active_at(from).into_iter().collect();
-        // `after` is exclusive; start just before the lower bound so a start on it counts.
+        // `iter_after` is exclusive; start just before the lower bound so a start on it counts.
         let begin = match self.start {
             Some(b) if b > from => b - Duration::nanoseconds(1),
             _ => from,
         };
-        for local_start in schedule.after(&begin.with_timezone(&self.zone)) {
+        for local_start in schedule.iter_after(begin.with_timezone(&self.zone)) {
             let s = local_start.with_timezone(&Utc);
             if s >= to || self.end.is_some_and(|e| s >= e) || out.len() >= MAX_OCCURRENCES {
                 break;

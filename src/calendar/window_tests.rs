@@ -206,3 +206,34 @@ fn unresolvable_windows_say_why() {
     let both = window("start = \"2026-11-28T00:00:00Z\"\nend = \"2026-11-27T00:00:00Z\"\nevery = \"0 0 * * *\"");
     assert_eq!(both.problems().len(), 2, "{:?}", both.problems());
 }
+
+const NIGHTLY_0230_BERLIN: &str = "every = \"30 2 * * *\"\nduration = \"1h\"\ntimezone = \"Europe/Berlin\"";
+
+#[test]
+fn a_start_in_the_spring_forward_gap_starts_when_the_gap_ends() {
+    // 29 March 2026: Berlin jumps from 02:00 CET to 03:00 CEST, so 02:30 never happens. Like
+    // cron daemons, the occurrence starts at 03:00 CEST (01:00Z) and lasts its hour of wall
+    // clock; the night's freeze must not vanish.
+    let w = window(NIGHTLY_0230_BERLIN);
+    let want = span("2026-03-29T01:00:00Z", "2026-03-29T02:00:00Z");
+    assert_eq!(w.active_at(utc("2026-03-29T01:15:00Z")).unwrap(), want);
+    let night = w.occurrences_between(utc("2026-03-28T12:00:00Z"), utc("2026-03-29T12:00:00Z"));
+    assert_eq!(night.unwrap(), vec![want.unwrap()]);
+}
+
+#[test]
+fn a_start_in_the_repeated_autumn_hour_starts_once_at_the_earlier_instant() {
+    // 25 October 2026: 02:30 happens twice in Berlin (00:30Z in CEST, 01:30Z in CET). One
+    // occurrence, from the first; its end (03:30 CET) is unambiguous, so it lasts two real
+    // hours: never shorter than written.
+    let w = window(NIGHTLY_0230_BERLIN);
+    let want = span("2026-10-25T00:30:00Z", "2026-10-25T02:30:00Z");
+    assert_eq!(w.active_at(utc("2026-10-25T00:45:00Z")).unwrap(), want);
+    assert_eq!(
+        w.active_at(utc("2026-10-25T01:45:00Z")).unwrap(),
+        want,
+        "the second 02:45"
+    );
+    let night = w.occurrences_between(utc("2026-10-24T12:00:00Z"), utc("2026-10-25T12:00:00Z"));
+    assert_eq!(night.unwrap(), vec![want.unwrap()]);
+}

@@ -8,7 +8,7 @@ use crate::value::{FieldPath, Seg};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use toml_edit::{ImDocument, Item, Value};
+use toml_edit::{Document, Item, Value};
 
 /// An input-file error located for a person: exit code 2 territory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,14 +96,11 @@ fn item_span(item: &Item, rest: &[Seg]) -> Option<Range<usize>> {
 
 /// The best span for `path` in `text` (the deepest part of the path that exists).
 pub fn span_of(text: &str, path: &FieldPath) -> Option<Range<usize>> {
-    let doc = ImDocument::parse(text.to_string()).ok()?;
-    let root = Item::Table(doc.as_table().clone());
+    let doc = Document::parse(text).ok()?;
     let Some((Seg::Key(k), tail)) = path.0.split_first() else {
         return None;
     };
-    let t = doc.as_table();
-    let (key, val) = t.get_key_value(k)?;
-    let _ = root;
+    let (key, val) = doc.as_table().get_key_value(k)?;
     item_span(val, tail).or_else(|| key.span())
 }
 

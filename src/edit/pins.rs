@@ -182,7 +182,7 @@ fn read(format: Format, text: &str, key: &KeyPath) -> Result<Option<Json>, Strin
             Ok(walk_json(&doc, segs).cloned())
         }
         Format::Yaml => {
-            let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+            let doc: serde_norway::Value = serde_norway::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
             walk_yaml(&doc, segs)
                 .map(|v| serde_json::to_value(v).map_err(|e| format!("cannot read the value: {e}")))
                 .transpose()
@@ -207,10 +207,10 @@ fn walk_json<'v>(v: &'v Json, segs: &[String]) -> Option<&'v Json> {
     })
 }
 
-fn walk_yaml<'v>(v: &'v serde_yaml::Value, segs: &[String]) -> Option<&'v serde_yaml::Value> {
+fn walk_yaml<'v>(v: &'v serde_norway::Value, segs: &[String]) -> Option<&'v serde_norway::Value> {
     segs.iter().try_fold(v, |cur, seg| match cur {
-        serde_yaml::Value::Mapping(m) => m.get(seg.as_str()),
-        serde_yaml::Value::Sequence(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+        serde_norway::Value::Mapping(m) => m.get(seg.as_str()),
+        serde_norway::Value::Sequence(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
         _ => None,
     })
 }

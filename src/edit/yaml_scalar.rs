@@ -99,7 +99,7 @@ pub(crate) fn needs_quotes(s: &str) -> bool {
         || s.chars().any(|c| c.is_control())
         || WORDS.contains(&lower.as_str())
         || numberish
-        || serde_yaml::from_str::<serde_yaml::Value>(s).ok() != Some(serde_yaml::Value::String(s.to_string()))
+        || serde_norway::from_str::<serde_norway::Value>(s).ok() != Some(serde_norway::Value::String(s.to_string()))
 }
 
 #[cfg(test)]

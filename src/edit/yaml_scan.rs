@@ -229,7 +229,7 @@ fn parse_key(t: &str) -> Option<(String, usize)> {
     match t.chars().next()? {
         q @ ('"' | '\'') => {
             let end = closing_quote(t, q)?;
-            let key: String = serde_yaml::from_str(&t[..=end]).ok()?;
+            let key: String = serde_norway::from_str(&t[..=end]).ok()?;
             colon_ok(&t[end + 1..]).then_some((key, end + 2))
         }
         c if "-?[]{},!&*|>%@`#".contains(c) => None,

@@ -12,8 +12,11 @@
 //! complex keys, tab indentation. As a last guard the result is parsed again and must equal
 //! the original document with exactly the requested changes, else the edit is refused.
 //! Use `replace` or `source` for such files.
+//!
+//! Parsing (for that guard and for `pins`) uses `serde_norway`, the maintained fork of the
+//! deprecated `serde_yaml` with the same API; Cargo.toml says why this fork.
 
-use serde_yaml::{Mapping, Value as Yaml};
+use serde_norway::{Mapping, Value as Yaml};
 
 use super::error::DocError;
 use super::keypath::KeyPath;
@@ -57,7 +60,7 @@ fn parse(text: &str) -> Result<Yaml, DocError> {
     if text.trim().is_empty() {
         return Ok(Yaml::Null);
     }
-    serde_yaml::from_str(text).map_err(|e| DocError::whole(format!("the file is not valid YAML: {e}")))
+    serde_norway::from_str(text).map_err(|e| DocError::whole(format!("the file is not valid YAML: {e}")))
 }
 
 fn scan_for(lines: &[Line], key: &KeyPath) -> Result<Scan, DocError> {

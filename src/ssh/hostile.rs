@@ -3,7 +3,7 @@
 
 use super::quote::{wrap_sh, Script};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -62,8 +62,8 @@ pub fn names(random: usize, seed: u64) -> Vec<String> {
     .collect();
     let mut rng = StdRng::seed_from_u64(seed);
     while out.len() < 15 + random {
-        let n = rng.gen_range(1..6);
-        let name: String = (0..n).map(|_| PIECES[rng.gen_range(0..PIECES.len())]).collect();
+        let n = rng.random_range(1..6);
+        let name: String = (0..n).map(|_| PIECES[rng.random_range(0..PIECES.len())]).collect();
         // A file name: no slash (none is in PIECES), not `.`/`..`, not too long.
         if name != "." && name != ".." && name.len() < 200 && !out.contains(&name) {
             out.push(name);

@@ -8,7 +8,7 @@
 //! Host names are looked up lowercased, as ssh(1) does before hashing or matching them.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use russh::keys::{HashAlg, PublicKey};
 use sha1::Sha1;
 use std::io::Write;
