@@ -1,16 +1,21 @@
 //! A simulated agent host: an in-process russh SSH server whose exec requests run `sh -c` in
 //! the host's own home directory, so playbooks with relative paths behave as on real hosts.
-//! It also injects faults OpenSSH cannot easily produce: dropping the connection mid-upload.
+//! Each command also gets descriptor 7, the way its `agentctl` reaches the host's agent
+//! ([`super::agentctl`]). It also injects faults OpenSSH cannot easily produce: dropping the
+//! connection mid-upload.
 
+use super::agent::Agent;
+use super::agentctl::{self, AGENT_FD};
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{self, Auth, Msg, Session};
 use russh::{Channel, ChannelId, ChannelMsg};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixStream};
 use tokio::sync::watch;
 
 /// Shared state of one simulated host.
@@ -23,6 +28,8 @@ pub struct HostState {
     pub down: watch::Sender<bool>,
     /// Drop the connection once the next command has received 64 KiB of stdin.
     pub drop_next_upload: AtomicBool,
+    /// The host's simulated agent.
+    pub agent: Arc<Agent>,
 }
 
 /// One connection's handler.
@@ -91,13 +98,29 @@ async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: serve
         }
     };
     let mut command = tokio::process::Command::new("sh");
+    // The command's end of its agent socket; ours is served for as long as any process of the
+    // command (a background `agentctl restart` too) holds the other.
+    let agent_sock = std::os::unix::net::UnixStream::pair().and_then(|(ours, theirs)| {
+        ours.set_nonblocking(true)?;
+        Ok((UnixStream::from_std(ours)?, theirs))
+    });
+    let theirs_fd = agent_sock.as_ref().map(|(_, t)| t.as_raw_fd()).ok();
     // Like an sshd session without a pty: a new session with no controlling terminal. Without
     // this, commands inherit the terminal `bellwether demo` runs in, and a `set -m` shell (the
     // log-tail wrapper) is stopped by SIGTTOU when it touches it.
-    // SAFETY: setsid is async-signal-safe and is the only call made between fork and exec.
+    // SAFETY: setsid, dup2 and fcntl are async-signal-safe and the only calls made between
+    // fork and exec; `theirs_fd` stays open in the parent until after the spawn.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             libc::setsid();
+            if let Some(fd) = theirs_fd {
+                if fd == AGENT_FD {
+                    // dup2 onto itself would keep close-on-exec set.
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                } else {
+                    libc::dup2(fd, AGENT_FD);
+                }
+            }
             Ok(())
         });
     }
@@ -112,6 +135,10 @@ async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: serve
         .stderr(Stdio::piped())
         .kill_on_drop(false)
         .spawn();
+    if let Ok((ours, theirs)) = agent_sock {
+        drop(theirs);
+        tokio::spawn(agentctl::serve(ours, host.agent.clone()));
+    }
     let (mut read, write) = ch.split();
     let mut child = match child {
         Ok(c) => c,
