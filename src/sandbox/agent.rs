@@ -95,9 +95,29 @@ struct State {
     /// Requests so far since the last start.
     i: u64,
     env: Env,
-    /// `agent/agent.log`, open for appending while the agent runs (reopened once a second, so
-    /// a rotated or deleted log is followed as the shell agent's `>>` follows it).
+    /// `agent/agent.log`, open for appending while the agent runs (opened again when the path
+    /// names another file, so a rotated or deleted log is followed as the shell agent's `>>`
+    /// follows it).
     log: Option<File>,
+    /// What the files read at the last refresh looked like: a file that still looks the same
+    /// is not read again (a `stat` is cheaper than an open, a read and a close).
+    seen: Seen,
+}
+
+/// Modification time, length and inode of a file.
+type Stamp = (Option<std::time::SystemTime>, u64, u64);
+
+#[derive(Default)]
+struct Seen {
+    fault: Option<Stamp>,
+    broken: Option<Stamp>,
+    log: Option<Stamp>,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok(), m.len(), m.ino()))
 }
 
 impl Agent {
@@ -127,7 +147,8 @@ impl Agent {
         s.i = 0;
         s.log = Some(self.open_log()?);
         s.running = true;
-        s.env = self.read_env(&s.model);
+        s.seen = Seen::default();
+        self.read_env(&mut s);
         let started = format!("INFO agent started model={}", s.model);
         write_line(&mut s, &started);
         self.request(&mut s);
@@ -150,7 +171,9 @@ impl Agent {
     pub fn refresh(&self) {
         let mut s = self.lock();
         if s.running {
-            s.env = self.read_env(&s.model);
+            s.seen.fault = None;
+            s.seen.broken = None;
+            self.read_env(&mut s);
         }
     }
 
@@ -161,9 +184,13 @@ impl Agent {
             return;
         }
         if refresh {
-            s.env = self.read_env(&s.model);
-            // A log that cannot be opened now (its folder removed) is retried next second.
-            s.log = self.open_log().ok();
+            self.read_env(&mut s);
+            let log = stamp(&self.file("agent.log"));
+            if log.is_none() || log.map(|l| l.2) != s.seen.log.map(|l| l.2) {
+                // A log that cannot be opened now (its folder removed) is retried next second.
+                s.log = self.open_log().ok();
+                s.seen.log = stamp(&self.file("agent.log"));
+            }
         }
         self.request(&mut s);
     }
@@ -182,21 +209,30 @@ impl Agent {
             .open(self.file("agent.log"))
     }
 
-    fn read_env(&self, model: &str) -> Env {
-        let fault = std::fs::read_to_string(self.file("fault")).ok();
-        let fault = match fault.as_deref().and_then(|f| f.lines().next()).map(str::trim) {
-            Some("errors") => Some(Fault::Errors),
-            Some("slow") => Some(Fault::Slow),
-            _ => None,
-        };
-        let broken = std::fs::read_to_string(self.file("broken_models"))
-            .map(|b| b.lines().any(|l| l == model))
-            .unwrap_or(false);
-        Env {
-            fault,
-            outage: self.file("outage").exists(),
-            broken,
+    /// Read the fault, outage and broken-model files into `s.env`; a file whose stamp has not
+    /// changed since the last read keeps its value.
+    fn read_env(&self, s: &mut State) {
+        let fault = stamp(&self.file("fault"));
+        if fault.is_none() {
+            s.env.fault = None;
+        } else if fault != s.seen.fault {
+            let text = std::fs::read_to_string(self.file("fault")).unwrap_or_default();
+            s.env.fault = match text.lines().next().map(str::trim) {
+                Some("errors") => Some(Fault::Errors),
+                Some("slow") => Some(Fault::Slow),
+                _ => None,
+            };
         }
+        s.seen.fault = fault;
+        let broken = stamp(&self.file("broken_models"));
+        if broken.is_none() {
+            s.env.broken = false;
+        } else if broken != s.seen.broken {
+            let text = std::fs::read_to_string(self.file("broken_models")).unwrap_or_default();
+            s.env.broken = text.lines().any(|l| l == s.model);
+        }
+        s.seen.broken = broken;
+        s.env.outage = self.file("outage").exists();
     }
 }
 

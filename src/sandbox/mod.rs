@@ -23,5 +23,6 @@ pub mod control;
 pub mod limits;
 pub mod server;
 pub mod setup;
+mod spawn;
 
 pub use setup::{create, Sandbox};

@@ -6,12 +6,13 @@
 
 use super::agent::Agent;
 use super::agentctl::{self, AGENT_FD};
+use super::spawn::spawn;
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{self, Auth, Msg, Session};
 use russh::{Channel, ChannelId, ChannelMsg};
-use std::os::fd::AsRawFd;
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -97,46 +98,22 @@ async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: serve
             Some(_) => {}
         }
     };
-    let mut command = tokio::process::Command::new("sh");
     // The command's end of its agent socket; ours is served for as long as any process of the
     // command (a background `agentctl restart` too) holds the other.
     let agent_sock = std::os::unix::net::UnixStream::pair().and_then(|(ours, theirs)| {
         ours.set_nonblocking(true)?;
-        Ok((UnixStream::from_std(ours)?, theirs))
+        Ok((UnixStream::from_std(ours)?, OwnedFd::from(theirs)))
     });
-    let theirs_fd = agent_sock.as_ref().map(|(_, t)| t.as_raw_fd()).ok();
-    // Like an sshd session without a pty: a new session with no controlling terminal. Without
-    // this, commands inherit the terminal `bellwether demo` runs in, and a `set -m` shell (the
-    // log-tail wrapper) is stopped by SIGTTOU when it touches it.
-    // SAFETY: setsid, dup2 and fcntl are async-signal-safe and the only calls made between
-    // fork and exec; `theirs_fd` stays open in the parent until after the spawn.
-    unsafe {
-        command.pre_exec(move || {
-            libc::setsid();
-            if let Some(fd) = theirs_fd {
-                if fd == AGENT_FD {
-                    // dup2 onto itself would keep close-on-exec set.
-                    libc::fcntl(fd, libc::F_SETFD, 0);
-                } else {
-                    libc::dup2(fd, AGENT_FD);
-                }
-            }
-            Ok(())
-        });
-    }
-    let child = command
-        .arg("-c")
-        .arg(&cmd)
-        .current_dir(&host.home)
-        .env("HOME", &host.home)
-        .env("BELLWETHER_SANDBOX_HOST", &host.name)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(false)
-        .spawn();
-    if let Ok((ours, theirs)) = agent_sock {
-        drop(theirs);
+    let (ours, theirs) = match agent_sock {
+        Ok((ours, theirs)) => (Some(ours), Some((theirs, AGENT_FD))),
+        Err(_) => (None, None),
+    };
+    let env = [
+        ("HOME", host.home.as_os_str()),
+        ("BELLWETHER_SANDBOX_HOST", OsStr::new(&host.name)),
+    ];
+    let child = spawn(&cmd, &host.home, &env, theirs);
+    if let Some(ours) = ours {
         tokio::spawn(agentctl::serve(ours, host.agent.clone()));
     }
     let (mut read, write) = ch.split();
@@ -208,7 +185,7 @@ async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: serve
         // Closing stdin tells the command its input (or the channel) is gone.
         drop(stdin);
     });
-    let status = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(255);
+    let status = child.wait().await.unwrap_or(255);
     let _ = out_task.await;
     let _ = err_task.await;
     let _ = write.exit_status(status as u32).await;
