@@ -17,7 +17,9 @@
 # the new config byte for byte. The order of the tools rotates from round to round.
 # Printed: per tool the median (and min–max) wall time, controller CPU (user + sys of the tool
 # and every ssh it started) and peak RSS, the remote commands each host ran (counted by the
-# hosts' sshd ForceCommand), and wall-time ratios.
+# hosts' sshd ForceCommand), and wall-time ratios — over the runs that completed (exit 0 and
+# every host changed; a failed run is reported as it happens and counted in "runs completed").
+# For each bellwether run, where its time went (from its run record).
 #
 # Usage: bench/peers.sh [N] [ROUNDS]     default: 50 hosts, 3 rounds; PAR=50 hosts at once;
 #                                        AGENT=fixture|quiet (above)
@@ -178,8 +180,29 @@ check_hosts() {
     cmp -s "$work/new.toml" "$work/home-$i/agent/config.toml" || bad=$((bad + 1))
     cmds=$((cmds + $(wc -l <"$work/home-$i/.commands")))
   done
-  [ "$bad" -eq 0 ] || echo "warning: $1 left $bad of $N hosts without the new config" >&2
   awk -v c="$cmds" -v n="$N" 'BEGIN {printf "%.1f", c / n}'
+  [ "$bad" -eq 0 ] || { echo "warning: $1 left $bad of $N hosts without the new config" >&2; return 1; }
+}
+
+# Where a bellwether run's time went, from its record (events.jsonl: "ts" and "event" of each
+# line): seconds from the run's start to the last preflight, placing markers, the change
+# (write, apply, health), the checks at the window's end, releasing the markers.
+phases() {
+  awk -F'"' '{
+      for (i = 1; i < NF; i++) { if ($i == "ts") ts = $(i + 2); if ($i == "event") ev = $(i + 2) }
+      split(substr(ts, 12), hms, ":"); t = hms[1] * 3600 + hms[2] * 60 + hms[3]
+      if (!(ev in first)) first[ev] = t
+      last[ev] = t
+    } END {
+      if (!("run_finished" in first) || !("phase_passed" in first)) {
+        printf "failed after %.1f s, at %s\n", t - first["run_started"], ev
+        exit
+      }
+      printf "preflight %.1f s, markers placed %.1f s, change %.1f s, window-end checks %.1f s, markers released %.1f s\n",
+        last["preflight"] - first["run_started"], last["marker_placed"] - last["preflight"],
+        first["observe_started"] - first["phase_started"], first["phase_passed"] - first["observe_started"],
+        first["run_finished"] - first["phase_passed"]
+    }' "$1"/runs/*/events.jsonl
 }
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -192,27 +215,35 @@ for r in $(seq 1 "$ROUNDS"); do
   for t in "${order[@]}"; do
     reset_hosts
     sleep 1
+    ok=1
     /usr/bin/time -f "%e %U %S %M" -o "$work/time" sh "$work/run-$t" >"$work/out-$t" 2>&1 ||
-      { echo "warning: $t exited non-zero in round $r:" >&2; tail -3 "$work/out-$t" >&2; }
-    read -r wall user sys rss <"$work/time"
-    per_host=$(check_hosts "$t")
-    echo "$t $wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') $rss $per_host" >>"$work/results"
+      { ok=0; echo "warning: $t failed in round $r:" >&2; grep -v '^  ' "$work/out-$t" | tail -2 >&2; }
+    read -r wall user sys rss < <(tail -n1 "$work/time")
+    per_host=$(check_hosts "$t") || ok=0
+    if [ "$t" = bellwether ]; then echo "round $r: bellwether phases: $(phases "$work")" >&2; fi
+    echo "$t $wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') $rss $per_host $ok" >>"$work/results"
     echo "round $r: $t wall ${wall}s cpu $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')s remote commands/host $per_host" >&2
   done
 done
 
 median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 range() { sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s–%s", lo, hi}'; }
-col() { awk -v t="$1" -v c="$2" '$1 == t {print $c}' "$work/results"; }
+# Column $2 of tool $1's completed runs (exit 0, every host changed).
+col() { awk -v t="$1" -v c="$2" '$1 == t && $6 == 1 {print $c}' "$work/results"; }
+done_runs() { awk -v t="$1" '$1 == t && $6 == 1' "$work/results" | wc -l; }
 xw=$(col xargs 2 | median)
 echo
 echo "$N hosts (real sshd on loopback, AGENT=$AGENT running on each), $PAR at once, $ROUNDS rounds, $(nproc) cores, load average before: $load"
 echo
-echo "| tool | wall s, median (min–max) | controller CPU s, median (min–max) | peak RSS MiB | remote commands per host | wall / xargs |"
-echo "|---|---|---|---|---|---|"
+echo "| tool | runs completed | wall s, median (min–max) | controller CPU s, median (min–max) | peak RSS MiB | remote commands per host | wall / xargs |"
+echo "|---|---|---|---|---|---|---|"
 for t in "${tools[@]}"; do
+  if [ "$(done_runs "$t")" -eq 0 ]; then
+    printf '| %s | 0 of %s | – | – | – | – | – |\n' "$t" "$ROUNDS"
+    continue
+  fi
   w=$(col "$t" 2 | median)
-  printf '| %s | %s (%s) | %s (%s) | %.0f | %s | %.2f |\n' "$t" "$w" "$(col "$t" 2 | range)" \
+  printf '| %s | %s of %s | %s (%s) | %s (%s) | %.0f | %s | %.2f |\n' "$t" "$(done_runs "$t")" "$ROUNDS" "$w" "$(col "$t" 2 | range)" \
     "$(col "$t" 3 | median)" "$(col "$t" 3 | range)" "$(col "$t" 4 | median | awk '{print $1 / 1024}')" \
-    "$(col "$t" 5 | median)" "$(awk -v a="$w" -v b="$xw" 'BEGIN {print a / b}')"
+    "$(col "$t" 5 | median)" "$(awk -v a="$w" -v b="$xw" 'BEGIN {print (b > 0) ? a / b : 0}')"
 done

@@ -34,10 +34,12 @@ timed() {
     tail -5 "$work/out" >&2
     return 1
   }
-  cat "$work/time"
+  tail -n1 "$work/time"
 }
 
 bench/peers.sh --config >"$work/agent.toml"
+echo "$(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
 echo "| hosts | idle sandbox CPU (% of a core) | idle sandbox RSS MiB | ping wall s | rollout wall s | controller CPU s | controller peak RSS MiB | sandbox CPU in rollout s (self + commands) |"
 echo "|---|---|---|---|---|---|---|---|"
 for n in "${@:-200 1000 2000}"; do
