@@ -217,7 +217,7 @@ for r in $(seq 1 "$ROUNDS"); do
     sleep 1
     ok=1
     /usr/bin/time -f "%e %U %S %M" -o "$work/time" sh "$work/run-$t" >"$work/out-$t" 2>&1 ||
-      { ok=0; echo "warning: $t failed in round $r:" >&2; grep -v '^  ' "$work/out-$t" | tail -2 >&2; }
+      { ok=0; echo "warning: $t failed in round $r:" >&2; { grep -v '^  ' "$work/out-$t" | tail -2; grep -m2 '^  ' "$work/out-$t"; } >&2; }
     read -r wall user sys rss < <(tail -n1 "$work/time")
     per_host=$(check_hosts "$t") || ok=0
     if [ "$t" = bellwether ]; then echo "round $r: bellwether phases: $(phases "$work")" >&2; fi

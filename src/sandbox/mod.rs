@@ -23,6 +23,10 @@ pub mod control;
 pub mod limits;
 pub mod server;
 pub mod setup;
+#[cfg(target_os = "linux")]
+mod spawn;
+#[cfg(not(target_os = "linux"))]
+#[path = "spawn_fork.rs"]
 mod spawn;
 
 pub use setup::{create, Sandbox};

@@ -6,7 +6,7 @@
 
 use super::agent::Agent;
 use super::agentctl::{self, AGENT_FD};
-use super::spawn::spawn;
+use super::spawn::{spawn, Child};
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{self, Auth, Msg, Session};
 use russh::{Channel, ChannelId, ChannelMsg};
@@ -88,6 +88,22 @@ impl server::Handler for Conn {
     }
 }
 
+/// Start `cmd` for `host`: `sh -c` in its home, with its agent socket as descriptor 7, whose
+/// other end is served for as long as any process of the command (a background
+/// `agentctl restart` too) holds it.
+fn start(cmd: &str, host: &Arc<HostState>) -> std::io::Result<Child> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    ours.set_nonblocking(true)?;
+    let ours = UnixStream::from_std(ours)?;
+    let env = [
+        ("HOME", host.home.as_os_str()),
+        ("BELLWETHER_SANDBOX_HOST", OsStr::new(&host.name)),
+    ];
+    let child = spawn(cmd, &host.home, &env, Some((OwnedFd::from(theirs), AGENT_FD)))?;
+    tokio::spawn(agentctl::serve(ours, host.agent.clone()));
+    Ok(child)
+}
+
 /// Run one exec channel: `sh -c COMMAND` in the host's home, stdin/stdout/stderr piped over
 /// the channel, exit status at the end. A closed channel closes the command's stdin.
 async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: server::Handle) {
@@ -98,24 +114,7 @@ async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: serve
             Some(_) => {}
         }
     };
-    // The command's end of its agent socket; ours is served for as long as any process of the
-    // command (a background `agentctl restart` too) holds the other.
-    let agent_sock = std::os::unix::net::UnixStream::pair().and_then(|(ours, theirs)| {
-        ours.set_nonblocking(true)?;
-        Ok((UnixStream::from_std(ours)?, OwnedFd::from(theirs)))
-    });
-    let (ours, theirs) = match agent_sock {
-        Ok((ours, theirs)) => (Some(ours), Some((theirs, AGENT_FD))),
-        Err(_) => (None, None),
-    };
-    let env = [
-        ("HOME", host.home.as_os_str()),
-        ("BELLWETHER_SANDBOX_HOST", OsStr::new(&host.name)),
-    ];
-    let child = spawn(&cmd, &host.home, &env, theirs);
-    if let Some(ours) = ours {
-        tokio::spawn(agentctl::serve(ours, host.agent.clone()));
-    }
+    let child = start(&cmd, &host);
     let (mut read, write) = ch.split();
     let mut child = match child {
         Ok(c) => c,
