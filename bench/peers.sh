@@ -58,7 +58,7 @@ PSSH=$(command -v parallel-ssh || true)
 mkdir -p /run/sshd 2>/dev/null || true
 
 cargo build --release --quiet
-BW=$PWD/target/release/bellwether
+BW=${CARGO_TARGET_DIR:-$PWD/target}/release/bellwether
 AGENTCTL=$PWD/tests/fixtures/agentctl
 QUIET_AGENTCTL='#!/bin/sh
 # bench/peers.sh AGENT=quiet: the commands of tests/fixtures/agentctl; the daemon only sleeps.

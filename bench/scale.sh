@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 PAR=${PAR:-50}
 [ -x /usr/bin/time ] || { echo "needs GNU time: apt-get install time" >&2; exit 2; }
 cargo build --release --quiet
-BW=$PWD/target/release/bellwether
+BW=${CARGO_TARGET_DIR:-$PWD/target}/release/bellwether
 HZ=$(getconf CLK_TCK)
 work=$(mktemp -d)
 sandbox=""
