@@ -21,6 +21,7 @@ mod host_preflight;
 pub(crate) mod machine;
 pub mod markers;
 pub mod observe;
+mod observe_progress;
 pub mod outcome;
 pub(crate) mod phase;
 pub(crate) mod pins;

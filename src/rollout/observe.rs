@@ -11,6 +11,7 @@
 //! lines are asked whether they now fail (every host is asked on the half-second tick and at
 //! a silence deadline).
 
+use super::observe_progress::{progress_bar, progress_line};
 use crate::record::{EventKind, RunDir};
 use crate::ssh::lines::LineBuf;
 use crate::ssh::{Chunk, Connection, StreamHandle};
@@ -371,46 +372,4 @@ impl Tails {
         let baseline = (!base_stats.is_empty()).then(|| Stats::pooled(&base_stats));
         (verdicts, baseline)
     }
-}
-
-/// A spinner for the observation window, only when stdout is a terminal (cron mail and CI logs
-/// get the plain timestamped lines instead).
-fn progress_bar() -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() || crate::ui::log::is_json() {
-        return None;
-    }
-    let b = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
-        b.set_style(style);
-    }
-    Some(b)
-}
-
-/// "canary: 7m 12s left | h01 1204 lines 0 errors | baseline h02 998 lines 0 errors"
-fn progress_line(
-    phase: &str,
-    window: Duration,
-    start: Instant,
-    names: &[String],
-    base: &[bool],
-    obs: &[Observer],
-) -> String {
-    let left = window.saturating_sub(start.elapsed());
-    let mut s = format!(
-        "{phase}: {} left",
-        humantime::format_duration(Duration::from_secs(left.as_secs()))
-    );
-    for (i, o) in obs.iter().enumerate().take(6) {
-        let c = o.counts();
-        let tag = if base[i] { "baseline " } else { "" };
-        s.push_str(&format!(
-            " | {tag}{} {} lines {} errors",
-            names[i], c.lines, c.error_lines
-        ));
-    }
-    if obs.len() > 6 {
-        s.push_str(&format!(" | +{} more", obs.len() - 6));
-    }
-    s
 }
