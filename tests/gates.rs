@@ -277,3 +277,43 @@ fn a_silent_canary_beside_a_silent_baseline_blames_the_watch() {
         "the operator sees it:\n{out}\n{err}"
     );
 }
+
+/// A canary that passes its health check at the change and fails it at the window's end is
+/// reverted (the window-end checks run in parallel; a failure is still named and recorded).
+#[test]
+fn a_canary_unhealthy_at_the_windows_end_is_reverted() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let orig = originals(&f);
+    let pb = f.playbook(
+        "late-unhealthy",
+        &format!(
+            r#"id = "late-unhealthy"
+tier = "T2"
+component = "model"
+targets = {{ groups = ["prod"] }}
+
+[[edit]]
+path = "agent/config.toml"
+set = {{ "model.name" = "{GOOD}" }}
+
+[apply]
+command = "rm -f agent/unhealthy; ./agentctl restart && if grep -q '{GOOD}' agent/config.toml; then (sleep 1; touch agent/unhealthy) </dev/null >/dev/null 2>&1 & fi"
+health = "./agentctl status && test ! -e agent/unhealthy"
+health_timeout = "2s"
+
+[rollout]
+canary_hosts = ["h01"]
+observe = "3s"
+batch_observe = "0s"
+"#
+        ),
+    );
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let evs = events(&f);
+    let why = canary_failure(&evs);
+    assert!(why.starts_with("health after the window: "), "{why}");
+    assert!(reverted_verified(&evs, "h01"), "{evs:#?}");
+    assert_all_restored(&f, &orig);
+}

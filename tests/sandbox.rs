@@ -224,3 +224,137 @@ fn sandbox_up_fault_down_through_the_cli() {
     let out = bw().arg("--fleet").arg(&fleet).arg("ping").output().unwrap();
     assert_ne!(out.status.code(), Some(0), "hosts are gone after down");
 }
+
+/// A `sandbox up` whose background process is stopped when the test ends, however it ends.
+struct Up(std::path::PathBuf);
+
+impl Up {
+    fn start(dir: &std::path::Path, hosts: usize) -> Up {
+        let out = bw()
+            .args(["sandbox", "up", "--hosts", &hosts.to_string(), "--dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        Up(dir.to_path_buf())
+    }
+
+    fn exec(&self, target: &str, command: &str) -> (Option<i32>, String) {
+        let out = bw()
+            .arg("--fleet")
+            .arg(self.0.join("fleet.toml"))
+            .args(["exec", target, "--", command])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    }
+
+    fn log(&self, host: &str) -> String {
+        std::fs::read_to_string(self.0.join(format!("hosts/{host}/agent/agent.log"))).unwrap()
+    }
+
+    /// Wait until `host`'s log, past its first `from` bytes, has a line matching `pred`.
+    fn wait_log(&self, host: &str, from: usize, pred: impl Fn(&str) -> bool) -> String {
+        let t = std::time::Instant::now();
+        loop {
+            let log = self.log(host);
+            if log[from..].lines().any(&pred) {
+                return log[from..].to_string();
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "{host}: {}", &log[from..]);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = bw().args(["sandbox", "down", "--dir"]).arg(&self.0).output();
+    }
+}
+
+#[test]
+fn three_hundred_hosts_come_up_and_all_answer_a_ping() {
+    let d = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    let sb = Up::start(&d.path().join("sb"), 300);
+    let out = bw()
+        .arg("--fleet")
+        .arg(sb.0.join("fleet.toml"))
+        .args(["-j", "50", "ping"])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{s}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.contains("300 of 300 hosts answered"), "{s}");
+    // Every agent is running and logging on its own, without a process per host.
+    for h in ["h01", "h150", "h300"] {
+        sb.wait_log(h, 0, |l| l.starts_with("INFO request ok model=claude-sonnet-4 "));
+    }
+    eprintln!("300 hosts up and pinged in {:?}", t.elapsed());
+}
+
+#[test]
+fn sandbox_agents_keep_the_agentctl_semantics_over_ssh() {
+    let d = tempfile::tempdir().unwrap();
+    let sb = Up::start(&d.path().join("sb"), 3);
+    // A broken model, picked up by a restart, logs `model not found` from then on.
+    let from = sb.log("h02").len();
+    let (code, out) = sb.exec(
+        "h02",
+        "sed -i 's/\"claude-sonnet-4\"/\"claude-broken-9\"/' agent/config.toml && ./agentctl restart && ./agentctl status && ./agentctl model",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("h02 | claude-broken-9"), "{out}");
+    let after = sb.wait_log("h02", from, |l| l == "ERROR model not found: claude-broken-9");
+    let mut lines = after.lines();
+    assert_eq!(
+        lines.next(),
+        Some("INFO agent started model=claude-broken-9"),
+        "{after}"
+    );
+    assert!(
+        lines.all(|l| l == "ERROR model not found: claude-broken-9"),
+        "no line of the old model after the restart returned: {after}"
+    );
+    // Another host is untouched.
+    assert!(!sb.log("h01").contains("ERROR"), "{}", sb.log("h01"));
+    // A model no longer listed as broken is healthy after the next restart.
+    let from = sb.log("h02").len();
+    let (code, out) = sb.exec("h02", "echo other > agent/broken_models && ./agentctl restart");
+    assert_eq!(code, Some(0), "{out}");
+    sb.wait_log("h02", from, |l| {
+        l.starts_with("INFO request ok model=claude-broken-9 latency_ms=")
+    });
+    // A fault file written on the host is read within a second or so.
+    let from = sb.log("h03").len();
+    let (code, out) = sb.exec("h03", "echo slow > agent/fault");
+    assert_eq!(code, Some(0), "{out}");
+    sb.wait_log("h03", from, |l| l.ends_with("latency_ms=2500"));
+    // Stopped: status fails and the log stays still; start brings it back.
+    let (code, out) = sb.exec("h01", "./agentctl stop && ./agentctl status");
+    assert_ne!(code, Some(0), "status fails on a stopped agent: {out}");
+    let still = sb.log("h01");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(sb.log("h01"), still, "a stopped agent logs nothing");
+    let (code, out) = sb.exec("h01", "./agentctl start && ./agentctl status");
+    assert_eq!(code, Some(0), "{out}");
+    // Outside the sandbox's SSH, agentctl says where it works instead of hanging.
+    let out = Command::new("sh")
+        .arg(sb.0.join("hosts/h01/agentctl"))
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("over the sandbox's SSH"));
+}

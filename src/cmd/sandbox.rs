@@ -36,8 +36,9 @@ pub async fn run(action: &SandboxAction) -> Result<Exit, Failure> {
 
 /// Start the sandbox as a background process and wait until it serves.
 fn up(dir: &Path, hosts: usize) -> Result<Exit, Failure> {
-    if !(1..=200).contains(&hosts) {
-        return Err(Failure::input("--hosts must be between 1 and 200"));
+    let max = crate::sandbox::limits::MAX_HOSTS;
+    if !(1..=max).contains(&hosts) {
+        return Err(Failure::input(format!("--hosts must be between 1 and {max}")));
     }
     if dir.join("control.sock").exists() && std::os::unix::net::UnixStream::connect(dir.join("control.sock")).is_ok() {
         return Err(Failure::input(format!(

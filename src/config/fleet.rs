@@ -46,6 +46,10 @@ pub struct Defaults {
     pub known_hosts: Option<String>,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: Dur,
+    /// Limit for each of bellwether's own remote commands (preflight, markers, file reads and
+    /// writes): generous, since a busy host can take seconds to start a shell.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout: Dur,
     /// Hosts worked on at once (connect, preflight, a batch).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -72,6 +76,9 @@ fn default_port() -> u16 {
 fn default_connect_timeout() -> Dur {
     Dur(std::time::Duration::from_secs(10))
 }
+fn default_command_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(120))
+}
 fn default_concurrency() -> usize {
     50
 }
@@ -87,6 +94,7 @@ impl Default for Defaults {
             identity: Vec::new(),
             known_hosts: None,
             connect_timeout: default_connect_timeout(),
+            command_timeout: default_command_timeout(),
             concurrency: default_concurrency(),
             become_root: false,
             jump: None,
@@ -209,6 +217,12 @@ impl Fleet {
                 "must be at least 1",
             ));
         }
+        if self.defaults.command_timeout.get() < std::time::Duration::from_secs(1) {
+            out.push(Invalid::new(
+                root.key("defaults").key("command_timeout"),
+                "must be at least 1s (it limits each of bellwether's own remote commands)",
+            ));
+        }
         if self.hosts.is_empty() {
             out.push(Invalid::new(
                 root.key("host"),
@@ -303,6 +317,29 @@ mod tests {
         );
         assert!(
             text[1].starts_with("field `host[0].region`: contains the control character U+001B"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn command_timeout_defaults_to_two_minutes_and_must_be_at_least_a_second() {
+        let host = "[[host]]\nname = \"h\"\n";
+        let fleet: Fleet = toml::from_str(host).unwrap();
+        assert_eq!(
+            fleet.defaults.command_timeout.get(),
+            std::time::Duration::from_secs(120)
+        );
+        let fleet: Fleet = toml::from_str(&format!("[defaults]\ncommand_timeout = \"5m\"\n{host}")).unwrap();
+        assert_eq!(
+            fleet.defaults.command_timeout.get(),
+            std::time::Duration::from_secs(300)
+        );
+        assert!(fleet.validate().is_empty());
+        let fleet: Fleet = toml::from_str(&format!("[defaults]\ncommand_timeout = \"0s\"\n{host}")).unwrap();
+        let text: Vec<String> = fleet.validate().iter().map(|p| p.to_string()).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert!(
+            text[0].starts_with("field `defaults.command_timeout`: must be at least 1s"),
             "{text:?}"
         );
     }

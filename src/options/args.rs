@@ -132,6 +132,7 @@ pub struct GateArgs {
 pub enum SandboxAction {
     /// Start N simulated hosts and write DIR/fleet.toml and DIR/known_hosts.
     Up {
+        /// How many hosts, 1 to 2,000.
         #[arg(long, default_value_t = 8)]
         hosts: usize,
         #[arg(long, default_value = "sandbox")]

@@ -16,7 +16,6 @@ use crate::record::{EventKind, RunDir};
 use crate::ssh::{Connection, WriteOptions};
 use std::time::Duration;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
 /// Copying a large slot can take a while; the copy is bounded all the same.
 const STAGE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -41,7 +40,7 @@ pub async fn inspect(conn: &Connection, link: &str, slots: [&str; 2]) -> Result<
     let slots = [trim_slashes(slots[0]).to_string(), trim_slashes(slots[1]).to_string()];
     let script = super::slot_scripts::inspect(&link, [&slots[0], &slots[1]]);
     let out = conn
-        .run(script.text(), None, TIMEOUT, None)
+        .run(script.text(), None, conn.command_timeout(), None)
         .await
         .map_err(|e| format!("inspecting {link}: {e}"))?;
     let text = out.stdout_text();
@@ -140,7 +139,7 @@ fn check_link_dir(link: &str, link_dir: &str, link_w: &str, mv_t: &str) -> Resul
 pub async fn check_dir(conn: &Connection, live_path: &str) -> Result<(), String> {
     let script = super::slot_scripts::check_dir(live_path);
     let out = conn
-        .run(script.text(), None, TIMEOUT, None)
+        .run(script.text(), None, conn.command_timeout(), None)
         .await
         .map_err(|e| format!("{live_path}: {e}"))?;
     if out.status == 0 {
@@ -163,7 +162,7 @@ pub(crate) async fn stage(run: &RunDir, h: &Prepared, bg: &BlueGreenHost) -> Res
     let script = super::slot_scripts::stage(&bg.link, &bg.live, &bg.idle);
     let out = h
         .conn
-        .run(script.text(), None, STAGE_TIMEOUT, None)
+        .run(script.text(), None, STAGE_TIMEOUT.max(h.conn.command_timeout()), None)
         .await
         .map_err(|e| format!("staging {} from {}: {e}", bg.idle, bg.live))?;
     if out.status != 0 {

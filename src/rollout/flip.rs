@@ -8,9 +8,6 @@ use crate::record::events::SlotFile;
 use crate::record::history::FlippedLink;
 use crate::record::{EventKind, RunDir};
 use crate::ssh::Connection;
-use std::time::Duration;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What [`set_link`] found.
 enum LinkSet {
@@ -42,7 +39,7 @@ impl LinkError {
 async fn set_link(conn: &Connection, link: &str, expect: &str, new: &str) -> Result<LinkSet, LinkError> {
     let script = super::slot_scripts::set_link(link, expect, new);
     let out = conn
-        .run(script.text(), None, TIMEOUT, None)
+        .run(script.text(), None, conn.command_timeout(), None)
         .await
         .map_err(|e| LinkError::Failed(format!("{link}: {e}")))?;
     let text = out.stdout_text();

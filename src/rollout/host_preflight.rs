@@ -16,7 +16,6 @@ use crate::ssh::{
 };
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 fn first_word(cmd: &str) -> Option<&str> {
     cmd.split_whitespace().find(|w| !w.contains('='))
@@ -319,7 +318,7 @@ async fn check_programs_and_log(conn: &Connection, cmds: &Commands) -> Result<()
         return Ok(());
     }
     let out = conn
-        .run(&script, None, Duration::from_secs(20), None)
+        .run(&script, None, conn.command_timeout(), None)
         .await
         .map_err(|e| format!("checking for the programs and the log file the playbook needs: {e}"))?;
     let problems: Vec<String> = out

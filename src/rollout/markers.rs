@@ -7,7 +7,6 @@
 use crate::record::lock::hostname;
 use crate::ssh::quote::Script;
 use crate::ssh::Connection;
-use std::time::Duration;
 
 /// The marker file name, relative to the remote login directory.
 pub const MARKER: &str = ".bellwether.lock";
@@ -50,7 +49,7 @@ pub async fn after_held(
     break_stale: bool,
 ) -> Result<Option<String>, String> {
     if break_stale && is_stale(&holder) {
-        conn.run(force_script(&line(run_id)).text(), None, Duration::from_secs(20), None)
+        conn.run(force_script(&line(run_id)).text(), None, conn.command_timeout(), None)
             .await
             .map_err(|e| e.to_string())?;
         return Ok(Some(holder));
@@ -89,7 +88,7 @@ pub async fn place(conn: &Connection, run_id: &str, break_stale: bool) -> Result
     let content = line(run_id);
     let script = place_script(run_id, &content);
     let out = conn
-        .run(script.text(), None, Duration::from_secs(20), None)
+        .run(script.text(), None, conn.command_timeout(), None)
         .await
         .map_err(|e| e.to_string())?;
     match out.status {
@@ -104,7 +103,7 @@ pub async fn place(conn: &Connection, run_id: &str, break_stale: bool) -> Result
                 .trim()
                 .to_string();
             if break_stale && is_stale(&holder) {
-                conn.run(force_script(&content).text(), None, Duration::from_secs(20), None)
+                conn.run(force_script(&content).text(), None, conn.command_timeout(), None)
                     .await
                     .map_err(|e| e.to_string())?;
                 return Ok(Some(holder));
@@ -130,7 +129,7 @@ pub fn held(host: &str, holder: &str) -> String {
 pub async fn remove(conn: &Connection, run_id: &str) -> Result<(), String> {
     let script = remove_script(run_id);
     let out = conn
-        .run(script.text(), None, Duration::from_secs(20), None)
+        .run(script.text(), None, conn.command_timeout(), None)
         .await
         .map_err(|e| e.to_string())?;
     if out.status == 0 {

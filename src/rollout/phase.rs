@@ -255,16 +255,34 @@ pub(crate) async fn observe(run: &mut Run, phase: Phase, mut failures: Failures)
 }
 
 /// Clean logs are not enough: a host must still pass its health check when the window ends.
+/// Hosts are checked in parallel (bounded by the run's concurrency): one at a time, a batch
+/// of hundreds waited ~100 ms a host at every window's end (bench/README.md). Failures keep
+/// the phase's host order.
 async fn health_after_window(run: &Run, hosts: &[String], failures: &mut Failures) -> Result<(), HostError> {
-    for h in hosts {
-        let Some(p) = run.prepared.get(h) else { continue };
-        let Some(cmd) = &p.health else { continue };
-        let hp = run.plan.hosts.get(h).cloned().unwrap_or_default();
-        let timeout = Duration::from_millis(hp.health_timeout_ms);
-        match host::health(&run.rec, &p.conn, h, Some(cmd), timeout).await {
+    let mut results: Vec<(usize, String, Result<(), HostError>)> = stream::iter(hosts.iter().enumerate())
+        .filter_map(|(i, h)| async move {
+            let p = run.prepared.get(h)?;
+            let cmd = p.health.as_deref()?;
+            let hp = run.plan.hosts.get(h).cloned().unwrap_or_default();
+            let timeout = Duration::from_millis(hp.health_timeout_ms);
+            Some((i, h, p, cmd, timeout))
+        })
+        .map(|(i, h, p, cmd, timeout)| async move {
+            (
+                i,
+                h.clone(),
+                host::health(&run.rec, &p.conn, h, Some(cmd), timeout).await,
+            )
+        })
+        .buffer_unordered(run.concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(i, _, _)| *i);
+    for (_, h, r) in results {
+        match r {
             Ok(()) => {}
             Err(HostError::Record(e)) => return Err(HostError::Record(e)),
-            Err(e) => failures.push((h.clone(), HostError::Failed(format!("health after the window: {e}")))),
+            Err(e) => failures.push((h, HostError::Failed(format!("health after the window: {e}")))),
         }
     }
     Ok(())

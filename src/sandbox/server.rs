@@ -1,16 +1,22 @@
 //! A simulated agent host: an in-process russh SSH server whose exec requests run `sh -c` in
 //! the host's own home directory, so playbooks with relative paths behave as on real hosts.
-//! It also injects faults OpenSSH cannot easily produce: dropping the connection mid-upload.
+//! Each command also gets descriptor 7, the way its `agentctl` reaches the host's agent
+//! ([`super::agentctl`]). It also injects faults OpenSSH cannot easily produce: dropping the
+//! connection mid-upload.
 
+use super::agent::Agent;
+use super::agentctl::{self, AGENT_FD};
+use super::spawn::{spawn, Child};
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{self, Auth, Msg, Session};
 use russh::{Channel, ChannelId, ChannelMsg};
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixStream};
 use tokio::sync::watch;
 
 /// Shared state of one simulated host.
@@ -23,6 +29,8 @@ pub struct HostState {
     pub down: watch::Sender<bool>,
     /// Drop the connection once the next command has received 64 KiB of stdin.
     pub drop_next_upload: AtomicBool,
+    /// The host's simulated agent.
+    pub agent: Arc<Agent>,
 }
 
 /// One connection's handler.
@@ -80,6 +88,22 @@ impl server::Handler for Conn {
     }
 }
 
+/// Start `cmd` for `host`: `sh -c` in its home, with its agent socket as descriptor 7, whose
+/// other end is served for as long as any process of the command (a background
+/// `agentctl restart` too) holds it.
+fn start(cmd: &str, host: &Arc<HostState>) -> std::io::Result<Child> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    ours.set_nonblocking(true)?;
+    let ours = UnixStream::from_std(ours)?;
+    let env = [
+        ("HOME", host.home.as_os_str()),
+        ("BELLWETHER_SANDBOX_HOST", OsStr::new(&host.name)),
+    ];
+    let child = spawn(cmd, &host.home, &env, Some((OwnedFd::from(theirs), AGENT_FD)))?;
+    tokio::spawn(agentctl::serve(ours, host.agent.clone()));
+    Ok(child)
+}
+
 /// Run one exec channel: `sh -c COMMAND` in the host's home, stdin/stdout/stderr piped over
 /// the channel, exit status at the end. A closed channel closes the command's stdin.
 async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: server::Handle) {
@@ -90,28 +114,7 @@ async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: serve
             Some(_) => {}
         }
     };
-    let mut command = tokio::process::Command::new("sh");
-    // Like an sshd session without a pty: a new session with no controlling terminal. Without
-    // this, commands inherit the terminal `bellwether demo` runs in, and a `set -m` shell (the
-    // log-tail wrapper) is stopped by SIGTTOU when it touches it.
-    // SAFETY: setsid is async-signal-safe and is the only call made between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let child = command
-        .arg("-c")
-        .arg(&cmd)
-        .current_dir(&host.home)
-        .env("HOME", &host.home)
-        .env("BELLWETHER_SANDBOX_HOST", &host.name)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(false)
-        .spawn();
+    let child = start(&cmd, &host);
     let (mut read, write) = ch.split();
     let mut child = match child {
         Ok(c) => c,
@@ -181,7 +184,7 @@ async fn serve_channel(mut ch: Channel<Msg>, host: Arc<HostState>, handle: serve
         // Closing stdin tells the command its input (or the channel) is gone.
         drop(stdin);
     });
-    let status = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(255);
+    let status = child.wait().await.unwrap_or(255);
     let _ = out_task.await;
     let _ = err_task.await;
     let _ = write.exit_status(status as u32).await;

@@ -1,5 +1,7 @@
 //! Creating a sandbox: keys, homes with the fake agent, fleet.toml, known_hosts, playbooks.
 
+use super::agent::Agent;
+use super::limits::{address, raise_fd_limit, MAX_HOSTS};
 use super::server::{serve, HostState};
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::LineEnding;
@@ -10,8 +12,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// The fake agent daemon every sandbox host runs (shared with the integration tests).
-pub const AGENTCTL: &str = include_str!("../../tests/fixtures/agentctl");
+/// The `agentctl` of every sandbox home (its agent runs in the sandbox process).
+pub const AGENTCTL: &str = super::agentctl::SCRIPT;
 
 /// A hand-written agent config, as an operator would keep it.
 pub const AGENT_CONFIG: &str = r#"# Hermes agent configuration (hand-written; comments and layout must survive edits)
@@ -31,11 +33,13 @@ api_key = "sk-ant-sandbox-not-a-real-key"   # never appears in diffs, logs or re
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
 
-/// A running sandbox (servers live as long as this process).
+/// A running sandbox (servers live as long as this process; agents as long as this value).
 pub struct Sandbox {
     pub dir: PathBuf,
     pub hosts: Vec<Arc<HostState>>,
     pub fleet: PathBuf,
+    /// Every host's agent, ticked by [`super::clock`] while this list is alive.
+    agents: Arc<Vec<Arc<Agent>>>,
 }
 
 fn key() -> PrivateKey {
@@ -156,8 +160,13 @@ batch_observe = "3s"
     )
 }
 
-/// Create the sandbox under `dir` with `n` hosts and start its servers in this process.
+/// Create the sandbox under `dir` with `n` hosts and start its servers and agents in this
+/// process.
 pub async fn create(dir: &Path, n: usize) -> Result<Sandbox, String> {
+    if !(1..=MAX_HOSTS).contains(&n) {
+        return Err(format!("a sandbox has 1 to {MAX_HOSTS} hosts, not {n}"));
+    }
+    raise_fd_limit(n)?;
     prepare_dir(dir)?;
     std::fs::create_dir_all(dir.join("hosts")).map_err(io("create the sandbox folder"))?;
     std::fs::create_dir_all(dir.join("playbooks")).map_err(io("create playbooks/"))?;
@@ -166,7 +175,6 @@ pub async fn create(dir: &Path, n: usize) -> Result<Sandbox, String> {
     let client_path = dir.join("id_ed25519");
     let pem = client.to_openssh(LineEnding::LF).map_err(io("encode the client key"))?;
     write_private(&client_path, &pem)?;
-    let block = 1 + (std::process::id() % 250);
     let mut fleet = format!(
         "# The sandbox fleet: {n} simulated agent hosts on loopback (bellwether sandbox).\n\n[defaults]\nuser = \"agent\"\nidentity = [\"{}\"]\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\nconcurrency = 8\nagent = false\nssh_config = false\n\n",
         client_path.display(),
@@ -181,10 +189,11 @@ pub async fn create(dir: &Path, n: usize) -> Result<Sandbox, String> {
         write(&home.join("agent/config.toml"), AGENT_CONFIG)?;
         write(&home.join("agent/broken_models"), "claude-broken-9\n")?;
         let _ = std::fs::remove_file(home.join("agent/fault"));
+        let _ = std::fs::remove_file(home.join("agent/outage"));
         write(&home.join("agentctl"), AGENTCTL)?;
         std::fs::set_permissions(home.join("agentctl"), std::fs::Permissions::from_mode(0o755))
             .map_err(io("chmod agentctl"))?;
-        let addr = format!("127.{}.{}.{}", 200 + (block % 50), block % 250, i + 1);
+        let addr = address(std::process::id(), i);
         let listener = TcpListener::bind((addr.as_str(), 0))
             .await
             .map_err(io(&format!("bind {addr}")))?;
@@ -208,6 +217,7 @@ pub async fn create(dir: &Path, n: usize) -> Result<Sandbox, String> {
             client_key: client.public_key().clone(),
             down,
             drop_next_upload: AtomicBool::new(false),
+            agent: Arc::new(Agent::new(&home)),
         });
         tokio::spawn(serve(listener, hk, state.clone()));
         hosts.push(state);
@@ -223,33 +233,17 @@ pub async fn create(dir: &Path, n: usize) -> Result<Sandbox, String> {
         &dir.join("playbooks/model-broken.toml"),
         &playbook("sandbox-model-broken", "claude-broken-9", "8s"),
     )?;
-    for h in &hosts {
-        agentctl(&h.home, "start").await?;
+    let agents: Arc<Vec<Arc<Agent>>> = Arc::new(hosts.iter().map(|h| h.agent.clone()).collect());
+    for a in agents.iter() {
+        a.start().map_err(io("start an agent"))?;
     }
+    super::clock::start(&agents).map_err(io("start the agents' clock"))?;
     Ok(Sandbox {
         dir,
         hosts,
         fleet: fleet_path,
+        agents,
     })
-}
-
-/// Run `agentctl ARG` in a host home.
-pub async fn agentctl(home: &Path, arg: &str) -> Result<(), String> {
-    let st = tokio::process::Command::new("sh")
-        .arg("./agentctl")
-        .arg(arg)
-        .current_dir(home)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .await
-        .map_err(io("run agentctl"))?;
-    if st.success() || arg == "stop" {
-        Ok(())
-    } else {
-        Err(format!("agentctl {arg} failed in {}", home.display()))
-    }
 }
 
 impl Sandbox {
@@ -264,10 +258,10 @@ impl Sandbox {
         apply_fault(h, kind)
     }
 
-    /// Stop every simulated agent.
+    /// Stop every simulated agent (`agentctl stop` on each host).
     pub async fn stop_agents(&self) {
-        for h in &self.hosts {
-            let _ = agentctl(&h.home, "stop").await;
+        for a in self.agents.iter() {
+            a.stop();
         }
     }
 }
@@ -276,7 +270,11 @@ impl Sandbox {
 pub fn apply_fault(h: &HostState, kind: &str) -> Result<(), String> {
     let fault_file = h.home.join("agent/fault");
     match kind {
-        "errors" | "slow" => write(&fault_file, kind),
+        "errors" | "slow" => {
+            write(&fault_file, kind)?;
+            h.agent.refresh();
+            Ok(())
+        }
         "down" => {
             h.down.send_replace(true);
             Ok(())
@@ -287,6 +285,7 @@ pub fn apply_fault(h: &HostState, kind: &str) -> Result<(), String> {
         }
         "clear" => {
             let _ = std::fs::remove_file(&fault_file);
+            h.agent.refresh();
             h.down.send_replace(false);
             h.drop_next_upload.store(false, std::sync::atomic::Ordering::SeqCst);
             Ok(())

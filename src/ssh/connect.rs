@@ -237,6 +237,12 @@ impl Connection {
         &self.endpoint
     }
 
+    /// The limit for each of bellwether's own remote commands on this host (fleet
+    /// `command_timeout`).
+    pub fn command_timeout(&self) -> Duration {
+        self.endpoint.command_timeout
+    }
+
     /// True once the transport has gone away.
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed()

@@ -20,6 +20,8 @@ pub struct Endpoint {
     /// changed key.
     pub accept_new: bool,
     pub connect_timeout: Duration,
+    /// Limit for each of bellwether's own remote commands: reads, writes, checks, markers.
+    pub command_timeout: Duration,
     /// Another host to tunnel through (ProxyJump).
     pub jump: Option<Box<Endpoint>>,
     /// Run commands through `sudo -n`.
@@ -29,7 +31,7 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// A minimal endpoint with defaults (port 22, 10s timeout, agent allowed).
+    /// A minimal endpoint with defaults (port 22, 10s to connect, 120s a command, agent allowed).
     pub fn new(name: &str, address: &str, user: &str) -> Self {
         Endpoint {
             name: name.to_string(),
@@ -40,6 +42,7 @@ impl Endpoint {
             known_hosts: Vec::new(),
             accept_new: false,
             connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(120),
             jump: None,
             become_root: false,
             use_agent: true,

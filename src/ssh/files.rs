@@ -11,7 +11,6 @@ use super::error::SshError;
 use super::file_scripts::{self as scripts, WriteOptions, CHANGED, MARK};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
 /// Where the bytes after the marker line start.
 fn after_mark(out: &[u8]) -> Option<usize> {
@@ -47,8 +46,6 @@ pub struct RemoteFile {
     pub gid: u32,
     pub sha256: String,
 }
-
-const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The largest file bellwether reads from a host (config files are kilobytes; this leaves
 /// room for a model manifest or a bundled CA list, not for a mistake like a log or a device).
@@ -93,7 +90,7 @@ impl Connection {
         } else {
             format!("{{\n{prelude}\n}} </dev/null 1>&2\n{}", script.text())
         };
-        let out = match self.run_limited(&text, None, IO_TIMEOUT, None, limit).await {
+        let out = match self.run_limited(&text, None, self.command_timeout(), None, limit).await {
             Err(SshError::OutputLimit { .. }) => return Err(too_large(None)),
             r => r?,
         };
@@ -160,7 +157,7 @@ impl Connection {
     pub async fn write_file(&self, path: &str, bytes: &[u8], opts: &WriteOptions) -> Result<String, SshError> {
         let want = sha256_hex(bytes);
         let script = scripts::write(path, bytes.len(), &want, opts);
-        let out = self.run_confirmed(script.text(), bytes, IO_TIMEOUT).await?;
+        let out = self.run_confirmed(script.text(), bytes, self.command_timeout()).await?;
         let stdout = out.stdout_text();
         if out.status == CHANGED {
             let found = last_line(&stdout).strip_prefix("CHANGED ").unwrap_or("?").to_string();
@@ -194,7 +191,7 @@ impl Connection {
     /// `follow_links`)? One remote command: see [`scripts::check`]. Err says why not.
     pub async fn check_writable(&self, path: &str, follow_links: bool) -> Result<(), SshError> {
         let script = scripts::check(path, follow_links);
-        let out = self.run(script.text(), None, IO_TIMEOUT, None).await?;
+        let out = self.run(script.text(), None, self.command_timeout(), None).await?;
         if out.status == 0 {
             Ok(())
         } else {
@@ -210,7 +207,7 @@ impl Connection {
     /// changed since by someone else.
     pub async fn remove_file(&self, path: &str, expect: Option<&str>) -> Result<(), SshError> {
         let script = scripts::remove(path, expect);
-        let out = self.run(script.text(), None, IO_TIMEOUT, None).await?;
+        let out = self.run(script.text(), None, self.command_timeout(), None).await?;
         if out.status == CHANGED {
             return Err(SshError::Changed {
                 path: path.to_string(),

@@ -13,15 +13,18 @@ pub mod fleet;
 #[cfg(test)]
 pub(crate) mod hostile;
 pub mod known_hosts;
+pub mod lines;
 pub mod passphrase;
 pub mod pool;
 pub mod quote;
 pub mod shell_lex;
 pub mod ssh_config;
+pub mod stream;
 
 pub use connect::Connection;
 pub use endpoint::Endpoint;
 pub use error::SshError;
-pub use exec::{LineStream, Output, Stream};
+pub use exec::{Output, Stream};
 pub use file_scripts::WriteOptions;
 pub use files::{sha256_hex, RemoteFile};
+pub use stream::{Chunk, ChunkSender, LineStream, StreamHandle};

@@ -30,6 +30,8 @@ pub struct Observer {
     /// When the error count first exceeded `max_errors`: baseline mode waits a grace period
     /// from here before failing fast.
     errors_over_at_ms: Option<u64>,
+    /// Each metric's capture slots, reused line after line (a `captures` call allocates).
+    slots: Vec<regex::CaptureLocations>,
 }
 
 impl Observer {
@@ -45,12 +47,17 @@ impl Observer {
             first_errors: Vec::new(),
             metrics: vec![MetricAcc::default(); watch.metrics().len()],
             errors_over_at_ms: None,
+            slots: watch.metrics().iter().map(|m| m.capture.capture_locations()).collect(),
         }
     }
 
-    /// Account one log line received `at_ms` milliseconds after the window start. A trailing
-    /// newline is ignored; every line, blank or not, counts for the silence gate.
-    pub fn feed(&mut self, line: &str, at_ms: u64) {
+    /// Account one log line received `at_ms` milliseconds after the window start; true when
+    /// it is an error line (an `errors` pattern and no `ignore` pattern). A trailing newline
+    /// is ignored; every line, blank or not, counts for the silence gate. Every line of every
+    /// watched host comes through here: one pass of the error set over it (the ignore set
+    /// only for the rare line that matched), metrics captured into reused slots, nothing
+    /// allocated unless the line is kept as evidence.
+    pub fn feed(&mut self, line: &str, at_ms: u64) -> bool {
         let line = line.trim_end_matches(['\n', '\r']);
         self.counts.lines += 1;
         self.first_line_ms.get_or_insert(at_ms);
@@ -60,16 +67,27 @@ impl Observer {
         };
         self.longest_gap = self.longest_gap.longer(gap);
         self.last_line_ms = Some(at_ms);
+        let mut is_error = false;
         if self.watch.errors.is_match(line) {
             if self.watch.ignore.is_match(line) {
                 self.ignored_lines += 1;
             } else {
+                is_error = true;
                 self.error(line, at_ms);
             }
         }
-        for (m, acc) in self.watch.metrics.iter().zip(&mut self.metrics) {
-            if let Some(cap) = m.capture.captures(line).and_then(|c| c.get(1)) {
-                match cap.as_str().trim().parse::<f64>() {
+        self.capture_metrics(line);
+        is_error
+    }
+
+    fn capture_metrics(&mut self, line: &str) {
+        let all = self.watch.metrics.iter().zip(&mut self.metrics).zip(&mut self.slots);
+        for ((m, acc), slots) in all {
+            if m.capture.captures_read(slots, line).is_none() {
+                continue;
+            }
+            if let Some((a, b)) = slots.get(1) {
+                match line[a..b].trim().parse::<f64>() {
                     Ok(v) => acc.push(v),
                     Err(_) => acc.unparsed += 1,
                 }
@@ -330,7 +348,9 @@ mod tests {
     fn silence_fails_at_window_end() {
         let w = watch("min_lines = 10");
         let mut o = Observer::new(&w);
-        (0..9).for_each(|i| o.feed("tick", i));
+        (0..9).for_each(|i| {
+            o.feed("tick", i);
+        });
         assert_eq!(o.breach(), None, "silence is not fail-fast");
         let v = o.finish(600_000);
         assert!(!v.passed);
