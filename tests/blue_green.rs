@@ -104,12 +104,6 @@ fn assert_no_leftovers(f: &TestFleet, i: usize) {
     }
 }
 
-fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
-    let mut c = f.bw();
-    c.args(args);
-    run(c)
-}
-
 fn run_id(f: &TestFleet) -> String {
     latest_run(f).file_name().unwrap().to_string_lossy().to_string()
 }

@@ -13,40 +13,8 @@ const GOOD: &str = "claude-sonnet-4-5";
 const BROKEN: &str = "claude-broken-9";
 
 fn playbook(model: &str, rollout: &str, tail: &str) -> String {
-    format!(
-        r#"id = "model-swap"
-tier = "T2"
-component = "model"
-targets = {{ groups = ["prod"] }}
-
-[[edit]]
-path = "agent/config.toml"
-set = {{ "model.name" = "{model}" }}
-
-[apply]
-command = "./agentctl restart"
-health = "./agentctl status"
-health_timeout = "5s"
-
-[watch]
-log = {{ file = "agent/agent.log" }}
-errors = ["ERROR"]
-min_lines = 3
-
-[rollout]
-observe = "2s"
-batch_observe = "1s"
-{rollout}
-
-{tail}
-"#
-    )
-}
-
-fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
-    let mut c = f.bw();
-    c.args(args);
-    run(c)
+    let rollout = format!("observe = \"2s\"\nbatch_observe = \"1s\"\n{rollout}\n\n{tail}");
+    swap_playbook(model, "", &rollout).replace("min_lines = 5", "min_lines = 3")
 }
 
 fn changed(f: &TestFleet, i: usize) -> bool {

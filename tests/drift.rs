@@ -36,12 +36,6 @@ batches = ["100%"]
     )
 }
 
-fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
-    let mut c = f.bw();
-    c.args(args);
-    run(c)
-}
-
 /// (host, at, ok, broken) of every `pin_check` event of a run.
 fn pin_checks(r: &Record) -> Vec<(String, String, bool, Vec<String>)> {
     r.kinds()

@@ -15,39 +15,8 @@ const GOOD: &str = "claude-sonnet-4-5";
 const BROKEN: &str = "claude-broken-9";
 
 fn playbook(model: &str, extra: &str) -> String {
-    format!(
-        r#"id = "model-swap"
-tier = "T2"
-component = "model"
-targets = {{ groups = ["prod"] }}
-
-[[edit]]
-path = "agent/config.toml"
-set = {{ "model.name" = "{model}" }}
-
-[apply]
-command = "./agentctl restart"
-health = "./agentctl status"
-health_timeout = "5s"
-
-[watch]
-log = {{ file = "agent/agent.log" }}
-errors = ["ERROR"]
-min_lines = 5
-
-[rollout]
-observe = "2s"
-batch_observe = "1s"
-batches = ["100%"]
-{extra}
-"#
-    )
-}
-
-fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
-    let mut c = f.bw();
-    c.args(args);
-    run(c)
+    let rollout = format!("observe = \"2s\"\nbatch_observe = \"1s\"\nbatches = [\"100%\"]\n{extra}");
+    swap_playbook(model, "", &rollout)
 }
 
 /// Roll out with the controller crashing right after `point` (EVENT@HOST).

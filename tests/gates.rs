@@ -44,12 +44,6 @@ batch_observe = "2s"
 
 const AGENT_LOG: &str = r#"{ file = "agent/agent.log" }"#;
 
-fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
-    let mut c = f.bw();
-    c.args(args);
-    run(c)
-}
-
 /// The latest run's events, typed (an unreadable record fails the test).
 fn events(f: &TestFleet) -> Vec<Event> {
     read_events(&latest_run(f)).unwrap()

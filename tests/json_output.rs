@@ -7,37 +7,7 @@ use common::*;
 use serde_json::Value;
 
 fn playbook(model: &str) -> String {
-    format!(
-        r#"id = "model-swap"
-tier = "T2"
-component = "model"
-targets = {{ groups = ["prod"] }}
-
-[[edit]]
-path = "agent/config.toml"
-set = {{ "model.name" = "{model}" }}
-
-[apply]
-command = "./agentctl restart"
-health = "./agentctl status"
-health_timeout = "5s"
-
-[watch]
-log = {{ file = "agent/agent.log" }}
-errors = ["ERROR"]
-min_lines = 5
-
-[rollout]
-observe = "2s"
-batch_observe = "1s"
-"#
-    )
-}
-
-fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
-    let mut c = f.bw();
-    c.args(args);
-    run(c)
+    swap_playbook(model, "", "observe = \"2s\"\nbatch_observe = \"1s\"")
 }
 
 /// Every stderr line parsed; panics on a line that is not a JSON object with `ts` and `level`.

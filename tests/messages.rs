@@ -9,30 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn playbook(model: &str, rollout: &str) -> String {
-    format!(
-        r#"id = "model-swap"
-tier = "T2"
-component = "model"
-targets = {{ groups = ["prod"] }}
-
-[[edit]]
-path = "agent/config.toml"
-set = {{ "model.name" = "{model}" }}
-
-[apply]
-command = "./agentctl restart"
-health = "./agentctl status"
-health_timeout = "5s"
-
-[watch]
-log = {{ file = "agent/agent.log" }}
-errors = ["ERROR"]
-min_lines = 5
-baseline = {{ hosts = 1, max_error_rate_increase = "1%" }}
-
-[rollout]
-{rollout}
-"#
+    swap_playbook(
+        model,
+        "baseline = { hosts = 1, max_error_rate_increase = \"1%\" }",
+        rollout,
     )
 }
 

@@ -11,32 +11,7 @@ const GOOD: &str = "claude-sonnet-4-5";
 const BROKEN: &str = "claude-broken-9";
 
 fn playbook(model: &str, extra_watch: &str, rollout: &str) -> String {
-    format!(
-        r#"id = "model-swap"
-tier = "T2"
-component = "model"
-targets = {{ groups = ["prod"] }}
-
-[[edit]]
-path = "agent/config.toml"
-set = {{ "model.name" = "{model}" }}
-
-[apply]
-command = "./agentctl restart"
-health = "./agentctl status"
-health_timeout = "5s"
-
-[watch]
-log = {{ file = "agent/agent.log" }}
-errors = ["ERROR"]
-min_lines = 5
-{extra_watch}
-
-[rollout]
-{rollout}
-"#,
-        rollout = with_defaults(rollout)
-    )
+    swap_playbook(model, extra_watch, &with_defaults(rollout))
 }
 
 /// The test's rollout lines plus short default windows for any it does not set.

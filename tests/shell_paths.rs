@@ -52,12 +52,6 @@ batch_observe = "1s"
     )
 }
 
-fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
-    let mut c = f.bw();
-    c.args(args);
-    run(c)
-}
-
 #[test]
 fn a_link_loop_named_like_a_command_is_reported_and_runs_nothing() {
     let f = TestFleet::start(1);

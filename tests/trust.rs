@@ -41,12 +41,6 @@ batch_observe = "2s"
     )
 }
 
-fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
-    let mut c = f.bw();
-    c.args(args);
-    run(c)
-}
-
 fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }

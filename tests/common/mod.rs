@@ -381,6 +381,44 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// Run a command, returning (exit code, stdout, stderr).
+/// Run bellwether against `f` with `args`: (exit code, stdout, stderr).
+pub fn bw(f: &TestFleet, args: &[&str]) -> (i32, String, String) {
+    let mut c = f.bw();
+    c.args(args);
+    run(c)
+}
+
+/// The tests' model-swap playbook: `model` set in agent/config.toml, `./agentctl restart`,
+/// `./agentctl status`, the agent's log watched for `ERROR` with `min_lines = 5`; `watch` and
+/// `rollout` are the lines added to those sections.
+pub fn swap_playbook(model: &str, watch: &str, rollout: &str) -> String {
+    format!(
+        r#"id = "model-swap"
+tier = "T2"
+component = "model"
+targets = {{ groups = ["prod"] }}
+
+[[edit]]
+path = "agent/config.toml"
+set = {{ "model.name" = "{model}" }}
+
+[apply]
+command = "./agentctl restart"
+health = "./agentctl status"
+health_timeout = "5s"
+
+[watch]
+log = {{ file = "agent/agent.log" }}
+errors = ["ERROR"]
+min_lines = 5
+{watch}
+
+[rollout]
+{rollout}
+"#
+    )
+}
+
 pub fn run(mut c: Command) -> (i32, String, String) {
     let out = c.output().expect("run bellwether");
     (
