@@ -29,7 +29,7 @@ use super::error::RecordFailed;
 use super::outcome::{Ending, Outcome};
 use super::phase;
 use super::pins::AtEnd;
-use super::reconnect::reconnect;
+use super::reconnect::reconnect_for_revert;
 use super::revert::{HostRevert, Outstanding};
 use super::run::Run;
 pub(crate) use super::state::{State, Step};
@@ -152,7 +152,7 @@ pub(crate) async fn revert_all(run: &mut Run, reason: &str) -> Ending {
     // Recorded like every callback; its failure (or a record failure, remembered by the
     // sink) never stops putting hosts back.
     let _ = super::callbacks::call(run, super::callbacks::Milestone::Revert, None, None, ev).await;
-    reconnect(run, &hosts.iter().cloned().collect::<Vec<_>>(), "revert").await;
+    reconnect_for_revert(run, &hosts.iter().cloned().collect::<Vec<_>>()).await;
     let cmds = run.restore_commands();
     let mut intr = run.interrupt.clone();
     let fut = super::revert::revert(&run.rec, todo, &run.conns, &cmds, run.concurrency, reason);

@@ -21,11 +21,20 @@ use std::time::Duration;
 /// Re-open the connection of each of `hosts` that is closed (or missing, when its endpoint is
 /// known), recording `reconnected` or `reconnect_failed`; `phase` names the step it is for.
 pub(crate) async fn reconnect(ctx: &mut Run, hosts: &[String], phase: &str) {
+    reopen(ctx, hosts, phase, false).await
+}
+
+/// [`reconnect`] before putting `hosts` back: a dropped host gets its `connect_timeout` to
+/// come back ([`open_patiently`]).
+pub(crate) async fn reconnect_for_revert(ctx: &mut Run, hosts: &[String]) {
+    reopen(ctx, hosts, "revert", true).await
+}
+
+async fn reopen(ctx: &mut Run, hosts: &[String], phase: &str, patient: bool) {
     let todo = to_reopen(ctx, hosts);
     if todo.is_empty() {
         return;
     }
-    let patient = phase == "revert";
     let results: Vec<_> = stream::iter(todo)
         .map(|(h, ep, dropped)| async move {
             let r = if patient && dropped {

@@ -239,7 +239,7 @@ impl Run {
     /// Finish a revert that was cut short after the files were put back: re-run apply and
     /// health on those hosts, recorded, so the agents really run the restored config.
     async fn restart_only(&mut self, hosts: &[String]) -> Ending {
-        super::reconnect::reconnect(self, hosts, "revert").await;
+        super::reconnect::reconnect_for_revert(self, hosts).await;
         let mut bad = Vec::new();
         for h in hosts {
             let (Some(c), Some(p)) = (self.conns.get(h).cloned(), self.plan.hosts.get(h).cloned()) else {
