@@ -35,7 +35,7 @@ fn per_host(f: &TestFleet) -> std::collections::BTreeMap<String, u32> {
         .unwrap()
         .into_iter()
         .find_map(|e| match e.kind {
-            EventKind::RemoteCommands { per_host } => Some(per_host),
+            EventKind::RemoteCommands { per_host, .. } => Some(per_host),
             _ => None,
         })
         .expect("a remote_commands event")

@@ -50,6 +50,10 @@ pub struct Defaults {
     /// writes): generous, since a busy host can take seconds to start a shell.
     #[serde(default = "default_command_timeout")]
     pub command_timeout: Dur,
+    /// SSH connections held open at once: past it, idle ones are closed and reopened when
+    /// next needed (docs/ssh.md, "Connection budget").
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Hosts worked on at once (connect, preflight, a batch).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -79,6 +83,9 @@ fn default_connect_timeout() -> Dur {
 fn default_command_timeout() -> Dur {
     Dur(std::time::Duration::from_secs(120))
 }
+fn default_max_connections() -> usize {
+    crate::ssh::budget::DEFAULT_MAX_CONNECTIONS
+}
 fn default_concurrency() -> usize {
     50
 }
@@ -95,6 +102,7 @@ impl Default for Defaults {
             known_hosts: None,
             connect_timeout: default_connect_timeout(),
             command_timeout: default_command_timeout(),
+            max_connections: default_max_connections(),
             concurrency: default_concurrency(),
             become_root: false,
             jump: None,
@@ -214,6 +222,12 @@ impl Fleet {
         if self.defaults.concurrency == 0 {
             out.push(Invalid::new(
                 root.key("defaults").key("concurrency"),
+                "must be at least 1",
+            ));
+        }
+        if self.defaults.max_connections == 0 {
+            out.push(Invalid::new(
+                root.key("defaults").key("max_connections"),
                 "must be at least 1",
             ));
         }

@@ -290,6 +290,10 @@ pub enum EventKind {
     /// on the host): written at the end of each process's part of a run.
     RemoteCommands {
         per_host: std::collections::BTreeMap<String, u32>,
+        /// Hosts whose connection the connection budget parked and a later step opened
+        /// again, and how many times (each is one more SSH handshake on the host).
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        reopened: std::collections::BTreeMap<String, u32>,
     },
     RunFinished {
         outcome: String,

@@ -30,9 +30,15 @@ impl Run {
         // Recorded like every callback; a failure is never fatal (the run is over).
         let _ = super::callbacks::call(&self, super::callbacks::Milestone::Finish, None, Some(outcome), ev).await;
         let per_host = self.conns.iter().map(|(h, c)| (h.clone(), c.commands_run())).collect();
+        let reopened = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.reopened() > 0)
+            .map(|(h, c)| (h.clone(), c.reopened()))
+            .collect();
         // Evidence for the benchmark, not the write-ahead log: a failure is reported below
         // by the run_finished write that follows on the same file.
-        self.rec.emit_or_remember(EventKind::RemoteCommands { per_host });
+        self.rec.emit_or_remember(EventKind::RemoteCommands { per_host, reopened });
         if let Err(e) = self.rec.close_logs() {
             ending.message.push_str(&format!("\ncannot finish the kept logs: {e}"));
         }

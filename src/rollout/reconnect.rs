@@ -16,7 +16,6 @@ use crate::ssh::Connection;
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Re-open the connection of each of `hosts` that is closed (or missing, when its endpoint is
 /// known), recording `reconnected` or `reconnect_failed`; `phase` names the step it is for.
@@ -25,8 +24,14 @@ pub(crate) async fn reconnect(ctx: &mut Run, hosts: &[String], phase: &str) {
 }
 
 /// [`reconnect`] before putting `hosts` back: a dropped host gets its `connect_timeout` to
-/// come back ([`open_patiently`]).
+/// come back ([`Connection::open_patiently`]), and so does a connection the budget parked
+/// when its first revert command opens it again.
 pub(crate) async fn reconnect_for_revert(ctx: &mut Run, hosts: &[String]) {
+    for h in hosts {
+        if let Some(c) = ctx.conns.get(h) {
+            c.be_patient();
+        }
+    }
     reopen(ctx, hosts, "revert", true).await
 }
 
@@ -38,7 +43,7 @@ async fn reopen(ctx: &mut Run, hosts: &[String], phase: &str, patient: bool) {
     let results: Vec<_> = stream::iter(todo)
         .map(|(h, ep, dropped)| async move {
             let r = if patient && dropped {
-                open_patiently(&ep).await
+                Connection::open_patiently(&ep).await
             } else {
                 Connection::open(&ep).await
             };
@@ -77,25 +82,6 @@ async fn reopen(ctx: &mut Run, hosts: &[String], phase: &str, patient: bool) {
                 };
                 ctx.say(&format!("{phase}: {h}: {what}: {e}"));
             }
-        }
-    }
-}
-
-/// Open `ep`, retrying refused, reset and timed-out attempts (backoff 200 ms doubling to 2 s)
-/// until its `connect_timeout` has passed since the first one; the last error if it never
-/// comes back.
-async fn open_patiently(ep: &crate::ssh::Endpoint) -> Result<Connection, crate::ssh::SshError> {
-    let deadline = tokio::time::Instant::now() + ep.connect_timeout;
-    let mut pause = Duration::from_millis(200);
-    loop {
-        match Connection::open(ep).await {
-            Ok(c) => return Ok(c),
-            Err(e) if e.may_pass() && tokio::time::Instant::now() + pause < deadline => {
-                tracing::debug!(host = %ep.name, error = %e, "reconnect for revert: retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-            Err(e) => return Err(e),
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Endpoint {
     pub connect_timeout: Duration,
     /// Limit for each of bellwether's own remote commands: reads, writes, checks, markers.
     pub command_timeout: Duration,
+    /// The fleet's `max_connections`: open connections the controller holds at once before
+    /// it parks idle ones ([`super::budget`]).
+    pub max_connections: usize,
     /// Another host to tunnel through (ProxyJump).
     pub jump: Option<Box<Endpoint>>,
     /// Run commands through `sudo -n`.
@@ -43,6 +46,7 @@ impl Endpoint {
             accept_new: false,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(120),
+            max_connections: super::budget::DEFAULT_MAX_CONNECTIONS,
             jump: None,
             become_root: false,
             use_agent: true,

@@ -138,7 +138,8 @@ impl Connection {
             Limit::Fail(n) => (n, true),
         };
         let fut = async {
-            let mut ch = self.handle.channel_open_session().await?;
+            let lease = self.session().await?;
+            let mut ch = lease.handle.channel_open_session().await?;
             ch.exec(true, cmd.as_bytes()).await?;
             if let Some(data) = stdin {
                 ch.data(data).await?;
@@ -195,7 +196,7 @@ impl Connection {
                     out.status = s;
                     Ok(out)
                 }
-                None if self.is_closed() => Err(SshError::Disconnected("closed during a command".into())),
+                None if lease.handle.is_closed() => Err(SshError::Disconnected("closed during a command".into())),
                 None => Err(SshError::NoExitStatus { signal }),
             }
         };

@@ -90,6 +90,7 @@ fn endpoint_depth(lf: &LoadedFleet, host: &Host, accept_new: bool, depth: usize)
     ep.accept_new = accept_new;
     ep.connect_timeout = d.connect_timeout.get();
     ep.command_timeout = d.command_timeout.get();
+    ep.max_connections = d.max_connections;
     ep.become_root = host.become_root.unwrap_or(d.become_root);
     ep.use_agent = d.agent;
     let jump = host.jump.clone().or(d.jump.clone()).or(sc.proxy_jump.clone());

@@ -3,6 +3,7 @@
 //! One [`Connection`] per host is opened once and reused for every step of a run; each
 //! operation opens its own channel on it, so a log tail can run while a restart runs.
 
+pub mod budget;
 pub mod connect;
 pub mod endpoint;
 pub mod error;

@@ -38,10 +38,13 @@ impl Connection {
     pub async fn stream_into(&self, command: &str, tag: usize, tx: ChunkSender) -> Result<StreamHandle, SshError> {
         let cmd = quote::wrap_sh(stream_script(command).text(), self.endpoint.become_root);
         self.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut ch = self.handle.channel_open_session().await?;
+        let lease = self.session().await?;
+        let mut ch = lease.handle.channel_open_session().await?;
         ch.exec(true, cmd.as_bytes()).await?;
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // The session is not parked while the stream runs.
+            let _lease = lease;
             loop {
                 tokio::select! {
                     _ = &mut stop_rx => {

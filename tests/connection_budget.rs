@@ -1,0 +1,107 @@
+//! The fleet's `max_connections`: with more hosts than the budget, idle connections are
+//! closed (parked) and reopened — with strict host-key checking — by the host's next step, so
+//! a rollout and its revert work exactly as with one connection per host held for the run.
+//! Against real sshd.
+
+mod common;
+
+use bellwether::record::{read_events, EventKind};
+use common::*;
+use std::collections::BTreeMap;
+
+fn with_budget(f: &TestFleet, max_connections: usize, concurrency: usize) {
+    let fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
+    let fleet = fleet
+        .replacen("concurrency = 8\n", &format!("concurrency = {concurrency}\n"), 1)
+        .replacen("[defaults]\n", &format!("[defaults]\nmax_connections = {max_connections}\n"), 1);
+    std::fs::write(f.fleet_path(), fleet).unwrap();
+}
+
+/// The `reopened` map of the run's `remote_commands` event.
+fn reopened(f: &TestFleet) -> BTreeMap<String, u32> {
+    read_events(&latest_run(f))
+        .unwrap()
+        .into_iter()
+        .find_map(|e| match e.kind {
+            EventKind::RemoteCommands { reopened, .. } => Some(reopened),
+            _ => None,
+        })
+        .expect("a remote_commands event")
+}
+
+fn no_markers(f: &TestFleet) {
+    for h in &f.hosts {
+        assert!(
+            !h.home.join(".bellwether.lock").exists(),
+            "{}: the run marker is still there",
+            h.name
+        );
+    }
+}
+
+#[test]
+fn a_fleet_over_its_connection_budget_rolls_out_reopening_idle_connections() {
+    let f = TestFleet::start(5);
+    f.start_agents();
+    with_budget(&f, 2, 2);
+    let pb = f.playbook(
+        "push",
+        &swap_playbook(
+            "claude-sonnet-4-5",
+            "",
+            "observe = \"1s\"\nbatch_observe = \"1s\"\nbatches = [\"2\", \"100%\"]",
+        ),
+    );
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for i in 0..5 {
+        let cfg = String::from_utf8(f.config(i)).unwrap();
+        assert!(cfg.contains("name = \"claude-sonnet-4-5\""), "h0{}: {cfg}", i + 1);
+    }
+    no_markers(&f);
+    let again = reopened(&f);
+    // Five hosts through a budget of two: preflight parks three, and each later step of a
+    // parked host opens its connection again.
+    assert!(
+        again.len() >= 3 && again.values().all(|n| *n >= 1),
+        "connections reopened per host: {again:?}"
+    );
+}
+
+#[test]
+fn a_revert_reopens_the_parked_connections_and_puts_every_host_back_byte_for_byte() {
+    let f = TestFleet::start(4);
+    // Only h04 breaks on the new model: the last batch fails, after the canary's and the
+    // first batch's connections were parked for the budget of one.
+    for h in &f.hosts[..3] {
+        std::fs::write(h.home.join("agent/broken_models"), "").unwrap();
+    }
+    f.start_agents();
+    with_budget(&f, 1, 1);
+    let before: Vec<Vec<u8>> = (0..4).map(|i| f.config(i)).collect();
+    let pb = f.playbook(
+        "swap",
+        &swap_playbook(
+            "claude-broken-9",
+            "",
+            "observe = \"1s\"\nbatch_observe = \"3s\"\nbatches = [\"1\", \"100%\"]",
+        ),
+    );
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let after: Vec<Vec<u8>> = (0..4).map(|i| f.config(i)).collect();
+    assert_eq!(after, before, "every host back byte for byte");
+    no_markers(&f);
+    let rec = record(&latest_run(&f));
+    for h in ["h01", "h02", "h03", "h04"] {
+        assert!(
+            rec.has(|k| matches!(k, EventKind::Reverted { host, verified: true, .. } if host == h)),
+            "{h} reverted and verified"
+        );
+    }
+    let again = reopened(&f);
+    assert!(
+        again.contains_key("h01"),
+        "the canary's parked connection was reopened: {again:?}"
+    );
+}
