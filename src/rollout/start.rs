@@ -53,8 +53,8 @@ impl Run {
         let conc = concurrency(opts, lf).min(s.pb.rollout.concurrency.unwrap_or(usize::MAX));
         let (prepared, failures, conns) = preflight::preflight(lf, opts, &s, &gate, &rec, conc).await?;
         settle_markers(&rec, &prepared, &conns, req.break_lock).await?;
-        let planned = preflight::plan(lf, &s, &gate, &rec, &prepared, &failures)?;
-        if let Some(done) = stop_before_change(&rec, opts, req, &planned, &conns).await? {
+        let mut planned = preflight::plan(lf, &s, &gate, &rec, &prepared, &failures)?;
+        if let Some(done) = stop_before_change(&rec, opts, req, &mut planned, &conns).await? {
             return Ok(done);
         }
         let mut run = Run {
@@ -85,7 +85,7 @@ impl Run {
             .iter()
             .filter(|(h, _)| !run.plan.frozen.contains(h))
             .count();
-        write_plan(&run.rec, &run.plan).map_err(record_err)?;
+        write_plan(&run.rec, &mut run.plan).map_err(record_err)?;
         let start = serde_json::json!({"targets": run.plan.plan.all(), "playbook": run.plan.playbook_id});
         let ending = match super::callbacks::call(&run, super::callbacks::Milestone::Start, None, None, start).await {
             Ok(_) => drive(&mut run, State::Begin(0)).await,
@@ -125,9 +125,23 @@ pub(crate) fn concurrency(opts: &RunOptions, lf: &LoadedFleet) -> usize {
     opts.concurrency.unwrap_or(lf.fleet.defaults.concurrency).max(1)
 }
 
-/// `plan.json`: identifiers exact, free text (diffs, commands) masked.
-pub(crate) fn write_plan(rec: &RunDir, plan: &PlanRecord) -> std::io::Result<()> {
-    let masked = plan.masked(rec.secrets());
+/// `plan.json`: identifiers exact, free text (diffs, commands) masked. The diffs have been
+/// shown by then and nothing else in the run reads them: they are moved into the copy written
+/// (not cloned, and not held for the rest of the run: a few KiB a host, a fifth of the
+/// controller's memory at 1,000 hosts). Called once per run.
+pub(crate) fn write_plan(rec: &RunDir, plan: &mut PlanRecord) -> std::io::Result<()> {
+    let diffs: Vec<Vec<String>> = plan
+        .hosts
+        .values_mut()
+        .map(|hp| hp.files.iter_mut().map(|f| std::mem::take(&mut f.diff)).collect())
+        .collect();
+    let mut masked = plan.masked(rec.secrets());
+    for (hp, diffs) in masked.hosts.values_mut().zip(diffs) {
+        for (f, mut d) in hp.files.iter_mut().zip(diffs) {
+            rec.secrets().mask(&mut d);
+            f.diff = d;
+        }
+    }
     rec.write(
         "plan.json",
         &serde_json::to_vec_pretty(&masked).map_err(std::io::Error::other)?,
@@ -258,11 +272,10 @@ async fn stop_before_change(
     rec: &RunDir,
     opts: &RunOptions,
     req: &StartRequest,
-    p: &preflight::Planned,
+    p: &mut preflight::Planned,
     conns: &BTreeMap<String, Arc<Connection>>,
 ) -> Result<Option<Finished>, Failure> {
-    let record = &p.record;
-    show_changes(rec, record, &p.order);
+    show_changes(rec, &p.record, &p.order);
     let ending = if p.order.is_empty() {
         Ending::new(
             Outcome::Done,
@@ -273,12 +286,12 @@ async fn stop_before_change(
         )
     } else if req.dry_run {
         Ending::new(Outcome::DryRun, "dry run: nothing was changed")
-    } else if !opts.yes && !confirm(record) {
+    } else if !opts.yes && !confirm(&p.record) {
         Ending::new(Outcome::Declined, "not confirmed: nothing was changed")
     } else {
         return Ok(None);
     };
-    write_plan(rec, record).map_err(record_err)?;
+    write_plan(rec, &mut p.record).map_err(record_err)?;
     rec.say(&ending.message);
     preflight::release_all(rec, conns).await;
     finish_early(rec, ending).map(Some)
