@@ -105,3 +105,65 @@ fn a_revert_reopens_the_parked_connections_and_puts_every_host_back_byte_for_byt
         "the canary's parked connection was reopened: {again:?}"
     );
 }
+
+/// A parked connection is reopened with the same strict host-key check as the first one: a
+/// host whose key changed while its connection was parked is refused (a possible
+/// man-in-the-middle), its step fails, and the run puts the canary back.
+#[test]
+fn a_host_whose_key_changed_while_parked_is_refused_and_the_run_reverts() {
+    let mut f = TestFleet::start(3);
+    f.start_agents();
+    with_budget(&f, 1, 1);
+    let before: Vec<Vec<u8>> = (0..3).map(|i| f.config(i)).collect();
+    let pb = f.playbook(
+        "swap",
+        &swap_playbook(
+            "claude-sonnet-4-5",
+            "",
+            "observe = \"4s\"\nbatch_observe = \"0s\"\nbatches = [\"100%\"]",
+        ),
+    );
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    // While the canary (h01) is watched, h02's connection is parked (a budget of one): give
+    // h02 a new host key, as an attacker in the middle would present.
+    wait_for_event(&f, observe_started("canary"), std::time::Duration::from_secs(60));
+    let key = f.hosts[1].dir.join("host_key");
+    std::fs::remove_file(&key).unwrap();
+    std::fs::remove_file(key.with_extension("pub")).unwrap();
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    f.hosts[1].restart();
+    let out = child.wait_with_output().unwrap();
+    let (code, out, err) = (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        format!("{out}{err}").contains("HOST KEY MISMATCH for h02"),
+        "the refusal is named:\n{out}\n{err}"
+    );
+    let after: Vec<Vec<u8>> = (0..3).map(|i| f.config(i)).collect();
+    assert_eq!(after, before, "the canary put back, h02 and h03 never written");
+    let rec = record(&latest_run(&f));
+    assert!(
+        !rec.has(|k| matches!(k, EventKind::Written { host, .. } if host == "h02")),
+        "nothing was written through the refused connection"
+    );
+    assert!(rec.has(|k| matches!(k, EventKind::Reverted { host, verified: true, .. } if host == "h01")));
+    // Refused on reopening its parked connection, not on reconnecting a dropped one (the
+    // sshd restart would have dropped a connection that was still open).
+    assert!(
+        !rec.has(|k| matches!(k, EventKind::ReconnectFailed { host, .. } if host == "h02")),
+        "{rec}"
+    );
+}
