@@ -21,8 +21,16 @@
 # every host changed; a failed run is reported as it happens and counted in "runs completed").
 # For each bellwether run, where its time went (from its run record).
 #
+# The hosts log in as the current user, whose login shell is run for every remote command
+# (`$SHELL -c ...`, by sshd). bash run by sshd reads ~/.bashrc even without a terminal; a
+# fleet host's service account has nothing costly there (Debian's default .bashrc returns at
+# once when not interactive), but a development machine's may: this one's root .bashrc runs
+# `pyenv init` unguarded, ~100 ms of CPU per remote command, for every tool. LOGIN_RC=skip
+# (the default) keeps the hosts' sessions from reading it (sshd `SetEnv SHLVL=1`: bash only
+# reads it for a shell sshd started at level 1); LOGIN_RC=run measures with it.
+#
 # Usage: bench/peers.sh [N] [ROUNDS]     default: 50 hosts, 3 rounds; PAR=50 hosts at once;
-#                                        AGENT=fixture|quiet (above)
+#                                        AGENT=fixture|quiet (above); LOGIN_RC=skip|run (above)
 #        bench/peers.sh --config         print the 4 KiB agent config the workload writes
 #        RUNS=DIR                        bellwether's runs folder (default: in the work folder)
 # Needs: cargo, openssh-server, openssh-client, GNU time, and for the pssh row the Debian
@@ -51,6 +59,8 @@ ROUNDS=${2:-3}
 PAR=${PAR:-50}
 AGENT=${AGENT:-fixture}
 case $AGENT in fixture | quiet) ;; *) echo "AGENT must be fixture or quiet" >&2; exit 2 ;; esac
+LOGIN_RC=${LOGIN_RC:-skip}
+case $LOGIN_RC in skip) SETENV="SetEnv SHLVL=1" ;; run) SETENV="" ;; *) echo "LOGIN_RC must be skip or run" >&2; exit 2 ;; esac
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 [ -x "$SSHD" ] || { echo "needs sshd: apt-get install openssh-server" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "needs GNU time: apt-get install time" >&2; exit 2; }
@@ -116,6 +126,7 @@ PermitRootLogin prohibit-password
 MaxSessions 100
 MaxStartups 200
 LogLevel ERROR
+$SETENV
 ForceCommand cd $home && echo >>.commands && exec /bin/sh -c "\$SSH_ORIGINAL_COMMAND"
 EOF
   "$SSHD" -D -e -f "$work/sshd-$i/config" 2>>"$work/sshd.log" &
@@ -238,7 +249,7 @@ col() { awk -v t="$1" -v c="$2" '$1 == t && $6 == 1 {print $c}' "$work/results";
 done_runs() { awk -v t="$1" '$1 == t && $6 == 1' "$work/results" | wc -l; }
 xw=$(col xargs 2 | median)
 echo
-echo "$N hosts (real sshd on loopback, AGENT=$AGENT running on each), $PAR at once, $ROUNDS rounds, $(nproc) cores, load average before: $load"
+echo "$N hosts (real sshd on loopback, AGENT=$AGENT running on each, LOGIN_RC=$LOGIN_RC), $PAR at once, $ROUNDS rounds, $(nproc) cores, load average before: $load"
 echo
 echo "| tool | runs completed | wall s, median (min–max) | controller CPU s, median (min–max) | peak RSS MiB | remote commands per host | wall / xargs |"
 echo "|---|---|---|---|---|---|---|"
