@@ -1,7 +1,7 @@
 //! How many remote commands a rollout starts per host (each is a shell start on a possibly
-//! busy host): at most 4 for a zero-window rollout with apply and health — preflight (read,
-//! checks and the run marker in one script), the write, apply then health, the marker's
-//! release. Counted by the controller (`remote_commands` event), against real sshd.
+//! busy host): 3 for a zero-window rollout with apply and health — preflight (read, checks
+//! and the run marker in one script), the write with apply then health (one script), the
+//! marker's release. Counted by the controller (`remote_commands` event), against real sshd.
 
 mod common;
 
@@ -42,7 +42,7 @@ fn per_host(f: &TestFleet) -> std::collections::BTreeMap<String, u32> {
 }
 
 #[test]
-fn a_zero_window_rollout_starts_at_most_four_remote_commands_per_host() {
+fn a_zero_window_rollout_starts_three_remote_commands_per_host() {
     let f = TestFleet::start(3);
     f.start_agents();
     let pb = f.playbook(
@@ -57,12 +57,12 @@ fn a_zero_window_rollout_starts_at_most_four_remote_commands_per_host() {
     eprintln!("remote commands per host (all_at_once, zero window): {counts:?}");
     assert_eq!(counts.len(), 3, "{counts:?}");
     for (h, n) in &counts {
-        assert!(*n <= 4, "{h}: {n} remote commands (at most 4): {counts:?}");
+        assert!(*n <= 3, "{h}: {n} remote commands (at most 3): {counts:?}");
     }
 }
 
 #[test]
-fn a_canary_rollout_with_zero_windows_also_stays_at_four() {
+fn a_canary_rollout_with_zero_windows_also_stays_at_three() {
     let f = TestFleet::start(3);
     f.start_agents();
     let pb = f.playbook(
@@ -74,6 +74,6 @@ fn a_canary_rollout_with_zero_windows_also_stays_at_four() {
     let (code, out, err) = run(c);
     assert_eq!(code, 0, "{out}\n{err}");
     for (h, n) in per_host(&f) {
-        assert!(n <= 4, "{h}: {n} remote commands (at most 4)");
+        assert!(n <= 3, "{h}: {n} remote commands (at most 3)");
     }
 }

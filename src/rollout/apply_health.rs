@@ -4,10 +4,15 @@
 //! stdout (`BW-APPLY n`, `BW-HEALTH n`), the apply's error output and the health output on
 //! stderr, split by a record separator. Health is retried (one command each) only if that
 //! first attempt failed. The events are the same as for separate steps (`apply`, `health`).
+//!
+//! A host with one file to write (and no pins to check between the write and apply) gets the
+//! write in that same command too ([`write_apply_health`]): the apply runs only once the file
+//! is replaced and read back right, so a host changes with one remote command after preflight.
 
 use super::error::HostError;
+use super::host::{FileChange, Prepared};
 use crate::record::{EventKind, RunDir};
-use crate::ssh::Connection;
+use crate::ssh::{Connection, Output};
 use std::time::Duration;
 
 /// Between the apply's error output and the health output on stderr.
@@ -47,6 +52,45 @@ pub(crate) async fn apply_then_health(
     let r = conn
         .run(&script(a, h), None, apply_timeout + health_timeout, None)
         .await;
+    record_results(run, conn, host, (a, h), health_timeout, r).await
+}
+
+/// Write `f` (snapshot and `write_intent` recorded first), then apply, then health, in one
+/// remote command; recorded as `written` (or `write_refused`), `apply` and `health`, as the
+/// separate steps are. A write that did not complete never reaches apply.
+pub(crate) async fn write_apply_health(
+    run: &RunDir,
+    host: &Prepared,
+    f: &FileChange,
+    commands: (&str, &str),
+    timeouts: (Duration, Duration),
+) -> Result<(), HostError> {
+    let (a, h) = commands;
+    let (apply_timeout, health_timeout) = timeouts;
+    let opts = super::host::before_write(run, host, f)?;
+    let r = host
+        .conn
+        .write_file_then(&f.path, &f.after, &opts, &script(a, h), apply_timeout + health_timeout)
+        .await;
+    // Unknown whether the write happened (a timeout, a cut connection): as a failed write;
+    // the revert finds out from the file itself (its hash against `write_intent`).
+    let (written, then) = r.map_err(|e| HostError::Failed(format!("write {}: {e}", f.path)))?;
+    super::host::after_write(run, host, f, written)?;
+    let then = then.ok_or_else(|| HostError::Failed(format!("write {}: no result", f.path)))?;
+    record_results(run, &host.conn, &host.name, commands, health_timeout, Ok(then)).await
+}
+
+/// Record what the apply-then-health script said (`apply`, then `health`, retrying health
+/// while it fails).
+async fn record_results(
+    run: &RunDir,
+    conn: &Connection,
+    host: &str,
+    commands: (&str, &str),
+    health_timeout: Duration,
+    r: Result<Output, crate::ssh::SshError>,
+) -> Result<(), HostError> {
+    let (a, h) = commands;
     let (out, err) = match &r {
         Ok(o) => (o.stdout_text(), o.stderr_text()),
         Err(e) => (String::new(), e.to_string()),

@@ -11,6 +11,27 @@ use std::time::Duration;
 
 /// Change one host: write (or stage and flip), check its pins, apply, health, after-hooks.
 pub(crate) async fn change_host(ctx: &Run, h: &Prepared) -> Result<(), HostError> {
+    let hp = ctx.plan.hosts.get(&h.name).cloned().unwrap_or_default();
+    let timeouts = (
+        Duration::from_millis(hp.apply_timeout_ms),
+        Duration::from_millis(hp.health_timeout_ms),
+    );
+    // The common case — one file, apply and health, nothing to check in between — is one
+    // remote command: write, apply, health.
+    let mut changed = h.files.iter().filter(|f| f.changes());
+    if let (Some(f), None, None, false, true, Some(a), Some(hc)) = (
+        changed.next(),
+        changed.next(),
+        &h.blue_green,
+        ctx.resumed,
+        ctx.pinned.is_empty(),
+        h.apply.as_deref(),
+        h.health.as_deref(),
+    ) {
+        run_hooks(ctx, h, &h.before_hooks, "before").await?;
+        super::apply_health::write_apply_health(&ctx.rec, h, f, (a, hc), timeouts).await?;
+        return run_hooks(ctx, h, &h.after_hooks, "after").await;
+    }
     if let Some(bg) = &h.blue_green {
         stage_and_flip(ctx, h, bg, ctx.resumed).await?;
     } else {
@@ -22,11 +43,6 @@ pub(crate) async fn change_host(ctx: &Run, h: &Prepared) -> Result<(), HostError
         }
         super::pins::after_write(ctx, h)?;
     }
-    let hp = ctx.plan.hosts.get(&h.name).cloned().unwrap_or_default();
-    let timeouts = (
-        Duration::from_millis(hp.apply_timeout_ms),
-        Duration::from_millis(hp.health_timeout_ms),
-    );
     super::apply_health::apply_then_health(
         &ctx.rec,
         &h.conn,

@@ -82,51 +82,67 @@ pub(crate) async fn write_files(run: &RunDir, h: &Prepared) -> Result<(), HostEr
 /// Snapshot and write one file. A write refused because the file no longer holds what
 /// preflight read is recorded as `write_refused` and is `LeftAlone`: the run did not touch it.
 pub(crate) async fn write_one(run: &RunDir, h: &Prepared, f: &FileChange) -> Result<(), HostError> {
-    {
-        let snapshot = match &f.before {
-            Some(b) => Some(run.save_snapshot(&h.name, &f.path, b)?),
-            None => None,
-        };
-        run.emit(EventKind::Snapshot {
-            host: h.name.clone(),
-            path: f.path.clone(),
-            missing: f.before.is_none(),
-            sha256: f.before.as_ref().map(|b| b.sha256.clone()),
-            mode: f.before.as_ref().map(|b| b.mode),
-            uid: f.before.as_ref().map(|b| b.uid),
-            gid: f.before.as_ref().map(|b| b.gid),
-            file: snapshot,
-        })?;
-        run.emit(EventKind::WriteIntent {
-            host: h.name.clone(),
-            path: f.path.clone(),
-            before: f.before.as_ref().map(|b| b.sha256.clone()),
-            after: f.after_sha.clone(),
-        })?;
-        let opts = WriteOptions {
-            mode: if f.before.is_none() { f.create_mode } else { None },
-            owner: None,
-            expect: Some(f.before.as_ref().map(|b| b.sha256.clone())),
-        };
-        let sha = match h.conn.write_file(&f.path, &f.after, &opts).await {
-            Ok(sha) => sha,
-            Err(e @ crate::ssh::SshError::Changed { .. }) => {
-                let why = format!("left alone: changed by someone else since preflight ({e})");
-                run.emit(EventKind::WriteRefused {
-                    host: h.name.clone(),
-                    path: f.path.clone(),
-                    error: why.clone(),
-                })?;
-                return Err(HostError::LeftAlone(why));
-            }
-            Err(e) => return Err(HostError::Failed(format!("write {}: {e}", f.path))),
-        };
-        run.emit(EventKind::Written {
-            host: h.name.clone(),
-            path: f.path.clone(),
-            sha256: sha,
-        })?;
-    }
+    let opts = before_write(run, h, f)?;
+    let r = h.conn.write_file(&f.path, &f.after, &opts).await;
+    after_write(run, h, f, r)
+}
+
+/// The snapshot and `write_intent` of `f`, recorded before it is written; the options the
+/// write must be made with (compare-and-swap on the hash preflight read).
+pub(crate) fn before_write(run: &RunDir, h: &Prepared, f: &FileChange) -> Result<WriteOptions, HostError> {
+    let snapshot = match &f.before {
+        Some(b) => Some(run.save_snapshot(&h.name, &f.path, b)?),
+        None => None,
+    };
+    run.emit(EventKind::Snapshot {
+        host: h.name.clone(),
+        path: f.path.clone(),
+        missing: f.before.is_none(),
+        sha256: f.before.as_ref().map(|b| b.sha256.clone()),
+        mode: f.before.as_ref().map(|b| b.mode),
+        uid: f.before.as_ref().map(|b| b.uid),
+        gid: f.before.as_ref().map(|b| b.gid),
+        file: snapshot,
+    })?;
+    run.emit(EventKind::WriteIntent {
+        host: h.name.clone(),
+        path: f.path.clone(),
+        before: f.before.as_ref().map(|b| b.sha256.clone()),
+        after: f.after_sha.clone(),
+    })?;
+    Ok(WriteOptions {
+        mode: if f.before.is_none() { f.create_mode } else { None },
+        owner: None,
+        expect: Some(f.before.as_ref().map(|b| b.sha256.clone())),
+    })
+}
+
+/// Record how the write of `f` went: `written` with the hash read back, or `write_refused`
+/// (the file changed since preflight: left alone), or the failure.
+pub(crate) fn after_write(
+    run: &RunDir,
+    h: &Prepared,
+    f: &FileChange,
+    r: Result<String, crate::ssh::SshError>,
+) -> Result<(), HostError> {
+    let sha = match r {
+        Ok(sha) => sha,
+        Err(e @ crate::ssh::SshError::Changed { .. }) => {
+            let why = format!("left alone: changed by someone else since preflight ({e})");
+            run.emit(EventKind::WriteRefused {
+                host: h.name.clone(),
+                path: f.path.clone(),
+                error: why.clone(),
+            })?;
+            return Err(HostError::LeftAlone(why));
+        }
+        Err(e) => return Err(HostError::Failed(format!("write {}: {e}", f.path))),
+    };
+    run.emit(EventKind::Written {
+        host: h.name.clone(),
+        path: f.path.clone(),
+        sha256: sha,
+    })?;
     Ok(())
 }
 

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, Weak};
 use super::connect::Verifier;
 
 /// The fleet's `max_connections` when it says nothing.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 200;
 
 pub(crate) type Handle = russh::client::Handle<Verifier>;
 

@@ -24,6 +24,27 @@ pub(crate) const MARK: &str = "__bellwether_read__";
 /// Exit status of a write or remove refused because the file changed since it was read.
 pub(crate) const CHANGED: u32 = 17;
 
+/// Exit status of a write whose file, read back after the rename, does not hold the bytes
+/// sent (its hash is the last line printed).
+pub(crate) const READ_BACK_DIFFERS: u32 = 22;
+
+/// After a write in [`write_then`]: this, then the write's exit status, on stdout.
+pub(crate) const WRITE_DONE: &str = "\nBW-WRITE ";
+
+/// After a write in [`write_then`]: on stderr, between the write's and the next script's.
+pub(crate) const THEN_SPLIT: &str = "\u{1e}BW-THEN\n";
+
+/// A [`write`] script, then — only if it replaced the file and read back the bytes sent —
+/// `then`, in one remote command. The write runs in a subshell (its `exit`s and traps stay
+/// there); its status follows [`WRITE_DONE`] on stdout, and `then`'s stderr follows
+/// [`THEN_SPLIT`]. A write that did not complete (refused, cut before the controller's `go`,
+/// read back wrong) ends the script there, so `then` never runs on a file left as it was.
+pub(crate) fn write_then(write: &str, then: &str) -> String {
+    format!(
+        "(\n{write}\n); w=$?\nprintf '\\nBW-WRITE %s\\n' \"$w\"\n[ \"$w\" -eq 0 ] || exit 0\nprintf '\\036BW-THEN\\n' >&2\n{then}"
+    )
+}
+
 /// Sets `$P` to the file to act on: `$path`, or the file it links to (a broken link resolves
 /// to where its target would be). A link that cannot be resolved (a loop) is an error.
 ///
@@ -133,7 +154,9 @@ IFS= read -r go || go=
 mv -f "$t" "$P"
 trap - EXIT
 sync "$d" 2>/dev/null || true
-sha256sum < "$P" | cut -c1-64
+got=$(sha256sum < "$P" | cut -c1-64)
+echo "$got"
+[ "$got" = "$want" ] || exit 22
 "#,
     )
 }

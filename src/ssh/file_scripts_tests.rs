@@ -266,3 +266,64 @@ fn a_revert_read_disarms_a_write_still_waiting_for_its_go() {
         );
     }
 }
+
+/// `write_then` (write, apply and health in one remote command): the next script runs only
+/// once the file is replaced and read back right — never after a write cut before its `go`,
+/// nor after one refused because the file changed — and each part's output stays its own.
+#[test]
+fn the_script_after_a_write_runs_only_once_the_file_is_replaced() {
+    let sh = |script: &str, dir: &std::path::Path, stdin: &[u8]| {
+        use std::io::Write;
+        let mut c = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = c.stdin.take().unwrap().write_all(stdin);
+        c.wait_with_output().unwrap()
+    };
+    let then = "touch then-ran; echo then-err >&2; echo then-out";
+    for name in names(12, SEED + 11) {
+        let what = format!("name {name:?}");
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join(&name);
+        let path = file.to_str().unwrap();
+        let ran = d.path().join("then-ran");
+        let cases: [(&[u8], Option<&[u8]>, u32); 3] = [
+            (b"new", None, 20),
+            (b"newgo\n", Some(b"someone else's"), CHANGED),
+            (b"newgo\n", None, 0),
+        ];
+        for (stdin, other, want_status) in cases {
+            std::fs::write(&file, other.unwrap_or(b"old")).unwrap();
+            let opts = WriteOptions {
+                expect: Some(Some(sha256_hex(b"old"))),
+                ..WriteOptions::default()
+            };
+            let w = write(path, 3, &sha256_hex(b"new"), &opts);
+            let out = sh(&write_then(w.text(), then), d.path(), stdin);
+            let said = String::from_utf8_lossy(&out.stdout);
+            let err = String::from_utf8_lossy(&out.stderr);
+            let (before, after) = said.split_once(WRITE_DONE).unwrap_or_else(|| panic!("{what}: {said}"));
+            assert_eq!(after.lines().next(), Some(want_status.to_string().as_str()), "{what}: {said}");
+            if want_status == 0 {
+                assert_eq!(std::fs::read(&file).unwrap(), b"new", "{what}");
+                assert_eq!(before.lines().last(), Some(sha256_hex(b"new").as_str()), "{what}");
+                assert_eq!(after.lines().nth(1), Some("then-out"), "{what}: {said}");
+                assert!(ran.exists(), "{what}");
+                let (_, then_err) = err.split_once(THEN_SPLIT).unwrap_or_else(|| panic!("{what}: {err}"));
+                assert_eq!(then_err.trim(), "then-err", "{what}");
+            } else {
+                assert_eq!(std::fs::read(&file).unwrap(), other.unwrap_or(b"old"), "{what}: untouched");
+                assert!(!ran.exists(), "{what}: the next script ran after a write that did not happen");
+                assert!(!said.contains("then-out") && !err.contains(THEN_SPLIT), "{what}");
+            }
+        }
+        std::fs::remove_file(&ran).unwrap();
+        assert_clean(d.path(), &what);
+    }
+}

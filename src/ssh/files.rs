@@ -8,7 +8,7 @@
 
 use super::connect::Connection;
 use super::error::SshError;
-use super::file_scripts::{self as scripts, WriteOptions, CHANGED, MARK};
+use super::file_scripts::{self as scripts, WriteOptions, CHANGED, MARK, READ_BACK_DIFFERS};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -29,6 +29,43 @@ fn last_line(text: &str) -> &str {
         .find(|l| !l.trim().is_empty())
         .map(str::trim)
         .unwrap_or("")
+}
+
+/// What a write script's exit status and output say: the sha256 read back, or why not
+/// (boxed: an `SshError` is large, and this is not the hot path).
+fn write_result(
+    path: &str,
+    want: &str,
+    opts: &WriteOptions,
+    status: u32,
+    stdout: &str,
+    stderr: String,
+) -> Result<String, Box<SshError>> {
+    if status == CHANGED {
+        let found = last_line(stdout).strip_prefix("CHANGED ").unwrap_or("?").to_string();
+        let expected = opts.expect.clone().flatten().unwrap_or_else(|| "absent".into());
+        return Err(Box::new(SshError::Changed {
+            path: path.to_string(),
+            expected,
+            found,
+        }));
+    }
+    let found = last_line(stdout).to_string();
+    if status != 0 && status != READ_BACK_DIFFERS {
+        return Err(Box::new(SshError::Remote {
+            what: format!("write {path}"),
+            status,
+            stderr,
+        }));
+    }
+    if status == READ_BACK_DIFFERS || found != want {
+        return Err(Box::new(SshError::Verify {
+            path: path.to_string(),
+            expected: want.to_string(),
+            found,
+        }));
+    }
+    Ok(found)
 }
 
 /// sha256 of bytes as lowercase hex.
@@ -158,32 +195,51 @@ impl Connection {
         let want = sha256_hex(bytes);
         let script = scripts::write(path, bytes.len(), &want, opts);
         let out = self.run_confirmed(script.text(), bytes, self.command_timeout()).await?;
+        write_result(path, &want, opts, out.status, &out.stdout_text(), out.stderr_text()).map_err(|e| *e)
+    }
+
+    /// [`write_file`](Self::write_file), then — only if the file was written and read back
+    /// right — `then` (a script of the caller's), in the same remote command: one shell start
+    /// on the host instead of two (`rollout/apply_health.rs`). Returns the write's result and
+    /// `then`'s output (`None` when it did not run); the error is the command's, when neither
+    /// is known (a timeout, a cut connection: the write may or may not have happened).
+    pub(crate) async fn write_file_then(
+        &self,
+        path: &str,
+        bytes: &[u8],
+        opts: &WriteOptions,
+        then: &str,
+        then_timeout: std::time::Duration,
+    ) -> Result<(Result<String, SshError>, Option<super::Output>), SshError> {
+        let want = sha256_hex(bytes);
+        let write = scripts::write(path, bytes.len(), &want, opts);
+        let script = scripts::write_then(write.text(), then);
+        let out = self
+            .run_confirmed(&script, bytes, self.command_timeout() + then_timeout)
+            .await?;
         let stdout = out.stdout_text();
-        if out.status == CHANGED {
-            let found = last_line(&stdout).strip_prefix("CHANGED ").unwrap_or("?").to_string();
-            let expected = opts.expect.clone().flatten().unwrap_or_else(|| "absent".into());
-            return Err(SshError::Changed {
-                path: path.to_string(),
-                expected,
-                found,
-            });
-        }
-        if out.status != 0 {
+        let stderr = out.stderr_text();
+        let (w_out, rest_out) = stdout.split_once(scripts::WRITE_DONE).unwrap_or((stdout.as_str(), ""));
+        let (w_err, rest_err) = stderr.split_once(scripts::THEN_SPLIT).unwrap_or((stderr.as_str(), ""));
+        let mut rest = rest_out.splitn(2, '\n');
+        let status = rest.next().and_then(|n| n.trim().parse::<u32>().ok());
+        let Some(status) = status else {
+            // The script was cut before it could say how the write went.
             return Err(SshError::Remote {
                 what: format!("write {path}"),
                 status: out.status,
-                stderr: out.stderr_text(),
+                stderr: stderr.clone(),
             });
-        }
-        let found = last_line(&stdout).to_string();
-        if found != want {
-            return Err(SshError::Verify {
-                path: path.to_string(),
-                expected: want,
-                found,
-            });
-        }
-        Ok(found)
+        };
+        let written = write_result(path, &want, opts, status, w_out, w_err.trim().to_string()).map_err(|e| *e);
+        let then_out = written.is_ok().then(|| super::Output {
+            status: out.status,
+            stdout: rest.next().unwrap_or("").as_bytes().to_vec(),
+            stderr: rest_err.as_bytes().to_vec(),
+            stdout_dropped: out.stdout_dropped,
+            stderr_dropped: out.stderr_dropped,
+        });
+        Ok((written, then_out))
     }
 
     /// Can this file be replaced the way [`write_file`](Self::write_file) does it, keeping its
