@@ -219,7 +219,9 @@ impl Connection {
             .await?;
         let stdout = out.stdout_text();
         let stderr = out.stderr_text();
-        let (w_out, rest_out) = stdout.split_once(scripts::WRITE_DONE).unwrap_or((stdout.as_str(), ""));
+        // The last marker: nothing after it prints one (apply's stdout goes nowhere), while
+        // what comes before it (a login shell's start-up noise) is the host's to say.
+        let (w_out, rest_out) = stdout.rsplit_once(scripts::WRITE_DONE).unwrap_or((stdout.as_str(), ""));
         let (w_err, rest_err) = stderr.split_once(scripts::THEN_SPLIT).unwrap_or((stderr.as_str(), ""));
         let mut rest = rest_out.splitn(2, '\n');
         let status = rest.next().and_then(|n| n.trim().parse::<u32>().ok());
