@@ -13,7 +13,11 @@ fn with_budget(f: &TestFleet, max_connections: usize, concurrency: usize) {
     let fleet = std::fs::read_to_string(f.fleet_path()).unwrap();
     let fleet = fleet
         .replacen("concurrency = 8\n", &format!("concurrency = {concurrency}\n"), 1)
-        .replacen("[defaults]\n", &format!("[defaults]\nmax_connections = {max_connections}\n"), 1);
+        .replacen(
+            "[defaults]\n",
+            &format!("[defaults]\nmax_connections = {max_connections}\n"),
+            1,
+        );
     std::fs::write(f.fleet_path(), fleet).unwrap();
 }
 

@@ -83,8 +83,12 @@ fn default_connect_timeout() -> Dur {
 fn default_command_timeout() -> Dur {
     Dur(std::time::Duration::from_secs(120))
 }
+/// `max_connections` when the fleet says nothing: enough for 4× the default concurrency,
+/// and for a fleet of 200 hosts to keep each connection for the whole run.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 200;
+
 fn default_max_connections() -> usize {
-    crate::ssh::budget::DEFAULT_MAX_CONNECTIONS
+    DEFAULT_MAX_CONNECTIONS
 }
 fn default_concurrency() -> usize {
     50

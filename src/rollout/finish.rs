@@ -38,7 +38,8 @@ impl Run {
             .collect();
         // Evidence for the benchmark, not the write-ahead log: a failure is reported below
         // by the run_finished write that follows on the same file.
-        self.rec.emit_or_remember(EventKind::RemoteCommands { per_host, reopened });
+        self.rec
+            .emit_or_remember(EventKind::RemoteCommands { per_host, reopened });
         if let Err(e) = self.rec.close_logs() {
             ending.message.push_str(&format!("\ncannot finish the kept logs: {e}"));
         }

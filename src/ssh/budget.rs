@@ -22,10 +22,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use super::connect::Verifier;
-
-/// The fleet's `max_connections` when it says nothing.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 200;
+use super::verifier::Verifier;
 
 pub(crate) type Handle = russh::client::Handle<Verifier>;
 
@@ -216,7 +213,11 @@ fn park_all(parked: Vec<Arc<Handle>>, limit: usize) {
     if parked.is_empty() {
         return;
     }
-    tracing::debug!(parked = parked.len(), limit, "connection budget: parked idle connections");
+    tracing::debug!(
+        parked = parked.len(),
+        limit,
+        "connection budget: parked idle connections"
+    );
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };

@@ -46,7 +46,7 @@ impl Endpoint {
             accept_new: false,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(120),
-            max_connections: super::budget::DEFAULT_MAX_CONNECTIONS,
+            max_connections: crate::config::fleet::DEFAULT_MAX_CONNECTIONS,
             jump: None,
             become_root: false,
             use_agent: true,

@@ -293,7 +293,9 @@ fn the_script_after_a_write_runs_only_once_the_file_is_replaced() {
         let file = d.path().join(&name);
         let path = file.to_str().unwrap();
         let ran = d.path().join("then-ran");
-        let cases: [(&[u8], Option<&[u8]>, u32); 3] = [
+        // (stdin, what the file holds instead of "old", the write's status)
+        type Case = (&'static [u8], Option<&'static [u8]>, u32);
+        let cases: [Case; 3] = [
             (b"new", None, 20),
             (b"newgo\n", Some(b"someone else's"), CHANGED),
             (b"newgo\n", None, 0),
@@ -309,7 +311,11 @@ fn the_script_after_a_write_runs_only_once_the_file_is_replaced() {
             let said = String::from_utf8_lossy(&out.stdout);
             let err = String::from_utf8_lossy(&out.stderr);
             let (before, after) = said.split_once(WRITE_DONE).unwrap_or_else(|| panic!("{what}: {said}"));
-            assert_eq!(after.lines().next(), Some(want_status.to_string().as_str()), "{what}: {said}");
+            assert_eq!(
+                after.lines().next(),
+                Some(want_status.to_string().as_str()),
+                "{what}: {said}"
+            );
             if want_status == 0 {
                 assert_eq!(std::fs::read(&file).unwrap(), b"new", "{what}");
                 assert_eq!(before.lines().last(), Some(sha256_hex(b"new").as_str()), "{what}");
@@ -318,8 +324,15 @@ fn the_script_after_a_write_runs_only_once_the_file_is_replaced() {
                 let (_, then_err) = err.split_once(THEN_SPLIT).unwrap_or_else(|| panic!("{what}: {err}"));
                 assert_eq!(then_err.trim(), "then-err", "{what}");
             } else {
-                assert_eq!(std::fs::read(&file).unwrap(), other.unwrap_or(b"old"), "{what}: untouched");
-                assert!(!ran.exists(), "{what}: the next script ran after a write that did not happen");
+                assert_eq!(
+                    std::fs::read(&file).unwrap(),
+                    other.unwrap_or(b"old"),
+                    "{what}: untouched"
+                );
+                assert!(
+                    !ran.exists(),
+                    "{what}: the next script ran after a write that did not happen"
+                );
                 assert!(!said.contains("then-out") && !err.contains(THEN_SPLIT), "{what}");
             }
         }

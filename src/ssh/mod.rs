@@ -21,6 +21,7 @@ pub mod quote;
 pub mod shell_lex;
 pub mod ssh_config;
 pub mod stream;
+pub(crate) mod verifier;
 
 pub use connect::Connection;
 pub use endpoint::Endpoint;
