@@ -88,6 +88,19 @@ fn wrong_type() {
 }
 
 #[test]
+fn a_connection_budget_of_zero() {
+    let e = broken(
+        "fleet.toml",
+        "concurrency = 50",
+        "concurrency = 50\nmax_connections = 0",
+    );
+    assert!(
+        e.contains("fleet.toml:12:19: field `defaults.max_connections`: must be at least 1"),
+        "{e}"
+    );
+}
+
+#[test]
 fn missing_required_field() {
     let e = broken("playbooks/model-swap.toml", "component = \"model\"\n", "");
     assert!(

@@ -340,6 +340,20 @@ mod tests {
     }
 
     #[test]
+    fn max_connections_defaults_to_the_budget_and_must_be_at_least_one() {
+        let host = "[[host]]\nname = \"h\"\n";
+        let fleet: Fleet = toml::from_str(host).unwrap();
+        assert_eq!(fleet.defaults.max_connections, DEFAULT_MAX_CONNECTIONS);
+        let fleet: Fleet = toml::from_str(&format!("[defaults]\nmax_connections = 0\n{host}")).unwrap();
+        let text: Vec<String> = fleet.validate().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            text,
+            ["field `defaults.max_connections`: must be at least 1"],
+            "{text:?}"
+        );
+    }
+
+    #[test]
     fn command_timeout_defaults_to_two_minutes_and_must_be_at_least_a_second() {
         let host = "[[host]]\nname = \"h\"\n";
         let fleet: Fleet = toml::from_str(host).unwrap();
