@@ -1,6 +1,7 @@
-//! What `~/.ssh/config` says about reaching a host: `HostName`, `User`, `Port`, `IdentityFile`,
-//! `ProxyJump` and `UserKnownHostsFile`, resolved with OpenSSH's rules, so a fleet can name
-//! the aliases operators already use with `ssh`.
+//! What `~/.ssh/config`, then the system-wide `/etc/ssh/ssh_config`, say about reaching a
+//! host: `HostName`, `User`, `Port`, `IdentityFile`, `ProxyJump` and `UserKnownHostsFile`,
+//! resolved with OpenSSH's rules, so a fleet can name the aliases operators already use with
+//! `ssh`.
 //!
 //! Why our own reader and not a crate: `ssh2-config` (the maintained parser, 0.7) evaluates no
 //! `Match` block and expands no `%` token (both listed as missing in its README), and its
@@ -10,15 +11,16 @@
 //! to. Operators' configs use all three, and bellwether reads six options; the rules below are
 //! those of ssh_config(5) and readconf.c, each with a unit test (`tests.rs`):
 //!
-//! - First obtained value wins; `IdentityFile` accumulates; `ProxyJump none` stops later ones.
+//! - First obtained value wins, the user's file before the system's; `IdentityFile`
+//!   accumulates; `ProxyJump none` stops later ones.
 //! - `Host` patterns (`*`, `?`, `!negation`) match the name looked up, case-insensitively.
 //! - `Match all`, `host` (the host name after any `HostName` so far), `originalhost`, `user`
 //!   (the remote user so far), `localuser`, each negatable with `!`. A `Match` line with a
 //!   criterion bellwether does not evaluate (`exec`, `localnetwork`, `canonical`, `final`,
 //!   `tagged`, …) never matches: its block is skipped, with a warning when the rest of the line
 //!   would have matched. bellwether runs no command from a config file.
-//! - `Include` is textual, with globs (sorted), `~`, relative paths under `~/.ssh`, at most 16
-//!   levels deep; a `Host`/`Match` inside an included file ends where that file ends.
+//! - `Include` is textual, with globs (sorted), `~`, relative paths under `~/.ssh` (in the
+//!   system file: `/etc/ssh`), at most 16 levels deep; a `Host`/`Match` inside an included file ends where that file ends.
 //! - Tokens: `HostName` takes `%h %%`; `ProxyJump` `%h %n %p %r %%`; `IdentityFile` and
 //!   `UserKnownHostsFile` also `%d %i %L %l %u` and a leading `~`. A value with another token
 //!   is dropped with a warning.
@@ -89,13 +91,21 @@ impl Local {
     }
 }
 
-/// Resolve `q` from `~/.ssh/config` (empty settings when there is no such file or no `$HOME`).
-/// Warnings are logged once per process (a fleet resolves the same lines for many hosts).
+/// The system-wide client configuration, read after the user's (as `ssh` does).
+pub const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
+
+/// Resolve `q` from `~/.ssh/config`, then [`SYSTEM_CONFIG`] (empty settings when neither file
+/// is there; without `$HOME`, the system file alone). Warnings are logged once per process (a
+/// fleet resolves the same lines for many hosts).
 pub fn resolve(q: &Query<'_>) -> HostConfig {
-    let Some(local) = Local::current() else {
-        return HostConfig::default();
-    };
-    let hc = resolve_file(&local.home.join(".ssh/config"), q, &local);
+    let local = Local::current().unwrap_or_else(|| Local {
+        home: PathBuf::from("/nonexistent"),
+        user: crate::record::lock::username(),
+        // SAFETY: getuid cannot fail.
+        uid: unsafe { libc::getuid() },
+        hostname: crate::record::lock::hostname(),
+    });
+    let hc = resolve_files(&local.home.join(".ssh/config"), Path::new(SYSTEM_CONFIG), q, &local);
     for w in &hc.warnings {
         warn_once(w);
     }
@@ -106,6 +116,16 @@ pub fn resolve(q: &Query<'_>) -> HostConfig {
 pub fn resolve_file(path: &Path, q: &Query<'_>, local: &Local) -> HostConfig {
     let mut r = read::Reader::new(q, local);
     r.file(path, 0);
+    r.finish()
+}
+
+/// Resolve `q` from a user's config file, then a system-wide one (either may be missing):
+/// the first value obtained wins, so the user's file overrides the system's.
+pub fn resolve_files(user: &Path, system: &Path, q: &Query<'_>, local: &Local) -> HostConfig {
+    let mut r = read::Reader::new(q, local);
+    r.file(user, 0);
+    r.system(system.parent().unwrap_or(Path::new("/")));
+    r.file(system, 0);
     r.finish()
 }
 
@@ -122,6 +142,6 @@ fn warn_once(msg: &str) {
     static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
     let seen = SEEN.get_or_init(Default::default);
     if seen.lock().is_ok_and(|mut s| s.insert(msg.to_string())) {
-        tracing::warn!("~/.ssh/config: {msg}");
+        tracing::warn!("ssh config: {msg}");
     }
 }

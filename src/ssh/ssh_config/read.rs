@@ -27,6 +27,9 @@ pub(super) struct Reader<'a> {
     proxy_jump: Option<Found>,
     known_hosts: Option<Vec<Found>>,
     warnings: Vec<String>,
+    /// Relative `Include` paths are under this folder: `~/.ssh` for the user's file,
+    /// `/etc/ssh` for the system-wide one (ssh_config(5)).
+    include_dir: PathBuf,
 }
 
 /// A line's keyword (lowercased) and arguments, quotes removed. `None` for blank lines and
@@ -89,7 +92,13 @@ impl<'a> Reader<'a> {
             proxy_jump: None,
             known_hosts: None,
             warnings: Vec::new(),
+            include_dir: local.home.join(".ssh"),
         }
+    }
+
+    /// From here on, read a system-wide file: its relative `Include`s are under `dir`.
+    pub(super) fn system(&mut self, dir: &Path) {
+        self.include_dir = dir.to_path_buf();
     }
 
     /// Read `path` (a missing file is no error, as in ssh).
@@ -174,7 +183,7 @@ impl<'a> Reader<'a> {
             let p = if Path::new(&p).is_absolute() {
                 PathBuf::from(p)
             } else {
-                self.local.home.join(".ssh").join(p)
+                self.include_dir.join(p)
             };
             let pattern = p.to_string_lossy();
             let files = match glob::glob(&pattern) {

@@ -266,3 +266,43 @@ fn a_missing_config_is_empty_settings() {
     let home = tempfile::tempdir().unwrap();
     assert_eq!(resolve_home(home.path(), &q("x")), HostConfig::default());
 }
+
+/// As `ssh`: the user's file first, then the system-wide one; the first value obtained wins,
+/// and a relative `Include` in the system file is under the system file's folder.
+#[test]
+fn the_system_wide_file_fills_what_the_users_file_leaves_open() {
+    let home = home_with(&[("config", "Host web-*\n  User deploy\n")]);
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::create_dir(etc.path().join("ssh_config.d")).unwrap();
+    std::fs::write(
+        etc.path().join("ssh_config.d/bastion.conf"),
+        "Host web-*\n  ProxyJump bastion.corp\n",
+    )
+    .unwrap();
+    let system = etc.path().join("ssh_config");
+    std::fs::write(
+        &system,
+        "Include ssh_config.d/*.conf\nHost *\n  User ubuntu\n  Port 2222\n",
+    )
+    .unwrap();
+    let q = Query {
+        alias: "web-1",
+        address: None,
+        user: None,
+        default_user: "me",
+        port: None,
+        default_port: 22,
+    };
+    let hc = resolve_files(&home.path().join(".ssh/config"), &system, &q, &local(home.path()));
+    assert_eq!(hc.user.as_deref(), Some("deploy"), "the user's file wins");
+    assert_eq!(hc.port, Some(2222), "the system file fills the rest");
+    assert_eq!(
+        hc.proxy_jump.as_deref(),
+        Some("bastion.corp"),
+        "its include, under its folder"
+    );
+    assert!(hc.warnings.is_empty(), "{:?}", hc.warnings);
+    // Without a user file, the system file alone.
+    let hc = resolve_files(&home.path().join(".ssh/none"), &system, &q, &local(home.path()));
+    assert_eq!(hc.user.as_deref(), Some("ubuntu"));
+}
