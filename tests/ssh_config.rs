@@ -75,3 +75,52 @@ fn ping_reaches_an_alias_through_include_match_host_and_tokens() {
     assert_eq!(stderr.matches("Match exec").count(), 1, "warned once: {stderr}");
     assert!(!base.join("exec-ran").exists(), "a Match exec command must never run");
 }
+
+/// `check` (no network) looks at the known_hosts file each host will really use: a host whose
+/// `UserKnownHostsFile` in `~/.ssh/config` names a file that is not there is flagged, named,
+/// with the setting to fix; a host on the fleet's file is not.
+#[test]
+fn check_flags_a_missing_user_known_hosts_file_from_the_ssh_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/known_hosts"), "").unwrap();
+    let typo = home.join(".ssh/known_host_agents");
+    std::fs::write(
+        home.join(".ssh/config"),
+        format!("Host agent-*\n  UserKnownHostsFile {}\n", typo.display()),
+    )
+    .unwrap();
+    let fleet = tmp.path().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        "[defaults]\nagent = false\n\n[[host]]\nname = \"agent-1\"\n\n[[host]]\nname = \"agent-2\"\n\n[[host]]\nname = \"db-1\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .arg("--fleet")
+        .arg(&fleet)
+        .arg("check")
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let want = format!(
+        "  warning: known_hosts file {} does not exist: only host keys listed in /etc/ssh/ssh_known_hosts will be accepted; \
+         check `UserKnownHostsFile` in your ssh config (a misspelt path?) (hosts agent-1, agent-2)\n",
+        typo.display()
+    );
+    let want_no_system = format!(
+        "  warning: known_hosts file {} does not exist: every host key will be refused as unknown; \
+         check `UserKnownHostsFile` in your ssh config (a misspelt path?) (hosts agent-1, agent-2)\n",
+        typo.display()
+    );
+    assert!(stdout.contains(&want) || stdout.contains(&want_no_system), "{stdout}");
+    assert_eq!(
+        stdout.matches("warning: known_hosts").count(),
+        1,
+        "db-1 uses ~/.ssh/known_hosts: {stdout}"
+    );
+}

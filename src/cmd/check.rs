@@ -81,9 +81,7 @@ pub fn run(g: &Global, names: &[String], json: bool) -> Result<Exit, Failure> {
     let reports: Vec<PlaybookReport> = loaded.iter().map(|(path, pb)| report(path, pb, fleet)).collect();
     let dir = lf.path.parent().unwrap_or(Path::new(".")).join("playbooks");
     let shared = shared_ids(&loaded, &dir);
-    let fleet_warnings: Vec<String> = known_hosts_warning(&context::known_hosts_files(&lf))
-        .into_iter()
-        .collect();
+    let fleet_warnings = known_hosts_warnings(&lf);
     if json {
         let doc = serde_json::json!({
             "fleet": {
@@ -228,9 +226,39 @@ fn report(path: &Path, pb: &Playbook, fleet: &crate::config::Fleet) -> PlaybookR
     }
 }
 
+/// The known_hosts files each host's key will be checked against — the fleet's, or a host's
+/// `UserKnownHostsFile` from the ssh config — that cannot be read: one warning per set of
+/// files, naming the hosts when not every host uses it.
+fn known_hosts_warnings(lf: &crate::config::LoadedFleet) -> Vec<String> {
+    let fleet_files = context::known_hosts_files(lf);
+    let mut sets: BTreeMap<Vec<PathBuf>, Vec<String>> = BTreeMap::new();
+    for h in &lf.fleet.hosts {
+        let ep = crate::ssh::fleet::endpoint(lf, h, false);
+        sets.entry(ep.known_hosts).or_default().push(h.name.clone());
+    }
+    let order: Vec<String> = lf.fleet.hosts.iter().map(|h| h.name.clone()).collect();
+    let every = sets.len() == 1;
+    sets.iter()
+        .filter_map(|(files, hosts)| {
+            let setting = if *files == fleet_files {
+                "`known_hosts` in [defaults]"
+            } else {
+                "`UserKnownHostsFile` in your ssh config"
+            };
+            let w = known_hosts_warning(files, setting)?;
+            Some(if every {
+                w
+            } else {
+                format!("{w} (hosts {})", crate::ui::hosts::host_range(hosts, &order))
+            })
+        })
+        .collect()
+}
+
 /// A known_hosts file that cannot be read: every connection would be refused (no network
-/// is needed to see it, and a misspelt path is the usual cause).
-fn known_hosts_warning(files: &[PathBuf]) -> Option<String> {
+/// is needed to see it, and a misspelt path is the usual cause). `setting` names where the
+/// path comes from.
+fn known_hosts_warning(files: &[PathBuf], setting: &str) -> Option<String> {
     let first = files.first()?;
     let e = crate::ssh::known_hosts::unusable(first)?;
     let what = if e.kind() == std::io::ErrorKind::NotFound {
@@ -248,9 +276,7 @@ fn known_hosts_warning(files: &[PathBuf]) -> Option<String> {
     } else {
         format!("only host keys listed in {} will be accepted", usable.join(", "))
     };
-    Some(format!(
-        "{what}: {effect}; check `known_hosts` in [defaults] (a misspelt path?)"
-    ))
+    Some(format!("{what}: {effect}; check {setting} (a misspelt path?)"))
 }
 
 fn strategy_name(s: crate::config::playbook::Strategy) -> &'static str {
