@@ -5,7 +5,6 @@
 
 mod common;
 
-use bellwether::record::{read_events, EventKind};
 use common::*;
 
 fn playbook(tier: &str, rollout: &str) -> String {
@@ -31,14 +30,7 @@ health_timeout = "5s"
 }
 
 fn per_host(f: &TestFleet) -> std::collections::BTreeMap<String, u32> {
-    read_events(&latest_run(f))
-        .unwrap()
-        .into_iter()
-        .find_map(|e| match e.kind {
-            EventKind::RemoteCommands { per_host, .. } => Some(per_host),
-            _ => None,
-        })
-        .expect("a remote_commands event")
+    remote_commands(f).0
 }
 
 #[test]
@@ -57,7 +49,7 @@ fn a_zero_window_rollout_starts_three_remote_commands_per_host() {
     eprintln!("remote commands per host (all_at_once, zero window): {counts:?}");
     assert_eq!(counts.len(), 3, "{counts:?}");
     for (h, n) in &counts {
-        assert!(*n <= 3, "{h}: {n} remote commands (at most 3): {counts:?}");
+        assert_eq!(*n, 3, "{h}: {n} remote commands (3): {counts:?}");
     }
 }
 
@@ -74,6 +66,6 @@ fn a_canary_rollout_with_zero_windows_also_stays_at_three() {
     let (code, out, err) = run(c);
     assert_eq!(code, 0, "{out}\n{err}");
     for (h, n) in per_host(&f) {
-        assert!(n <= 3, "{h}: {n} remote commands (at most 3)");
+        assert_eq!(n, 3, "{h}: {n} remote commands (3)");
     }
 }

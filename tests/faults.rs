@@ -315,6 +315,15 @@ fn the_connection_cut_during_apply_is_reverted_when_the_host_comes_back() {
         assert_eq!(&f.config(i), o, "host {i} byte for byte");
     }
     assert_eq!(markers(&f), Vec::<String>::new());
+    // The record says what happened: h01's file was written (the write and apply share one
+    // remote command), then its apply failed when the connection was cut.
+    let rec = record(&latest_run(&f));
+    let written = rec.position(|k| matches!(k, EventKind::Written { host, .. } if host == "h01"));
+    let apply = rec.position(|k| matches!(k, EventKind::Apply { host, ok: false, .. } if host == "h01"));
+    assert!(
+        matches!((written, apply), (Some(w), Some(a)) if w < a),
+        "written, then a failed apply: {rec}"
+    );
 }
 
 /// The connection is cut during the revert itself: the run says which host needs attention

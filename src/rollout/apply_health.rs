@@ -72,12 +72,17 @@ pub(crate) async fn write_apply_health(
         .conn
         .write_file_then(&f.path, &f.after, &opts, &script(a, h), apply_timeout + health_timeout)
         .await;
-    // Unknown whether the write happened (a timeout, a cut connection): as a failed write;
-    // the revert finds out from the file itself (its hash against `write_intent`).
-    let (written, then) = r.map_err(|e| HostError::Failed(format!("write {}: {e}", f.path)))?;
-    super::host::after_write(run, host, f, written)?;
-    let then = then.ok_or_else(|| HostError::Failed(format!("write {}: no result", f.path)))?;
-    record_results(run, &host.conn, &host.name, commands, health_timeout, Ok(then)).await
+    // Unknown whether the write happened (a timeout, a cut connection before the script
+    // said): as a failed write; the revert finds out from the file itself (its hash against
+    // `write_intent`).
+    let wt = r.map_err(|e| HostError::Failed(format!("write {}: {e}", f.path)))?;
+    super::host::after_write(run, host, f, wt.written)?;
+    // Written: whatever happened next is apply's (recorded as a failed `apply`).
+    let then = match wt.then {
+        Some(t) => t,
+        None => Err(crate::ssh::SshError::Protocol("no result after the write".into())),
+    };
+    record_results(run, &host.conn, &host.name, commands, health_timeout, then).await
 }
 
 /// Record what the apply-then-health script said (`apply`, then `health`, retrying health

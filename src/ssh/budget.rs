@@ -43,6 +43,8 @@ pub(crate) struct Slot {
     limit: usize,
     /// Closed for good by `close` (never reopened).
     closed: AtomicBool,
+    /// Its session died on its own and was taken out by the budget (see [`Slot::is_lost`]).
+    dropped: AtomicBool,
     /// Reopens after parking, for the record and the benchmark.
     reopened: AtomicU32,
     /// Reopen with the revert's patience (retry refused and timed-out attempts until
@@ -77,6 +79,7 @@ impl Slot {
             parkable,
             limit: limit.max(1),
             closed: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
             reopened: AtomicU32::new(0),
             patient: AtomicBool::new(false),
         });
@@ -84,16 +87,32 @@ impl Slot {
         slot
     }
 
-    /// Install the session a handshake opened (its place was taken by [`reserve`]).
-    pub(crate) fn install(&self, h: Handle, reopen: bool) {
-        *lock(&self.handle) = Some(Arc::new(h));
+    /// Install the session a handshake opened in the place `place` took, as the most
+    /// recently used, and lease it to the caller in the same step (so it cannot be parked
+    /// before its first command). `None` when the connection was closed for good meanwhile
+    /// (the session is dropped and its place given back).
+    pub(crate) fn install(self: &Arc<Self>, place: Place, h: Handle, reopen: bool) -> Option<Lease> {
+        let mut g = lock(&self.handle);
+        if self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let h = Arc::new(h);
+        *g = Some(h.clone());
+        place.taken();
+        self.dropped.store(false, Ordering::Relaxed);
+        self.last_used.store(tick(), Ordering::Relaxed);
+        self.in_use.fetch_add(1, Ordering::Relaxed);
         if reopen {
             self.reopened.fetch_add(1, Ordering::Relaxed);
         }
+        Some(Lease {
+            slot: self.clone(),
+            handle: h,
+        })
     }
 
     /// The open session with a lease on it (the session is not parked while the lease
-    /// lives); `None` when parked or closed.
+    /// lives); `None` when parked, lost or closed.
     pub(crate) fn lease(self: &Arc<Self>) -> Option<Lease> {
         let g = lock(&self.handle);
         let h = g.as_ref()?.clone();
@@ -114,8 +133,15 @@ impl Slot {
         self.parkable
     }
 
+    /// Parked by the budget: idle, to be reopened by its next command.
     pub(crate) fn is_parked(&self) -> bool {
-        !self.closed.load(Ordering::Relaxed) && lock(&self.handle).is_none()
+        !self.closed.load(Ordering::Relaxed) && !self.is_lost() && lock(&self.handle).is_none()
+    }
+
+    /// Its session went away on its own (the network, the host) and the budget took the
+    /// dead session out: a lost connection stays lost, it is not reopened here.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_closed_for_good(&self) -> bool {
@@ -128,28 +154,46 @@ impl Slot {
 
     /// Take the session out for good (`close`); the caller says goodbye on it.
     pub(crate) fn take_for_close(&self) -> Option<Arc<Handle>> {
+        let mut g = lock(&self.handle);
         self.closed.store(true, Ordering::Relaxed);
-        let h = lock(&self.handle).take();
+        let h = g.take();
         if h.is_some() {
             LIVE.fetch_sub(1, Ordering::Relaxed);
         }
         h
     }
 
-    /// Park this slot if nothing uses it: its session is taken out (and closed by the
-    /// caller). Never blocks.
-    fn try_park(&self) -> Option<Arc<Handle>> {
+    /// Take this slot's session out if nothing uses it: an open one is parked (and closed by
+    /// the caller), a dead one is marked lost. Never blocks.
+    fn try_take(&self) -> Taken {
         if !self.parkable {
-            return None;
+            return Taken::No;
         }
-        let mut g = self.handle.try_lock().ok()?;
-        if self.in_use.load(Ordering::Relaxed) != 0 || g.as_ref().is_none_or(|h| h.is_closed()) {
-            return None;
+        let Ok(mut g) = self.handle.try_lock() else {
+            return Taken::No;
+        };
+        if self.in_use.load(Ordering::Relaxed) != 0 {
+            return Taken::No;
         }
-        let h = g.take();
-        LIVE.fetch_sub(1, Ordering::Relaxed);
-        h
+        match g.take() {
+            None => Taken::No,
+            Some(h) if h.is_closed() => {
+                self.dropped.store(true, Ordering::Relaxed);
+                LIVE.fetch_sub(1, Ordering::Relaxed);
+                Taken::Lost
+            }
+            Some(h) => {
+                LIVE.fetch_sub(1, Ordering::Relaxed);
+                Taken::Parked(h)
+            }
+        }
     }
+}
+
+enum Taken {
+    No,
+    Lost,
+    Parked(Arc<Handle>),
 }
 
 impl Drop for Slot {
@@ -179,29 +223,64 @@ impl Drop for Lease {
     }
 }
 
+/// A place for one session, counted in from [`reserve`] until the session is installed
+/// ([`Slot::install`]) — or given back when the handshake fails or is cancelled (a dropped
+/// future, a timeout), so the count cannot drift.
+pub(crate) struct Place {
+    held: bool,
+}
+
+impl Place {
+    /// The session is installed: it is counted for as long as the slot holds it.
+    fn taken(mut self) {
+        self.held = false;
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if self.held {
+            LIVE.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Take a place for one more session, first parking least recently used idle sessions
-/// while `limit` or more are open. Pair with [`release`] if the handshake fails.
-pub(crate) fn reserve(limit: usize) {
+/// while `limit` or more are open.
+pub(crate) fn reserve(limit: usize) -> Place {
     let limit = limit.max(1);
     park_all(make_room(limit, 1), limit);
+    Place { held: true }
 }
 
 /// Under the registry's lock: take idle sessions out, least recently used first, until
-/// `extra` more fit under `limit` (or none is idle), then count the `extra` in.
+/// `extra` more fit under `limit` (or none is idle), then count the `extra` in. Dead
+/// sessions (dropped by the network) are taken out first, whatever their age: they hold a
+/// place and nothing else.
 fn make_room(limit: usize, extra: usize) -> Vec<Arc<Handle>> {
     let mut parked = Vec::new();
     let mut slots = lock(&SLOTS);
     slots.retain(|w| w.strong_count() > 0);
-    while LIVE.load(Ordering::Relaxed) + extra > limit {
-        let victim = slots
+    if LIVE.load(Ordering::Relaxed) + extra > limit {
+        let mut idle: Vec<(bool, u64, Arc<Slot>)> = slots
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|s| s.parkable && s.in_use.load(Ordering::Relaxed) == 0 && s.current().is_some())
-            .min_by_key(|s| s.last_used.load(Ordering::Relaxed));
-        let Some(h) = victim.and_then(|s| s.try_park()) else {
-            break;
-        };
-        parked.push(h);
+            .filter(|s| s.parkable && s.in_use.load(Ordering::Relaxed) == 0)
+            .filter_map(|s| {
+                let open = !s.current()?.is_closed();
+                Some((open, s.last_used.load(Ordering::Relaxed), s))
+            })
+            .collect();
+        // Dead ones first (false < true), then the least recently used.
+        idle.sort_by_key(|(open, used, _)| (*open, *used));
+        for (_, _, s) in idle {
+            if LIVE.load(Ordering::Relaxed) + extra <= limit {
+                break;
+            }
+            if let Taken::Parked(h) = s.try_take() {
+                parked.push(h);
+            }
+        }
     }
     LIVE.fetch_add(extra, Ordering::Relaxed);
     parked
@@ -228,11 +307,6 @@ fn park_all(parked: Vec<Arc<Handle>>, limit: usize) {
                 .await;
         });
     }
-}
-
-/// Give back a place [`reserve`] took for a handshake that failed.
-pub(crate) fn release() {
-    LIVE.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// A poisoned lock still holds good data: nothing here is left half-updated by a panic.

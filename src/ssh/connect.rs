@@ -72,14 +72,12 @@ impl Connection {
                     None => None,
                 };
                 let slot = Slot::new(parkable && jump.is_none(), ep.max_connections);
-                budget::reserve(ep.max_connections);
-                match handshake(ep, jump.as_deref()).await {
-                    Ok(h) => slot.install(h, false),
-                    Err(e) => {
-                        budget::release();
-                        return Err(e);
-                    }
-                }
+                // Given back if the handshake fails or this future is dropped.
+                let place = budget::reserve(ep.max_connections);
+                let h = handshake(ep, jump.as_deref()).await?;
+                // The lease from installing ends here: the new connection is idle, and the
+                // most recently used.
+                drop(slot.install(place, h, false));
                 Ok(Connection {
                     slot,
                     endpoint: ep.clone(),
@@ -110,29 +108,24 @@ impl Connection {
         if let Some(l) = self.slot.lease() {
             return Ok(l);
         }
+        if self.slot.is_lost() {
+            return Err(SshError::Disconnected("the connection was lost".into()));
+        }
         if self.slot.is_closed_for_good() || !self.slot.parkable() {
             return Err(SshError::Disconnected("the connection was closed".into()));
         }
         let ep = &self.endpoint;
-        budget::reserve(ep.max_connections);
+        // Given back if the handshake fails or this future is dropped.
+        let place = budget::reserve(ep.max_connections);
         let patient = self.slot.patient.load(std::sync::atomic::Ordering::Relaxed);
-        let r = if patient {
-            patiently(ep, || Box::pin(handshake(ep, None))).await
+        let h = if patient {
+            patiently(ep, || Box::pin(handshake(ep, None))).await?
         } else {
-            handshake(ep, None).await
+            handshake(ep, None).await?
         };
-        match r {
-            Ok(h) => {
-                tracing::debug!(host = %ep.name, "reopened a parked connection");
-                self.slot.install(h, true);
-            }
-            Err(e) => {
-                budget::release();
-                return Err(e);
-            }
-        }
+        tracing::debug!(host = %ep.name, "reopened a parked connection");
         self.slot
-            .lease()
+            .install(place, h, true)
             .ok_or_else(|| SshError::Disconnected("the connection was closed".into()))
     }
 
@@ -156,7 +149,7 @@ impl Connection {
     /// True once the transport has gone away (or `close` was called). A connection the
     /// budget parked is not closed: its next command opens it again.
     pub fn is_closed(&self) -> bool {
-        if self.slot.is_closed_for_good() {
+        if self.slot.is_closed_for_good() || self.slot.is_lost() {
             return true;
         }
         self.slot.current().is_some_and(|h| h.is_closed())

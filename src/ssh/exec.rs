@@ -104,8 +104,9 @@ impl Connection {
         script: &str,
         stdin: &[u8],
         timeout: Duration,
+        lines: Option<mpsc::UnboundedSender<(Stream, String)>>,
     ) -> Result<Output, SshError> {
-        self.run_inner(script, Some(stdin), true, timeout, None, Limit::Keep(MAX_OUTPUT_BYTES))
+        self.run_inner(script, Some(stdin), true, timeout, lines, Limit::Keep(MAX_OUTPUT_BYTES))
             .await
     }
 
@@ -137,8 +138,10 @@ impl Connection {
             Limit::Keep(n) => (n, false),
             Limit::Fail(n) => (n, true),
         };
+        // Reopening a parked connection is bounded by its connect_timeout, not by this
+        // command's limit (a short health timeout must not be spent on a handshake).
+        let lease = self.session().await?;
         let fut = async {
-            let lease = self.session().await?;
             let mut ch = lease.handle.channel_open_session().await?;
             ch.exec(true, cmd.as_bytes()).await?;
             if let Some(data) = stdin {

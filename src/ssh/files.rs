@@ -68,6 +68,67 @@ fn write_result(
     Ok(found)
 }
 
+/// How a write followed by another script went ([`Connection::write_file_then`]).
+#[derive(Debug)]
+pub(crate) struct WriteThen {
+    /// The sha256 read back, or why the file was not written.
+    pub written: Result<String, SshError>,
+    /// The next script's output, or why it failed; `None` when it did not run.
+    pub then: Option<Result<super::Output, SshError>>,
+}
+
+/// Split a finished `write_then` script's output: the write's part before the last
+/// [`scripts::WRITE_DONE`] marker (what precedes it, a login shell's start-up noise included,
+/// is the host's to say; nothing after it prints one, as apply's stdout goes nowhere), the
+/// next script's after it. (Boxed error: an `SshError` is large, and this is not the hot path.)
+fn write_then_result(
+    path: &str,
+    want: &str,
+    opts: &WriteOptions,
+    out: &super::Output,
+) -> Result<WriteThen, Box<SshError>> {
+    let stdout = out.stdout_text();
+    let stderr = out.stderr_text();
+    let (w_out, rest_out) = stdout.rsplit_once(scripts::WRITE_DONE).unwrap_or((stdout.as_str(), ""));
+    let (w_err, rest_err) = stderr.split_once(scripts::THEN_SPLIT).unwrap_or((stderr.as_str(), ""));
+    let mut rest = rest_out.splitn(2, '\n');
+    let Some(status) = rest.next().and_then(|n| n.trim().parse::<u32>().ok()) else {
+        // The script was cut before it could say how the write went.
+        return Err(Box::new(SshError::Remote {
+            what: format!("write {path}"),
+            status: out.status,
+            stderr,
+        }));
+    };
+    let written = write_result(path, want, opts, status, w_out, w_err.trim().to_string()).map_err(|e| *e);
+    let then = if written.is_ok() {
+        Some(Ok(super::Output {
+            status: out.status,
+            stdout: rest.next().unwrap_or("").as_bytes().to_vec(),
+            stderr: rest_err.as_bytes().to_vec(),
+            stdout_dropped: out.stdout_dropped,
+            stderr_dropped: out.stderr_dropped,
+        }))
+    } else {
+        None
+    };
+    Ok(WriteThen { written, then })
+}
+
+/// Did a `write_then` script that did not finish say its write was done — `BW-WRITE 0` as the
+/// last such line, the hash of the bytes sent as the last line before it?
+fn written_before(stdout_lines: &[String], want: &str) -> bool {
+    let Some(i) = stdout_lines.iter().rposition(|l| l.starts_with("BW-WRITE ")) else {
+        return false;
+    };
+    stdout_lines[i] == "BW-WRITE 0"
+        && stdout_lines[..i]
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| l.trim() == want)
+}
+
 /// sha256 of bytes as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -194,15 +255,17 @@ impl Connection {
     pub async fn write_file(&self, path: &str, bytes: &[u8], opts: &WriteOptions) -> Result<String, SshError> {
         let want = sha256_hex(bytes);
         let script = scripts::write(path, bytes.len(), &want, opts);
-        let out = self.run_confirmed(script.text(), bytes, self.command_timeout()).await?;
+        let out = self
+            .run_confirmed(script.text(), bytes, self.command_timeout(), None)
+            .await?;
         write_result(path, &want, opts, out.status, &out.stdout_text(), out.stderr_text()).map_err(|e| *e)
     }
 
     /// [`write_file`](Self::write_file), then — only if the file was written and read back
     /// right — `then` (a script of the caller's), in the same remote command: one shell start
-    /// on the host instead of two (`rollout/apply_health.rs`). Returns the write's result and
-    /// `then`'s output (`None` when it did not run); the error is the command's, when neither
-    /// is known (a timeout, a cut connection: the write may or may not have happened).
+    /// on the host instead of two (`rollout/apply_health.rs`). The error is the command's when
+    /// it is not known whether the write happened (a timeout or a cut connection before the
+    /// script said); once it said the file was written, a later failure is `then`'s.
     pub(crate) async fn write_file_then(
         &self,
         path: &str,
@@ -210,38 +273,34 @@ impl Connection {
         opts: &WriteOptions,
         then: &str,
         then_timeout: std::time::Duration,
-    ) -> Result<(Result<String, SshError>, Option<super::Output>), SshError> {
+    ) -> Result<WriteThen, SshError> {
         let want = sha256_hex(bytes);
         let write = scripts::write(path, bytes.len(), &want, opts);
         let script = scripts::write_then(write.text(), then);
-        let out = self
-            .run_confirmed(&script, bytes, self.command_timeout() + then_timeout)
-            .await?;
-        let stdout = out.stdout_text();
-        let stderr = out.stderr_text();
-        // The last marker: nothing after it prints one (apply's stdout goes nowhere), while
-        // what comes before it (a login shell's start-up noise) is the host's to say.
-        let (w_out, rest_out) = stdout.rsplit_once(scripts::WRITE_DONE).unwrap_or((stdout.as_str(), ""));
-        let (w_err, rest_err) = stderr.split_once(scripts::THEN_SPLIT).unwrap_or((stderr.as_str(), ""));
-        let mut rest = rest_out.splitn(2, '\n');
-        let status = rest.next().and_then(|n| n.trim().parse::<u32>().ok());
-        let Some(status) = status else {
-            // The script was cut before it could say how the write went.
-            return Err(SshError::Remote {
-                what: format!("write {path}"),
-                status: out.status,
-                stderr: stderr.clone(),
-            });
-        };
-        let written = write_result(path, &want, opts, status, w_out, w_err.trim().to_string()).map_err(|e| *e);
-        let then_out = written.is_ok().then(|| super::Output {
-            status: out.status,
-            stdout: rest.next().unwrap_or("").as_bytes().to_vec(),
-            stderr: rest_err.as_bytes().to_vec(),
-            stdout_dropped: out.stdout_dropped,
-            stderr_dropped: out.stderr_dropped,
-        });
-        Ok((written, then_out))
+        // Lines as they come, so a failure after the write still knows it happened.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let r = self
+            .run_confirmed(&script, bytes, self.command_timeout() + then_timeout, Some(tx))
+            .await;
+        match r {
+            Ok(out) => write_then_result(path, &want, opts, &out).map_err(|e| *e),
+            Err(e) => {
+                let mut seen = Vec::new();
+                while let Ok((stream, line)) = rx.try_recv() {
+                    if stream == super::Stream::Stdout {
+                        seen.push(line);
+                    }
+                }
+                if written_before(&seen, &want) {
+                    Ok(WriteThen {
+                        written: Ok(want),
+                        then: Some(Err(e)),
+                    })
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
 
     /// Can this file be replaced the way [`write_file`](Self::write_file) does it, keeping its
@@ -295,6 +354,71 @@ mod tests {
         assert_eq!(&out[i..], b"640 0 0\nfile __bellwether_read__\n");
         assert_eq!(after_mark(b"no marker here\n"), None);
         assert_eq!(after_mark(b"x__bellwether_read__\n"), None, "only at a line start");
+    }
+
+    fn output(stdout: &str, stderr: &str) -> crate::ssh::Output {
+        crate::ssh::Output {
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_write_then_script_is_read_from_its_last_marker() {
+        let want = sha256_hex(b"new");
+        let opts = WriteOptions {
+            expect: Some(Some(sha256_hex(b"old"))),
+            ..WriteOptions::default()
+        };
+        // A login shell that prints the marker itself cannot pass for the write.
+        let noise = "motd\nBW-WRITE 0\n";
+        let ok = output(
+            &format!("{noise}BELLWETHER-READY\n{want}\n\nBW-WRITE 0\nBW-APPLY 0\nBW-HEALTH 0\n"),
+            "login noise\n\u{1e}BW-THEN\nwarn\n\u{1e}BW-HEALTH\nhealthy\n",
+        );
+        let wt = write_then_result("agent/config.toml", &want, &opts, &ok).unwrap();
+        assert_eq!(wt.written.unwrap(), want);
+        let then = wt.then.unwrap().unwrap();
+        assert_eq!(String::from_utf8_lossy(&then.stdout), "BW-APPLY 0\nBW-HEALTH 0\n");
+        assert_eq!(String::from_utf8_lossy(&then.stderr), "warn\n\u{1e}BW-HEALTH\nhealthy");
+        // Read back wrong (exit 22): not written, nothing after it.
+        let bad = output(
+            &format!("{noise}BELLWETHER-READY\n{}\n\nBW-WRITE 22\n", sha256_hex(b"other")),
+            "",
+        );
+        let wt = write_then_result("agent/config.toml", &want, &opts, &bad).unwrap();
+        assert!(matches!(wt.written, Err(SshError::Verify { .. })), "{:?}", wt.written);
+        assert!(wt.then.is_none());
+        // Refused: the file changed since preflight.
+        let changed = output(&format!("CHANGED {}\n\nBW-WRITE 17\n", sha256_hex(b"x")), "");
+        let wt = write_then_result("agent/config.toml", &want, &opts, &changed).unwrap();
+        assert!(matches!(wt.written, Err(SshError::Changed { .. })), "{:?}", wt.written);
+        assert!(wt.then.is_none());
+        // Cut before it said: not known.
+        let cut = output(&format!("{noise}BELLWETHER-READY\n"), "");
+        let cut_noise_only = output("motd\n", "");
+        assert!(write_then_result("p", &want, &opts, &cut).is_ok_and(|wt| wt.written.is_err()));
+        assert!(write_then_result("p", &want, &opts, &cut_noise_only).is_err());
+    }
+
+    #[test]
+    fn a_failure_after_the_write_said_done_is_the_next_scripts() {
+        let want = sha256_hex(b"new");
+        let lines = |t: &str| t.lines().map(str::to_string).collect::<Vec<_>>();
+        assert!(written_before(
+            &lines(&format!("READY\n{want}\n\nBW-WRITE 0\nBW-APPLY 0")),
+            &want
+        ));
+        assert!(
+            !written_before(&lines(&format!("READY\n{want}")), &want),
+            "not said yet"
+        );
+        assert!(!written_before(&lines("BW-WRITE 0\nREADY"), &want), "noise, then cut");
+        assert!(
+            !written_before(&lines(&format!("BW-WRITE 0\nREADY\n{want}\n\nBW-WRITE 20")), &want),
+            "the last marker counts"
+        );
     }
 
     #[test]

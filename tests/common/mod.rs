@@ -595,3 +595,21 @@ pub fn wait_for_event(f: &TestFleet, pred: impl Fn(&EventKind) -> bool, limit: D
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The `remote_commands` event of the newest run: commands started per host, and the hosts
+/// whose connection the budget parked and reopened (with how often).
+#[allow(dead_code)] // not every test binary reads it
+pub fn remote_commands(
+    f: &TestFleet,
+) -> (
+    std::collections::BTreeMap<String, u32>,
+    std::collections::BTreeMap<String, u32>,
+) {
+    record(&latest_run(f))
+        .kinds()
+        .find_map(|k| match k {
+            EventKind::RemoteCommands { per_host, reopened } => Some((per_host.clone(), reopened.clone())),
+            _ => None,
+        })
+        .expect("a remote_commands event")
+}
