@@ -114,7 +114,7 @@ fn a_host_whose_key_changed_while_parked_is_refused_and_the_run_reverts() {
         &swap_playbook(
             "claude-sonnet-4-5",
             "",
-            "observe = \"4s\"\nbatch_observe = \"0s\"\nbatches = [\"100%\"]",
+            "observe = \"8s\"\nbatch_observe = \"0s\"\nbatches = [\"100%\"]",
         ),
     );
     let mut c = f.bw();
