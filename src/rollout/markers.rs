@@ -151,8 +151,12 @@ pub async fn release(
     hosts: &[String],
 ) -> Vec<(String, String)> {
     use futures::stream::{self, StreamExt};
+    // Hosts whose connection is still open go first: with more hosts than the connection
+    // budget, they are released before the parked ones are reopened (which parks them).
+    let mut order: Vec<&String> = hosts.iter().collect();
+    order.sort_by_key(|h| conns.get(*h).is_none_or(|c| c.is_parked()));
     // Hosts in parallel (bounded): one at a time took ~100 ms per host at the end of a run.
-    let results: Vec<(String, Result<(), String>)> = stream::iter(hosts)
+    let results: Vec<(String, Result<(), String>)> = stream::iter(order)
         .map(|h| async move {
             let r = match conns.get(h) {
                 Some(c) => remove(c, &run.id).await,
