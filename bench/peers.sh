@@ -149,25 +149,7 @@ done
 
 mkdir -p "$work/playbooks/files"
 cp "$work/new.toml" "$work/playbooks/files/agent.toml"
-cat >"$work/playbooks/push.toml" <<'EOF'
-id = "peers-push"
-tier = "T1"
-component = "config"
-
-[[edit]]
-path = "agent/config.toml"
-source = "files/agent.toml"
-template = false
-
-[apply]
-command = "./agentctl restart"
-health = "./agentctl status"
-health_timeout = "30s"
-
-[rollout]
-strategy = "all_at_once"
-batch_observe = "0s"
-EOF
+cp bench/push.toml "$work/playbooks/push.toml"
 
 # Each tool's run as a script of its own, so GNU time measures it and everything it starts.
 REMOTE='cat > agent/config.toml.new && mv agent/config.toml.new agent/config.toml && ./agentctl restart && ./agentctl status'

@@ -48,25 +48,7 @@ for n in "${@:-200 1000 2000}"; do
   pid=$(cat "$sandbox/sandbox.pid")
   mkdir -p "$sandbox/playbooks/files"
   cp "$work/agent.toml" "$sandbox/playbooks/files/agent.toml"
-  cat >"$sandbox/playbooks/push.toml" <<'EOF'
-id = "push"
-tier = "T1"
-component = "config"
-
-[[edit]]
-path = "agent/config.toml"
-source = "files/agent.toml"
-template = false
-
-[apply]
-command = "./agentctl restart"
-health = "./agentctl status"
-health_timeout = "30s"
-
-[rollout]
-strategy = "all_at_once"
-batch_observe = "0s"
-EOF
+  cp bench/push.toml "$sandbox/playbooks/push.toml"
   sleep 3
   c0=$(cpu_self "$pid")
   sleep 20
