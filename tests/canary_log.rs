@@ -165,6 +165,34 @@ fn a_chatty_agent_is_capped_and_the_file_says_so() {
     );
 }
 
+/// The tails start before the change and are running on the host when it is made: an error
+/// the agent logs the instant it restarts (here, by the apply command itself) fails the
+/// canary, however slowly the host started its `tail`.
+#[test]
+fn an_error_logged_the_instant_the_agent_restarts_fails_the_canary() {
+    let f = TestFleet::start(2);
+    f.start_agents();
+    let pb = playbook("max_errors = 0", "observe = \"30s\"").replace(
+        "command = \"./agentctl restart\"",
+        "command = \"./agentctl restart && echo 'ERROR cannot load the model at start-up' >> agent/agent.log\"",
+    );
+    let pb = f.playbook("swap", &pb);
+    let mut c = f.bw();
+    c.args(["rollout", pb.to_str().unwrap(), "--yes"]);
+    let t = Instant::now();
+    let (code, out, err) = run(c);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        format!("{out}{err}").contains("cannot load the model at start-up"),
+        "{out}\n{err}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "failed fast, not at the window's end"
+    );
+    assert_eq!(f.config(0), f.config(1), "the canary was put back");
+}
+
 #[test]
 fn keep_log_errors_keeps_no_log_files() {
     let f = TestFleet::start(2);

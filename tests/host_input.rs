@@ -150,7 +150,7 @@ fn command_output_is_capped_and_lines_are_cut_with_a_marker() {
 
         // A log source that never sends a newline still yields a (cut) line, and the next one.
         let mut s = c
-            .stream("head -c 200000 /dev/zero | tr '\\0' y; echo; echo next; sleep 30")
+            .stream("head -c 200000 /dev/zero | tr '\\0' y; echo; echo next; sleep 30", None)
             .await
             .unwrap();
         let first = tokio::time::timeout(Duration::from_secs(10), s.next())

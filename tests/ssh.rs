@@ -405,7 +405,7 @@ fn cancelled_stream_leaves_no_process_behind() {
         // From the file's start: the lines count whenever `tail` gets going (no race with a
         // slow start on a loaded machine).
         std::fs::write(&log, "line one\nline two\n").unwrap();
-        let mut s = c.stream(&format!("tail -n +1 -F agent/{tag}")).await.unwrap();
+        let mut s = c.stream(&format!("tail -n +1 -F agent/{tag}"), None).await.unwrap();
         assert_eq!(
             tokio::time::timeout(Duration::from_secs(5), s.next())
                 .await
@@ -441,6 +441,43 @@ fn cancelled_stream_leaves_no_process_behind() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A rollout starts its log tails, then restarts the agent: a line logged the moment the
+/// stream has started must be seen, however late the host gets `tail` going, and the
+/// lines the file already had are not.
+#[test]
+fn a_watched_file_is_followed_from_where_it_was_when_the_stream_started() {
+    let f = TestFleet::start(1);
+    let rel = "agent/start.log";
+    let log = f.hosts[0].home.join(rel);
+    std::fs::write(&log, "old line\n").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
+        for round in 0..5 {
+            let mut s = c
+                .stream(&bellwether::ssh::tail_file_command(rel), Some(rel))
+                .await
+                .unwrap();
+            let line = format!("new line {round}");
+            let mut fh = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            std::io::Write::write_all(&mut fh, format!("{line}\n").as_bytes()).unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(10), s.next()).await.unwrap();
+            assert_eq!(got.as_deref(), Some(line.as_str()), "round {round}");
+            s.cancel().await;
+        }
+        // A file that does not exist yet is followed from its first byte once it appears.
+        let fresh = "agent/fresh.log";
+        let mut s = c
+            .stream(&bellwether::ssh::tail_file_command(fresh), Some(fresh))
+            .await
+            .unwrap();
+        std::fs::write(f.hosts[0].home.join(fresh), "first\n").unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), s.next()).await.unwrap();
+        assert_eq!(got.as_deref(), Some("first"));
+        s.cancel().await;
+    });
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub struct Prepared {
     pub apply: Option<String>,
     pub health: Option<String>,
     pub log_command: Option<String>,
+    /// The watched log file (`watch.log.file`, rendered): `log_command` follows it from
+    /// the size it has when the watch starts.
+    pub log_file: Option<String>,
     /// `[hooks]` rendered for this host: before the write, after health, after a revert.
     pub before_hooks: Vec<String>,
     pub after_hooks: Vec<String>,

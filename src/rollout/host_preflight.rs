@@ -10,10 +10,7 @@ use crate::config::{Host, Playbook};
 use crate::edit::render_command;
 use crate::edit::spec::EditSpec;
 use crate::edit::template::{render, TemplateCtx};
-use crate::ssh::{
-    quote::{join, quote},
-    sha256_hex, Connection, RemoteFile,
-};
+use crate::ssh::{quote::quote, sha256_hex, Connection, RemoteFile};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -74,6 +71,7 @@ pub async fn preflight(
         apply: cmds.apply,
         health: cmds.health,
         log_command: cmds.log_command,
+        log_file: cmds.log_file,
         blue_green,
         marker_held,
     })
@@ -199,7 +197,7 @@ fn render_commands(pb: &Playbook, ctx: &TemplateCtx) -> Result<Commands, String>
         .map(|f| r("watch.log.file", f))
         .transpose()?;
     let log_command = match (&log_file, log.and_then(|l| l.command.as_deref())) {
-        (Some(f), _) => Some(join(["exec", "tail", "-n0", "-F", "--", f])),
+        (Some(f), _) => Some(crate::ssh::tail_file_command(f)),
         (None, Some(c)) => Some(rc("watch.log.command", c)?),
         (None, None) => None,
     };
@@ -433,7 +431,7 @@ mod tests {
         Commands {
             apply: Some("./agentctl restart".into()),
             health: Some("AGENT=1 ./agentctl status".into()),
-            log_command: log_file.map(|f| format!("exec tail -n0 -F -- {}", quote(f))),
+            log_command: log_file.map(crate::ssh::tail_file_command),
             log_file: log_file.map(String::from),
         }
     }

@@ -15,6 +15,7 @@ use crate::record::{EventKind, RunDir};
 use crate::ssh::lines::LineBuf;
 use crate::ssh::{Chunk, Connection, StreamHandle};
 use crate::watch::{Breach, CompiledWatch, Counts, GateKind, Observer, Stats, Verdict};
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -26,8 +27,20 @@ pub const BATCH_EVERY: Duration = Duration::from_millis(20);
 /// Most chunks taken in one batch (more wait for the next).
 const BATCH_MAX: usize = 4096;
 
+/// One host's log source to follow: its name, connection, log command and the watched file
+/// (whose size the tail starts from), if the source is a file.
+pub struct TailSpec {
+    pub name: String,
+    pub conn: Arc<Connection>,
+    pub command: String,
+    pub file: Option<String>,
+}
+
 /// Log tails started before a phase's change, so start-up errors are seen.
 pub struct Tails {
+    /// Each stream's tag (its place in the list it was started from) to its index here: a
+    /// baseline host whose tail did not start has none.
+    index_of: Vec<Option<usize>>,
     names: Vec<String>,
     baseline: Vec<bool>,
     rx: mpsc::UnboundedReceiver<(usize, Chunk)>,
@@ -82,14 +95,17 @@ impl WindowResult {
     }
 }
 
-/// Start tails on `hosts` (changed this phase) and `baseline` hosts (unchanged, compared).
+/// Start tails on `hosts` (changed this phase) and `baseline` hosts (unchanged, compared),
+/// up to `concurrency` at once; each has started on its host when this returns.
 pub async fn start(
-    hosts: Vec<(String, Arc<Connection>, String)>,
-    baseline: Vec<(String, Arc<Connection>, String)>,
+    hosts: Vec<TailSpec>,
+    baseline: Vec<TailSpec>,
+    concurrency: usize,
 ) -> Result<(Tails, Vec<String>), (String, String)> {
     let mut warnings = Vec::new();
     let (tx, rx) = mpsc::unbounded_channel();
     let mut t = Tails {
+        index_of: Vec::new(),
         names: Vec::new(),
         baseline: Vec::new(),
         rx,
@@ -101,21 +117,47 @@ pub async fn start(
         pending: Vec::new(),
         batch: Vec::new(),
     };
-    let all = hosts
+    let all: Vec<(TailSpec, bool)> = hosts
         .into_iter()
-        .map(|(a, b, c)| (a, b, c, false))
-        .chain(baseline.into_iter().map(|(a, b, c)| (a, b, c, true)));
-    for (name, conn, cmd, b) in all {
-        let s = match conn.stream_into(&cmd, t.names.len(), tx.clone()).await {
+        .map(|s| (s, false))
+        .chain(baseline.into_iter().map(|s| (s, true)))
+        .collect();
+    // Each start waits for its host to say the tail is running: in parallel, in order.
+    let started: Vec<_> = futures::stream::iter(all.into_iter().enumerate())
+        .map(|(tag, (spec, b))| {
+            let tx = tx.clone();
+            async move {
+                let r = spec
+                    .conn
+                    .stream_into(&spec.command, spec.file.as_deref(), tag, tx)
+                    .await;
+                (spec, b, r)
+            }
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    for (spec, b, r) in started {
+        let TailSpec {
+            name, conn, command, ..
+        } = spec;
+        let s = match r {
             Ok(s) => s,
             // A baseline host is only a comparison: without it the canary is judged on
             // fewer (or no) baseline hosts, which never makes it easier to pass.
             Err(e) if b => {
                 warnings.push(format!("baseline {name} left out: cannot start its log watch: {e}"));
+                t.index_of.push(None);
                 continue;
             }
-            Err(e) => return Err((name.clone(), format!("{name}: cannot start the log watch `{cmd}`: {e}"))),
+            Err(e) => {
+                return Err((
+                    name.clone(),
+                    format!("{name}: cannot start the log watch `{command}`: {e}"),
+                ))
+            }
         };
+        t.index_of.push(Some(t.names.len()));
         t.baseline.push(b);
         t.streams.push(s);
         t.lines.push(LineBuf::default());
@@ -320,7 +362,10 @@ impl Tails {
     /// Chunks that arrived `at` ms into the window: split into lines for their tails'
     /// observers; the end of a tail closes it. `batch` is left empty (its storage kept).
     fn feed(&mut self, w: &mut Window<'_>, batch: &mut Vec<(usize, Chunk)>, at: u64) {
-        for (i, chunk) in batch.drain(..) {
+        for (tag, chunk) in batch.drain(..) {
+            let Some(i) = self.index_of.get(tag).copied().flatten() else {
+                continue;
+            };
             let name = &self.names[i];
             match chunk {
                 Chunk::Data(d) => self.lines[i].push(&d, |l| w.line(i, name, l, at)),

@@ -106,11 +106,18 @@ async fn start_tails(run: &mut Run, phase: Phase) -> Step {
         names
             .iter()
             .filter_map(|n| run.prepared.get(n))
-            .filter_map(|p| p.log_command.clone().map(|c| (p.name.clone(), p.conn.clone(), c)))
+            .filter_map(|p| {
+                Some(observe::TailSpec {
+                    name: p.name.clone(),
+                    conn: p.conn.clone(),
+                    command: p.log_command.clone()?,
+                    file: p.log_file.clone(),
+                })
+            })
             .collect()
     };
     let (hosts, base) = (mk(&phase.hosts), mk(&phase.watched_base));
-    let mut t = match observe::start(hosts, base).await {
+    let mut t = match observe::start(hosts, base, run.concurrency).await {
         Ok((t, warnings)) => {
             for w in &warnings {
                 run.say(&format!("{}: {w}", phase.name));

@@ -103,6 +103,8 @@ pub enum SshError {
     },
     #[error("ssh protocol error: {0}")]
     Protocol(String),
+    #[error("the log command did not start: {0}")]
+    StreamNotStarted(String),
 }
 
 impl SshError {
@@ -134,7 +136,7 @@ impl SshError {
             | SshError::Verify { .. }
             | SshError::NotRegularFile { .. }
             | SshError::FileTooLarge { .. } => "file",
-            SshError::OutputLimit { .. } => "remote",
+            SshError::OutputLimit { .. } | SshError::StreamNotStarted(_) => "remote",
             SshError::Protocol(_) => "protocol",
         }
     }

@@ -29,4 +29,4 @@ pub use error::SshError;
 pub use exec::{Output, Stream};
 pub use file_scripts::WriteOptions;
 pub use files::{sha256_hex, RemoteFile};
-pub use stream::{Chunk, ChunkSender, LineStream, StreamHandle};
+pub use stream::{tail_file_command, Chunk, ChunkSender, LineStream, StreamHandle};
