@@ -59,9 +59,10 @@ async fn main() {
     report("after reading a 4 KiB file on each", open, n);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tails = Vec::new();
+    let log = "agent/agent.log";
     for (i, c) in conns.iter().enumerate() {
         tails.push(
-            c.stream_into("tail -n0 -F agent/agent.log", i, tx.clone())
+            c.stream_into(&bellwether::ssh::tail_file_command(log), Some(log), i, tx.clone())
                 .await
                 .expect("tail"),
         );
