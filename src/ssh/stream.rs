@@ -167,6 +167,9 @@ async fn started(ch: &mut russh::Channel<russh::client::Msg>, tag: usize, tx: &C
                     )));
                 }
             }
+            Some(ChannelMsg::Failure) => {
+                return Err(SshError::StreamNotStarted("the host refused to run it".into()));
+            }
             Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) | None => {
                 // Shown escaped, like every host's stderr; bounded here.
                 let said: String = String::from_utf8_lossy(&err).trim().chars().take(500).collect();
