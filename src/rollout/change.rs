@@ -29,16 +29,20 @@ pub(crate) async fn change_host(ctx: &Run, h: &Prepared) -> Result<(), HostError
         h.health.as_deref(),
     ) {
         run_hooks(ctx, h, &h.before_hooks, "before").await?;
+        ctx.changing(&h.name);
         super::apply_health::write_apply_health(&ctx.rec, h, f, (a, hc), timeouts).await?;
         return run_hooks(ctx, h, &h.after_hooks, "after").await;
     }
     if let Some(bg) = &h.blue_green {
+        ctx.changing(&h.name);
         stage_and_flip(ctx, h, bg, ctx.resumed).await?;
     } else {
         if ctx.resumed {
+            ctx.changing(&h.name);
             rewrite_resumed(ctx, h).await?;
         } else {
             run_hooks(ctx, h, &h.before_hooks, "before").await?;
+            ctx.changing(&h.name);
             host::write_files(&ctx.rec, h).await?;
         }
         super::pins::after_write(ctx, h)?;

@@ -16,6 +16,7 @@ use crate::ssh::lines::LineBuf;
 use crate::ssh::{Chunk, Connection, StreamHandle};
 use crate::watch::{Breach, CompiledWatch, Counts, GateKind, Observer, Stats, Verdict};
 use futures::StreamExt;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -186,6 +187,8 @@ struct Window<'a> {
     /// in `logs/HOST.log` (`watch.keep_log`).
     phase: &'a str,
     keep: bool,
+    /// Lines from before a host's change are kept (as `before`).
+    keep_before: bool,
 }
 
 impl Window<'_> {
@@ -202,6 +205,15 @@ impl Window<'_> {
             .filter_map(|&i| self.obs[i].silence_deadline_ms())
             .min()?;
         Some(tokio::time::Instant::from_std(self.start + Duration::from_millis(ms)))
+    }
+
+    /// One line of tail `i` (host `name`) that the host logged before its change began (the
+    /// old agent's): not judged; kept in `logs/` as a `before` line when those are kept.
+    fn old_line(&self, name: &str, line: &str) {
+        if self.keep_before {
+            // A failed write is remembered by the sink; the machine stops after this step.
+            let _ = self.run.keep_log_line(name, "before", line);
+        }
     }
 
     /// One line of tail `i` (host `name`) at `at` ms: to its observer, an error line to
@@ -235,7 +247,10 @@ impl Tails {
         }
     }
 
-    /// Observe for `window`. `with_baseline` compares the watched hosts with the baseline.
+    /// Observe for `window`. `changed_at`: when each host began its change; what its tail
+    /// received before that (the old agent's lines, while other hosts were changed first or
+    /// its `before` hooks ran) is left out of the window, so it cannot make a stalled new
+    /// agent look alive.
     pub async fn observe(
         &mut self,
         run: &RunDir,
@@ -243,6 +258,7 @@ impl Tails {
         watch: &CompiledWatch,
         window: Duration,
         interrupt: &mut watch::Receiver<u8>,
+        changed_at: &BTreeMap<String, Instant>,
     ) -> WindowResult {
         self.drain_pending();
         let n = self.names.len();
@@ -258,11 +274,13 @@ impl Tails {
             base_counts: Vec::new(),
             phase,
             keep: watch.spec().keep_log.unwrap_or_default().keeps(phase),
+            keep_before: watch.spec().keep_log.unwrap_or_default().keeps("before"),
         };
         // Lines on a terminal for the window's hosts; none without a terminal.
         let view = run.live().map(|l| l.window(n, phase == "before"));
         let mut pending = std::mem::take(&mut self.pending);
-        self.feed(&mut w, &mut pending, 0);
+        let cut: Vec<Option<Instant>> = self.names.iter().map(|h| changed_at.get(h).copied()).collect();
+        self.feed(&mut w, &mut pending, 0, &cut);
         let (failed_fast, interrupted) = self.watch_window(&mut w, window, interrupt, view.as_ref()).await;
         drop(view);
         let (verdicts, baseline) = self.judge(&w, phase, &failed_fast);
@@ -315,7 +333,7 @@ impl Tails {
                 _ = &mut gate, if !open => open = true,
                 _ = self.rx.recv_many(&mut self.batch, BATCH_MAX), if open => {
                     let mut batch = std::mem::take(&mut self.batch);
-                    self.feed(w, &mut batch, w.ms());
+                    self.feed(w, &mut batch, w.ms(), &[]);
                     self.batch = batch;
                     open = false;
                     gate.as_mut().reset(tokio::time::Instant::now() + BATCH_EVERY);
@@ -360,15 +378,20 @@ impl Tails {
     }
 
     /// Chunks that arrived `at` ms into the window: split into lines for their tails'
-    /// observers; the end of a tail closes it. `batch` is left empty (its storage kept).
-    fn feed(&mut self, w: &mut Window<'_>, batch: &mut Vec<(usize, Chunk)>, at: u64) {
+    /// observers; the end of a tail closes it. `cut`: per tail, when its host's change
+    /// began: the lines of chunks received earlier are old (not judged). `batch` is left
+    /// empty (its storage kept).
+    fn feed(&mut self, w: &mut Window<'_>, batch: &mut Vec<(usize, Chunk)>, at: u64, cut: &[Option<Instant>]) {
         for (tag, chunk) in batch.drain(..) {
             let Some(i) = self.index_of.get(tag).copied().flatten() else {
                 continue;
             };
             let name = &self.names[i];
             match chunk {
-                Chunk::Data(d) => self.lines[i].push(&d, |l| w.line(i, name, l, at)),
+                Chunk::Data(d, got) if cut.get(i).copied().flatten().is_some_and(|c| got < c) => {
+                    self.lines[i].push(&d, |l| w.old_line(name, l))
+                }
+                Chunk::Data(d, _) => self.lines[i].push(&d, |l| w.line(i, name, l, at)),
                 Chunk::Ended => {
                     self.lines[i].flush(|l| w.line(i, name, l, at));
                     self.closed[i] = true;

@@ -140,7 +140,9 @@ async fn start_tails(run: &mut Run, phase: Phase) -> Step {
             humantime::format_duration(b)
         ));
         let mut intr = run.interrupt.clone();
-        let r = t.observe(&run.rec, "before", &w, b, &mut intr).await;
+        let r = t
+            .observe(&run.rec, "before", &w, b, &mut intr, &Default::default())
+            .await;
         if r.interrupted {
             t.stop().await;
             return Ok(State::Interrupted);
@@ -217,9 +219,16 @@ pub(crate) async fn observe(run: &mut Run, phase: Phase, mut failures: Failures)
         window_ms: phase.window.as_millis() as u64,
     })?;
     let mut intr = run.interrupt.clone();
+    let changed_at = run
+        .changed_at
+        .lock()
+        .map(|mut m| std::mem::take(&mut *m))
+        .unwrap_or_default();
     let interrupted = match (run.tails.take(), run.watch.clone()) {
         (Some(mut t), Some(w)) => {
-            let r = t.observe(&run.rec, &name, &w, phase.window, &mut intr).await;
+            let r = t
+                .observe(&run.rec, &name, &w, phase.window, &mut intr, &changed_at)
+                .await;
             run.tails = Some(t);
             for (h, why) in r.failures() {
                 if !failures.iter().any(|(x, _)| *x == h) {

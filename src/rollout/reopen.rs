@@ -142,6 +142,7 @@ pub(super) fn reopened(lf: &LoadedFleet, opts: &RunOptions, rec: RunDir, plan: P
         failed_hosts: 0,
         left_alone: Vec::new(),
         tails: None,
+        changed_at: Default::default(),
         _lock: None,
         callbacks: crate::config::controls::CallbackSets::new(&lf.fleet, None),
         promoted: Vec::new(),

@@ -82,11 +82,21 @@ pub struct Run {
     pub(crate) within: std::collections::BTreeMap<String, String>,
     /// Tails of the phase being observed (stopped on every way out of the phase).
     pub(crate) tails: Option<Tails>,
+    /// When each host of the phase began its change (after its `before` hooks): what its
+    /// log tail received earlier is the old agent's, left out of the phase's window.
+    pub(crate) changed_at: std::sync::Mutex<BTreeMap<String, std::time::Instant>>,
     /// Held until the run ends: dropping it releases the hosts to other runs.
     pub(crate) _lock: Option<Lock>,
 }
 
 impl Run {
+    /// `host` begins its change now (see `changed_at`).
+    pub(crate) fn changing(&self, host: &str) {
+        if let Ok(mut m) = self.changed_at.lock() {
+            m.insert(host.to_string(), std::time::Instant::now());
+        }
+    }
+
     /// The run id.
     pub fn id(&self) -> &str {
         &self.rec.id

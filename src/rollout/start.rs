@@ -70,6 +70,7 @@ impl Run {
             failed_hosts: 0,
             left_alone: Vec::new(),
             tails: None,
+            changed_at: Default::default(),
             _lock: Some(lock),
             callbacks: crate::config::controls::CallbackSets::new(&lf.fleet, Some(&s.pb)),
             promoted: Vec::new(),

@@ -19,11 +19,13 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// What a stream delivers: a chunk of the command's stdout, or its end (the command exited or
-/// the connection went away), out of band so no bytes a host sends can pass for it.
+/// What a stream delivers: a chunk of the command's stdout with the moment it was received
+/// (a rollout leaves out of a window what the old agent logged before the host's change),
+/// or its end (the command exited or the connection went away), out of band so no bytes a
+/// host sends can pass for it.
 #[derive(Debug)]
 pub enum Chunk {
-    Data(bytes::Bytes),
+    Data(bytes::Bytes, std::time::Instant),
     Ended,
 }
 
@@ -98,7 +100,7 @@ impl Connection {
                         return;
                     }
                     msg = ch.wait() => match msg {
-                        Some(ChannelMsg::Data { data }) => { let _ = tx.send((tag, Chunk::Data(data))); }
+                        Some(ChannelMsg::Data { data }) => { let _ = tx.send((tag, Chunk::Data(data, std::time::Instant::now()))); }
                         Some(ChannelMsg::Close) | None => { let _ = tx.send((tag, Chunk::Ended)); return; }
                         _ => {}
                     }
@@ -153,7 +155,7 @@ async fn started(ch: &mut russh::Channel<russh::client::Msg>, tag: usize, tx: &C
     loop {
         match ch.wait().await {
             Some(ChannelMsg::Data { data }) => {
-                let _ = tx.send((tag, Chunk::Data(data)));
+                let _ = tx.send((tag, Chunk::Data(data, std::time::Instant::now())));
             }
             Some(ChannelMsg::ExtendedData { data, .. }) => {
                 err.extend_from_slice(&data);
@@ -206,7 +208,7 @@ impl LineStream {
         while self.ready.is_empty() {
             let ready = &mut self.ready;
             match self.rx.recv().await {
-                Some((_, Chunk::Data(d))) => self.buf.push(&d, |l| ready.push_back(l.to_string())),
+                Some((_, Chunk::Data(d, _))) => self.buf.push(&d, |l| ready.push_back(l.to_string())),
                 Some((_, Chunk::Ended)) | None => {
                     self.buf.flush(|l| ready.push_back(l.to_string()));
                     return self.ready.pop_front();
