@@ -167,7 +167,8 @@ fn a_chatty_agent_is_capped_and_the_file_says_so() {
 
 /// The tails start before the change and are running on the host when it is made: an error
 /// the agent logs the instant it restarts (here, by the apply command itself) fails the
-/// canary, however slowly the host started its `tail`.
+/// canary at once. (A slow `tail` start is `tests/ssh.rs`'s
+/// `a_watched_file_is_followed_from_where_it_was_when_the_stream_started`.)
 #[test]
 fn an_error_logged_the_instant_the_agent_restarts_fails_the_canary() {
     let f = TestFleet::start(2);

@@ -9,7 +9,7 @@
 use super::events::{EventKind, EventLog};
 use super::secrets::Secrets;
 use crate::ssh::RemoteFile;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -239,7 +239,12 @@ impl RunDir {
     /// Keep one line of `host`'s log (`logs/HOST.log`, masked, capped), received now during
     /// `window`. A failure is remembered like a failed event: the run stops.
     pub fn keep_log_line(&self, host: &str, window: &str, line: &str) -> std::io::Result<()> {
-        let r = self.logs.line(host, window, Utc::now(), line, &self.secrets);
+        self.keep_log_line_at(host, window, line, Utc::now())
+    }
+
+    /// [`RunDir::keep_log_line`] for a line received `at` (earlier than now).
+    pub fn keep_log_line_at(&self, host: &str, window: &str, line: &str, at: DateTime<Utc>) -> std::io::Result<()> {
+        let r = self.logs.line(host, window, at, line, &self.secrets);
         if let Err(e) = &r {
             self.note_failure(format!("cannot write {}/logs: {e}", self.dir.display()));
         }

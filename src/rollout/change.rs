@@ -33,6 +33,9 @@ pub(crate) async fn change_host(ctx: &Run, h: &Prepared) -> Result<(), HostError
         super::apply_health::write_apply_health(&ctx.rec, h, f, (a, hc), timeouts).await?;
         return run_hooks(ctx, h, &h.after_hooks, "after").await;
     }
+    // Resumed and blue/green hosts move the cut (`Run::changing`) again once their `before`
+    // hooks ran and the change itself begins; set here, it holds for a host with nothing
+    // left to write.
     if let Some(bg) = &h.blue_green {
         ctx.changing(&h.name);
         stage_and_flip(ctx, h, bg, ctx.resumed).await?;
@@ -87,6 +90,7 @@ async fn rewrite_resumed(ctx: &Run, h: &Prepared) -> Result<(), HostError> {
             )));
         }
         run_hooks(ctx, h, &h.before_hooks, "before").await?;
+        ctx.changing(&h.name);
         host::write_one(&ctx.rec, h, f).await?;
     }
     Ok(())
@@ -169,5 +173,7 @@ async fn stage_and_flip(ctx: &Run, h: &Prepared, bg: &BlueGreenHost, resumed: bo
     blue_green::stage(&ctx.rec, h, bg).await?;
     // Pins are checked on the staged bytes, before the agent can read them.
     super::pins::after_write(ctx, h)?;
+    // The old slot's agent runs until the flip: its lines so far are not the new one's.
+    ctx.changing(&h.name);
     super::flip::flip(&ctx.rec, h, bg).await
 }

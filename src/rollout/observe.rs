@@ -70,24 +70,28 @@ pub struct WindowResult {
 }
 
 impl WindowResult {
-    /// Hosts that failed, with the reason.
+    /// Hosts that failed, with the reason. A host that ended the window early fails for
+    /// that breach: the gates judged on the short window after it say little more (a tail
+    /// that ended after a millisecond is not "too few lines").
     pub fn failures(&self) -> Vec<(String, String)> {
+        let fast = self.failed_fast.as_ref();
         let mut v: Vec<(String, String)> = self
             .verdicts
             .iter()
-            .filter(|(_, vd)| !vd.passed)
-            .map(|(h, vd)| {
-                (
+            .filter_map(|(h, vd)| match fast {
+                Some((f, b)) if f == h => Some((h.clone(), b.message.clone())),
+                _ if vd.passed => None,
+                _ => Some((
                     h.clone(),
                     vd.breaches
                         .iter()
-                        .map(|b| b.message.clone())
+                        .map(|b| b.message.as_str())
                         .collect::<Vec<_>>()
                         .join("; "),
-                )
+                )),
             })
             .collect();
-        if let Some((h, b)) = &self.failed_fast {
+        if let Some((h, b)) = fast {
             if !v.iter().any(|(x, _)| x == h) {
                 v.push((h.clone(), b.message.clone()));
             }
@@ -96,13 +100,14 @@ impl WindowResult {
     }
 }
 
-/// Start tails on `hosts` (changed this phase) and `baseline` hosts (unchanged, compared),
-/// up to `concurrency` at once; each has started on its host when this returns.
-pub async fn start(
-    hosts: Vec<TailSpec>,
-    baseline: Vec<TailSpec>,
-    concurrency: usize,
-) -> Result<(Tails, Vec<String>), (String, String)> {
+/// Tails started at once. Each start is a shell start on its host and a wait for it, on the
+/// host's own connection: not bounded by the run's concurrency (`-j 1` would start them one
+/// round trip after another), but not unbounded either.
+const STARTS_AT_ONCE: usize = 128;
+
+/// Start tails on `hosts` (changed this phase) and `baseline` hosts (unchanged, compared);
+/// each has started on its host when this returns.
+pub async fn start(hosts: Vec<TailSpec>, baseline: Vec<TailSpec>) -> Result<(Tails, Vec<String>), (String, String)> {
     let mut warnings = Vec::new();
     let (tx, rx) = mpsc::unbounded_channel();
     let mut t = Tails {
@@ -135,7 +140,7 @@ pub async fn start(
                 (spec, b, r)
             }
         })
-        .buffered(concurrency.max(1))
+        .buffered(STARTS_AT_ONCE)
         .collect()
         .await;
     for (spec, b, r) in started {
@@ -207,12 +212,16 @@ impl Window<'_> {
         Some(tokio::time::Instant::from_std(self.start + Duration::from_millis(ms)))
     }
 
-    /// One line of tail `i` (host `name`) that the host logged before its change began (the
-    /// old agent's): not judged; kept in `logs/` as a `before` line when those are kept.
-    fn old_line(&self, name: &str, line: &str) {
+    /// One line of host `name`, received at `got`, before its change began (the old
+    /// agent's): not judged; kept in `logs/` as a `before` line, with the time it was
+    /// received, when those are kept.
+    fn old_line(&self, name: &str, line: &str, got: Instant) {
         if self.keep_before {
+            let ago = chrono::Duration::from_std(got.elapsed()).unwrap_or_default();
             // A failed write is remembered by the sink; the machine stops after this step.
-            let _ = self.run.keep_log_line(name, "before", line);
+            let _ = self
+                .run
+                .keep_log_line_at(name, "before", line, chrono::Utc::now() - ago);
         }
     }
 
@@ -262,6 +271,7 @@ impl Tails {
     ) -> WindowResult {
         self.drain_pending();
         let n = self.names.len();
+        let keep_log = watch.spec().keep_log.unwrap_or_default();
         let mut w = Window {
             run,
             obs: (0..n).map(|_| Observer::new(watch)).collect(),
@@ -273,8 +283,9 @@ impl Tails {
             is_touched: vec![false; n],
             base_counts: Vec::new(),
             phase,
-            keep: watch.spec().keep_log.unwrap_or_default().keeps(phase),
-            keep_before: watch.spec().keep_log.unwrap_or_default().keeps("before"),
+            keep: keep_log.keeps(phase),
+            // A phase whose lines are not kept keeps none of its hosts' old lines either.
+            keep_before: keep_log.keeps(phase) && keep_log.keeps("before"),
         };
         // Lines on a terminal for the window's hosts; none without a terminal.
         let view = run.live().map(|l| l.window(n, phase == "before"));
@@ -389,7 +400,7 @@ impl Tails {
             let name = &self.names[i];
             match chunk {
                 Chunk::Data(d, got) if cut.get(i).copied().flatten().is_some_and(|c| got < c) => {
-                    self.lines[i].push(&d, |l| w.old_line(name, l))
+                    self.lines[i].push(&d, |l| w.old_line(name, l, got))
                 }
                 Chunk::Data(d, _) => self.lines[i].push(&d, |l| w.line(i, name, l, at)),
                 Chunk::Ended => {

@@ -99,6 +99,10 @@ pub(crate) async fn begin(run: &mut Run, idx: usize) -> Step {
 /// Tails start before the change, so start-up errors after the restart are seen; the canary
 /// also records a "before" window to compare with.
 async fn start_tails(run: &mut Run, phase: Phase) -> Step {
+    // Cuts are per phase (an earlier phase's host that failed in its change left one).
+    if let Ok(mut m) = run.changed_at.lock() {
+        m.clear();
+    }
     let Some(w) = run.watch.clone() else {
         return Ok(State::Change(phase));
     };
@@ -117,7 +121,12 @@ async fn start_tails(run: &mut Run, phase: Phase) -> Step {
             .collect()
     };
     let (hosts, base) = (mk(&phase.hosts), mk(&phase.watched_base));
-    let mut t = match observe::start(hosts, base, run.concurrency).await {
+    let mut intr = run.interrupt.clone();
+    let started = tokio::select! {
+        r = observe::start(hosts, base) => r,
+        _ = intr.changed() => return Ok(State::Interrupted),
+    };
+    let mut t = match started {
         Ok((t, warnings)) => {
             for w in &warnings {
                 run.say(&format!("{}: {w}", phase.name));

@@ -62,7 +62,10 @@ fn around(file: &Path, needle: &str) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     // The verdict may hold a truncated line: match on its start.
     let key: String = needle.chars().take(80).collect();
-    let at = lines.iter().position(|l| l.contains(key.as_str()))?;
+    // The same error logged by the old agent (kept as a `before` line) is not the one judged.
+    let at = lines
+        .iter()
+        .position(|l| !l.contains(" [before] ") && l.contains(key.as_str()))?;
     let from = at.saturating_sub(AROUND);
     let to = (at + AROUND + 1).min(lines.len());
     Some(lines[from..to].iter().map(|l| format!("{l}\n")).collect())

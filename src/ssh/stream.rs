@@ -70,20 +70,33 @@ impl Connection {
     ) -> Result<StreamHandle, SshError> {
         let cmd = quote::wrap_sh(stream_script(command, file).text(), self.endpoint.become_root);
         self.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Reopening a parked connection is bounded by its connect_timeout; the rest of the
+        // start (channel, exec, the host saying READY) by command_timeout.
         let lease = self.session().await?;
-        let mut ch = lease.handle.channel_open_session().await?;
-        ch.exec(true, cmd.as_bytes()).await?;
         let after = self.command_timeout();
-        match tokio::time::timeout(after, started(&mut ch, tag, &tx)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                let _ = ch.close().await;
-                return Err(SshError::Timeout {
-                    what: "starting the log command".into(),
-                    after,
-                });
-            }
+        let timed_out = || SshError::Timeout {
+            what: "starting the log command".into(),
+            after,
+        };
+        let deadline = tokio::time::Instant::now() + after;
+        let open = async {
+            let ch = lease.handle.channel_open_session().await?;
+            ch.exec(true, cmd.as_bytes()).await?;
+            Ok::<_, SshError>(ch)
+        };
+        let mut ch = tokio::time::timeout_at(deadline, open)
+            .await
+            .map_err(|_| timed_out())??;
+        let ready = tokio::time::timeout_at(deadline, started(&mut ch, tag, &tx)).await;
+        let failed = match ready {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(timed_out()),
+        };
+        if let Some(e) = failed {
+            // Closing the channel ends the wrapper's stdin: whatever it started is stopped.
+            let _ = ch.close().await;
+            return Err(e);
         }
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -100,7 +113,7 @@ impl Connection {
                         return;
                     }
                     msg = ch.wait() => match msg {
-                        Some(ChannelMsg::Data { data }) => { let _ = tx.send((tag, Chunk::Data(data, std::time::Instant::now()))); }
+                        Some(ChannelMsg::Data { data }) => { let _ = tx.send(received(tag, data)); }
                         Some(ChannelMsg::Close) | None => { let _ = tx.send((tag, Chunk::Ended)); return; }
                         _ => {}
                     }
@@ -147,6 +160,11 @@ impl Drop for StreamHandle {
     }
 }
 
+/// A chunk of stream `tag`'s stdout, received now.
+fn received(tag: usize, data: bytes::Bytes) -> (usize, Chunk) {
+    (tag, Chunk::Data(data, std::time::Instant::now()))
+}
+
 /// Wait until the wrapper says the command is starting ([`READY`] on stderr); stdout that
 /// comes first (a login shell's noise) is passed on as the stream's. The channel ending
 /// first is an error.
@@ -155,7 +173,7 @@ async fn started(ch: &mut russh::Channel<russh::client::Msg>, tag: usize, tx: &C
     loop {
         match ch.wait().await {
             Some(ChannelMsg::Data { data }) => {
-                let _ = tx.send((tag, Chunk::Data(data, std::time::Instant::now())));
+                let _ = tx.send(received(tag, data));
             }
             Some(ChannelMsg::ExtendedData { data, .. }) => {
                 err.extend_from_slice(&data);
@@ -183,15 +201,35 @@ async fn started(ch: &mut russh::Channel<russh::client::Msg>, tag: usize, tx: &C
     }
 }
 
-/// The watcher around a log command: for a watched `file`, its size is taken first
-/// (`$from_byte`: where [`tail_file_command`] starts); then it says [`READY`] and runs the
-/// command (bound to `$cmd` and `eval`ed, so its own quotes, parentheses or a trailing
-/// `# comment` cannot break the wrapper) in its own process group; when stdin ends (the
-/// channel or the connection went away) the whole group is terminated.
+/// The watcher around a log command:
+/// - for a watched `file` that exists, its size is taken first (`$from_byte`: where
+///   [`tail_file_command`] starts; a file that cannot be sized stops the script);
+/// - it says [`READY`] and runs the command (bound to `$cmd` and `eval`ed, so its own quotes,
+///   parentheses or a trailing `# comment` cannot break the wrapper) as the leader of a new
+///   session and process group (`setsid`; `set -m` is no use: without a terminal, dash
+///   turns job control off and a pipeline such as `journalctl -f | grep` would outlive the
+///   kill), where `setsid` exists;
+/// - when stdin ends (the channel or the connection went away) the whole group is
+///   terminated; when the command ends by itself, so does the script (and the stream).
 pub(crate) fn stream_script(command: &str, file: Option<&str>) -> quote::Script {
-    quote::Script::new().set("cmd", command).set("file", file.unwrap_or("")).body(
-        r#"set -m; from_byte=1; if [ -n "$file" ]; then from_byte=$(( $( { wc -c < "$file"; } 2>/dev/null || echo 0 ) + 1 )); fi; printf '\036BW-STREAM\n' >&2; ( eval "$cmd" ) </dev/null & p=$!; cat >/dev/null; kill -TERM -"$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; exit 0"#,
-    )
+    quote::Script::new()
+        .set("cmd", command)
+        .set("file", file.unwrap_or(""))
+        .body(
+            r#"from_byte=1
+if [ -n "$file" ] && [ -f "$file" ]; then n=$(stat -L -c %s -- "$file") || exit 1; from_byte=$((n + 1)); fi
+export from_byte cmd
+printf '\036BW-STREAM\n' >&2
+exec 3<&0
+if command -v setsid >/dev/null 2>&1; then setsid sh -c 'eval "$cmd"' </dev/null & else ( eval "$cmd" ) </dev/null & fi
+p=$!
+( cat >/dev/null; kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null ) <&3 >/dev/null 2>&1 &
+w=$!
+exec 3<&-
+wait "$p" 2>/dev/null
+kill -TERM "$w" 2>/dev/null
+exit 0"#,
+        )
 }
 
 /// Lines from one remote long-running command.
@@ -227,41 +265,20 @@ impl LineStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, Read, Write};
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
 
-    #[test]
-    fn the_log_stream_wrapper_runs_the_command_as_written() {
-        let d = tempfile::tempdir().unwrap();
-        let cmd = "echo 'a)'; echo \"b $((1 + 1))\" # a comment )";
-        // stdin stays open (as the SSH channel's does) until the command has had its time;
-        // its end is what stops a tail, so closing it at once would race the command.
-        let script = stream_script(cmd, None);
-        let out = std::process::Command::new("sh")
-            .args(["-c", "sleep 2 | sh -c \"$0\"", script.text()])
-            .current_dir(d.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "a)\nb 2\n");
-        // (dash may first say that `set -m` has no terminal.)
-        assert!(out.stderr.ends_with(READY), "the wrapper says it started, on stderr");
-    }
-
-    /// The file's size is taken before the wrapper says it started, through the one quoting
-    /// path, whatever the file's name: what is appended after [`READY`] is what the tail
-    /// sends, what the file had before is not.
-    #[test]
-    fn a_watched_file_is_tailed_from_its_size_before_ready_whatever_its_name() {
-        use std::io::{BufRead, Read, Write};
-        let d = tempfile::tempdir().unwrap();
-        let name = "a'b\"c$d`e;f|g&h\ni.log";
-        std::fs::write(d.path().join(name), "before one\nbefore two\n").unwrap();
-        let script = stream_script(&tail_file_command(name), Some(name));
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", script.text()])
-            .current_dir(d.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+    /// The wrapper under a real `sh` (bounded: a regression fails, it does not hang), its
+    /// stdin held open as an SSH channel's is; returns once it printed [`READY`].
+    fn wrapper(dir: &Path, command: &str, file: Option<&str>) -> Child {
+        let script = stream_script(command, file);
+        let mut child = Command::new("timeout")
+            .args(["20", "sh", "-c", script.text()])
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut err = child.stderr.take().unwrap();
@@ -271,17 +288,89 @@ mod tests {
             assert_eq!(err.read(&mut byte).unwrap(), 1, "stderr ended before READY: {seen:?}");
             seen.push(byte[0]);
         }
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(d.path().join(name))
-            .unwrap();
-        f.write_all(b"after\n").unwrap();
+        assert_eq!(seen, READY, "nothing on stderr before READY");
+        child
+    }
+
+    fn first_line(child: &mut Child) -> String {
         let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        assert_eq!(line, "after\n");
+        line
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn the_log_stream_wrapper_runs_the_command_as_written_and_ends_with_it() {
+        let d = tempfile::tempdir().unwrap();
+        let cmd = "echo 'a)'; echo \"b $((1 + 1))\" # a comment )";
+        let mut child = wrapper(d.path(), cmd, None);
+        // The command ended by itself: so does the wrapper, its stdin still open (the
+        // stream ends, and the rollout says the log command ended).
+        let st = child.wait().unwrap();
+        assert!(st.success(), "{st:?}");
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "a)\nb 2\n");
+    }
+
+    /// The file's size is taken before the wrapper says it started, through the one quoting
+    /// path, whatever the file's name: what is appended after [`READY`] is what the tail
+    /// sends, what the file had before is not.
+    #[test]
+    fn a_watched_file_is_tailed_from_its_size_before_ready_whatever_its_name() {
+        let d = tempfile::tempdir().unwrap();
+        let name = "a'b\"c$d`e;f|g&h\ni.log";
+        std::fs::write(d.path().join(name), "before one\nbefore two\n").unwrap();
+        let mut child = wrapper(d.path(), &tail_file_command(name), Some(name));
+        append(&d.path().join(name), "after\n");
+        assert_eq!(first_line(&mut child), "after\n");
         // The end of stdin stops the tail and the wrapper.
         drop(child.stdin.take());
         assert!(child.wait().unwrap().success());
+    }
+
+    /// A log file reached through a link is sized as the file it points to.
+    #[test]
+    fn a_linked_log_file_is_sized_through_the_link() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("real.log"), "old line one\nold line two\n").unwrap();
+        std::os::unix::fs::symlink("real.log", d.path().join("agent.log")).unwrap();
+        let mut child = wrapper(d.path(), &tail_file_command("agent.log"), Some("agent.log"));
+        append(&d.path().join("real.log"), "new\n");
+        assert_eq!(first_line(&mut child), "new\n");
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success());
+    }
+
+    /// A pipeline (`journalctl -f | grep`) is stopped whole when stdin ends: every process of
+    /// it, not only the shell that started it.
+    #[test]
+    fn the_end_of_stdin_stops_every_process_of_a_pipeline() {
+        let d = tempfile::tempdir().unwrap();
+        let tag = format!("bwpipe{}", std::process::id());
+        let nap = format!("sleep 7{}", std::process::id());
+        let cmd = format!("echo up; {nap} | cat -- /dev/null - # {tag}");
+        let mut child = wrapper(d.path(), &format!("exec sh -c '{cmd}' {tag}"), None);
+        assert_eq!(first_line(&mut child), "up\n");
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let ps = Command::new("pgrep").args(["-f", &tag]).output().unwrap();
+            let sleep = Command::new("pgrep")
+                .args(["-f", &format!("^{nap}$")])
+                .output()
+                .unwrap();
+            if ps.stdout.is_empty() && sleep.stdout.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "left behind: {ps:?} {sleep:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
