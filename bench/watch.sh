@@ -4,7 +4,8 @@
 # host's agent/agent.log with the sandbox playbook's gates (three error patterns, a latency
 # metric). The controller's CPU is read from /proc/PID/stat when the window opens (the
 # observe_started event) and when its verdicts are recorded, so only the watch is measured,
-# not the change before it; the lines it judged come from the verdicts.
+# not the change before it; the lines it judged come from the verdicts. "Tails started" is the
+# time from the phase's start to its first host's change (the N tails starting).
 #
 # Usage: bench/watch.sh [N] [W] [ROUNDS]        default: 200 hosts, 30 s, 3 rounds; LPS=5
 #        BWS="/path/a /path/b" bench/watch.sh   compare binaries, in turn, on one sandbox
@@ -38,6 +39,11 @@ wait_event() {
     sleep 0.05
   done
   return 1
+}
+
+# The time (s since the epoch) of the run's first "$1" event.
+event_s() {
+  date -d "$(grep -h "\"event\":\"$1\"" "$sb"/runs/*/events.jsonl | head -n1 | sed 's/.*"ts":"\([^"]*\)".*/\1/')" +%s.%N
 }
 
 playbook() {
@@ -86,17 +92,21 @@ for r in $(seq 1 "$ROUNDS"); do
     c1=$(cpu "$pid"); t1=$(now)
     wait "$pid" || { echo "rollout failed: $(tail -3 "$work/out")" >&2; continue; }
     lines=$(grep -h '"event":"verdict"' "$sb"/runs/*/events.jsonl | grep -o '"lines":[0-9]*' | cut -d: -f2 | paste -sd+ | bc)
-    awk -v b="$b" -v c="$(echo "$c1 - $c0" | bc)" -v t="$(echo "$t1 - $t0" | bc)" -v l="$lines" 'BEGIN {
-      printf "%s %.3f %.2f %d %.2f %.1f\n", b, c, t, l, 100 * c / t, 1e6 * c / l }' >>"$work/results"
-    tail -n1 "$work/results" | awk '{printf "%s: window CPU %s s over %s s = %s%% of a core; %d lines, %s us a line\n", $1, $2, $3, $5, $4, $6}'
+    # From the phase's start to its first host's change: the N tails starting (each host
+    # says its tail runs before any host is changed).
+    tails=$(echo "$(event_s snapshot) - $(event_s phase_started)" | bc)
+    awk -v b="$b" -v c="$(echo "$c1 - $c0" | bc)" -v t="$(echo "$t1 - $t0" | bc)" -v l="$lines" -v s="$tails" 'BEGIN {
+      printf "%s %.3f %.2f %d %.2f %.1f %.2f\n", b, c, t, l, 100 * c / t, 1e6 * c / l, s }' >>"$work/results"
+    tail -n1 "$work/results" | awk '{printf "%s: window CPU %s s over %s s = %s%% of a core; %d lines, %s us a line; tails started in %s s\n", $1, $2, $3, $5, $4, $6, $7}'
   done
 done
 median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 echo
-echo "| binary | window CPU, % of a core (median) | lines/s judged | CPU per line, us |"
-echo "|---|---|---|---|"
+echo "| binary | window CPU, % of a core (median) | lines/s judged | CPU per line, us | tails started, s |"
+echo "|---|---|---|---|---|"
 for b in "${BWS[@]}"; do
-  printf '| %s | %s | %s | %s |\n' "$b" "$(awk -v b="$b" '$1 == b {print $5}' "$work/results" | median)" \
+  printf '| %s | %s | %s | %s | %s |\n' "$b" "$(awk -v b="$b" '$1 == b {print $5}' "$work/results" | median)" \
     "$(awk -v b="$b" '$1 == b {print $4 / $3}' "$work/results" | median)" \
-    "$(awk -v b="$b" '$1 == b {print $6}' "$work/results" | median)"
+    "$(awk -v b="$b" '$1 == b {print $6}' "$work/results" | median)" \
+    "$(awk -v b="$b" '$1 == b {print $7}' "$work/results" | median)"
 done
