@@ -166,26 +166,44 @@ fn the_old_agents_lines_before_the_change_do_not_make_a_silent_agent_pass() {
 }
 
 /// A log command that ends by itself (its program gave up) leaves nothing to watch: the
-/// canary fails at once, saying so, rather than looking silent until the window's end.
+/// canary fails at once, saying so, rather than looking silent until the window's end —
+/// also when it ended during the canary's `before` recording.
 #[test]
 fn a_log_command_that_ends_fails_the_canary_at_once() {
-    let f = TestFleet::start(2);
-    f.start_agents();
-    let orig = originals(&f);
-    for h in &f.hosts {
-        std::fs::write(h.home.join("logsrc.sh"), "echo 'INFO one'; echo 'INFO two'; exit 3\n").unwrap();
+    for before in ["", "before = \"2s\""] {
+        let f = TestFleet::start(2);
+        f.start_agents();
+        let orig = originals(&f);
+        for h in &f.hosts {
+            std::fs::write(h.home.join("logsrc.sh"), "echo 'INFO one'; echo 'INFO two'; exit 3\n").unwrap();
+        }
+        let pb = f.playbook(
+            "ends",
+            &playbook(GOOD, r#"{ command = "sh logsrc.sh" }"#, before, "observe = \"60s\""),
+        );
+        let t = Instant::now();
+        let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+        assert_eq!(code, 1, "{before}: {out}\n{err}");
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "{before}: not at the window's end"
+        );
+        assert_all_restored(&f, &orig);
+        let evs = events(&f);
+        let why = canary_failure(&evs);
+        assert!(
+            why.contains("the log command ended during observation"),
+            "{before}: {why}"
+        );
+        let (passed, br, _) = canary_verdict(&evs);
+        assert!(!passed);
+        assert_eq!(
+            br.len(),
+            1,
+            "{before}: the verdict holds the breach that ended the window: {br:?}"
+        );
+        assert_eq!(br[0].gate, GateKind::Health, "{br:?}");
     }
-    let pb = f.playbook(
-        "ends",
-        &playbook(GOOD, r#"{ command = "sh logsrc.sh" }"#, "", "observe = \"60s\""),
-    );
-    let t = Instant::now();
-    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
-    assert_eq!(code, 1, "{out}\n{err}");
-    assert!(t.elapsed() < Duration::from_secs(40), "not at the window's end");
-    assert_all_restored(&f, &orig);
-    let why = canary_failure(&events(&f));
-    assert!(why.contains("the log command ended during observation"), "{why}");
 }
 
 /// A canary logging a fifth of what its unchanged peers log fails the throughput comparison;

@@ -347,6 +347,10 @@ fn programs(cmds: &Commands) -> Vec<(&str, &'static str)> {
             progs.push((w, what));
         }
     }
+    // The log stream's wrapper runs the command under `setsid` (ssh::stream).
+    if cmds.log_command.is_some() && !progs.iter().any(|(p, _)| *p == "setsid") {
+        progs.push(("setsid", "watch.log"));
+    }
     progs
 }
 
@@ -439,7 +443,14 @@ mod tests {
     #[test]
     fn each_program_is_checked_once_with_the_setting_that_needs_it() {
         let c = cmds(Some("agent/agent.log"));
-        assert_eq!(programs(&c), [("./agentctl", "apply.command"), ("tail", "watch.log")]);
+        assert_eq!(
+            programs(&c),
+            [
+                ("./agentctl", "apply.command"),
+                ("tail", "watch.log"),
+                ("setsid", "watch.log")
+            ]
+        );
         let c = Commands {
             log_command: Some("exec journalctl -fu hermes".into()),
             log_file: None,

@@ -50,7 +50,9 @@ pub struct Tails {
     streams: Vec<StreamHandle>,
     /// Each tail's line splitter, kept from window to window.
     lines: Vec<LineBuf>,
-    closed: Vec<bool>,
+    /// Why each tail ended, once it has (the command ended, the connection was lost): a
+    /// tail that ended in an earlier window (the canary's `before`) is lost in the next too.
+    ended: Vec<Option<String>>,
     conns: Vec<Arc<Connection>>,
     /// Chunks received before a window opened: judged at its start.
     pending: Vec<(usize, Chunk)>,
@@ -118,7 +120,7 @@ pub async fn start(hosts: Vec<TailSpec>, baseline: Vec<TailSpec>) -> Result<(Tai
         _tx: tx.clone(),
         streams: Vec::new(),
         lines: Vec::new(),
-        closed: Vec::new(),
+        ended: Vec::new(),
         conns: Vec::new(),
         pending: Vec::new(),
         batch: Vec::new(),
@@ -167,7 +169,7 @@ pub async fn start(hosts: Vec<TailSpec>, baseline: Vec<TailSpec>) -> Result<(Tai
         t.baseline.push(b);
         t.streams.push(s);
         t.lines.push(LineBuf::default());
-        t.closed.push(false);
+        t.ended.push(None);
         t.names.push(name);
         t.conns.push(conn);
     }
@@ -289,6 +291,9 @@ impl Tails {
         };
         // Lines on a terminal for the window's hosts; none without a terminal.
         let view = run.live().map(|l| l.window(n, phase == "before"));
+        // A tail that ended in an earlier window is still lost: nothing watches that host.
+        w.lost
+            .extend(self.ended.iter().enumerate().filter_map(|(i, e)| Some((i, e.clone()?))));
         let mut pending = std::mem::take(&mut self.pending);
         let cut: Vec<Option<Instant>> = self.names.iter().map(|h| changed_at.get(h).copied()).collect();
         self.feed(&mut w, &mut pending, 0, &cut);
@@ -405,13 +410,14 @@ impl Tails {
                 Chunk::Data(d, _) => self.lines[i].push(&d, |l| w.line(i, name, l, at)),
                 Chunk::Ended => {
                     self.lines[i].flush(|l| w.line(i, name, l, at));
-                    self.closed[i] = true;
                     let why = if self.conns[i].is_closed() {
                         "the connection was lost"
                     } else {
                         "the log command ended"
                     };
-                    w.lost.push((i, format!("{name}: {why} during observation")));
+                    let why = format!("{why} during observation");
+                    self.ended[i] = Some(why.clone());
+                    w.lost.push((i, why));
                 }
             }
         }
@@ -429,12 +435,18 @@ impl Tails {
         let base_stats: Vec<Stats> = w.base.iter().map(|&j| w.obs[j].window_stats(window_ms)).collect();
         let mut verdicts = Vec::new();
         for &i in &w.watched {
-            let v = if base_stats.is_empty() {
+            let mut v = if base_stats.is_empty() {
                 w.obs[i].finish(window_ms)
             } else {
                 w.obs[i].finish_with_baseline(window_ms, &base_stats)
             };
-            let passed = v.passed && failed_fast.as_ref().is_none_or(|(h, _)| h != &self.names[i]);
+            // The host that ended the window early fails for that breach alone: the gates
+            // judged on the short window after it say little more (see `failures`).
+            if let Some((_, b)) = failed_fast.as_ref().filter(|(h, _)| h == &self.names[i]) {
+                v.breaches = vec![b.clone()];
+                v.passed = false;
+            }
+            let passed = v.passed;
             // A failed write is remembered by the sink; the machine stops after this step.
             w.run.emit_or_remember(EventKind::Verdict {
                 phase: phase.to_string(),

@@ -206,30 +206,30 @@ async fn started(ch: &mut russh::Channel<russh::client::Msg>, tag: usize, tx: &C
 ///   [`tail_file_command`] starts; a file that cannot be sized stops the script);
 /// - it says [`READY`] and runs the command (bound to `$cmd` and `eval`ed, so its own quotes,
 ///   parentheses or a trailing `# comment` cannot break the wrapper) as the leader of a new
-///   session and process group (`setsid`; `set -m` is no use: without a terminal, dash
-///   turns job control off and a pipeline such as `journalctl -f | grep` would outlive the
-///   kill), where `setsid` exists;
+///   session and process group (`setsid`, required: `set -m` is no use, without a terminal
+///   dash turns job control off, and a pipeline such as `journalctl -f | grep` outlived the
+///   kill);
 /// - when stdin ends (the channel or the connection went away) the whole group is
-///   terminated; when the command ends by itself, so does the script (and the stream).
+///   terminated; when the command ends by itself, so does the script (and the stream),
+///   and whatever the command left running in its group is terminated too.
 pub(crate) fn stream_script(command: &str, file: Option<&str>) -> quote::Script {
-    quote::Script::new()
-        .set("cmd", command)
-        .set("file", file.unwrap_or(""))
-        .body(
-            r#"from_byte=1
+    quote::Script::new().set("cmd", command).set("file", file.unwrap_or("")).body(
+        r#"command -v setsid >/dev/null 2>&1 || { echo 'setsid (util-linux) not found: it is needed to stop the log command when the window ends' >&2; exit 1; }
+from_byte=1
 if [ -n "$file" ] && [ -f "$file" ]; then n=$(stat -L -c %s -- "$file") || exit 1; from_byte=$((n + 1)); fi
-export from_byte cmd
+export from_byte
 printf '\036BW-STREAM\n' >&2
 exec 3<&0
-if command -v setsid >/dev/null 2>&1; then setsid sh -c 'eval "$cmd"' </dev/null & else ( eval "$cmd" ) </dev/null & fi
+setsid sh -c 'c=$1; shift; eval "$c"' sh "$cmd" </dev/null 3<&- &
 p=$!
-( cat >/dev/null; kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null ) <&3 >/dev/null 2>&1 &
+( cat >/dev/null; kill -TERM -"$p" 2>/dev/null ) <&3 >/dev/null 2>&1 &
 w=$!
 exec 3<&-
 wait "$p" 2>/dev/null
+kill -TERM -"$p" 2>/dev/null
 kill -TERM "$w" 2>/dev/null
 exit 0"#,
-        )
+    )
 }
 
 /// Lines from one remote long-running command.
@@ -310,12 +310,15 @@ mod tests {
         let cmd = "echo 'a)'; echo \"b $((1 + 1))\" # a comment )";
         let mut child = wrapper(d.path(), cmd, None);
         // The command ended by itself: so does the wrapper, its stdin still open (the
-        // stream ends, and the rollout says the log command ended).
-        let st = child.wait().unwrap();
-        assert!(st.success(), "{st:?}");
+        // stream ends, and the rollout says the log command ended). (`Child::wait` would
+        // close stdin first: that is the other way to stop it.)
+        let stdin = child.stdin.take();
         let mut out = String::new();
         child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
         assert_eq!(out, "a)\nb 2\n");
+        let st = child.wait().unwrap();
+        drop(stdin);
+        assert!(st.success(), "{st:?}");
     }
 
     /// The file's size is taken before the wrapper says it started, through the one quoting
@@ -347,6 +350,71 @@ mod tests {
         assert!(child.wait().unwrap().success());
     }
 
+    /// Wait (bounded) until no process's command line matches `pattern`.
+    fn gone(pattern: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let ps = Command::new("pgrep").args(["-f", pattern]).output().unwrap();
+            if ps.stdout.is_empty() {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "left behind: {pattern}: {ps:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A command that ends but left a process running in its group: the process is stopped
+    /// with it (it would hold the channel open, and the host would look silent).
+    #[test]
+    fn what_an_ended_command_left_running_is_stopped() {
+        let d = tempfile::tempdir().unwrap();
+        // ~25 s: a regression holds stdout that long, and fails the time check below.
+        let nap = format!("sleep 25.{}", std::process::id());
+        let mut child = wrapper(d.path(), &format!("echo hi; {nap} & exit 0"), None);
+        let stdin = child.stdin.take();
+        let t = std::time::Instant::now();
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "hi\n");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "stdout held open: {:?}",
+            t.elapsed()
+        );
+        assert!(child.wait().unwrap().success());
+        gone(&format!("^{nap}$"));
+        drop(stdin);
+    }
+
+    /// Without `setsid` the log command could not be stopped whole: the wrapper refuses to
+    /// start it, saying why, before it says [`READY`].
+    #[test]
+    fn without_setsid_the_stream_does_not_start() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for tool in ["sh", "stat", "cat", "tail"] {
+            let real = Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .unwrap();
+            let real = String::from_utf8(real.stdout).unwrap();
+            std::os::unix::fs::symlink(real.trim(), bin.join(tool)).unwrap();
+        }
+        let script = stream_script("echo never", None);
+        let out = Command::new(bin.join("sh"))
+            .args(["-c", script.text()])
+            .env("PATH", &bin)
+            .current_dir(d.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("setsid (util-linux) not found"), "{err}");
+        assert!(!out.stderr.ends_with(READY) && out.stdout.is_empty(), "{err}");
+    }
+
     /// A pipeline (`journalctl -f | grep`) is stopped whole when stdin ends: every process of
     /// it, not only the shell that started it.
     #[test]
@@ -359,18 +427,7 @@ mod tests {
         assert_eq!(first_line(&mut child), "up\n");
         drop(child.stdin.take());
         assert!(child.wait().unwrap().success());
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let ps = Command::new("pgrep").args(["-f", &tag]).output().unwrap();
-            let sleep = Command::new("pgrep")
-                .args(["-f", &format!("^{nap}$")])
-                .output()
-                .unwrap();
-            if ps.stdout.is_empty() && sleep.stdout.is_empty() {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "left behind: {ps:?} {sleep:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        gone(&tag);
+        gone(&format!("^{nap}$"));
     }
 }
