@@ -206,6 +206,59 @@ fn a_log_command_that_ends_fails_the_canary_at_once() {
     }
 }
 
+/// Within `max_failed_hosts`, a batch host that fails fast does not cut its peers' window
+/// short: they are watched for the whole of it (here `min_lines = 25` needs ~2.5 s of
+/// lines, and the broken host fails within the first half second), pass, and keep the
+/// change; only the failed host is put back.
+#[test]
+fn within_max_failed_hosts_a_host_failing_fast_leaves_its_peers_their_whole_window() {
+    let f = TestFleet::start(4);
+    std::fs::write(f.hosts[2].home.join("agent/broken_models"), format!("{GOOD}\n")).unwrap();
+    f.start_agents();
+    let orig = originals(&f);
+    let pb = playbook(
+        GOOD,
+        AGENT_LOG,
+        "",
+        "observe = \"4s\"\nbatches = [\"100%\"]\nmax_failed_hosts = 1",
+    )
+    .replace("min_lines = 5", "min_lines = 25")
+    .replace("batch_observe = \"2s\"", "batch_observe = \"5s\"");
+    let pb = f.playbook("budget", &pb);
+    let (code, out, err) = bw(&f, &["rollout", pb.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(f.config(2), orig[2], "h03 failed and was put back");
+    for i in [0, 1, 3] {
+        assert_ne!(f.config(i), orig[i], "{} keeps the change", f.hosts[i].name);
+    }
+    let evs = events(&f);
+    for h in ["h02", "h04"] {
+        let (passed, lines) = evs
+            .iter()
+            .find_map(|e| match &e.kind {
+                EventKind::Verdict {
+                    phase,
+                    host,
+                    passed,
+                    verdict,
+                } if phase == "batch 1" && host == h => {
+                    Some((*passed, verdict["stats"]["lines"].as_u64().unwrap_or(0)))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("a verdict for {h}"));
+        assert!(passed && lines >= 25, "{h}: passed {passed}, {lines} lines");
+    }
+    let why = evs
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::HostFailed { host, reason, .. } if host == "h03" => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("h03 failed");
+    assert!(why.contains("model not found"), "{why}");
+}
+
 /// A canary logging a fifth of what its unchanged peers log fails the throughput comparison;
 /// a good change (restart included) passes it on every phase.
 #[test]

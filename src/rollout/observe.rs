@@ -60,45 +60,50 @@ pub struct Tails {
     batch: Vec<(usize, Chunk)>,
 }
 
+/// Where a window's judging starts and ends, per host.
+#[derive(Clone, Copy)]
+pub struct Ends<'a> {
+    /// When each host began its change: what its tail received before that (the old
+    /// agent's lines, while other hosts were changed first or its `before` hooks ran) is
+    /// left out of the window, so it cannot make a stalled new agent look alive.
+    pub changed_at: &'a BTreeMap<String, Instant>,
+    /// How many watched hosts failing before the window's end end it: 1 for a canary; for
+    /// a batch, one more than `max_failed_hosts` has left (within the budget the other
+    /// hosts are still watched for the whole window).
+    pub stop_after: usize,
+}
+
 /// The outcome of one window.
 pub struct WindowResult {
     /// Per watched (non-baseline) host: its verdict.
     pub verdicts: Vec<(String, Verdict)>,
-    /// The first breach that ended the window early, with its host.
-    pub failed_fast: Option<(String, Breach)>,
+    /// The hosts that failed before the window's end, each with the breach it failed on,
+    /// in the order they failed.
+    pub failed_fast: Vec<(String, Breach)>,
     /// Pooled baseline stats, if a baseline was watched.
     pub baseline: Option<Stats>,
     pub interrupted: bool,
 }
 
 impl WindowResult {
-    /// Hosts that failed, with the reason. A host that ended the window early fails for
-    /// that breach: the gates judged on the short window after it say little more (a tail
-    /// that ended after a millisecond is not "too few lines").
+    /// Hosts that failed, with the reason: a host that failed before the window's end fails
+    /// for that breach alone (its verdict holds just it: the gates judged on the rest of
+    /// the window say little more); the others for every gate their verdict failed.
     pub fn failures(&self) -> Vec<(String, String)> {
-        let fast = self.failed_fast.as_ref();
-        let mut v: Vec<(String, String)> = self
-            .verdicts
+        self.verdicts
             .iter()
-            .filter_map(|(h, vd)| match fast {
-                Some((f, b)) if f == h => Some((h.clone(), b.message.clone())),
-                _ if vd.passed => None,
-                _ => Some((
+            .filter(|(_, vd)| !vd.passed)
+            .map(|(h, vd)| {
+                (
                     h.clone(),
                     vd.breaches
                         .iter()
                         .map(|b| b.message.as_str())
                         .collect::<Vec<_>>()
                         .join("; "),
-                )),
+                )
             })
-            .collect();
-        if let Some((h, b)) = fast {
-            if !v.iter().any(|(x, _)| x == h) {
-                v.push((h.clone(), b.message.clone()));
-            }
-        }
-        v
+            .collect()
     }
 }
 
@@ -186,6 +191,8 @@ struct Window<'a> {
     base: Vec<usize>,
     /// Tails that got lines since the last fail-fast check, each once (`is_touched`).
     touched: Vec<usize>,
+    /// Watched tails whose host already failed in this window (no longer asked).
+    failed: Vec<bool>,
     is_touched: Vec<bool>,
     /// The baseline hosts' counts at a check (the storage reused).
     base_counts: Vec<Counts>,
@@ -209,6 +216,7 @@ impl Window<'_> {
         let ms = self
             .watched
             .iter()
+            .filter(|&&i| !self.failed[i])
             .filter_map(|&i| self.obs[i].silence_deadline_ms())
             .min()?;
         Some(tokio::time::Instant::from_std(self.start + Duration::from_millis(ms)))
@@ -258,10 +266,7 @@ impl Tails {
         }
     }
 
-    /// Observe for `window`. `changed_at`: when each host began its change; what its tail
-    /// received before that (the old agent's lines, while other hosts were changed first or
-    /// its `before` hooks ran) is left out of the window, so it cannot make a stalled new
-    /// agent look alive.
+    /// Observe for `window`, as `ends` says (see [`Ends`]).
     pub async fn observe(
         &mut self,
         run: &RunDir,
@@ -269,8 +274,9 @@ impl Tails {
         watch: &CompiledWatch,
         window: Duration,
         interrupt: &mut watch::Receiver<u8>,
-        changed_at: &BTreeMap<String, Instant>,
+        ends: Ends<'_>,
     ) -> WindowResult {
+        let Ends { changed_at, stop_after } = ends;
         self.drain_pending();
         let n = self.names.len();
         let keep_log = watch.spec().keep_log.unwrap_or_default();
@@ -282,6 +288,7 @@ impl Tails {
             watched: (0..n).filter(|i| !self.baseline[*i]).collect(),
             base: (0..n).filter(|i| self.baseline[*i]).collect(),
             touched: Vec::new(),
+            failed: vec![false; n],
             is_touched: vec![false; n],
             base_counts: Vec::new(),
             phase,
@@ -297,7 +304,9 @@ impl Tails {
         let mut pending = std::mem::take(&mut self.pending);
         let cut: Vec<Option<Instant>> = self.names.iter().map(|h| changed_at.get(h).copied()).collect();
         self.feed(&mut w, &mut pending, 0, &cut);
-        let (failed_fast, interrupted) = self.watch_window(&mut w, window, interrupt, view.as_ref()).await;
+        let (failed_fast, interrupted) = self
+            .watch_window(&mut w, window, stop_after.max(1), interrupt, view.as_ref())
+            .await;
         drop(view);
         let (verdicts, baseline) = self.judge(&w, phase, &failed_fast);
         WindowResult {
@@ -308,15 +317,17 @@ impl Tails {
         }
     }
 
-    /// Feed the window until a watched host breaches a gate or loses its tail (that host and
-    /// its breach are returned), the window ends, or Ctrl-C (`true`).
+    /// Feed the window until it ends, `stop_after` watched hosts (or all of them) have
+    /// breached a gate or lost their tail, or Ctrl-C (`true`). Returns the hosts that failed
+    /// before the end, each with its breach, in the order they failed.
     async fn watch_window(
         &mut self,
         w: &mut Window<'_>,
         window: Duration,
+        stop_after: usize,
         interrupt: &mut watch::Receiver<u8>,
         view: Option<&crate::ui::live::Window>,
-    ) -> (Option<(String, Breach)>, bool) {
+    ) -> (Vec<(String, Breach)>, bool) {
         let deadline = tokio::time::sleep(window);
         tokio::pin!(deadline);
         // Re-armed after every batch: the next moment a watched host's silence breaches.
@@ -327,17 +338,19 @@ impl Tails {
         tokio::pin!(gate);
         let (mut open, mut every_host) = (true, true);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut failed = Vec::new();
         loop {
-            if let Some(failed) = self.failed_fast(w, std::mem::take(&mut every_host)) {
-                return (Some(failed), false);
+            self.failed_fast(w, std::mem::take(&mut every_host), &mut failed);
+            if failed.len() >= stop_after.min(w.watched.len()) && !failed.is_empty() {
+                return (failed, false);
             }
             let silence_at = w.silence_deadline();
             if let Some(at) = silence_at.filter(|at| *at != silence.deadline()) {
                 silence.as_mut().reset(at);
             }
             tokio::select! {
-                _ = &mut deadline => return (None, false),
-                _ = interrupt.changed() => return (None, true),
+                _ = &mut deadline => return (failed, false),
+                _ = interrupt.changed() => return (failed, true),
                 // Woken at the deadline, the loop's fail-fast check finds the gap.
                 _ = &mut silence, if silence_at.is_some() => every_host = true,
                 _ = tick.tick() => {
@@ -358,39 +371,41 @@ impl Tails {
         }
     }
 
-    /// The first watched host that breaches a gate now — of the hosts that got lines since
-    /// the last check, or of all of them (`every_host`: time alone can fail a host, by its
-    /// silence or a baseline's grace period running out) — else the first watched host whose
-    /// tail ended (a host that cannot be watched fails its health gate).
-    fn failed_fast(&self, w: &mut Window<'_>, every_host: bool) -> Option<(String, Breach)> {
+    /// Add to `failed` the watched hosts, not failed yet, that breach a gate now — of the
+    /// hosts that got lines since the last check, or of all of them (`every_host`: time
+    /// alone can fail a host, by its silence or a baseline's grace period running out) —
+    /// then those whose tail ended (a host that cannot be watched fails its health gate).
+    fn failed_fast(&self, w: &mut Window<'_>, every_host: bool, failed: &mut Vec<(String, Breach)>) {
         let mut touched = std::mem::take(&mut w.touched);
         touched.iter().for_each(|&i| w.is_touched[i] = false);
         let hosts = if every_host { &w.watched } else { &touched };
-        let mut found = None;
+        let mut found = Vec::new();
         if !hosts.is_empty() {
             let now = w.ms();
             w.base_counts.clear();
             w.base_counts.extend(w.base.iter().map(|&j| w.obs[j].counts()));
-            found = hosts
-                .iter()
-                .filter(|&&i| !self.baseline[i])
-                .find_map(|&i| Some((self.names[i].clone(), w.obs[i].fail_fast(now, &w.base_counts)?)));
+            found.extend(
+                hosts
+                    .iter()
+                    .filter(|&&i| !self.baseline[i] && !w.failed[i])
+                    .filter_map(|&i| Some((i, w.obs[i].fail_fast(now, &w.base_counts)?))),
+            );
         }
         touched.clear();
         w.touched = touched;
-        found.or_else(|| self.lost_watched(w))
-    }
-
-    /// The first watched host whose tail ended, as a health breach.
-    fn lost_watched(&self, w: &Window<'_>) -> Option<(String, Breach)> {
-        let (i, why) = w.lost.iter().find(|(i, _)| !self.baseline[*i]).cloned()?;
-        Some((
-            self.names[i].clone(),
-            Breach {
-                gate: GateKind::Health,
-                message: why,
-            },
-        ))
+        for (i, why) in &w.lost {
+            if !self.baseline[*i] && !w.failed[*i] && !found.iter().any(|(j, _)| j == i) {
+                let b = Breach {
+                    gate: GateKind::Health,
+                    message: why.clone(),
+                };
+                found.push((*i, b));
+            }
+        }
+        for (i, b) in found {
+            w.failed[i] = true;
+            failed.push((self.names[i].clone(), b));
+        }
     }
 
     /// Chunks that arrived `at` ms into the window: split into lines for their tails'
@@ -429,7 +444,7 @@ impl Tails {
         &self,
         w: &Window<'_>,
         phase: &str,
-        failed_fast: &Option<(String, Breach)>,
+        failed_fast: &[(String, Breach)],
     ) -> (Vec<(String, Verdict)>, Option<Stats>) {
         let window_ms = w.ms().max(1);
         let base_stats: Vec<Stats> = w.base.iter().map(|&j| w.obs[j].window_stats(window_ms)).collect();
@@ -440,9 +455,9 @@ impl Tails {
             } else {
                 w.obs[i].finish_with_baseline(window_ms, &base_stats)
             };
-            // The host that ended the window early fails for that breach alone: the gates
-            // judged on the short window after it say little more (see `failures`).
-            if let Some((_, b)) = failed_fast.as_ref().filter(|(h, _)| h == &self.names[i]) {
+            // A host that failed before the window's end fails for that breach alone: the
+            // gates judged on the rest of the window say little more (see `failures`).
+            if let Some((_, b)) = failed_fast.iter().find(|(h, _)| h == &self.names[i]) {
                 v.breaches = vec![b.clone()];
                 v.passed = false;
             }

@@ -150,7 +150,17 @@ async fn start_tails(run: &mut Run, phase: Phase) -> Step {
         ));
         let mut intr = run.interrupt.clone();
         let r = t
-            .observe(&run.rec, "before", &w, b, &mut intr, &Default::default())
+            .observe(
+                &run.rec,
+                "before",
+                &w,
+                b,
+                &mut intr,
+                observe::Ends {
+                    changed_at: &Default::default(),
+                    stop_after: 1,
+                },
+            )
             .await;
         if r.interrupted {
             t.stop().await;
@@ -228,6 +238,17 @@ pub(crate) async fn observe(run: &mut Run, phase: Phase, mut failures: Failures)
         window_ms: phase.window.as_millis() as u64,
     })?;
     let mut intr = run.interrupt.clone();
+    // A canary ends its window at its first failure; a batch when one more host failed than
+    // `max_failed_hosts` has left (the run reverts then anyway): within the budget the
+    // failed hosts are put back afterwards and the others get their whole window.
+    let stop_after = if phase.is_canary {
+        1
+    } else {
+        run.plan
+            .max_failed_hosts
+            .saturating_sub(run.failed_hosts + failures.len())
+            + 1
+    };
     let changed_at = run
         .changed_at
         .lock()
@@ -236,7 +257,17 @@ pub(crate) async fn observe(run: &mut Run, phase: Phase, mut failures: Failures)
     let interrupted = match (run.tails.take(), run.watch.clone()) {
         (Some(mut t), Some(w)) => {
             let r = t
-                .observe(&run.rec, &name, &w, phase.window, &mut intr, &changed_at)
+                .observe(
+                    &run.rec,
+                    &name,
+                    &w,
+                    phase.window,
+                    &mut intr,
+                    observe::Ends {
+                        changed_at: &changed_at,
+                        stop_after,
+                    },
+                )
                 .await;
             run.tails = Some(t);
             for (h, why) in r.failures() {
@@ -273,8 +304,18 @@ pub(crate) async fn observe(run: &mut Run, phase: Phase, mut failures: Failures)
         return Ok(State::Interrupted);
     }
     // A zero window: health just passed in the change step, asking again adds nothing.
-    if failures.is_empty() && !phase.window.is_zero() {
-        health_after_window(run, &phase.hosts, &mut failures).await?;
+    // Hosts that failed are not asked; nor is anyone when the phase reverts the run anyway
+    // (a failed canary, a spent `max_failed_hosts`).
+    let reverts =
+        (phase.is_canary && !failures.is_empty()) || run.failed_hosts + failures.len() > run.plan.max_failed_hosts;
+    if !reverts && !phase.window.is_zero() {
+        let rest: Vec<String> = phase
+            .hosts
+            .iter()
+            .filter(|h| !failures.iter().any(|(f, _)| f == *h))
+            .cloned()
+            .collect();
+        health_after_window(run, &rest, &mut failures).await?;
     }
     Ok(State::Judge(phase, failures))
 }
