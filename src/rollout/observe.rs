@@ -16,7 +16,7 @@ use crate::ssh::lines::LineBuf;
 use crate::ssh::{Chunk, Connection, StreamHandle};
 use crate::watch::{Breach, CompiledWatch, Counts, GateKind, Observer, Stats, Verdict};
 use futures::StreamExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -71,6 +71,9 @@ pub struct Ends<'a> {
     /// a batch, one more than `max_failed_hosts` has left (within the budget the other
     /// hosts are still watched for the whole window).
     pub stop_after: usize,
+    /// Watched hosts that already failed (in the change step): not asked, not counted
+    /// towards `stop_after` (the budget it was computed from counts them already).
+    pub failed: &'a BTreeSet<&'a str>,
 }
 
 /// The outcome of one window.
@@ -90,20 +93,25 @@ impl WindowResult {
     /// for that breach alone (its verdict holds just it: the gates judged on the rest of
     /// the window say little more); the others for every gate their verdict failed.
     pub fn failures(&self) -> Vec<(String, String)> {
-        self.verdicts
+        // The hosts that failed early first, in the order they failed: the first of them is
+        // what ended the window, when it ended early.
+        let early = |h: &String| self.failed_fast.iter().position(|(f, _)| f == h);
+        let mut v: Vec<(Option<usize>, String, String)> = self
+            .verdicts
             .iter()
             .filter(|(_, vd)| !vd.passed)
             .map(|(h, vd)| {
-                (
-                    h.clone(),
-                    vd.breaches
-                        .iter()
-                        .map(|b| b.message.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
+                let why = vd
+                    .breaches
+                    .iter()
+                    .map(|b| b.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                (early(h), h.clone(), why)
             })
-            .collect()
+            .collect();
+        v.sort_by_key(|(at, _, _)| at.unwrap_or(usize::MAX));
+        v.into_iter().map(|(_, h, why)| (h, why)).collect()
     }
 }
 
@@ -276,7 +284,11 @@ impl Tails {
         interrupt: &mut watch::Receiver<u8>,
         ends: Ends<'_>,
     ) -> WindowResult {
-        let Ends { changed_at, stop_after } = ends;
+        let Ends {
+            changed_at,
+            stop_after,
+            failed,
+        } = ends;
         self.drain_pending();
         let n = self.names.len();
         let keep_log = watch.spec().keep_log.unwrap_or_default();
@@ -288,7 +300,7 @@ impl Tails {
             watched: (0..n).filter(|i| !self.baseline[*i]).collect(),
             base: (0..n).filter(|i| self.baseline[*i]).collect(),
             touched: Vec::new(),
-            failed: vec![false; n],
+            failed: self.names.iter().map(|h| failed.contains(h.as_str())).collect(),
             is_touched: vec![false; n],
             base_counts: Vec::new(),
             phase,
@@ -339,9 +351,11 @@ impl Tails {
         let (mut open, mut every_host) = (true, true);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut failed = Vec::new();
+        // The watched hosts that can still fail here (not failed before the window).
+        let live = w.watched.iter().filter(|&&i| !w.failed[i]).count();
         loop {
             self.failed_fast(w, std::mem::take(&mut every_host), &mut failed);
-            if failed.len() >= stop_after.min(w.watched.len()) && !failed.is_empty() {
+            if !failed.is_empty() && failed.len() >= stop_after.min(live) {
                 return (failed, false);
             }
             let silence_at = w.silence_deadline();

@@ -159,6 +159,7 @@ async fn start_tails(run: &mut Run, phase: Phase) -> Step {
                 observe::Ends {
                     changed_at: &Default::default(),
                     stop_after: 1,
+                    failed: &Default::default(),
                 },
             )
             .await;
@@ -217,7 +218,9 @@ pub(crate) async fn change(run: &mut Run, phase: Phase) -> Step {
         callbacks::call(run, callbacks::Milestone::Cutover, Some(&phase.name), None, ev).await?;
     }
     // A failed canary is reverted at once; a batch still observes its other hosts.
-    if !failures.is_empty() && phase.is_canary {
+    // So is a batch whose failures already spent `max_failed_hosts`: its window could not
+    // change that.
+    if !failures.is_empty() && (phase.is_canary || run.failed_hosts + failures.len() > run.plan.max_failed_hosts) {
         return Ok(State::Judge(phase, failures));
     }
     Ok(State::Observe(phase, failures))
@@ -266,6 +269,7 @@ pub(crate) async fn observe(run: &mut Run, phase: Phase, mut failures: Failures)
                     observe::Ends {
                         changed_at: &changed_at,
                         stop_after,
+                        failed: &failures.iter().map(|(h, _)| h.as_str()).collect(),
                     },
                 )
                 .await;
