@@ -63,6 +63,11 @@ fn assert_all_restored(f: &TestFleet, orig: &[Vec<u8>]) {
 
 /// The canary's verdict in the canary window: passed, breaches, lines seen.
 fn canary_verdict(evs: &[Event]) -> (bool, Vec<Breach>, u64) {
+    verdict(evs, "canary", "h01")
+}
+
+/// `h`'s verdict in window `window`: passed, breaches, lines seen.
+fn verdict(evs: &[Event], window: &str, h: &str) -> (bool, Vec<Breach>, u64) {
     evs.iter()
         .find_map(|e| match &e.kind {
             EventKind::Verdict {
@@ -70,24 +75,29 @@ fn canary_verdict(evs: &[Event]) -> (bool, Vec<Breach>, u64) {
                 host,
                 passed,
                 verdict,
-            } if phase == "canary" && host == "h01" => Some((
+            } if phase == window && host == h => Some((
                 *passed,
                 breaches(&e.kind),
                 verdict["stats"]["lines"].as_u64().unwrap_or(0),
             )),
             _ => None,
         })
-        .expect("a verdict for the canary")
+        .unwrap_or_else(|| panic!("a verdict for {h} in {window}"))
 }
 
 /// Why the canary failed, as recorded.
 fn canary_failure(evs: &[Event]) -> String {
+    failure(evs, "h01")
+}
+
+/// Why host `h` failed, as recorded.
+fn failure(evs: &[Event], h: &str) -> String {
     evs.iter()
         .find_map(|e| match &e.kind {
-            EventKind::HostFailed { host, reason, .. } if host == "h01" => Some(reason.clone()),
+            EventKind::HostFailed { host, reason, .. } if host == h => Some(reason.clone()),
             _ => None,
         })
-        .expect("the canary failed")
+        .unwrap_or_else(|| panic!("{h} failed"))
 }
 
 fn reverted_verified(evs: &[Event], h: &str) -> bool {
@@ -253,32 +263,13 @@ fn within_budget(unhealthy: bool) {
     }
     let evs = events(&f);
     for h in ["h02", "h04"] {
-        let (passed, lines) = evs
-            .iter()
-            .find_map(|e| match &e.kind {
-                EventKind::Verdict {
-                    phase,
-                    host,
-                    passed,
-                    verdict,
-                } if phase == "batch 1" && host == h => {
-                    Some((*passed, verdict["stats"]["lines"].as_u64().unwrap_or(0)))
-                }
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("a verdict for {h}"));
+        let (passed, _, lines) = verdict(&evs, "batch 1", h);
         assert!(
             passed && lines >= 25,
             "unhealthy {unhealthy}: {h}: passed {passed}, {lines} lines"
         );
     }
-    let why = evs
-        .iter()
-        .find_map(|e| match &e.kind {
-            EventKind::HostFailed { host, reason, .. } if host == "h03" => Some(reason.clone()),
-            _ => None,
-        })
-        .expect("h03 failed");
+    let why = failure(&evs, "h03");
     let expected = if unhealthy { "did not pass" } else { "model not found" };
     assert!(why.contains(expected), "{why}");
 }
