@@ -443,6 +443,40 @@ fn cancelled_stream_leaves_no_process_behind() {
     }
 }
 
+/// A piped log command (`journalctl -f | grep`) is stopped whole over real sshd: every
+/// process of the pipeline, not only the shell that started it (dash turns `set -m` off
+/// without a terminal, so this needs the wrapper's `setsid`).
+#[test]
+fn a_cancelled_piped_log_command_leaves_no_process_behind() {
+    let f = TestFleet::start(1);
+    let tag = format!("bwpiped{}.log", std::process::id());
+    std::fs::write(f.hosts[0].home.join("agent").join(&tag), "first\n").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Connection::open(&endpoint(&f, 0)).await.unwrap();
+        let mut s = c
+            .stream(&format!("tail -n +1 -F agent/{tag} | grep --line-buffered ."), None)
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), s.next()).await.unwrap();
+        assert_eq!(got.as_deref(), Some("first"));
+        s.cancel().await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ps = std::process::Command::new("pgrep").args(["-f", &tag]).output().unwrap();
+        if ps.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a process of the pipeline is still running: {}",
+            String::from_utf8_lossy(&ps.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A rollout starts its log tails, then restarts the agent: a line logged the moment the
 /// stream has started must be seen, however late the host gets `tail` going, and the
 /// lines the file already had are not.
